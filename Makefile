@@ -1,0 +1,31 @@
+# Motcua: the two commands.
+#   make run   installs what is missing, starts RabbitMQ, the database and the four services.
+#   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
+.PHONY: run test deps lint typecheck pytest schemas clean
+
+VENV_PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+deps:
+	@scripts/provision.sh
+
+run: deps
+	@$(VENV_PY) -m tools.devstack run
+
+lint: deps
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: deps
+	.venv/bin/mypy shared services tools tests
+
+pytest: deps
+	$(VENV_PY) -m tools.devstack exec -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+test: deps lint typecheck pytest
+
+schemas: deps
+	$(VENV_PY) -m shared.contracts schemas docs/events
+
+clean:
+	rm -rf .run

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what Motcua needs on this machine, reusing whatever an earlier run installed:
+#   - the Python environment (.venv) from uv.lock, with uv itself in ~/.cache/motcua;
+#   - RabbitMQ from Debian's packages;
+#   - a MongoDB-wire server: MONGODB_URL if set, else `mongod` on PATH, else FerretDB built from
+#     its Go module (SQLite backend), kept in ~/.cache/motcua/bin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS="${MOTCUA_TOOLS_DIR:-$HOME/.cache/motcua}"
+FERRETDB_VERSION=v1.24.2
+FERRETDB_BIN="$TOOLS/bin/ferretdb-$FERRETDB_VERSION"
+say() { echo "[provision] $*" >&2; }
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. Python environment.
+PYTHON=$(command -v python3 || true)
+if [ -z "$PYTHON" ]; then say "installing python3"; apt_install python3 python3-venv; PYTHON=$(command -v python3); fi
+UV="$TOOLS/uv/bin/uv"
+if [ ! -x "$UV" ]; then
+  say "installing uv into $TOOLS/uv"
+  "$PYTHON" -m venv "$TOOLS/uv" 2>/dev/null || { apt_install python3-venv; rm -rf "$TOOLS/uv"; "$PYTHON" -m venv "$TOOLS/uv"; }
+  "$TOOLS/uv/bin/pip" install --quiet --disable-pip-version-check "uv==0.13.9"
+fi
+say "syncing .venv from uv.lock"
+UV_PYTHON_DOWNLOADS=never UV_PYTHON="$PYTHON" "$UV" sync --frozen --quiet
+
+# 2. RabbitMQ.
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  say "installing rabbitmq-server from Debian's packages"
+  # Stop the package from starting a system broker: ours runs as a private node.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.motcua
+  if [ ! -e /usr/sbin/policy-rc.d ]; then cp /usr/sbin/policy-rc.d.motcua /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; CLEAN_POLICY=1; fi
+  apt_install rabbitmq-server
+  rm -f /usr/sbin/policy-rc.d.motcua
+  if [ "${CLEAN_POLICY:-0}" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+# 3. A MongoDB-wire server.
+if [ -n "${MONGODB_URL:-}" ]; then
+  say "database: MONGODB_URL"
+elif command -v mongod >/dev/null; then
+  say "database: mongod on PATH"
+elif [ ! -x "$FERRETDB_BIN" ]; then
+  command -v go >/dev/null || { say "Go is needed to build FerretDB"; exit 1; }
+  say "building FerretDB $FERRETDB_VERSION from its Go module (SQLite backend)"
+  # `go install .../cmd/ferretdb@v1.24.2` builds a binary that panics at start: the module
+  # ships build/version/version.txt empty and the binary insists on it. So build the same module
+  # source with that file filled in, as FerretDB's own docs advise.
+  src=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/"
+  chmod -R u+w "$work"
+  echo "$FERRETDB_VERSION" > "$work/build/version/version.txt"
+  mkdir -p "$TOOLS/bin"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
+  mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
+  rm -rf "$work"
+  "$FERRETDB_BIN" --version | head -1 >&2
+fi
+say "ready"

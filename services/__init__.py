@@ -1,0 +1,1 @@
+"""Motcua\x27s four services; they never import each other."""

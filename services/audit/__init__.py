@@ -1,0 +1,1 @@
+"""Audit: records every event, in order, for each dossier."""

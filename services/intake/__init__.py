@@ -1,0 +1,1 @@
+"""Intake: the HTTP front door where dossiers are submitted and validated."""

@@ -1,0 +1,90 @@
+"""Intake's HTTP routes: parse, call a handler, answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from pydantic import BaseModel
+
+from services.intake import handlers
+from services.intake.domain import Dossier, TemporaryResidenceRegistration
+from services.intake.settings import IntakeSettings
+from services.intake.store import DossierStore
+from shared.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["dossiers"])
+
+
+def _store(request: Request) -> DossierStore:
+    store: DossierStore = request.app.state.dossiers
+    return store
+
+
+def _settings(request: Request) -> IntakeSettings:
+    settings: IntakeSettings = request.app.state.settings
+    return settings
+
+
+Dossiers = Annotated[DossierStore, Depends(_store)]
+Settings = Annotated[IntakeSettings, Depends(_settings)]
+
+
+class DossierStatus(BaseModel):
+    """Where a dossier stands, with the national portal's status code (1–10)."""
+
+    code: str
+    procedure_code: str
+    status: str
+    status_code: int
+    submitted_at: datetime
+    history: list[dict[str, Any]] = []
+
+
+def _status(dossier: Dossier) -> DossierStatus:
+    return DossierStatus(
+        code=dossier.code,
+        procedure_code=dossier.procedure_code,
+        status=dossier.status,
+        status_code=int(dossier.status_code),
+        submitted_at=dossier.submitted_at,
+        history=[{"status": h["status"], "at": h["at"]} for h in dossier.history],
+    )
+
+
+@router.post(
+    "/dossiers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DossierStatus,
+    summary="Submit a dossier (nộp hồ sơ)",
+    responses={422: {"description": "Invalid fields (problem+json, one entry per field)"}},
+)
+async def submit_dossier(
+    form: Annotated[TemporaryResidenceRegistration, Body()],
+    response: Response,
+    dossiers: Dossiers,
+    settings: Settings,
+) -> DossierStatus:
+    dossier = await handlers.submit(
+        form,
+        dossiers=dossiers,
+        clock=lambda: datetime.now(UTC),
+        agency=settings.agency_code,
+        source=f"{settings.public_url}/v1/dossiers",
+    )
+    response.headers["Location"] = f"/v1/dossiers/{dossier.code}"
+    return _status(dossier)
+
+
+@router.get("/dossiers/{code}", response_model=DossierStatus, summary="A dossier's status")
+async def get_dossier(code: str, dossiers: Dossiers) -> DossierStatus:
+    dossier = await dossiers.get(code)
+    if dossier is None:
+        raise Problem(
+            404,
+            f"No dossier with code {code}.",
+            f"Không có hồ sơ mã {code}.",
+            code="dossier_not_found",
+        )
+    return _status(dossier)

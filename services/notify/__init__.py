@@ -1,0 +1,1 @@
+"""Notify: tells citizens the result of their dossiers."""

@@ -1,0 +1,9 @@
+"""`python -m services.notify` runs notify."""
+
+from services.notify.app import create_app
+from services.notify.settings import NotifySettings
+from shared.serve import serve
+
+if __name__ == "__main__":
+    settings = NotifySettings()
+    serve(create_app(settings), settings)

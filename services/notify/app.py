@@ -1,0 +1,60 @@
+"""Builds notify from its settings; the only place that wires adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
+
+from fastapi import FastAPI
+
+from services.notify import handlers
+from services.notify.api import router
+from services.notify.email import SmtpSender
+from services.notify.settings import NotifySettings
+from services.notify.store import NotifyStore
+from shared import web
+from shared.contracts import DossierApproved, DossierRejected, DossierSubmitted
+from shared.runtime import runtime
+
+
+def create_app(settings: NotifySettings | None = None) -> FastAPI:
+    settings = settings or NotifySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime(settings) as rt:
+            app.state.runtime = rt
+            store = NotifyStore(rt.db, rt.broker.publish)
+            await store.setup()
+            app.state.store = store
+            await rt.consume(
+                "motcua.notify",
+                [
+                    DossierSubmitted.event_type,
+                    DossierApproved.event_type,
+                    DossierRejected.event_type,
+                ],
+                partial(
+                    handlers.handle,
+                    store=store,
+                    mailer=SmtpSender(settings),
+                    clock=lambda: datetime.now(UTC),
+                    source=f"{settings.public_url}/v1/deliveries",
+                    max_attempts=settings.shared.max_attempts,
+                ),
+            )
+            rt.background(store.outbox.run(settings.shared.outbox_interval_seconds), "outbox")
+            yield
+
+    app = FastAPI(
+        title="Motcua notify",
+        version="0.1.0",
+        summary="Tells citizens the result of their dossiers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(router)
+    web.install(app, "notify")
+    return app

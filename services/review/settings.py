@@ -1,0 +1,31 @@
+"""Review's settings (env prefix MOTCUA_REVIEW_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+DEFAULT_ROSTER = Path(__file__).resolve().parents[2] / "deploy" / "roster.yaml"
+
+
+class ReviewSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_REVIEW_", extra="ignore")
+
+    service_name: str = "review"
+    port: int = Field(default=8002, description="HTTP port.")
+    roster_file: Path = Field(default=DEFAULT_ROSTER, description="Officer roster (YAML).")
+    jwt_secret: SecretStr = Field(
+        default=SecretStr("motcua-dev-secret-change-me-0123456789"),
+        description="HS256 secret that signs officers' tokens; set your own in production.",
+    )
+    jwt_issuer: str = Field(default="motcua", description="`iss` claim of officers' tokens.")
+    token_ttl_minutes: int = Field(
+        default=480, ge=1, description="Lifetime of a token printed by `token`."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8002", description="Base URL used as the events' source."
+    )

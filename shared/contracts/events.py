@@ -1,0 +1,132 @@
+"""One frozen model per event type. A schema changes only by adding an optional field."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.contracts.envelope import Event, EventData
+from shared.contracts.status import Channel, PortalStatus
+
+Sex = Literal["male", "female"]
+
+
+class Applicant(EventData):
+    """The citizen a dossier is for (người nộp hồ sơ)."""
+
+    full_name: str
+    personal_id: str = Field(description="12-digit personal ID number (số định danh cá nhân).")
+    date_of_birth: date
+    sex: Sex
+    phone: str = Field(description="Mobile number in +84 form.")
+    email: str | None = None
+
+
+class Residence(EventData):
+    """Where the applicant registers to live."""
+
+    ward_code: str = Field(description="Commune/ward code of the 2025 administrative list.")
+    address: str
+
+
+class DossierSubmittedData(EventData):
+    dossier_code: str
+    procedure_code: str
+    channel: Channel
+    submitted_at: datetime
+    applicant: Applicant
+    residence: Residence
+    submitted_by: str | None = Field(
+        default=None, description="Officer id when submitted at the desk for a citizen."
+    )
+    status_code: PortalStatus = PortalStatus.NEW
+
+
+class DossierAssignedData(EventData):
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    unit_id: str
+    officer_id: str
+    assigned_at: datetime
+    status_code: PortalStatus = PortalStatus.IN_PROCESS
+
+
+class DossierDecisionData(EventData):
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    unit_id: str
+    officer_id: str = Field(description="The officer who decided.")
+    decided_at: datetime
+    reason: str | None = None
+    status_code: PortalStatus = PortalStatus.DECIDED
+
+
+class NotificationData(EventData):
+    dossier_code: str
+    channel: Literal["email", "sms", "zalo", "webhook"]
+    recipient: str = Field(description="Masked address: never the full e-mail or phone number.")
+    trigger_event_id: str
+    trigger_event_type: str
+
+
+class NotificationSentData(NotificationData):
+    sent_at: datetime
+    provider_message_id: str | None = None
+
+
+class NotificationFailedData(NotificationData):
+    failed_at: datetime
+    reason: str
+    permanent: bool = Field(description="True when retrying cannot help (bad address, refusal).")
+
+
+class DossierSubmitted(Event):
+    """A citizen (or an officer at the desk) submitted a dossier; intake accepted it."""
+
+    event_type: ClassVar[str] = "dossier.submitted"
+    type: Literal["dossier.submitted"] = "dossier.submitted"
+    data: DossierSubmittedData
+
+
+class DossierAssigned(Event):
+    """Review created the dossier's task and gave it to an officer of the ward's unit."""
+
+    event_type: ClassVar[str] = "dossier.assigned"
+    type: Literal["dossier.assigned"] = "dossier.assigned"
+    data: DossierAssignedData
+
+
+class DossierApproved(Event):
+    """An officer approved the dossier."""
+
+    event_type: ClassVar[str] = "dossier.approved"
+    type: Literal["dossier.approved"] = "dossier.approved"
+    data: DossierDecisionData
+
+
+class DossierRejected(Event):
+    """An officer rejected the dossier, with a reason."""
+
+    event_type: ClassVar[str] = "dossier.rejected"
+    type: Literal["dossier.rejected"] = "dossier.rejected"
+    data: DossierDecisionData
+
+
+class NotificationSent(Event):
+    """Notify delivered a message about a dossier to the applicant."""
+
+    event_type: ClassVar[str] = "notification.sent"
+    type: Literal["notification.sent"] = "notification.sent"
+    data: NotificationSentData
+
+
+class NotificationFailed(Event):
+    """Notify could not deliver a message about a dossier."""
+
+    event_type: ClassVar[str] = "notification.failed"
+    type: Literal["notification.failed"] = "notification.failed"
+    data: NotificationFailedData

@@ -1,0 +1,273 @@
+"""RabbitMQ plumbing on aio-pika: the topic exchange, confirmed publishing, consuming with retries
+and dead-lettering.
+
+Topology: one durable topic exchange `motcua.events` whose routing key is the event type; each
+service declares durable quorum queues bound to the types it needs. A queue dead-letters to the
+direct exchange `motcua.dead` with its own name as routing key, into `<queue>.dead`, where an
+operator can inspect and replay what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from shared.contracts import CONTENT_TYPE, Event, UndecodableEvent, decode
+from shared.logging import correlated
+from shared.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_SECONDS
+
+log = logging.getLogger(__name__)
+
+EXCHANGE = "motcua.events"
+DEAD_EXCHANGE = "motcua.dead"
+REASON_HEADER = "x-motcua-dead-reason"
+QUEUE_HEADER = "x-motcua-dead-queue"
+ROUTING_KEY_HEADER = "x-motcua-original-routing-key"
+PUBLISH_TIMEOUT = 10.0
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying the message cannot help: it is dead-lettered at once."""
+
+
+class NotReady(RuntimeError):
+    """The broker connection is not open (yet, or any more)."""
+
+
+class Broker:
+    """One robust connection with one confirming channel, shared by a service's publisher and
+    consumers. aio-pika reconnects by itself and restores exchanges, queues and consumers."""
+
+    def __init__(self, url: str, *, service: str, prefetch: int = 32) -> None:
+        self.url = url
+        self.service = service
+        self.prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._dead_exchange: AbstractExchange | None = None
+
+    async def connect(self) -> None:
+        """Open the connection and declare the two exchanges (idempotent)."""
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": f"motcua-{self.service}"}
+        )
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        self._exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._dead_exchange = await channel.declare_exchange(
+            DEAD_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self._channel = channel
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    def is_ready(self) -> bool:
+        """True while the connection and channel are open."""
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise NotReady("broker not connected")
+        return self._channel
+
+    async def publish(self, event: Event) -> None:
+        """Publish persistently and mandatorily; returns once the broker confirmed it.
+
+        Raises if the broker refuses it, nothing is bound to its type, or it is not reachable.
+        """
+        if self._exchange is None or not self.is_ready():
+            raise NotReady("broker not connected")
+        message = aio_pika.Message(
+            body=event.to_json(),
+            content_type=CONTENT_TYPE,
+            message_id=event.id,
+            correlation_id=event.correlationid,
+            type=event.type,
+            timestamp=event.time,
+            app_id=f"motcua-{self.service}",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._exchange.publish(
+            message, routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
+        EVENTS_PUBLISHED.labels(self.service, event.type).inc()
+
+    async def declare_queue(
+        self, name: str, bindings: Sequence[str], *, delivery_limit: int
+    ) -> AbstractQueue:
+        """Declare a durable quorum queue bound to `bindings`, and its dead-letter queue."""
+        channel = self.channel
+        assert self._exchange is not None
+        assert self._dead_exchange is not None
+        dead = await channel.declare_queue(
+            f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(self._dead_exchange, routing_key=name)
+        queue = await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": DEAD_EXCHANGE,
+                "x-dead-letter-routing-key": name,
+                "x-delivery-limit": delivery_limit,
+            },
+        )
+        for pattern in bindings:
+            await queue.bind(self._exchange, routing_key=pattern)
+        return queue
+
+    async def dead_letter(
+        self, message: AbstractIncomingMessage, *, queue: str, reason: str
+    ) -> None:
+        """Copy `message` to `<queue>.dead` with the reason in a header (confirmed)."""
+        if self._dead_exchange is None:
+            raise NotReady("broker not connected")
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers[REASON_HEADER] = reason[:1000]
+        headers[QUEUE_HEADER] = queue
+        headers[ROUTING_KEY_HEADER] = message.routing_key or ""
+        copy = aio_pika.Message(
+            body=message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._dead_exchange.publish(
+            copy, routing_key=queue, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
+
+
+class Consumer:
+    """Consumes one queue with manual acks: decodes each message, calls the handler, and acks
+    only after the handler returned (its state change and output events are durable by then).
+
+    A message that cannot be decoded, or whose handler raises PermanentFailure, is dead-lettered
+    with the reason. Any other failure is retried after a pause, up to `max_attempts` deliveries,
+    then dead-lettered. The consumer never stops on a bad message.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        queue: str,
+        bindings: Sequence[str],
+        handle: Handler,
+        max_attempts: int = 5,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.broker = broker
+        self.queue_name = queue
+        self.bindings = list(bindings)
+        self.handle = handle
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+
+    async def start(self) -> None:
+        # The broker's own limit is a safety net for messages that crash the whole process.
+        queue = await self.broker.declare_queue(
+            self.queue_name, self.bindings, delivery_limit=self.max_attempts + 5
+        )
+        await queue.consume(self.on_message, no_ack=False)
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        EVENTS_CONSUMED.labels(self.broker.service, self.queue_name, event_type, outcome).inc()
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = decode(message.body)
+        except UndecodableEvent as exc:
+            log.warning("dead-lettering undecodable message", extra={"reason": str(exc)})
+            await self._dead_letter(message, str(exc), message.type or "unknown")
+            return
+        with correlated(event.correlationid):
+            started = time.perf_counter()
+            try:
+                await self.handle(event)
+            except PermanentFailure as exc:
+                log.warning(
+                    "handler refused event", extra={"event_id": event.id, "reason": str(exc)}
+                )
+                await self._dead_letter(message, f"{event.type}: {exc}", event.type)
+            except Exception as exc:
+                await self._retry_or_dead_letter(message, event, exc)
+            else:
+                HANDLER_SECONDS.labels(self.broker.service, event.type).observe(
+                    time.perf_counter() - started
+                )
+                await self._settle(message.ack())
+                self._count(event.type, "handled")
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, event: Event, exc: Exception
+    ) -> None:
+        raw_count = (message.headers or {}).get("x-delivery-count") or 0
+        attempts = (int(raw_count) if isinstance(raw_count, int | str) else 0) + 1
+        if attempts >= self.max_attempts:
+            log.error(
+                "event failed %d times, dead-lettering",
+                attempts,
+                extra={"event_id": event.id, "type": event.type},
+                exc_info=exc,
+            )
+            await self._dead_letter(message, f"failed {attempts} times: {exc!r}", event.type)
+            return
+        log.warning(
+            "event failed, will retry",
+            extra={"event_id": event.id, "attempt": attempts},
+            exc_info=exc,
+        )
+        await asyncio.sleep(self.retry_delay * attempts)
+        await self._settle(message.nack(requeue=True))
+        self._count(event.type, "retried")
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, event_type: str
+    ) -> None:
+        try:
+            await self.broker.dead_letter(message, queue=self.queue_name, reason=reason)
+        except Exception:
+            # Could not park it: hand it back rather than lose it.
+            log.exception("could not dead-letter message; requeueing it")
+            await asyncio.sleep(self.retry_delay)
+            await self._settle(message.nack(requeue=True))
+            return
+        await self._settle(message.ack())
+        self._count(event_type, "dead_lettered")
+
+    @staticmethod
+    async def _settle(result: Awaitable[None]) -> None:
+        # If the channel died meanwhile, the broker redelivers the message: nothing is lost.
+        try:
+            await result
+        except Exception:
+            log.warning("could not settle message; the broker will redeliver it", exc_info=True)

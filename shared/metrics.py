@@ -1,0 +1,32 @@
+"""Prometheus metrics common to every service, labelled by service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "motcua_events_published_total",
+    "Events published and confirmed by the broker.",
+    ["service", "type"],
+)
+EVENTS_CONSUMED = Counter(
+    "motcua_events_consumed_total",
+    "Messages taken from a queue, by outcome (handled, retried, dead_lettered).",
+    ["service", "queue", "type", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "motcua_event_handler_seconds", "Time to handle one consumed event.", ["service", "type"]
+)
+HTTP_REQUESTS = Counter(
+    "motcua_http_requests_total",
+    "HTTP requests answered.",
+    ["service", "method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "motcua_http_request_seconds", "HTTP request latency.", ["service", "method", "route"]
+)
+OUTBOX_PENDING = Counter(
+    "motcua_outbox_republished_total",
+    "Outgoing events published by the outbox relay after the first try failed.",
+    ["service", "type"],
+)

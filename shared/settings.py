@@ -1,0 +1,55 @@
+"""Settings shared by every service (env prefix `MOTCUA_`); each service adds its own class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SharedSettings(BaseSettings):
+    """What all four services need: where the broker and the database are, how to log."""
+
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore")
+
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="RabbitMQ URL; the vhost in it isolates one deployment (or one test).",
+    )
+    mongodb_url: str = Field(
+        default="mongodb://127.0.0.1:27017/", description="MongoDB (or FerretDB) URL."
+    )
+    database_prefix: str = Field(
+        default="motcua_", description="Prefix of each service's database name."
+    )
+    log_level: str = Field(default="INFO", description="Python log level.")
+    prefetch: int = Field(default=32, ge=1, description="Unacknowledged messages per consumer.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a failing message before it is dead-lettered."
+    )
+    retry_delay_seconds: float = Field(
+        default=1.0, ge=0, description="Pause before a failed message is handed back for retry."
+    )
+    outbox_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often unpublished outgoing events are retried."
+    )
+    fault_points: str = Field(
+        default="",
+        description="Comma-separated fault points where the process halts (fault tests only).",
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """Base of a service's own settings: where it listens, plus the shared ones."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="HTTP listen address.")
+    port: int = Field(default=8000, description="HTTP port.")
+    shared: SharedSettings = Field(default_factory=SharedSettings, exclude=True)
+
+    service_name: str = "motcua"
+
+    @property
+    def database(self) -> str:
+        """This service's own database name."""
+        return f"{self.shared.database_prefix}{self.service_name}"
