@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Isolation
+from tests.e2e.harness import Mailbox, Services, start_smtp
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    controller, box = start_smtp()
+    yield box
+    controller.stop()
+
+
+def service_env(isolation: Isolation, mailbox: Mailbox) -> dict[str, str]:
+    return {
+        **isolation.service_env(),
+        "MOTCUA_NOTIFY_SMTP_PORT": str(mailbox.port),
+        "MOTCUA_RETRY_DELAY_SECONDS": "0.2",
+        "MOTCUA_OUTBOX_INTERVAL_SECONDS": "0.5",
+        "MOTCUA_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def services(isolation: Isolation, mailbox: Mailbox, tmp_path: Path) -> Iterator[Services]:
+    stack = Services(env=service_env(isolation, mailbox), logs=tmp_path)
+    try:
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()

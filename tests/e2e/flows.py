@@ -1,0 +1,62 @@
+"""Steps the end-to-end tests share: submit, find the task, decide, read the timeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+
+from tests.e2e.harness import Services, eventually
+from tests.factories import VALID_FORM
+from tools.devstack import ROOT
+
+
+def token(officer_id: str) -> str:
+    """A bearer token from the CLI that officers use: `python -m services.review token ID`."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.review", "token", officer_id],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )
+    return out.stdout.strip()
+
+
+def submit(services: Services, body: dict[str, Any] | None = None) -> str:
+    response = httpx.post(f"{services.url('intake')}/v1/dossiers", json=body or VALID_FORM)
+    assert response.status_code == 201, response.text
+    return str(response.json()["code"])
+
+
+async def timeline(services: Services, code: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{services.url('audit')}/v1/audit/dossiers/{code}")
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return list(response.json()["events"])
+
+
+async def wait_for_types(services: Services, code: str, *types: str) -> list[dict[str, Any]]:
+    """The timeline once every one of `types` is in it."""
+
+    async def check() -> list[dict[str, Any]] | None:
+        events = await timeline(services, code)
+        return events if set(types) <= {e["type"] for e in events} else None
+
+    result: list[dict[str, Any]] = await eventually(check, timeout=45)
+    return result
+
+
+async def assigned_officer(services: Services, code: str) -> tuple[str, str]:
+    events = await wait_for_types(services, code, "dossier.assigned")
+    data = next(e["data"] for e in events if e["type"] == "dossier.assigned")
+    return str(data["task_id"]), str(data["officer_id"])
+
+
+def decide(services: Services, task_id: str, bearer: str, decision: str = "approve",
+           reason: str | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{services.url('review')}/v1/tasks/{task_id}/decision",
+        json={"decision": decision, "reason": reason},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )

@@ -1,0 +1,134 @@
+"""End to end: the four services as OS processes on real RabbitMQ and the MongoDB-wire server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from shared.messaging import REASON_HEADER
+from tests.amqp import drain, observe, publish_raw
+from tests.conftest import Isolation
+from tests.e2e.flows import assigned_officer, decide, submit, timeline, token, wait_for_types
+from tests.e2e.harness import Mailbox, Services, eventually
+from tests.factories import form, submitted_event
+
+pytestmark = pytest.mark.e2e
+
+SPINE = ["dossier.submitted", "dossier.assigned", "dossier.approved", "notification.sent"]
+
+
+async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
+    services: Services, mailbox: Mailbox
+) -> None:
+    code = submit(services)
+    assert code.startswith("G01.99-")
+    task_id, officer_id = await assigned_officer(services, code)
+    assert officer_id in {"cb-badinh-01", "cb-badinh-02"}  # ward 00004 → Ba Đình ward police
+
+    bearer = token(officer_id)
+    mine = httpx.get(
+        f"{services.url('review')}/v1/tasks", headers={"Authorization": f"Bearer {bearer}"}
+    )
+    assert mine.status_code == 200
+    [task] = [t for t in mine.json() if t["dossier_code"] == code]
+    assert task["id"] == task_id
+    assert task["dossier"]["applicant"]["full_name"] == "Nguyễn Thị Lan"
+
+    approved = decide(services, task_id, bearer, "approve", "Hồ sơ hợp lệ")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
+
+    [mail] = await mailbox.wait(1)
+    assert mail["To"] == "lan.nguyen@example.vn"
+    assert code in mail["Subject"]
+    body = mail.get_content()
+    assert code in body and "phê duyệt" in body and "Nguyễn Thị Lan" in body
+
+    events = await wait_for_types(services, code, *SPINE)
+    assert [e["type"] for e in events] == SPINE  # in order, each exactly once
+    assert len({e["correlationid"] for e in events}) == 1
+
+    status = httpx.get(f"{services.url('intake')}/v1/dossiers/{code}").json()
+    assert (status["status"], status["status_code"]) == ("approved", 9)
+
+
+async def test_officer_endpoints_refuse_missing_bad_and_foreign_tokens(services: Services) -> None:
+    code = submit(services)
+    task_id, _ = await assigned_officer(services, code)
+    url = f"{services.url('review')}/v1/tasks/{task_id}/decision"
+    body = {"decision": "approve"}
+
+    assert httpx.post(url, json=body).status_code == 401
+    bad = httpx.post(url, json=body, headers={"Authorization": "Bearer not.a.token"})
+    assert bad.status_code == 401
+    assert bad.headers["content-type"] == "application/problem+json"
+    foreign = decide(services, task_id, token("cb-hoankiem-tp"))  # a chief, of another ward
+    assert foreign.status_code == 403
+
+    await asyncio.sleep(0.5)
+    assert [e["type"] for e in await timeline(services, code)] == SPINE[:2]
+    status = httpx.get(f"{services.url('intake')}/v1/dossiers/{code}").json()
+    assert status["status"] == "assigned"
+
+
+async def test_invalid_input_is_refused_and_changes_nothing(
+    services: Services, isolation: Isolation, mongo: object
+) -> None:
+    async with observe(isolation.amqp_url) as seen:
+        response = httpx.post(
+            f"{services.url('intake')}/v1/dossiers",
+            json=form(personal_id="12", phone="555"),
+            headers={"Accept-Language": "vi"},
+        )
+        await asyncio.sleep(1.5)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert {e["field"] for e in problem["errors"]} == {"applicant.personal_id", "applicant.phone"}
+    assert problem["title"] == "Dữ liệu không hợp lệ"
+    assert seen.messages == []
+    client = mongo
+    for service in ("intake", "review", "notify", "audit"):
+        db = client[isolation.database(service)]  # type: ignore[index]
+        for name in await db.list_collection_names():
+            assert await db[name].count_documents({}) == 0, f"{service}.{name} has documents"
+
+
+async def test_bad_messages_are_dead_lettered_with_reason_and_consumers_go_on(
+    services: Services, isolation: Isolation
+) -> None:
+    await publish_raw(isolation.amqp_url, "dossier.submitted", b"{not json")
+    await publish_raw(
+        isolation.amqp_url, "dossier.submitted",
+        json.dumps({"type": "dossier.vanished", "id": "x"}).encode(),
+    )
+    for queue in ("motcua.review.dead", "motcua.audit.dead", "motcua.notify.dead"):
+        dead = await drain(isolation.amqp_url, queue, expect=2)
+        reasons = sorted(str(m.headers[REASON_HEADER]) for m in dead)
+        assert reasons[0].startswith("body is not JSON"), queue
+        assert reasons[1] == "unknown event type: 'dossier.vanished'", queue
+
+    code = submit(services)
+    await wait_for_types(services, code, "dossier.submitted", "dossier.assigned")
+
+
+async def test_the_same_event_twice_is_stored_once_and_acted_on_once(
+    services: Services, isolation: Isolation, mongo: object
+) -> None:
+    event = submitted_event(code="G01.99-261128-9001")
+    async with observe(isolation.amqp_url) as seen:
+        for _ in range(2):
+            await publish_raw(isolation.amqp_url, event.type, event.to_json())
+        await wait_for_types(services, event.subject, "dossier.submitted", "dossier.assigned")
+        await eventually(lambda: len(seen.events("dossier.assigned")) >= 2, timeout=20)
+        await asyncio.sleep(1)
+
+    assigned = seen.events("dossier.assigned")
+    assert len({e["id"] for e in assigned}) == 1  # re-published, never re-decided
+    types = [e["type"] for e in await timeline(services, event.subject)]
+    assert types == ["dossier.submitted", "dossier.assigned"]
+    tasks = mongo[isolation.database("review")]["tasks"]  # type: ignore[index]
+    assert await tasks.count_documents({"dossier_code": event.subject}) == 1

@@ -1,0 +1,54 @@
+"""Valid sample data, shared by the tests."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.contracts import (
+    Applicant,
+    Channel,
+    DossierSubmitted,
+    DossierSubmittedData,
+    Residence,
+)
+
+VALID_FORM: dict[str, Any] = {
+    "procedure_code": "1.004194",
+    "applicant": {
+        "full_name": "Nguyễn Thị Lan",
+        "date_of_birth": "1990-05-17",
+        "sex": "female",
+        "personal_id": "001190012345",
+        "phone": "0912345678",
+        "email": "lan.nguyen@example.vn",
+    },
+    "residence": {"ward_code": "00004", "address": "Số 12 ngõ 34 phố Đội Cấn, Ba Đình"},
+}
+
+
+def form(**applicant: Any) -> dict[str, Any]:
+    """The valid form with some applicant fields replaced."""
+    body = copy.deepcopy(VALID_FORM)
+    body["applicant"].update(applicant)
+    return body
+
+
+def submitted_event(code: str = "G01.99-261128-0001", ward: str = "00004") -> DossierSubmitted:
+    now = datetime.now(UTC)
+    return DossierSubmitted.create(
+        source="urn:test",
+        subject=code,
+        time=now,
+        data=DossierSubmittedData(
+            dossier_code=code,
+            procedure_code="1.004194",
+            channel=Channel.ONLINE,
+            submitted_at=now,
+            applicant=Applicant.model_validate(
+                {**VALID_FORM["applicant"], "phone": "+84912345678"}
+            ),
+            residence=Residence(ward_code=ward, address="Số 1 phố Huế"),
+        ),
+    )

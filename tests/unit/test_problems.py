@@ -1,0 +1,46 @@
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from shared import problems
+
+
+class Body(BaseModel):
+    n: int
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    problems.install(app)
+
+    @app.post("/x")
+    async def x(body: Body) -> dict[str, int]:
+        raise problems.Problem(409, "Busy.", "Đang bận.", code="busy", extra={"allowed": []})
+
+    return app
+
+
+def test_validation_errors_are_problem_json_with_field_entries() -> None:
+    response = TestClient(_app()).post("/x", json={"n": "many"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["errors"] == [
+        {"field": "n", "code": "int_parsing", "message": body["errors"][0]["message"]}
+    ]
+    assert body["status"] == 422
+
+
+def test_messages_follow_accept_language() -> None:
+    client = TestClient(_app())
+    vi = client.post("/x", json={"n": 1}, headers={"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.5"})
+    en = client.post("/x", json={"n": 1}, headers={"Accept-Language": "en-US"})
+    assert vi.json()["detail"] == "Đang bận." and vi.headers["content-language"] == "vi"
+    assert en.json()["detail"] == "Busy." and en.headers["content-language"] == "en"
+    assert vi.json()["allowed"] == [] and vi.status_code == 409
+
+
+def test_unknown_routes_are_problem_json_too() -> None:
+    response = TestClient(_app()).get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
