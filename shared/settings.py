@@ -53,3 +53,17 @@ class ServiceSettings(BaseSettings):
     def database(self) -> str:
         """This service's own database name."""
         return f"{self.shared.database_prefix}{self.service_name}"
+
+
+def settings_table(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for each field of a settings class."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    rows = []
+    for name, info in cls.model_fields.items():
+        if name in ("shared", "service_name"):
+            continue
+        default = info.get_default(call_default_factory=True)
+        if hasattr(default, "get_secret_value"):
+            default = "(secret)" if default.get_secret_value() else ""
+        rows.append(((prefix + name).upper(), str(default), info.description or ""))
+    return rows

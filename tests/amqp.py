@@ -26,7 +26,9 @@ class Observer:
         bodies = [json.loads(m.body) for m in self.messages]
         return [b for b in bodies if event_type is None or b.get("type") == event_type]
 
-    async def wait_for(self, event_type: str, count: int = 1, timeout: float = 30) -> list[dict[str, Any]]:
+    async def wait_for(
+        self, event_type: str, count: int = 1, timeout: float = 30
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.events(event_type)
@@ -41,7 +43,9 @@ async def observe(amqp_url: str) -> AsyncIterator[Observer]:
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(exchange, "#")
         observer = Observer()
@@ -71,7 +75,9 @@ async def publish_raw(
         await connection.close()
 
 
-async def drain(amqp_url: str, queue: str, *, expect: int, timeout: float = 30) -> list[AbstractIncomingMessage]:
+async def drain(
+    amqp_url: str, queue: str, *, expect: int, timeout: float = 30
+) -> list[AbstractIncomingMessage]:
     """Take `expect` messages from `queue` (waiting for them), acking each."""
     connection = await aio_pika.connect(amqp_url)
     got: list[AbstractIncomingMessage] = []

@@ -86,7 +86,8 @@ def isolation(infra: Infra) -> Iterator[Isolation]:
     quoted = urllib.parse.quote(vhost, safe="")
     broker.request("PUT", f"/vhosts/{quoted}", b"{}")
     broker.request(
-        "PUT", f"/permissions/{quoted}/guest",
+        "PUT",
+        f"/permissions/{quoted}/guest",
         json.dumps({"configure": ".*", "write": ".*", "read": ".*"}).encode(),
     )
     base = infra.amqp_url.rstrip("/")

@@ -92,6 +92,7 @@ class RabbitMQ:
     home: Path
     port: int
     management_port: int
+    dist_port: int = 0  # Erlang distribution; default: AMQP port + 20000
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,7 +108,7 @@ class RabbitMQ:
             "RABBITMQ_NODENAME": f"{self.name}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.port + 20000),
+            "RABBITMQ_DIST_PORT": str(self.dist_port or self.port + 20000),
             "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.home / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
@@ -129,6 +130,7 @@ class RabbitMQ:
         logfile = self.home / "server.out"
         self.proc = subprocess.Popen(
             [str(RABBITMQ_SERVER)],
+            cwd=self.home,
             env={**os.environ, **self.env()},
             stdout=logfile.open("ab"),
             stderr=subprocess.STDOUT,

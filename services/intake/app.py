@@ -25,7 +25,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with runtime(settings) as rt:
             app.state.runtime = rt
             store = DossierStore(rt.db, rt.broker.publish)
-            await store.dossiers.create_index("unpublished")
+            await store.setup()
             app.state.dossiers = store
             await rt.consume(
                 "motcua.intake.status",

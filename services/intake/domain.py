@@ -120,7 +120,7 @@ STATUS_CODES: dict[str, PortalStatus] = {
     "approved": PortalStatus.DECIDED,
     "rejected": PortalStatus.DECIDED,
 }
-# Later states never give way to earlier ones, whatever order the events arrive in.
+# The highest rank reached shows, whatever order the events arrive in.
 STATUS_RANK = {"submitted": 0, "assigned": 1, "approved": 2, "rejected": 2}
 
 

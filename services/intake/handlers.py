@@ -45,36 +45,41 @@ async def submit(
 ) -> Dossier:
     """Give the dossier a code, store it with its `dossier.submitted` event, then publish."""
     now = clock()
-    code = await dossiers.next_code(agency, now.astimezone(VIETNAM).date())
-    dossier = Dossier(
-        code=code,
-        procedure_code=form.procedure_code,
-        channel=channel,
-        submitted_at=now,
-        form=form.model_dump(mode="json"),
-        submitted_by=submitted_by,
-        history=[{"status": "submitted", "at": now}],
-    )
-    event = DossierSubmitted.create(
-        source=source,
-        subject=code,
-        time=now,
-        data=DossierSubmittedData(
-            dossier_code=code,
+
+    def build(code: str) -> tuple[Dossier, list[Event]]:
+        dossier = Dossier(
+            code=code,
             procedure_code=form.procedure_code,
             channel=channel,
             submitted_at=now,
-            applicant=Applicant.model_validate(form.applicant.model_dump()),
-            residence=Residence.model_validate(form.residence.model_dump()),
+            form=form.model_dump(mode="json"),
             submitted_by=submitted_by,
-        ),
-    )
-    doc = await dossiers.add(dossier, [event])
+            history=[{"status": "submitted", "at": now}],
+        )
+        event = DossierSubmitted.create(
+            source=source,
+            subject=code,
+            time=now,
+            data=DossierSubmittedData(
+                dossier_code=code,
+                procedure_code=form.procedure_code,
+                channel=channel,
+                submitted_at=now,
+                applicant=Applicant.model_validate(form.applicant.model_dump()),
+                residence=Residence.model_validate(form.residence.model_dump()),
+                submitted_by=submitted_by,
+            ),
+        )
+        return dossier, [event]
+
+    dossier, doc = await dossiers.add_new(agency, now.astimezone(VIETNAM).date(), build)
     try:
         await dossiers.outbox.flush(doc)
     except Exception:
         # Stored is what matters to the citizen: the outbox relay publishes it shortly.
-        log.warning("dossier.submitted not published yet", extra={"dossier": code}, exc_info=True)
+        log.warning(
+            "dossier.submitted not published yet", extra={"dossier": dossier.code}, exc_info=True
+        )
     return dossier
 
 
@@ -83,6 +88,6 @@ async def track_status(event: Event, *, dossiers: DossierStore) -> None:
     status = STATUS_OF_EVENT.get(event.type)
     if status is None:
         raise PermanentFailure(f"intake does not handle {event.type}")
-    advanced = await dossiers.advance(event.subject, status, event.time, event.id)
-    if not advanced and not await dossiers.exists(event.subject):
+    if not await dossiers.exists(event.subject):
         raise PermanentFailure(f"unknown dossier {event.subject}")
+    await dossiers.record_status(event.subject, status, event.time, event.id)

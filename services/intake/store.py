@@ -1,11 +1,19 @@
-"""Intake's MongoDB adapter: the `dossiers` collection (with its outbox) and daily counters."""
+"""Intake's MongoDB adapter: `dossiers` (each with its outbox) and their `statuses`.
+
+Every write here is an insert, never a read-modify-write update: FerretDB 1.24 applies updates
+(even conditional ones and `$inc`) as read-then-write without isolation, so concurrent updates
+of one document can both "win" or lose each other's changes. A unique `_id` is enforced
+atomically on both FerretDB and MongoDB, so inserts are what we build on.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -14,80 +22,106 @@ from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
 
+Build = Callable[[str], tuple[Dossier, list[Event]]]
+MAX_CODE_TRIES = 1000
+
 
 class DossierStore:
     """Dossiers keyed by their code; each document carries the events it emitted."""
 
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
-        self.counters = db["counters"]
+        self.statuses = db["statuses"]
         self.outbox = Outbox(self.dossiers, publish, service="intake")
+        self._code_lock = asyncio.Lock()
+        self._next_number: dict[str, int] = {}
 
-    async def next_code(self, agency: str, day: date) -> str:
-        """The next dossier code of `agency` on `day`; atomic, so never handed out twice."""
-        key = f"{agency}-{day:%y%m%d}"
-        for _ in range(3):
-            try:
-                counter = await self.counters.find_one_and_update(
-                    {"_id": key},
-                    {"$inc": {"n": 1}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                break
-            except DuplicateKeyError:  # two first-of-the-day upserts raced; the loser retries
-                continue
-        else:
-            raise RuntimeError(f"could not allocate a dossier code for {key}")
-        assert counter is not None  # upsert with ReturnDocument.AFTER always returns one
-        return dossier_code(agency, day, int(counter["n"]))
+    async def setup(self) -> None:
+        await self.dossiers.create_index([("code_series", 1), ("code_number", DESCENDING)])
+        await self.dossiers.create_index("unpublished")
+        await self.statuses.create_index([("dossier_code", 1), ("rank", 1)])
 
-    async def add(self, dossier: Dossier, events: list[Event]) -> Document:
-        """Store a new dossier together with the events it emits (one atomic insert)."""
-        doc: Document = {
+    async def add_new(self, agency: str, day: date, build: Build) -> tuple[Dossier, Document]:
+        """Insert a dossier under the next free code of `agency` on `day`, with its events.
+
+        The code is the document's `_id`, so two writers (even two intake replicas) can never
+        take the same one: the loser of a race gets a duplicate key and takes the next number.
+        """
+        series = f"{agency}-{day:%y%m%d}"
+        async with self._code_lock:  # one allocation at a time within this process
+            number = self._next_number.get(series) or await self._highest(series) + 1
+            for _ in range(MAX_CODE_TRIES):
+                code = dossier_code(agency, day, number)
+                dossier, events = build(code)
+                doc = self._document(dossier, events, series, number)
+                try:
+                    await self.dossiers.insert_one(doc)
+                except DuplicateKeyError:  # another replica took it: skip past its numbers
+                    number = max(number + 1, await self._highest(series) + 1)
+                    continue
+                self._next_number[series] = number + 1
+                return dossier, doc
+        raise RuntimeError(f"no free dossier code in series {series}")
+
+    async def _highest(self, series: str) -> int:
+        doc = await self.dossiers.find_one(
+            {"code_series": series}, sort=[("code_number", DESCENDING)], projection=["code_number"]
+        )
+        return int(doc["code_number"]) if doc else 0
+
+    @staticmethod
+    def _document(dossier: Dossier, events: list[Event], series: str, number: int) -> Document:
+        return {
             "_id": dossier.code,
+            "code_series": series,
+            "code_number": number,
             "procedure_code": dossier.procedure_code,
             "channel": int(dossier.channel),
             "submitted_at": dossier.submitted_at,
             "submitted_by": dossier.submitted_by,
             "form": dossier.form,
-            "status": dossier.status,
-            "status_rank": STATUS_RANK[dossier.status],
-            "history": [{"status": dossier.status, "at": dossier.submitted_at}],
             "updated_at": datetime.now(UTC),
             **outbox_fields(events),
         }
-        await self.dossiers.insert_one(doc)
-        return doc
 
     async def get(self, code: str) -> Dossier | None:
         doc = await self.dossiers.find_one({"_id": code})
-        return _to_dossier(doc) if doc else None
+        if doc is None:
+            return None
+        cursor = self.statuses.find({"dossier_code": code}).sort([("rank", 1), ("at", 1)])
+        return _to_dossier(doc, [s async for s in cursor])
 
-    async def advance(self, code: str, status: str, at: datetime, event_id: str) -> bool:
-        """Move the dossier to `status` unless it is already there or further on."""
-        rank = STATUS_RANK[status]
-        result = await self.dossiers.update_one(
-            {"_id": code, "status_rank": {"$lt": rank}},
-            {
-                "$set": {"status": status, "status_rank": rank, "updated_at": datetime.now(UTC)},
-                "$push": {"history": {"status": status, "at": at, "event_id": event_id}},
-            },
-        )
-        return result.modified_count == 1
+    async def record_status(self, code: str, status: str, at: datetime, event_id: str) -> bool:
+        """Note that the dossier reached `status` (once per event); the highest rank shows."""
+        try:
+            await self.statuses.insert_one(
+                {
+                    "_id": event_id,
+                    "dossier_code": code,
+                    "status": status,
+                    "rank": STATUS_RANK[status],
+                    "at": at,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def exists(self, code: str) -> bool:
         return await self.dossiers.count_documents({"_id": code}, limit=1) > 0
 
 
-def _to_dossier(doc: dict[str, Any]) -> Dossier:
+def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
+    history = [{"status": "submitted", "at": doc["submitted_at"]}] + [
+        {"status": s["status"], "at": s["at"]} for s in statuses
+    ]
     return Dossier(
         code=doc["_id"],
         procedure_code=doc["procedure_code"],
         channel=Channel(doc["channel"]),
         submitted_at=doc["submitted_at"],
         form=doc["form"],
-        status=doc["status"],
+        status=statuses[-1]["status"] if statuses else "submitted",
         submitted_by=doc.get("submitted_by"),
-        history=doc.get("history", []),
+        history=history,
     )

@@ -30,6 +30,10 @@ class RecipientNotKnownYet(Exception):
     """A decision arrived before the submission it belongs to; retried later."""
 
 
+class DeliveryInProgress(Exception):
+    """Another handler holds this delivery's attempt right now; retried later."""
+
+
 class Mailer(Protocol):
     async def send(self, email: Email, *, message_id: str | None = None) -> str: ...
 
@@ -87,8 +91,10 @@ async def notify_decision(
         "trigger_event_type": event.type,
     }
     delivery_id = f"{event.id}:email"
-    delivery = await store.begin(delivery_id, common)
+    delivery, mine = await store.begin(delivery_id, common)
     if delivery["status"] == "sending":
+        if not mine:
+            raise DeliveryInProgress(f"delivery {delivery_id} is being attempted elsewhere")
         status, fields, result = await _attempt(
             event,
             contact,
@@ -99,8 +105,8 @@ async def notify_decision(
             source=source,
             max_attempts=max_attempts,
         )
-        settled = await store.settle(delivery_id, status=status, fields=fields, event=result)
-        delivery = settled or await store.begin(delivery_id, common)
+        delivery = await store.settle(delivery, status=status, fields=fields, event=result)
+    # Also on a redelivery: publish the recorded outcome again, with the same event id.
     await store.outbox.flush(delivery, caused_by=event.id)
 
 

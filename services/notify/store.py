@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts import Event
-from shared.outbox import Outbox, Publish, outbox_push
+from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
 
 
@@ -18,11 +18,13 @@ class NotifyStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.recipients = db["recipients"]
         self.deliveries = db["deliveries"]
+        self.attempts = db["delivery_attempts"]
         self.outbox = Outbox(self.deliveries, publish, service="notify")
 
     async def setup(self) -> None:
         await self.deliveries.create_index("dossier_code")
         await self.deliveries.create_index("unpublished")
+        await self.attempts.create_index("delivery_id")
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
         """Keep the applicant's contact for later notifications (idempotent)."""
@@ -33,43 +35,47 @@ class NotifyStore:
     async def recipient(self, dossier_code: str) -> Document | None:
         return await self.recipients.find_one({"_id": dossier_code})
 
-    async def begin(self, delivery_id: str, fields: dict[str, Any]) -> Document:
-        """Record an attempt before sending: create the delivery or count one more try."""
+    async def begin(self, delivery_id: str, fields: dict[str, Any]) -> tuple[Document, bool]:
+        """Record an attempt before sending. Returns the delivery, and whether this caller holds
+        the attempt and so may send: of two handlers of the same event at once, only one does."""
         now = datetime.now(UTC)
+        with contextlib.suppress(DuplicateKeyError):
+            await self.deliveries.insert_one(
+                {
+                    "_id": delivery_id,
+                    **fields,
+                    "status": "sending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "outbox": [],
+                    "unpublished": [],
+                }
+            )
+        delivery = await self.deliveries.find_one({"_id": delivery_id})
+        assert delivery is not None
+        if delivery["status"] != "sending":
+            return delivery, False
+        number = await self.attempts.count_documents({"delivery_id": delivery_id}) + 1
         try:
-            doc: Document = {
-                "_id": delivery_id,
-                **fields,
-                "status": "sending",
-                "attempts": 1,
-                "created_at": now,
-                "updated_at": now,
-                "outbox": [],
-                "unpublished": [],
-            }
-            await self.deliveries.insert_one(doc)
-            return doc
+            await self.attempts.insert_one(
+                {"_id": f"{delivery_id}#{number}", "delivery_id": delivery_id, "at": now}
+            )
         except DuplicateKeyError:
-            pass
-        found = await self.deliveries.find_one_and_update(
-            {"_id": delivery_id, "status": "sending"},
-            {"$inc": {"attempts": 1}, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if found is None:  # already settled: hand back the settled record
-            found = await self.deliveries.find_one({"_id": delivery_id})
-        assert found is not None
-        return found
+            return delivery, False
+        delivery["attempts"] = number
+        return delivery, True
 
     async def settle(
-        self, delivery_id: str, *, status: str, fields: dict[str, Any], event: Event
-    ) -> Document | None:
-        """Record the outcome and its event in one update (only once)."""
-        return await self.deliveries.find_one_and_update(
-            {"_id": delivery_id, "status": "sending"},
-            {
-                "$set": {"status": status, **fields, "updated_at": datetime.now(UTC)},
-                "$push": outbox_push([event]),
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        self, delivery: Document, *, status: str, fields: dict[str, Any], event: Event
+    ) -> Document:
+        """Record the outcome and its event in one update; only the attempt's holder calls it."""
+        update = {
+            "status": status,
+            "attempts": delivery["attempts"],
+            **fields,
+            "updated_at": datetime.now(UTC),
+            **outbox_fields([event]),
+        }
+        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
+        return {**delivery, **update}

@@ -42,7 +42,8 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
                     faults=rt.faults,
                 ),
             )
-            rt.background(store.outbox.run(settings.shared.outbox_interval_seconds), "outbox")
+            for i, outbox in enumerate(store.outboxes):
+                rt.background(outbox.run(settings.shared.outbox_interval_seconds), f"outbox{i}")
             yield
 
     app = FastAPI(

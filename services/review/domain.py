@@ -46,6 +46,7 @@ class Task:
     created_at: datetime
     correlation_id: str
     dossier: Mapping[str, Any]
+    version: int = 1
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None

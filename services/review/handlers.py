@@ -86,7 +86,7 @@ async def assign(
             )
     await faults.reach("review.assign.after_store")
     # Also on a redelivery: publish again what this input caused; ids are the same.
-    await tasks.outbox.flush(existing, caused_by=event.id)
+    await tasks.task_outbox.flush(existing, caused_by=event.id)
 
 
 async def decide(
@@ -121,8 +121,8 @@ async def decide(
             reason=reason,
         ),
     )
-    doc = await tasks.decide(
-        task_id,
+    doc = await tasks.transition(
+        task,
         state=OUTCOME[decision],
         officer_id=officer.id,
         at=now,
@@ -132,7 +132,7 @@ async def decide(
     if doc is None:
         raise Conflict(f"task {task_id} was decided meanwhile", allowed=[])
     try:
-        await tasks.outbox.flush(doc)
+        await tasks.transition_outbox.flush(doc)
     except Exception:
         log.warning("decision stored, event not published yet", exc_info=True)
     return (await tasks.get(task_id)) or task

@@ -1,36 +1,68 @@
-"""Review's MongoDB adapter: the `tasks` collection, one document per dossier with its outbox."""
+"""Review's MongoDB adapter: `tasks` (one per dossier) and their `transitions`.
+
+A task changes state by inserting its next transition with `_id = "<task id>:<version>"`: of two
+officers deciding at once, exactly one insert succeeds, on MongoDB and FerretDB alike (FerretDB
+1.24 does not isolate conditional updates, so they cannot be the arbiter). Each transition
+carries the events it emits (its outbox). The task document is a projection of its latest
+transition, refreshed after each one and repaired on read if a crash left it behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.review.domain import Task, TaskState
 from shared.contracts import Event
-from shared.outbox import Outbox, Publish, outbox_fields, outbox_push
+from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
+
+PROJECTED = ("state", "version", "decided_by", "decided_at", "reason")
 
 
 class TaskStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.tasks = db["tasks"]
-        self.outbox = Outbox(self.tasks, publish, service="review")
+        self.transitions = db["transitions"]
+        self.outboxes = [
+            Outbox(self.tasks, publish, service="review"),
+            Outbox(self.transitions, publish, service="review"),
+        ]
+
+    @property
+    def task_outbox(self) -> Outbox:
+        return self.outboxes[0]
+
+    @property
+    def transition_outbox(self) -> Outbox:
+        return self.outboxes[1]
 
     async def setup(self) -> None:
         await self.tasks.create_index("dossier_code", unique=True)
         await self.tasks.create_index([("officer_id", 1), ("state", 1)])
         await self.tasks.create_index("unpublished")
+        await self.transitions.create_index([("task_id", 1), ("version", DESCENDING)])
+        await self.transitions.create_index("unpublished")
 
     async def by_dossier(self, dossier_code: str) -> Document | None:
         return await self.tasks.find_one({"dossier_code": dossier_code})
 
     async def get(self, task_id: str) -> Task | None:
         doc = await self.tasks.find_one({"_id": task_id})
-        return to_task(doc) if doc else None
+        if doc is None:
+            return None
+        latest = await self.transitions.find_one(
+            {"task_id": task_id}, sort=[("version", DESCENDING)]
+        )
+        if latest is not None and latest["version"] > doc.get("version", 1):
+            doc.update({k: latest.get(k) for k in PROJECTED})
+            await self._project(task_id, latest)
+        return to_task(doc)
 
     async def create(self, task: Task, events: list[Event]) -> tuple[Document, bool]:
         """Insert the task with its events; if the dossier already has one, return that."""
@@ -41,10 +73,10 @@ class TaskStore:
             "unit_id": task.unit_id,
             "officer_id": task.officer_id,
             "state": task.state,
+            "version": task.version,
             "created_at": task.created_at,
             "correlation_id": task.correlation_id,
             "dossier": dict(task.dossier),
-            "history": [{"state": task.state, "at": task.created_at, "by": "system"}],
             "updated_at": datetime.now(UTC),
             **outbox_fields(events),
         }
@@ -62,9 +94,9 @@ class TaskStore:
             for oid in officer_ids
         }
 
-    async def decide(
+    async def transition(
         self,
-        task_id: str,
+        task: Task,
         *,
         state: TaskState,
         officer_id: str,
@@ -72,28 +104,40 @@ class TaskStore:
         reason: str | None,
         events: list[Event],
     ) -> Document | None:
-        """Close an open task in one conditional update; None if it was not open any more."""
-        return await self.tasks.find_one_and_update(
-            {"_id": task_id, "state": "assigned"},
-            {
-                "$set": {
-                    "state": state,
-                    "decided_by": officer_id,
-                    "decided_at": at,
-                    "reason": reason,
-                    "updated_at": datetime.now(UTC),
-                },
-                "$push": {
-                    **outbox_push(events),
-                    "history": {"state": state, "at": at, "by": officer_id},
-                },
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        """Move `task` from its current version to the next; None if someone else did first."""
+        version = task.version + 1
+        doc: Document = {
+            "_id": f"{task.id}:{version}",
+            "task_id": task.id,
+            "version": version,
+            "state": state,
+            "decided_by": officer_id,
+            "decided_at": at,
+            "reason": reason,
+            "updated_at": datetime.now(UTC),
+            **outbox_fields(events),
+        }
+        try:
+            await self.transitions.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        await self._project(task.id, doc)
+        return doc
+
+    async def _project(self, task_id: str, transition: Document) -> None:
+        # Best effort: if this is lost (crash, or a racing write on FerretDB), reads repair it.
+        with contextlib.suppress(Exception):
+            await self.tasks.update_one(
+                {"_id": task_id, "version": {"$lt": transition["version"]}},
+                {"$set": {k: transition.get(k) for k in PROJECTED}},
+            )
 
     async def open_tasks(self, query: dict[str, Any]) -> list[Task]:
         cursor = self.tasks.find({**query, "state": "assigned"}).sort("created_at", 1)
-        return [to_task(doc) async for doc in cursor]
+        tasks = [to_task(doc) async for doc in cursor]
+        # Drop any whose projection lags behind a transition already taken.
+        fresh = [await self.get(t.id) for t in tasks]
+        return [t for t in fresh if t is not None and t.is_open]
 
 
 def to_task(doc: Document) -> Task:
@@ -104,6 +148,7 @@ def to_task(doc: Document) -> Task:
         unit_id=doc["unit_id"],
         officer_id=doc["officer_id"],
         state=doc["state"],
+        version=doc.get("version", 1),
         created_at=doc["created_at"],
         correlation_id=doc["correlation_id"],
         dossier=doc.get("dossier", {}),

@@ -17,7 +17,11 @@ def token(officer_id: str) -> str:
     """A bearer token from the CLI that officers use: `python -m services.review token ID`."""
     out = subprocess.run(
         [sys.executable, "-m", "services.review", "token", officer_id],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return out.stdout.strip()
 
@@ -53,8 +57,13 @@ async def assigned_officer(services: Services, code: str) -> tuple[str, str]:
     return str(data["task_id"]), str(data["officer_id"])
 
 
-def decide(services: Services, task_id: str, bearer: str, decision: str = "approve",
-           reason: str | None = None) -> httpx.Response:
+def decide(
+    services: Services,
+    task_id: str,
+    bearer: str,
+    decision: str = "approve",
+    reason: str | None = None,
+) -> httpx.Response:
     return httpx.post(
         f"{services.url('review')}/v1/tasks/{task_id}/decision",
         json={"decision": decision, "reason": reason},

@@ -102,7 +102,8 @@ async def test_bad_messages_are_dead_lettered_with_reason_and_consumers_go_on(
 ) -> None:
     await publish_raw(isolation.amqp_url, "dossier.submitted", b"{not json")
     await publish_raw(
-        isolation.amqp_url, "dossier.submitted",
+        isolation.amqp_url,
+        "dossier.submitted",
         json.dumps({"type": "dossier.vanished", "id": "x"}).encode(),
     )
     for queue in ("motcua.review.dead", "motcua.audit.dead", "motcua.notify.dead"):

@@ -61,8 +61,12 @@ async def _consume(
         handled.append(event)
 
     consumer = Consumer(
-        broker, queue="motcua.test", bindings=["dossier.*"], handle=handle,
-        max_attempts=attempts, retry_delay=0.05,
+        broker,
+        queue="motcua.test",
+        bindings=["dossier.*"],
+        handle=handle,
+        max_attempts=attempts,
+        retry_delay=0.05,
     )
     await consumer.start()
     return consumer

@@ -30,7 +30,10 @@ def test_the_envelope_is_cloudevents_1_0_structured_json() -> None:
         (b"not json at all", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (json.dumps({"type": "dossier.teleported"}).encode(), "unknown event type"),
-        (json.dumps({"type": "dossier.submitted", "id": "x"}).encode(), "invalid dossier.submitted"),
+        (
+            json.dumps({"type": "dossier.submitted", "id": "x"}).encode(),
+            "invalid dossier.submitted",
+        ),
     ],
 )
 def test_undecodable_messages_say_why(body: bytes, reason: str) -> None:
@@ -55,8 +58,12 @@ def test_derived_events_get_the_same_id_on_every_redelivery() -> None:
 def test_derived_event_carries_correlation_and_causation() -> None:
     cause = submitted_event()
     data = {
-        "dossier_code": cause.subject, "task_id": "t", "procedure_code": "1.004194",
-        "unit_id": "u", "officer_id": "o", "assigned_at": cause.time,
+        "dossier_code": cause.subject,
+        "task_id": "t",
+        "procedure_code": "1.004194",
+        "unit_id": "u",
+        "officer_id": "o",
+        "assigned_at": cause.time,
     }
     event = DossierAssigned.caused_by(cause, source="urn:review", data=data, time=cause.time)
     assert event.causationid == cause.id
@@ -72,6 +79,10 @@ def test_schemas_command_writes_one_schema_per_event_type(tmp_path: Path) -> Non
     assert schema["properties"]["type"]["const"] == "dossier.submitted"
     assert "applicant" in json.dumps(schema)
     assert set(EVENT_TYPES) >= {
-        "dossier.submitted", "dossier.assigned", "dossier.approved", "dossier.rejected",
-        "notification.sent", "notification.failed",
+        "dossier.submitted",
+        "dossier.assigned",
+        "dossier.approved",
+        "dossier.rejected",
+        "notification.sent",
+        "notification.failed",
     }

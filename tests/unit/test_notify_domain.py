@@ -6,8 +6,13 @@ from shared.contracts import DossierApproved, DossierDecisionData, DossierReject
 
 def _data(reason: str | None = None) -> DossierDecisionData:
     return DossierDecisionData(
-        dossier_code="G01.99-261128-0007", task_id="t", procedure_code="1.004194",
-        unit_id="U", officer_id="o", decided_at=datetime.now(UTC), reason=reason,
+        dossier_code="G01.99-261128-0007",
+        task_id="t",
+        procedure_code="1.004194",
+        unit_id="U",
+        officer_id="o",
+        decided_at=datetime.now(UTC),
+        reason=reason,
     )
 
 

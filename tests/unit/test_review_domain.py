@@ -3,16 +3,29 @@ from pathlib import Path
 
 import pytest
 
-from services.review.domain import Conflict, DomainError, Forbidden, Task, check_decision, pick_officer
+from services.review.domain import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Task,
+    check_decision,
+    pick_officer,
+)
 from services.review.roster import Officer, load_roster
 from services.review.settings import DEFAULT_ROSTER
 
 
 def _task(**changes: object) -> Task:
     base: dict[str, object] = {
-        "id": "t1", "dossier_code": "D1", "procedure_code": "1.004194", "unit_id": "U1",
-        "officer_id": "o1", "state": "assigned", "created_at": datetime.now(UTC),
-        "correlation_id": "c", "dossier": {},
+        "id": "t1",
+        "dossier_code": "D1",
+        "procedure_code": "1.004194",
+        "unit_id": "U1",
+        "officer_id": "o1",
+        "state": "assigned",
+        "created_at": datetime.now(UTC),
+        "correlation_id": "c",
+        "dossier": {},
     }
     base.update(changes)
     return Task(**base)  # type: ignore[arg-type]

@@ -1,0 +1,16 @@
+# One image for the four services; docker-compose.yml picks the service by its command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY shared ./shared
+COPY services ./services
+COPY deploy/roster.yaml ./deploy/roster.yaml
+RUN useradd --system --uid 10001 motcua
+USER motcua
+# Overridden per service in docker-compose.yml.
+CMD ["python", "-m", "services.intake"]

@@ -1,0 +1,202 @@
+"""Service adapters against the real MongoDB-wire server (and RabbitMQ for the outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.audit.store import AuditStore
+from services.intake.domain import Dossier
+from services.intake.store import DossierStore
+from services.review.domain import Task
+from services.review.store import TaskStore
+from shared.contracts import Channel, DossierApproved, DossierDecisionData, Event
+from shared.messaging import Broker
+from shared.storage import Document
+from tests.amqp import observe
+from tests.conftest import Isolation
+from tests.factories import submitted_event
+
+pytestmark = pytest.mark.integration
+
+
+async def _nowhere(event: Event) -> None:
+    raise AssertionError("must not publish")
+
+
+def _builder(day: datetime) -> Callable[[str], tuple[Dossier, list[Event]]]:
+    def build(code: str) -> tuple[Dossier, list[Event]]:
+        event = submitted_event(code=code)
+        dossier = Dossier(
+            code=code,
+            procedure_code="1.004194",
+            channel=Channel.ONLINE,
+            submitted_at=day,
+            form={},
+        )
+        return dossier, [event]
+
+    return build
+
+
+async def test_concurrent_submissions_on_two_replicas_never_share_a_code(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    db = mongo[isolation.database("intake")]
+    replicas = [DossierStore(db, _nowhere), DossierStore(db, _nowhere)]
+    await replicas[0].setup()
+    now = datetime(2026, 11, 28, 3, tzinfo=UTC)
+    day = date(2026, 11, 28)
+    results = await asyncio.gather(
+        *(replicas[i % 2].add_new("G01.99", day, _builder(now)) for i in range(100))
+    )
+    codes = [dossier.code for dossier, _ in results]
+    assert len(set(codes)) == 100
+    assert await db["dossiers"].count_documents({}) == 100
+    assert min(codes) == "G01.99-261128-0001"
+    # Every stored event names the code its dossier got.
+    for dossier, doc in results:
+        assert doc["outbox"][0]["subject"] == dossier.code
+    next_day, _ = await replicas[0].add_new("G01.99", day + timedelta(days=1), _builder(now))
+    assert next_day.code == "G01.99-261129-0001"
+
+
+async def test_status_shows_the_furthest_state_whatever_the_arrival_order(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = DossierStore(mongo[isolation.database("intake")], _nowhere)
+    now = datetime.now(UTC)
+    dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(now))
+    assert await store.record_status(dossier.code, "approved", now, "e2") is True
+    assert await store.record_status(dossier.code, "assigned", now, "e1") is True
+    assert await store.record_status(dossier.code, "assigned", now, "e1") is False  # redelivery
+    found = await store.get(dossier.code)
+    assert found is not None
+    assert (found.status, int(found.status_code)) == ("approved", 9)
+    assert [h["status"] for h in found.history] == ["submitted", "assigned", "approved"]
+
+
+async def test_audit_records_an_event_once(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = AuditStore(mongo[isolation.database("audit")])
+    await store.setup()
+    event = submitted_event()
+    assert await store.record(event) is True
+    assert await store.record(event) is False
+    [doc] = await store.timeline(event.subject)
+    assert doc["_id"] == event.id and doc["type"] == "dossier.submitted"
+
+
+async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    broker = Broker(isolation.amqp_url, service="test")
+    await broker.connect()
+    store = DossierStore(mongo[isolation.database("intake")], broker.publish)
+    # Stored, never published (as if the broker had been down).
+    dossier, doc = await store.add_new("G01.99", date(2026, 11, 28), _builder(datetime.now(UTC)))
+    event_id = doc["outbox"][0]["id"]
+    async with observe(isolation.amqp_url) as seen:
+        assert await store.outbox.relay_once(older_than=timedelta(0)) == 1
+        [published] = await seen.wait_for("dossier.submitted")
+        assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
+    assert published["id"] == event_id
+    stored = await store.dossiers.find_one({"_id": dossier.code})
+    assert stored is not None and stored["unpublished"] == []
+    await broker.close()
+
+
+async def test_two_concurrent_decisions_one_wins(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = TaskStore(mongo[isolation.database("review")], _nowhere)
+    await store.setup()
+    now = datetime.now(UTC)
+    task = Task(
+        id="t1",
+        dossier_code="D1",
+        procedure_code="1.004194",
+        unit_id="U",
+        officer_id="o1",
+        state="assigned",
+        created_at=now,
+        correlation_id="c",
+        dossier={},
+    )
+    await store.create(task, [])
+
+    def event(officer: str) -> DossierApproved:
+        return DossierApproved.create(
+            source="s",
+            subject="D1",
+            data=DossierDecisionData(
+                dossier_code="D1",
+                task_id="t1",
+                procedure_code="1.004194",
+                unit_id="U",
+                officer_id=officer,
+                decided_at=now,
+            ),
+        )
+
+    officers = [f"o{i}" for i in range(20)]
+    results = await asyncio.gather(
+        *(
+            store.transition(
+                task, state="approved", officer_id=o, at=now, reason=None, events=[event(o)]
+            )
+            for o in officers
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert await store.transitions.count_documents({"task_id": "t1"}) == 1
+    decided = await store.get("t1")
+    assert decided is not None
+    assert (decided.state, decided.version) == ("approved", 2)
+    assert decided.decided_by == winners[0]["decided_by"]
+    assert len(winners[0]["outbox"]) == 1
+
+
+async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = TaskStore(mongo[isolation.database("review")], _nowhere)
+    await store.setup()
+    now = datetime.now(UTC)
+    task = Task(
+        id="t2",
+        dossier_code="D2",
+        procedure_code="1.004194",
+        unit_id="U",
+        officer_id="o1",
+        state="assigned",
+        created_at=now,
+        correlation_id="c",
+        dossier={},
+    )
+    await store.create(task, [])
+    # As if the process died between inserting the transition and projecting it.
+    await store.transitions.insert_one(
+        {
+            "_id": "t2:2",
+            "task_id": "t2",
+            "version": 2,
+            "state": "rejected",
+            "decided_by": "o1",
+            "decided_at": now,
+            "reason": "x",
+            "outbox": [],
+            "unpublished": [],
+        }
+    )
+    assert await store.open_tasks({"officer_id": "o1"}) == []
+    repaired = await store.get("t2")
+    assert repaired is not None and repaired.state == "rejected"
+    projected = await store.tasks.find_one({"_id": "t2"})
+    assert projected is not None and projected["state"] == "rejected"
