@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -72,11 +73,15 @@ class Isolation:
             "MOTCUA_DATABASE_PREFIX": self.database_prefix,
         }
 
-    def queue_messages(self, queue: str) -> int:
-        info = json.loads(
-            self.broker.request("GET", f"/queues/{urllib.parse.quote(self.vhost, safe='')}/{queue}")
-        )
-        return int(info.get("messages", 0))
+    async def queue_messages(self, queue: str) -> int:
+        """Messages ready in `queue` now (AMQP passive declare: exact, unlike the HTTP API)."""
+        connection = await aio_pika.connect(self.amqp_url)
+        try:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+        finally:
+            await connection.close()
 
 
 @pytest.fixture

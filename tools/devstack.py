@@ -248,7 +248,11 @@ class Stack:
             shutil.rmtree(self.home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.rabbitmq = RabbitMQ(
-            f"motcua-{self.purpose}", self.home / "rabbitmq", self.amqp_port, self.amqp_port + 10000
+            f"motcua-{self.purpose}-{self.amqp_port}",
+            self.home / "rabbitmq",
+            self.amqp_port,
+            self.amqp_port + 10000 if self.purpose == "run" else free_port(),
+            dist_port=0 if self.purpose == "run" else free_port(),
         )
         self.mongo = MongoWire(self.home / "mongo", self.mongo_port)
         started = time.monotonic()
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_services(s)
             return 0
         cmd = [c for c in args.cmd if c != "--"] if args.cmd[:1] == ["--"] else args.cmd
-        with stack("test", 5673, 27018, fresh=True) as s:
+        # Test infrastructure on free ports, so it never collides with `make run` or another run.
+        with stack("test", free_port(), free_port(), fresh=True) as s:
             return subprocess.call(cmd, env={**os.environ, **s.env()}, cwd=ROOT)
     except KeyboardInterrupt:
         log("stopped")

@@ -50,8 +50,8 @@ async def test_review_killed_before_ack_assigns_exactly_once_after_restart(
         assert await tasks.count_documents({"dossier_code": code}) == 1
         types = [e["type"] for e in await timeline(stack, code)]
         assert types == ["dossier.submitted", "dossier.assigned"]
-        assert isolation.queue_messages("motcua.review") == 0
-        assert isolation.queue_messages("motcua.review.dead") == 0
+        assert await isolation.queue_messages("motcua.review") == 0
+        assert await isolation.queue_messages("motcua.review.dead") == 0
     finally:
         stack.stop_all()
 

@@ -114,7 +114,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered(
     assert "database on fire" in str(dead.headers[REASON_HEADER])
     assert json.loads(dead.body)["subject"] == "FAIL-1"
     assert [e.subject for e in handled] == ["OK-1"]
-    assert isolation.queue_messages("motcua.test") == 0
+    assert await isolation.queue_messages("motcua.test") == 0
 
 
 async def test_a_permanent_failure_is_dead_lettered_at_once(
@@ -126,3 +126,40 @@ async def test_a_permanent_failure_is_dead_lettered_at_once(
     [dead] = await drain(isolation.amqp_url, "motcua.test.dead", expect=1)
     assert str(dead.headers[REASON_HEADER]) == "dossier.submitted: not ours"
     assert dead.headers.get("x-delivery-count") in (None, 0)  # first delivery, not retried
+
+
+async def test_an_operator_lists_then_replays_dead_letters(
+    broker: Broker, isolation: Isolation
+) -> None:
+    from shared.deadletters import list_dead, replay
+
+    healed = False
+    handled: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        if not healed:
+            raise PermanentFailure("downstream refused")
+        handled.append(event)
+
+    consumer = Consumer(
+        broker, queue="motcua.test", bindings=["dossier.*"], handle=handle, retry_delay=0.05
+    )
+    await consumer.start()
+    event = submitted_event()
+    await broker.publish(event)
+    for _ in range(200):
+        if await isolation.queue_messages("motcua.test.dead") == 1:
+            break
+        await asyncio.sleep(0.05)
+
+    [listed] = await list_dead(isolation.amqp_url, "motcua.test", limit=10)
+    assert listed["reason"] == "dossier.submitted: downstream refused"
+    assert listed["routing_key"] == "dossier.submitted"
+    assert json.loads(listed["body"])["id"] == event.id
+    assert await isolation.queue_messages("motcua.test.dead") == 1  # listing left it parked
+
+    healed = True
+    assert await replay(isolation.amqp_url, "motcua.test", limit=10) == 1
+    await _until(lambda: len(handled) == 1)
+    assert handled[0].id == event.id
+    assert await isolation.queue_messages("motcua.test.dead") == 0
