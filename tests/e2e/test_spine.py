@@ -23,7 +23,12 @@ SPINE = ["dossier.submitted", "dossier.assigned", "dossier.approved", "notificat
 async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
     services: Services, mailbox: Mailbox
 ) -> None:
-    code = submit(services)
+    # The OpenAPI document's example is a complete, valid submission.
+    openapi = httpx.get(f"{services.url('intake')}/openapi.json").json()
+    request_body = openapi["paths"]["/v1/dossiers"]["post"]["requestBody"]
+    ref = request_body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    [example] = openapi["components"]["schemas"][ref]["examples"]
+    code = submit(services, example)
     assert code.startswith("G01.99-")
     task_id, officer_id = await assigned_officer(services, code)
     assert officer_id in {"cb-badinh-01", "cb-badinh-02"}  # ward 00004 → Ba Đình ward police
@@ -53,6 +58,14 @@ async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
 
     status = httpx.get(f"{services.url('intake')}/v1/dossiers/{code}").json()
     assert (status["status"], status["status_code"]) == ("approved", 9)
+
+    # Every service exposes Prometheus metrics that saw this traffic.
+    published = 'motcua_events_published_total{service="review",type="dossier.approved"} 1.0'
+    assert published in httpx.get(f"{services.url('review')}/metrics").text
+    consumed = httpx.get(f"{services.url('audit')}/metrics").text
+    assert 'motcua_events_consumed_total{outcome="handled",queue="motcua.audit"' in consumed
+    intake_metrics = httpx.get(f"{services.url('intake')}/metrics").text
+    assert 'route="/v1/dossiers",service="intake",status="201"' in intake_metrics
 
 
 async def test_officer_endpoints_refuse_missing_bad_and_foreign_tokens(services: Services) -> None:
