@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+# Go from its upstream tarball lives outside the default PATH of a non-login shell.
+for gobin in /usr/local/go/bin "$HOME/go/bin"; do
+  [ -d "$gobin" ] && case ":$PATH:" in *":$gobin:"*) ;; *) PATH="$PATH:$gobin" ;; esac
+done
+export PATH
 TOOLS="${MOTCUA_TOOLS_DIR:-$HOME/.cache/motcua}"
 FERRETDB_VERSION=v1.24.2
 FERRETDB_BIN="$TOOLS/bin/ferretdb-$FERRETDB_VERSION"

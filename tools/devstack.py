@@ -361,12 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicitly, since a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     try:
         if args.command == "run":
-            with stack("run", 5672, 27017, fresh=False) as s:
-                run_services(s)
-            return 0
+            try:
+                with stack("run", 5672, 27017, fresh=False) as s:
+                    run_services(s)
+            except KeyboardInterrupt:
+                log("stopped everything it started")
+                return 0
         cmd = [c for c in args.cmd if c != "--"] if args.cmd[:1] == ["--"] else args.cmd
         # Test infrastructure on free ports, so it never collides with `make run` or another run.
         with stack("test", free_port(), free_port(), fresh=True) as s:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.clock import utcnow
 from shared.contracts import Event
 from shared.storage import Document
 
@@ -25,7 +24,7 @@ class AuditStore:
             _id=event.id,
             dossier_code=event.subject,
             time=event.time,
-            recorded_at=datetime.now(UTC),
+            recorded_at=utcnow(),
         )
         doc.pop("id", None)
         try:

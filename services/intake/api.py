@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
@@ -12,6 +12,7 @@ from services.intake import handlers
 from services.intake.domain import Dossier, TemporaryResidenceRegistration
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
+from shared.clock import utcnow
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["dossiers"])
@@ -69,7 +70,7 @@ async def submit_dossier(
     dossier = await handlers.submit(
         form,
         dossiers=dossiers,
-        clock=lambda: datetime.now(UTC),
+        clock=utcnow,
         agency=settings.agency_code,
         source=f"{settings.public_url}/v1/dossiers",
     )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 
 from services.intake.domain import VIETNAM, Dossier, TemporaryResidenceRegistration
 from services.intake.store import DossierStore
+from shared.clock import Clock
 from shared.contracts import (
     Applicant,
     Channel,
@@ -23,7 +22,6 @@ from shared.messaging import PermanentFailure
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 # Review's events that move intake's view of a dossier forward.
 STATUS_OF_EVENT = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import DESCENDING
@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import STATUS_RANK, Dossier, dossier_code
+from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
@@ -80,7 +81,7 @@ class DossierStore:
             "submitted_at": dossier.submitted_at,
             "submitted_by": dossier.submitted_by,
             "form": dossier.form,
-            "updated_at": datetime.now(UTC),
+            "updated_at": utcnow(),
             **outbox_fields(events),
         }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from functools import partial
 
 from fastapi import FastAPI
@@ -15,6 +14,7 @@ from services.notify.email import SmtpSender
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import web
+from shared.clock import utcnow
 from shared.contracts import DossierApproved, DossierRejected, DossierSubmitted
 from shared.runtime import runtime
 
@@ -40,7 +40,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                     handlers.handle,
                     store=store,
                     mailer=SmtpSender(settings),
-                    clock=lambda: datetime.now(UTC),
+                    clock=utcnow,
                     source=f"{settings.public_url}/v1/deliveries",
                     max_attempts=settings.shared.max_attempts,
                 ),

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 from typing import Protocol
 
 from services.notify.domain import Email, SendError, decision_email, mask_email
 from services.notify.store import NotifyStore
+from shared.clock import Clock
 from shared.contracts import (
     DossierApproved,
     DossierRejected,
@@ -22,8 +21,6 @@ from shared.contracts import (
 from shared.messaging import PermanentFailure
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 class RecipientNotKnownYet(Exception):

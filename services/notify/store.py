@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
@@ -38,7 +38,7 @@ class NotifyStore:
     async def begin(self, delivery_id: str, fields: dict[str, Any]) -> tuple[Document, bool]:
         """Record an attempt before sending. Returns the delivery, and whether this caller holds
         the attempt and so may send: of two handlers of the same event at once, only one does."""
-        now = datetime.now(UTC)
+        now = utcnow()
         with contextlib.suppress(DuplicateKeyError):
             await self.deliveries.insert_one(
                 {
@@ -74,7 +74,7 @@ class NotifyStore:
             "status": status,
             "attempts": delivery["attempts"],
             **fields,
-            "updated_at": datetime.now(UTC),
+            "updated_at": utcnow(),
             **outbox_fields([event]),
         }
         await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +13,7 @@ from services.review.auth import CurrentOfficer
 from services.review.domain import Conflict, DomainError, Forbidden, NotFound, Task
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
+from shared.clock import utcnow
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
@@ -122,7 +123,7 @@ async def decide_task(
             body.reason,
             officer=officer,
             tasks=tasks,
-            clock=lambda: datetime.now(UTC),
+            clock=utcnow,
             source=f"{settings.public_url}/v1/tasks",
         )
     except DomainError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from functools import partial
 
 from fastapi import FastAPI
@@ -15,6 +14,7 @@ from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
 from shared import web
+from shared.clock import utcnow
 from shared.contracts import DossierSubmitted
 from shared.runtime import runtime
 
@@ -37,7 +37,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
                     handlers.assign,
                     tasks=store,
                     roster=roster,
-                    clock=lambda: datetime.now(UTC),
+                    clock=utcnow,
                     source=f"{settings.public_url}/v1/tasks",
                     faults=rt.faults,
                 ),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 
 from services.review.domain import (
     OUTCOME,
     Conflict,
     Decision,
+    DomainError,
     NotFound,
     Task,
     check_decision,
@@ -18,6 +17,7 @@ from services.review.domain import (
 )
 from services.review.roster import Officer, Roster
 from services.review.store import TaskStore
+from shared.clock import Clock
 from shared.contracts import (
     DossierApproved,
     DossierAssigned,
@@ -32,8 +32,6 @@ from shared.faults import FaultPoints
 from shared.messaging import PermanentFailure
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 async def assign(
@@ -53,7 +51,10 @@ async def assign(
     if existing is None:
         unit_id = roster.unit_for_ward(submitted.residence.ward_code)
         candidates = roster.assignable(unit_id)
-        officer = pick_officer(candidates, await tasks.open_counts([o.id for o in candidates]))
+        try:
+            officer = pick_officer(candidates, await tasks.open_counts([o.id for o in candidates]))
+        except DomainError as exc:  # a roster gap: park it until an operator fixes and replays
+            raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
         now = clock()
         task = Task(
             id=str(uuid.UUID(derived_id(event.id, "review.task"))),

@@ -10,7 +10,7 @@ transition, refreshed after each one and repaired on read if a crash left it beh
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.review.domain import Task, TaskState
+from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
@@ -77,7 +78,7 @@ class TaskStore:
             "created_at": task.created_at,
             "correlation_id": task.correlation_id,
             "dossier": dict(task.dossier),
-            "updated_at": datetime.now(UTC),
+            "updated_at": utcnow(),
             **outbox_fields(events),
         }
         try:
@@ -114,7 +115,7 @@ class TaskStore:
             "decided_by": officer_id,
             "decided_at": at,
             "reason": reason,
-            "updated_at": datetime.now(UTC),
+            "updated_at": utcnow(),
             **outbox_fields(events),
         }
         try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.clock import utcnow
 
 # Namespace of the deterministic ids of derived events: uuid5(NS, "<cause>/<type>/<key>").
 EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-6b1a-4a8e-9a55-2f2b0c7d9e10")
@@ -57,7 +59,7 @@ class Event(BaseModel):
             id=event_id,
             source=source,
             type=cls.event_type,
-            time=time or datetime.now(UTC),
+            time=time or utcnow(),
             subject=subject,
             correlationid=correlationid or event_id,
             causationid=causationid,

@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.contracts import EVENT_TYPES, DossierAssigned, UndecodableEvent, decode, derived_id
+from shared.contracts import (
+    EVENT_TYPES,
+    DossierAssigned,
+    DossierSubmitted,
+    UndecodableEvent,
+    decode,
+    derived_id,
+)
 from shared.contracts.__main__ import main as contracts_cli
 from tests.factories import submitted_event
 
@@ -86,3 +93,11 @@ def test_schemas_command_writes_one_schema_per_event_type(tmp_path: Path) -> Non
         "notification.sent",
         "notification.failed",
     }
+
+
+def test_event_times_are_kept_to_the_millisecond_the_database_stores() -> None:
+    from shared.clock import utcnow
+
+    data = submitted_event().data
+    assert DossierSubmitted.create(source="s", subject="c", data=data).time.microsecond % 1000 == 0
+    assert utcnow().microsecond % 1000 == 0

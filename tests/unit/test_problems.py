@@ -1,5 +1,5 @@
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from shared import problems
@@ -20,8 +20,13 @@ def _app() -> FastAPI:
     return app
 
 
-def test_validation_errors_are_problem_json_with_field_entries() -> None:
-    response = TestClient(_app()).post("/x", json={"n": "many"})
+def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://t")
+
+
+async def test_validation_errors_are_problem_json_with_field_entries() -> None:
+    async with _client() as client:
+        response = await client.post("/x", json={"n": "many"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -31,16 +36,19 @@ def test_validation_errors_are_problem_json_with_field_entries() -> None:
     assert body["status"] == 422
 
 
-def test_messages_follow_accept_language() -> None:
-    client = TestClient(_app())
-    vi = client.post("/x", json={"n": 1}, headers={"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.5"})
-    en = client.post("/x", json={"n": 1}, headers={"Accept-Language": "en-US"})
+async def test_messages_follow_accept_language() -> None:
+    async with _client() as client:
+        vi = await client.post(
+            "/x", json={"n": 1}, headers={"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.5"}
+        )
+        en = await client.post("/x", json={"n": 1}, headers={"Accept-Language": "en-US"})
     assert vi.json()["detail"] == "Đang bận." and vi.headers["content-language"] == "vi"
     assert en.json()["detail"] == "Busy." and en.headers["content-language"] == "en"
     assert vi.json()["allowed"] == [] and vi.status_code == 409
 
 
-def test_unknown_routes_are_problem_json_too() -> None:
-    response = TestClient(_app()).get("/nowhere")
+async def test_unknown_routes_are_problem_json_too() -> None:
+    async with _client() as client:
+        response = await client.get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
