@@ -19,7 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.messaging import QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER
+from shared.messaging import QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER, copy_message
 from shared.settings import SharedSettings
 
 DEAD_HEADERS = (
@@ -83,16 +83,7 @@ async def replay(amqp_url: str, queue: str, limit: int) -> int:
                 break
             headers = {k: v for k, v in (message.headers or {}).items() if k not in DEAD_HEADERS}
             await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=queue,
+                copy_message(message, headers), routing_key=queue
             )
             await message.ack()  # only after the copy is confirmed: nothing is lost
             moved += 1

@@ -152,18 +152,25 @@ class Broker:
         headers[REASON_HEADER] = reason[:1000]
         headers[QUEUE_HEADER] = queue
         headers[ROUTING_KEY_HEADER] = message.routing_key or ""
-        copy = aio_pika.Message(
-            body=message.body,
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
         await self._dead_exchange.publish(
-            copy, routing_key=queue, mandatory=True, timeout=PUBLISH_TIMEOUT
+            copy_message(message, headers),
+            routing_key=queue,
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT,
         )
+
+
+def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a received message, with other headers."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
 
 
 class Consumer:

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.faults import FaultPoints
 from shared.messaging import Broker, Consumer, Handler
+from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from shared.storage import Document, mongo_client, ping
 
@@ -38,6 +39,11 @@ class Runtime:
 
     def background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self.tasks.append(asyncio.create_task(coro, name=name))
+
+    def relay(self, outbox: Outbox) -> None:
+        """Keep publishing what `outbox` left unpublished, until shutdown."""
+        interval = self.settings.shared.outbox_interval_seconds
+        self.background(outbox.run(interval), f"outbox-{outbox.collection.name}")
 
     async def consume(self, queue: str, bindings: list[str], handle: Handler) -> Consumer:
         """Start consuming `queue` (named `motcua.<service>[.<queue>]`) with retries and DLQ."""

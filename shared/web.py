@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,6 +14,50 @@ from starlette.routing import Match
 
 from shared import problems
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from shared.runtime import Runtime, runtime
+from shared.settings import ServiceSettings
+
+T = TypeVar("T")
+Start = Callable[[Runtime, FastAPI], Awaitable[None]]
+VERSION = "0.1.0"
+
+
+def service_app(
+    settings: ServiceSettings, *, summary: str, routers: list[APIRouter], start: Start
+) -> FastAPI:
+    """A service's FastAPI app: `start` wires its stores and consumers once the broker and the
+    database clients are open; everything is closed again on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime(settings) as rt:
+            app.state.runtime = rt
+            await start(rt, app)
+            yield
+
+    app = FastAPI(
+        title=f"Motcua {settings.service_name}",
+        version=VERSION,
+        summary=summary,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for router in routers:
+        app.include_router(router)
+    install(app, settings.service_name)
+    return app
+
+
+def from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A FastAPI dependency that returns `app.state.<name>` (set by the service's start)."""
+
+    def dependency(request: Request) -> T:
+        value: Any = getattr(request.app.state, name)
+        if not isinstance(value, kind):
+            raise TypeError(f"app.state.{name} is not a {kind.__name__}")
+        return value
+
+    return dependency
 
 
 def operations_router() -> APIRouter:

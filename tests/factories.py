@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from services.intake.domain import TemporaryResidenceRegistration
 from shared.contracts import (
     Applicant,
     Channel,
@@ -14,18 +15,8 @@ from shared.contracts import (
     Residence,
 )
 
-VALID_FORM: dict[str, Any] = {
-    "procedure_code": "1.004194",
-    "applicant": {
-        "full_name": "Nguyễn Thị Lan",
-        "date_of_birth": "1990-05-17",
-        "sex": "female",
-        "personal_id": "001190012345",
-        "phone": "0912345678",
-        "email": "lan.nguyen@example.vn",
-    },
-    "residence": {"ward_code": "00004", "address": "Số 12 ngõ 34 phố Đội Cấn, Ba Đình"},
-}
+# The example that intake's OpenAPI document shows is the valid form the tests start from.
+VALID_FORM: dict[str, Any] = TemporaryResidenceRegistration.model_json_schema()["examples"][0]
 
 
 def form(**applicant: Any) -> dict[str, Any]:

@@ -241,7 +241,9 @@ class Stack:
 
     @property
     def home(self) -> Path:
-        return RUN_DIR / self.purpose
+        # A test stack's data is its own (two runs in one clone must not share a folder) and
+        # goes when it stops; `make run` keeps its data between runs.
+        return RUN_DIR / (self.purpose if not self.fresh else f"{self.purpose}-{os.getpid()}")
 
     def start(self) -> None:
         if self.fresh and self.home.exists():
@@ -271,6 +273,8 @@ class Stack:
             self.rabbitmq.stop()
         if self.mongo:
             self.mongo.stop()
+        if self.fresh:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         assert self.rabbitmq and self.mongo

@@ -5,21 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from services.audit.store import AuditStore
 from shared.problems import Problem
+from shared.web import from_state
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-def _store(request: Request) -> AuditStore:
-    store: AuditStore = request.app.state.store
-    return store
-
-
-Store = Annotated[AuditStore, Depends(_store)]
+Store = Annotated[AuditStore, Depends(from_state("store", AuditStore))]
 
 
 class TimelineEntry(BaseModel):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -13,29 +11,19 @@ from services.audit.api import router
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
 from shared import web
-from shared.runtime import runtime
+from shared.runtime import Runtime
 
 
 def create_app(settings: AuditSettings | None = None) -> FastAPI:
-    settings = settings or AuditSettings()
+    async def start(rt: Runtime, app: FastAPI) -> None:
+        store = AuditStore(rt.db)
+        await store.setup()
+        app.state.store = store
+        await rt.consume("motcua.audit", ["#"], partial(handlers.record, store=store))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(settings) as rt:
-            app.state.runtime = rt
-            store = AuditStore(rt.db)
-            await store.setup()
-            app.state.store = store
-            await rt.consume("motcua.audit", ["#"], partial(handlers.record, store=store))
-            yield
-
-    app = FastAPI(
-        title="Motcua audit",
-        version="0.1.0",
+    return web.service_app(
+        settings or AuditSettings(),
         summary="The record of every event, per dossier.",
-        lifespan=lifespan,
+        routers=[router],
+        start=start,
     )
-    app.state.settings = settings
-    app.include_router(router)
-    web.install(app, "audit")
-    return app

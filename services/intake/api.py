@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 from pydantic import BaseModel
 
 from services.intake import handlers
@@ -14,22 +14,13 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from shared.clock import utcnow
 from shared.problems import Problem
+from shared.web import from_state
 
 router = APIRouter(prefix="/v1", tags=["dossiers"])
 
 
-def _store(request: Request) -> DossierStore:
-    store: DossierStore = request.app.state.dossiers
-    return store
-
-
-def _settings(request: Request) -> IntakeSettings:
-    settings: IntakeSettings = request.app.state.settings
-    return settings
-
-
-Dossiers = Annotated[DossierStore, Depends(_store)]
-Settings = Annotated[IntakeSettings, Depends(_settings)]
+Dossiers = Annotated[DossierStore, Depends(from_state("dossiers", DossierStore))]
+Settings = Annotated[IntakeSettings, Depends(from_state("settings", IntakeSettings))]
 
 
 class DossierStatus(BaseModel):

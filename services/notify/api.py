@@ -5,20 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from services.notify.store import NotifyStore
+from shared.web import from_state
 
 router = APIRouter(prefix="/v1", tags=["deliveries"])
 
 
-def _store(request: Request) -> NotifyStore:
-    store: NotifyStore = request.app.state.store
-    return store
-
-
-Store = Annotated[NotifyStore, Depends(_store)]
+Store = Annotated[NotifyStore, Depends(from_state("store", NotifyStore))]
 
 
 class DeliveryView(BaseModel):

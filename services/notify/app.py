@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -16,45 +14,33 @@ from services.notify.store import NotifyStore
 from shared import web
 from shared.clock import utcnow
 from shared.contracts import DossierApproved, DossierRejected, DossierSubmitted
-from shared.runtime import runtime
+from shared.runtime import Runtime
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(settings) as rt:
-            app.state.runtime = rt
-            store = NotifyStore(rt.db, rt.broker.publish)
-            await store.setup()
-            app.state.store = store
-            await rt.consume(
-                "motcua.notify",
-                [
-                    DossierSubmitted.event_type,
-                    DossierApproved.event_type,
-                    DossierRejected.event_type,
-                ],
-                partial(
-                    handlers.handle,
-                    store=store,
-                    mailer=SmtpSender(settings),
-                    clock=utcnow,
-                    source=f"{settings.public_url}/v1/deliveries",
-                    max_attempts=settings.shared.max_attempts,
-                ),
-            )
-            rt.background(store.outbox.run(settings.shared.outbox_interval_seconds), "outbox")
-            yield
+    async def start(rt: Runtime, app: FastAPI) -> None:
+        store = NotifyStore(rt.db, rt.broker.publish)
+        await store.setup()
+        app.state.store = store
+        await rt.consume(
+            "motcua.notify",
+            [DossierSubmitted.event_type, DossierApproved.event_type, DossierRejected.event_type],
+            partial(
+                handlers.handle,
+                store=store,
+                mailer=SmtpSender(settings),
+                clock=utcnow,
+                source=f"{settings.public_url}/v1/deliveries",
+                max_attempts=settings.shared.max_attempts,
+            ),
+        )
+        rt.relay(store.outbox)
 
-    app = FastAPI(
-        title="Motcua notify",
-        version="0.1.0",
+    return web.service_app(
+        settings,
         summary="Tells citizens the result of their dossiers.",
-        lifespan=lifespan,
+        routers=[router],
+        start=start,
     )
-    app.state.settings = settings
-    app.include_router(router)
-    web.install(app, "notify")
-    return app

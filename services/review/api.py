@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import handlers
@@ -15,22 +15,13 @@ from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
 from shared.clock import utcnow
 from shared.problems import Problem
+from shared.web import from_state
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
 
-def _store(request: Request) -> TaskStore:
-    store: TaskStore = request.app.state.tasks
-    return store
-
-
-def _settings(request: Request) -> ReviewSettings:
-    settings: ReviewSettings = request.app.state.settings
-    return settings
-
-
-Tasks = Annotated[TaskStore, Depends(_store)]
-Settings = Annotated[ReviewSettings, Depends(_settings)]
+Tasks = Annotated[TaskStore, Depends(from_state("tasks", TaskStore))]
+Settings = Annotated[ReviewSettings, Depends(from_state("settings", ReviewSettings))]
 
 
 class TaskView(BaseModel):
