@@ -79,9 +79,21 @@ def problem_response(
         "code": code,
     }
     body.update(extra or {})
+    if isinstance(body.get("errors"), list):
+        body["errors"] = [_localised(e, vi) for e in body["errors"]]
     response = JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
     response.headers["content-language"] = "vi" if vi else "en"
     return response
+
+
+def _localised(error: Any, vietnamese: bool) -> Any:
+    """Keep the message in the client's language: `message_vi` replaces `message` for vi."""
+    if not isinstance(error, dict) or "message_vi" not in error:
+        return error
+    localised = {k: v for k, v in error.items() if k != "message_vi"}
+    if vietnamese:
+        localised["message"] = error["message_vi"]
+    return localised
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +33,10 @@ class SharedSettings(BaseSettings):
     )
     outbox_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often unpublished outgoing events are retried."
+    )
+    calendar_file: Path | None = Field(
+        default=Path(__file__).resolve().parents[1] / "deploy" / "calendar.yaml",
+        description="Operator's overrides of the holiday calendar (extra days off, make-up days).",
     )
     fault_points: str = Field(
         default="",

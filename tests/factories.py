@@ -6,7 +6,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from services.intake.domain import TemporaryResidenceRegistration
+from services.intake.catalogue import load_catalogue
+from services.intake.openapi import example
 from shared.contracts import (
     Applicant,
     Channel,
@@ -15,8 +16,9 @@ from shared.contracts import (
     Residence,
 )
 
-# The example that intake's OpenAPI document shows is the valid form the tests start from.
-VALID_FORM: dict[str, Any] = TemporaryResidenceRegistration.model_json_schema()["examples"][0]
+CATALOGUE = load_catalogue()
+# The example that intake's OpenAPI document shows is the valid submission the tests start from.
+VALID_FORM: dict[str, Any] = example(CATALOGUE.procedures["1.004194"])
 
 
 def form(**applicant: Any) -> dict[str, Any]:

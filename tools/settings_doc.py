@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from pydantic_settings import BaseSettings
 
 from services.audit.settings import AuditSettings
@@ -29,5 +32,20 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- settings:start", "<!-- settings:end -->"
+
+
+def write(readme: Path) -> None:
+    """Replace the table between the settings markers of `readme`."""
+    text = readme.read_text("utf-8")
+    head, rest = text.split(START, 1)
+    marker_line, _, tail = rest.partition("\n")
+    _, _, after = tail.partition(END)
+    readme.write_text(f"{head}{START}{marker_line}\n{markdown()}\n{END}{after}", "utf-8")
+
+
 if __name__ == "__main__":
-    print(markdown())
+    if sys.argv[1:2] == ["--write"]:
+        write(Path(sys.argv[2]))
+    else:
+        print(markdown())

@@ -6,17 +6,22 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.intake import handlers
+from services.intake import handlers, openapi
 from services.intake.api import router
+from services.intake.catalogue import load_catalogue
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from shared import web
+from shared.calendar import WorkingCalendar, load_overrides
 from shared.contracts import DossierApproved, DossierAssigned, DossierRejected
 from shared.runtime import Runtime
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
+
+    catalogue = load_catalogue(settings.procedures_dir)
+    calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
         store = DossierStore(rt.db, rt.broker.publish)
@@ -29,9 +34,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         )
         rt.relay(store.outbox)
 
-    return web.service_app(
+    app = web.service_app(
         settings,
         summary="Submit dossiers for administrative procedures and follow their status.",
         routers=[router],
         start=start,
     )
+    app.state.catalogue = catalogue
+    app.state.calendar = calendar
+    openapi.install(app, catalogue)
+    return app

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.intake.fields import FieldSpec, build_model
+from services.intake.messages import entry
 
 PROCEDURES_DIR = Path(__file__).parent / "procedures"
 
@@ -179,21 +180,9 @@ def check_rules(procedure: Procedure, form: dict[str, Any]) -> list[dict[str, st
         if not isinstance(earlier, date) or not isinstance(later, date):
             continue  # an optional end left out: nothing to compare
         if later < earlier or (later == earlier and not rule.allow_equal):
-            errors.append(
-                {
-                    "field": rule.later,
-                    "code": "date_order",
-                    "message": f"must be after {rule.earlier}",
-                }
-            )
+            errors.append(entry(rule.later, "date_order"))
         elif rule.max_days is not None and later - earlier > timedelta(days=rule.max_days):
-            errors.append(
-                {
-                    "field": rule.later,
-                    "code": "date_span",
-                    "message": f"must be at most {rule.max_days} days after {rule.earlier}",
-                }
-            )
+            errors.append(entry(rule.later, "date_span"))
     return errors
 
 

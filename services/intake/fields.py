@@ -20,6 +20,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from vietnam_provinces import Province, Ward
 
 from shared.calendar import VIETNAM
@@ -37,7 +38,10 @@ def normalise_mobile(raw: str) -> str:
     compact = re.sub(r"[\s.\-()]", "", raw)
     match = _MOBILE.match(compact)
     if not match:
-        raise ValueError("not a Vietnamese mobile number (10 digits starting 03, 05, 07, 08, 09)")
+        raise PydanticCustomError(
+            "invalid_mobile",
+            "not a Vietnamese mobile number (10 digits starting 03, 05, 07, 08, 09)",
+        )
     return "+84" + match.group(1)
 
 
@@ -54,7 +58,7 @@ def check_id_prefix(number: str) -> str:
     abroad = ident["abroad_prefixes"]
     if prefix in ident["province_prefixes"] or abroad["from"] <= prefix <= abroad["to"]:
         return number
-    raise ValueError(f"{prefix} is not a province-of-birth code of a personal ID number")
+    raise PydanticCustomError("id_prefix", f"{prefix} is not a province-of-birth code")
 
 
 def check_personal_id(number: str, date_of_birth: date | None, sex: str | None) -> None:
@@ -63,14 +67,16 @@ def check_personal_id(number: str, date_of_birth: date | None, sex: str | None) 
         return
     century = date_of_birth.year // 100 - 19
     if not 0 <= century <= 4:
-        raise ValueError("date of birth outside the years a personal ID can encode")
+        raise PydanticCustomError("birth_out_of_range", "a personal ID cannot encode this birth")
     digit = int(number[3])
     if digit // 2 != century:
-        raise ValueError("century digit does not agree with the date of birth")
+        raise PydanticCustomError("id_century", "century digit does not agree with the birth date")
     if number[4:6] != f"{date_of_birth.year % 100:02d}":
-        raise ValueError("birth year digits do not agree with the date of birth")
+        raise PydanticCustomError(
+            "id_birth_year", "birth year digits do not agree with the birth date"
+        )
     if sex is not None and ("female" if digit % 2 else "male") != sex:
-        raise ValueError("sex digit does not agree with the sex")
+        raise PydanticCustomError("id_sex", "sex digit does not agree with the sex")
 
 
 @functools.cache
@@ -86,25 +92,25 @@ def province_names() -> dict[str, str]:
 
 def check_ward(code: str) -> str:
     if code not in ward_names():
-        raise ValueError(f"{code} is not a commune/ward code of the 2025 list")
+        raise PydanticCustomError("unknown_ward", f"{code} is not a ward code of the 2025 list")
     return code
 
 
 def check_province(code: str) -> str:
     if code not in province_names():
-        raise ValueError(f"{code} is not a province code of the 2025 list")
+        raise PydanticCustomError("unknown_province", f"{code} is not a province code of 2025")
     return code
 
 
 def not_future(value: date) -> date:
     if value > today():
-        raise ValueError("must not be in the future")
+        raise PydanticCustomError("future_date", "must not be in the future")
     return value
 
 
 def not_past(value: date) -> date:
     if value < today():
-        raise ValueError("must not be in the past")
+        raise PydanticCustomError("past_date", "must not be in the past")
     return value
 
 
@@ -197,7 +203,7 @@ SCALARS: dict[str, Any] = {
 }
 
 
-def annotation(name: str, spec: FieldSpec) -> Any:
+def annotation(name: str, spec: FieldSpec, parent: str = "") -> Any:
     """The pydantic type of a field spec."""
     if spec.type in SCALARS:
         return SCALARS[spec.type]
@@ -216,7 +222,7 @@ def annotation(name: str, spec: FieldSpec) -> Any:
         return Annotated[int, Field(ge=spec.minimum, le=spec.maximum, strict=False)]
     if not spec.fields:
         raise ValueError(f"{name}: a {spec.type} needs fields")
-    nested = build_model(name.title().replace("_", ""), spec.fields)
+    nested = build_model(f"{parent}_{name}" if parent else name, spec.fields)
     if spec.type == "group":
         return nested
     return Annotated[list[nested], Field(min_length=spec.min_items, max_length=spec.max_items)]  # type: ignore[valid-type]
@@ -232,7 +238,7 @@ def build_model(
     """A frozen-shape pydantic model for a form: unknown fields are refused."""
     definitions: dict[str, Any] = {}
     for field_name, spec in fields.items():
-        kind = annotation(field_name, spec)
+        kind = annotation(field_name, spec, parent=name)
         description = " / ".join(x for x in (spec.label_vi, spec.label_en) if x) or None
         if spec.required:
             definitions[field_name] = (kind, Field(description=description))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from services.intake.domain import VIETNAM, Dossier, TemporaryResidenceRegistration
+from services.intake.domain import Dossier
 from services.intake.store import DossierStore
+from services.intake.submission import Submission
+from shared.calendar import VIETNAM, WorkingCalendar
 from shared.clock import Clock
 from shared.contracts import (
     Applicant,
@@ -32,27 +34,41 @@ STATUS_OF_EVENT = {
 
 
 async def submit(
-    form: TemporaryResidenceRegistration,
+    submission: Submission,
     *,
     dossiers: DossierStore,
+    calendar: WorkingCalendar,
     clock: Clock,
     agency: str,
     source: str,
-    channel: Channel = Channel.ONLINE,
     submitted_by: str | None = None,
 ) -> Dossier:
-    """Give the dossier a code, store it with its `dossier.submitted` event, then publish."""
+    """Give the dossier a code and a promised date, store it with its `dossier.submitted`
+    event, then publish."""
     now = clock()
+    procedure = submission.procedure
+    saturday = procedure.saturday_morning
+    received_at = calendar.next_working_moment(now, saturday_morning=saturday)
+    promised_at = calendar.promised_at(
+        now, procedure.deadline.working_days, saturday_morning=saturday
+    )
+    form = submission.form
+    residence = form.get("residence")
 
     def build(code: str) -> tuple[Dossier, list[Event]]:
         dossier = Dossier(
             code=code,
-            procedure_code=form.procedure_code,
-            channel=channel,
+            procedure_code=procedure.code,
+            channel=Channel(submission.channel),
             submitted_at=now,
-            form=form.model_dump(mode="json"),
+            form=form,
             submitted_by=submitted_by,
             history=[{"status": "submitted", "at": now}],
+            procedure_version=procedure.version,
+            received_at=received_at,
+            promised_at=promised_at,
+            fee=submission.fee,
+            notify_by=submission.notify_by,
         )
         event = DossierSubmitted.create(
             source=source,
@@ -60,12 +76,23 @@ async def submit(
             time=now,
             data=DossierSubmittedData(
                 dossier_code=code,
-                procedure_code=form.procedure_code,
-                channel=channel,
+                procedure_code=procedure.code,
+                procedure_version=procedure.version,
+                channel=Channel(submission.channel),
                 submitted_at=now,
-                applicant=Applicant.model_validate(form.applicant.model_dump()),
-                residence=Residence.model_validate(form.residence.model_dump()),
+                received_at=received_at,
+                promised_at=promised_at,
+                applicant=Applicant.model_validate(submission.applicant),
+                residence=Residence.model_validate(residence)
+                if isinstance(residence, dict) and {"ward_code", "address"} <= set(residence)
+                else None,
+                receiving_unit=procedure.receiving_unit,
+                ward_code=submission.ward_code,
                 submitted_by=submitted_by,
+                fee=submission.fee,
+                notify_by=list(submission.notify_by),
+                applicant_kind=submission.applicant_kind,
+                form=form,
             ),
         )
         return dossier, [event]

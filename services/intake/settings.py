@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -16,6 +18,10 @@ class IntakeSettings(ServiceSettings):
     agency_code: str = Field(
         default="G01.99",
         description="Agency identifier that starts every dossier code ({agency}-{yyMMdd}-{NNNN}).",
+    )
+    procedures_dir: Path = Field(
+        default=Path(__file__).resolve().parent / "procedures",
+        description="Folder of the procedure catalogue's files (one YAML per procedure).",
     )
     public_url: str = Field(
         default="http://127.0.0.1:8001", description="Base URL used as the events' source."

@@ -81,6 +81,11 @@ class DossierStore:
             "submitted_at": dossier.submitted_at,
             "submitted_by": dossier.submitted_by,
             "form": dossier.form,
+            "procedure_version": dossier.procedure_version,
+            "received_at": dossier.received_at,
+            "promised_at": dossier.promised_at,
+            "fee": dossier.fee,
+            "notify_by": list(dossier.notify_by),
             "updated_at": utcnow(),
             **outbox_fields(events),
         }
@@ -125,4 +130,9 @@ def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
         status=statuses[-1]["status"] if statuses else "submitted",
         submitted_by=doc.get("submitted_by"),
         history=history,
+        procedure_version=doc.get("procedure_version", 1),
+        received_at=doc.get("received_at"),
+        promised_at=doc.get("promised_at"),
+        fee=doc.get("fee"),
+        notify_by=tuple(doc.get("notify_by", ())),
     )

@@ -49,7 +49,7 @@ async def assign(
     submitted = event.data
     existing = await tasks.by_dossier(submitted.dossier_code)
     if existing is None:
-        unit_id = roster.unit_for_ward(submitted.residence.ward_code)
+        unit_id = roster.receiving_unit(submitted)
         candidates = roster.assignable(unit_id)
         try:
             officer = pick_officer(candidates, await tasks.open_counts([o.id for o in candidates]))

@@ -8,6 +8,8 @@ from typing import Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.contracts import DossierSubmittedData
+
 Role = Literal["officer", "chief", "supervisor", "admin"]
 
 
@@ -61,6 +63,13 @@ class Roster(BaseModel):
             if ward_code in unit.wards:
                 return unit.id
         return self.default_unit
+
+    def receiving_unit(self, submitted: DossierSubmittedData) -> str:
+        """The unit that receives a dossier: its ward's police, or the province office."""
+        if submitted.receiving_unit == "province":
+            return self.default_unit
+        ward = submitted.ward_code or (submitted.residence.ward_code if submitted.residence else "")
+        return self.unit_for_ward(ward)
 
     def officer(self, officer_id: str) -> Officer | None:
         return next((o for o in self.officers if o.id == officer_id), None)

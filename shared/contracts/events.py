@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -37,11 +37,34 @@ class DossierSubmittedData(EventData):
     channel: Channel
     submitted_at: datetime
     applicant: Applicant
-    residence: Residence
+    residence: Residence | None = Field(
+        default=None, description="Where the applicant lives, for residence procedures."
+    )
     submitted_by: str | None = Field(
         default=None, description="Officer id when submitted at the desk for a citizen."
     )
     status_code: PortalStatus = PortalStatus.NEW
+    procedure_version: int | None = Field(default=None, description="Catalogue version used.")
+    receiving_unit: Literal["ward", "province"] | None = Field(
+        default=None, description="Whether ward police or the province office receive it."
+    )
+    ward_code: str | None = Field(
+        default=None, description="The ward whose police receive it (ward procedures)."
+    )
+    received_at: datetime | None = Field(
+        default=None, description="When the clock starts: the next working moment."
+    )
+    promised_at: datetime | None = Field(
+        default=None, description="Ngày hẹn trả: the promised result date."
+    )
+    fee: int | None = Field(default=None, description="Fee due, in VND.")
+    notify_by: list[Literal["sms", "email", "zalo"]] = Field(
+        default_factory=list, description="Channels the citizen chose for notifications."
+    )
+    applicant_kind: Literal[1, 2, 3, 4] = 1
+    form: dict[str, Any] | None = Field(
+        default=None, description="The whole form as submitted (procedure-specific)."
+    )
 
 
 class DossierAssignedData(EventData):
