@@ -1,10 +1,13 @@
-"""The transactional outbox on a single document.
+"""The transactional outbox, built for a store without transactions.
 
-A state change and the events it emits are written in one atomic single-document update: the
-events go into the document's `outbox` list (kept for good, so a redelivered input re-publishes
-the very same events) and their ids into `unpublished`. After the write, the events are
-published with confirms and their ids pulled from `unpublished`. A relay publishes whatever a
-crash or a broker outage left in `unpublished`.
+A state change and the events it emits are one single-document write: the events go into the
+document's `outbox` list and stay there, so a redelivered input can re-publish the very same
+events. Just before that write, a small pointer per event goes into the service's
+`outbox_pending` collection; after the write, the events are published with confirms and their
+pointers deleted. A relay publishes what a crash or a broker outage left pointed at, and drops
+pointers whose write never happened. The pending collection holds only events in flight, so the
+relay reads little, and no large document is ever updated to mark an event published (FerretDB
+1.24 updates and deletes in time proportional to the collection's size).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
+from shared.clock import utcnow
 from shared.contracts import Event, load
 from shared.metrics import OUTBOX_PENDING
 from shared.storage import Document
@@ -24,66 +30,80 @@ from shared.storage import Document
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
+STALE_AFTER = timedelta(minutes=2)
 
 
 def outbox_fields(events: Iterable[Event]) -> dict[str, Any]:
-    """Fields for a new document that emits `events`."""
-    events = list(events)
-    return {
-        "outbox": [e.model_dump(mode="json") for e in events],
-        "unpublished": [e.id for e in events],
-    }
+    """The field of a document that records the events its write emits."""
+    return {"outbox": [e.model_dump(mode="json") for e in events]}
 
 
-def outbox_push(events: Iterable[Event]) -> dict[str, Any]:
-    """The `$push` clause that adds `events` to an existing document's outbox."""
-    events = list(events)
-    return {
-        "outbox": {"$each": [e.model_dump(mode="json") for e in events]},
-        "unpublished": {"$each": [e.id for e in events]},
-    }
+def events_of(doc: Document, *, caused_by: str | None = None) -> list[Event]:
+    """The events a document recorded (only those caused by `caused_by`, if given)."""
+    return [
+        load(stored)
+        for stored in doc.get("outbox", [])
+        if caused_by is None or stored.get("causationid") == caused_by
+    ]
 
 
 class Outbox:
-    """Publishes the events stored in one collection's documents."""
+    """One service's outbox over the collections whose documents record events."""
 
     def __init__(
-        self, collection: AsyncCollection[Document], publish: Publish, *, service: str
+        self,
+        db: AsyncDatabase[Document],
+        publish: Publish,
+        *,
+        service: str,
+        sources: Iterable[AsyncCollection[Document]],
     ) -> None:
-        self.collection = collection
+        self.pending = db["outbox_pending"]
+        self.sources = {c.name: c for c in sources}
         self.publish = publish
         self.service = service
 
-    async def flush(self, doc: Document, *, caused_by: str | None = None) -> list[Event]:
-        """Publish the document's unpublished events (or, with `caused_by`, every event caused
-        by that input, published or not) and mark them published. Returns what was published."""
-        pending = set(doc.get("unpublished", []))
+    async def expect(
+        self, source: AsyncCollection[Document], doc_id: str, events: Iterable[Event]
+    ) -> None:
+        """Point at events about to be written into `source`'s document `doc_id`."""
+        now = utcnow()
+        pointers = [
+            {"_id": e.id, "source": source.name, "doc_id": doc_id, "created_at": now}
+            for e in events
+        ]
+        if not pointers:
+            return
+        try:
+            await self.pending.insert_many(pointers, ordered=False)
+        except BulkWriteError as exc:  # already pointed at (a redelivered input): fine
+            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                raise
+
+    async def flush(self, events: Iterable[Event]) -> list[Event]:
+        """Publish `events` (confirmed), then drop their pointers. Returns them."""
         published = []
-        for stored in doc.get("outbox", []):
-            if caused_by:
-                wanted = stored.get("causationid") == caused_by
-            else:
-                wanted = stored["id"] in pending
-            if not wanted:
-                continue
-            event = load(stored)
+        for event in events:
             await self.publish(event)
-            if event.id in pending:
-                await self.collection.update_one(
-                    {"_id": doc["_id"]}, {"$pull": {"unpublished": event.id}}
-                )
+            await self.pending.delete_one({"_id": event.id})
             published.append(event)
         return published
 
     async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
-        """Publish events left unpublished for longer than `older_than`; return how many."""
-        cutoff = datetime.now(UTC) - older_than
+        """Publish events left pointed at for longer than `older_than`; return how many."""
+        now = utcnow()
         count = 0
-        cursor = self.collection.find(
-            {"unpublished.0": {"$exists": True}, "updated_at": {"$lt": cutoff}}
-        )
-        async for doc in cursor:
-            for event in await self.flush(doc):
+        async for pointer in self.pending.find({"created_at": {"$lt": now - older_than}}):
+            source = self.sources.get(pointer.get("source", ""))
+            doc = await source.find_one({"_id": pointer["doc_id"]}) if source is not None else None
+            stored = next(
+                (e for e in (doc or {}).get("outbox", []) if e.get("id") == pointer["_id"]), None
+            )
+            if stored is None:
+                if now - pointer["created_at"] > STALE_AFTER:  # the write never happened
+                    await self.pending.delete_one({"_id": pointer["_id"]})
+                continue
+            for event in await self.flush([load(stored)]):
                 OUTBOX_PENDING.labels(self.service, event.type).inc()
                 count += 1
         return count

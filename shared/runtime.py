@@ -43,7 +43,7 @@ class Runtime:
     def relay(self, outbox: Outbox) -> None:
         """Keep publishing what `outbox` left unpublished, until shutdown."""
         interval = self.settings.shared.outbox_interval_seconds
-        self.background(outbox.run(interval), f"outbox-{outbox.collection.name}")
+        self.background(outbox.run(interval), "outbox-relay")
 
     async def consume(self, queue: str, bindings: list[str], handle: Handler) -> Consumer:
         """Start consuming `queue` (named `motcua.<service>[.<queue>]`) with retries and DLQ."""

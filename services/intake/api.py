@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Depends, Header, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.intake import handlers
 from services.intake.catalogue import Catalogue, FormError
 from services.intake.domain import Dossier
+from services.intake.idempotency import IdempotencyStore, KeyReused, StillRunning, fingerprint
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from services.intake.submission import parse
@@ -26,6 +28,7 @@ Dossiers = Annotated[DossierStore, Depends(from_state("dossiers", DossierStore))
 Settings = Annotated[IntakeSettings, Depends(from_state("settings", IntakeSettings))]
 Procedures = Annotated[Catalogue, Depends(from_state("catalogue", Catalogue))]
 Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
+Keys = Annotated[IdempotencyStore, Depends(from_state("keys", IdempotencyStore))]
 
 
 class Receipt(BaseModel):
@@ -82,26 +85,66 @@ def invalid(exc: FormError) -> Problem:
 )
 async def submit_dossier(
     body: Annotated[dict[str, Any], Body()],
-    response: Response,
     dossiers: Dossiers,
+    keys: Keys,
     settings: Settings,
     catalogue: Procedures,
     calendar: Calendar,
-) -> Receipt:
-    try:
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any unique string (e.g. a UUID): a retry with the same key and body "
+            "returns the first answer and creates nothing new.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    try:  # validate first: a request that fails changes nothing, not even its key
         submission = parse(body, catalogue, channel=int(Channel.ONLINE))
     except FormError as exc:
         raise invalid(exc) from exc
-    dossier = await handlers.submit(
-        submission,
-        dossiers=dossiers,
-        calendar=calendar,
-        clock=utcnow,
-        agency=settings.agency_code,
-        source=f"{settings.public_url}/v1/dossiers",
-    )
-    response.headers["Location"] = f"/v1/dossiers/{dossier.code}"
-    return _receipt(dossier)
+
+    async def work() -> dict[str, Any]:
+        done = await dossiers.by_idempotency_key(idempotency_key) if idempotency_key else None
+        dossier = done or await handlers.submit(
+            submission,
+            dossiers=dossiers,
+            calendar=calendar,
+            clock=utcnow,
+            agency=settings.agency_code,
+            source=f"{settings.public_url}/v1/dossiers",
+            idempotency_key=idempotency_key,
+        )
+        return _receipt(dossier).model_dump(mode="json")
+
+    replayed = False
+    if idempotency_key is None:
+        answer = await work()
+    else:
+        try:
+            answer, first = await keys.run(idempotency_key, fingerprint(body), work)
+        except KeyReused as exc:
+            raise Problem(
+                409,
+                "This Idempotency-Key was used with a different submission.",
+                "Khóa Idempotency-Key này đã được dùng cho một hồ sơ khác.",
+                code="idempotency_key_reused",
+            ) from exc
+        except StillRunning as exc:
+            raise Problem(
+                409,
+                "The first request with this Idempotency-Key is still being processed.",
+                "Yêu cầu đầu tiên với khóa này đang được xử lý.",
+                code="idempotency_key_in_progress",
+                headers={"Retry-After": "1"},
+            ) from exc
+        replayed = not first
+    headers = {"Location": f"/v1/dossiers/{answer['code']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer, status_code=201, headers=headers)
 
 
 @router.get(

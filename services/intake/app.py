@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.intake import handlers, openapi
 from services.intake.api import router
 from services.intake.catalogue import load_catalogue
+from services.intake.idempotency import IdempotencyStore
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from shared import web
@@ -27,6 +28,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         store = DossierStore(rt.db, rt.broker.publish)
         await store.setup()
         app.state.dossiers = store
+        app.state.keys = IdempotencyStore(rt.db)
         await rt.consume(
             "motcua.intake.status",
             [DossierAssigned.event_type, DossierApproved.event_type, DossierRejected.event_type],

@@ -21,6 +21,7 @@ from shared.contracts import (
     Residence,
 )
 from shared.messaging import PermanentFailure
+from shared.outbox import events_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ async def submit(
     agency: str,
     source: str,
     submitted_by: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Dossier:
     """Give the dossier a code and a promised date, store it with its `dossier.submitted`
     event, then publish."""
@@ -97,9 +99,11 @@ async def submit(
         )
         return dossier, [event]
 
-    dossier, doc = await dossiers.add_new(agency, now.astimezone(VIETNAM).date(), build)
+    dossier, doc = await dossiers.add_new(
+        agency, now.astimezone(VIETNAM).date(), build, idempotency_key=idempotency_key
+    )
     try:
-        await dossiers.outbox.flush(doc)
+        await dossiers.outbox.flush(events_of(doc))
     except Exception:
         # Stored is what matters to the citizen: the outbox relay publishes it shortly.
         log.warning(

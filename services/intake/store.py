@@ -33,16 +33,18 @@ class DossierStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
         self.statuses = db["statuses"]
-        self.outbox = Outbox(self.dossiers, publish, service="intake")
+        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
         self._code_lock = asyncio.Lock()
         self._next_number: dict[str, int] = {}
 
     async def setup(self) -> None:
         await self.dossiers.create_index([("code_series", 1), ("code_number", DESCENDING)])
-        await self.dossiers.create_index("unpublished")
         await self.statuses.create_index([("dossier_code", 1), ("rank", 1)])
+        await self.dossiers.create_index("idempotency_key")
 
-    async def add_new(self, agency: str, day: date, build: Build) -> tuple[Dossier, Document]:
+    async def add_new(
+        self, agency: str, day: date, build: Build, *, idempotency_key: str | None = None
+    ) -> tuple[Dossier, Document]:
         """Insert a dossier under the next free code of `agency` on `day`, with its events.
 
         The code is the document's `_id`, so two writers (even two intake replicas) can never
@@ -55,6 +57,9 @@ class DossierStore:
                 code = dossier_code(agency, day, number)
                 dossier, events = build(code)
                 doc = self._document(dossier, events, series, number)
+                if idempotency_key is not None:
+                    doc["idempotency_key"] = idempotency_key
+                await self.outbox.expect(self.dossiers, dossier.code, events)
                 try:
                     await self.dossiers.insert_one(doc)
                 except DuplicateKeyError:  # another replica took it: skip past its numbers
@@ -96,6 +101,10 @@ class DossierStore:
             return None
         cursor = self.statuses.find({"dossier_code": code}).sort([("rank", 1), ("at", 1)])
         return _to_dossier(doc, [s async for s in cursor])
+
+    async def by_idempotency_key(self, key: str) -> Dossier | None:
+        doc = await self.dossiers.find_one({"idempotency_key": key}, projection=["_id"])
+        return await self.get(doc["_id"]) if doc else None
 
     async def record_status(self, code: str, status: str, at: datetime, event_id: str) -> bool:
         """Note that the dossier reached `status` (once per event); the highest rank shows."""

@@ -19,6 +19,7 @@ from shared.contracts import (
     NotificationSentData,
 )
 from shared.messaging import PermanentFailure
+from shared.outbox import events_of
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ async def notify_decision(
         )
         delivery = await store.settle(delivery, status=status, fields=fields, event=result)
     # Also on a redelivery: publish the recorded outcome again, with the same event id.
-    await store.outbox.flush(delivery, caused_by=event.id)
+    await store.outbox.flush(events_of(delivery, caused_by=event.id))
 
 
 async def _attempt(

@@ -19,11 +19,10 @@ class NotifyStore:
         self.recipients = db["recipients"]
         self.deliveries = db["deliveries"]
         self.attempts = db["delivery_attempts"]
-        self.outbox = Outbox(self.deliveries, publish, service="notify")
+        self.outbox = Outbox(db, publish, service="notify", sources=[self.deliveries])
 
     async def setup(self) -> None:
         await self.deliveries.create_index("dossier_code")
-        await self.deliveries.create_index("unpublished")
         await self.attempts.create_index("delivery_id")
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
@@ -49,7 +48,6 @@ class NotifyStore:
                     "created_at": now,
                     "updated_at": now,
                     "outbox": [],
-                    "unpublished": [],
                 }
             )
         delivery = await self.deliveries.find_one({"_id": delivery_id})
@@ -77,5 +75,6 @@ class NotifyStore:
             "updated_at": utcnow(),
             **outbox_fields([event]),
         }
+        await self.outbox.expect(self.deliveries, delivery["_id"], [event])
         await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
         return {**delivery, **update}

@@ -42,8 +42,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
                 faults=rt.faults,
             ),
         )
-        for outbox in store.outboxes:
-            rt.relay(outbox)
+        rt.relay(store.outbox)
 
     app = web.service_app(
         settings,

@@ -30,6 +30,7 @@ from shared.contracts import (
 )
 from shared.faults import FaultPoints
 from shared.messaging import PermanentFailure
+from shared.outbox import events_of
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def assign(
             )
     await faults.reach("review.assign.after_store")
     # Also on a redelivery: publish again what this input caused; ids are the same.
-    await tasks.task_outbox.flush(existing, caused_by=event.id)
+    await tasks.outbox.flush(events_of(existing, caused_by=event.id))
 
 
 async def decide(
@@ -133,7 +134,7 @@ async def decide(
     if doc is None:
         raise Conflict(f"task {task_id} was decided meanwhile", allowed=[])
     try:
-        await tasks.transition_outbox.flush(doc)
+        await tasks.outbox.flush(events_of(doc))
     except Exception:
         log.warning("decision stored, event not published yet", exc_info=True)
     return (await tasks.get(task_id)) or task

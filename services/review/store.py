@@ -30,25 +30,12 @@ class TaskStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.tasks = db["tasks"]
         self.transitions = db["transitions"]
-        self.outboxes = [
-            Outbox(self.tasks, publish, service="review"),
-            Outbox(self.transitions, publish, service="review"),
-        ]
-
-    @property
-    def task_outbox(self) -> Outbox:
-        return self.outboxes[0]
-
-    @property
-    def transition_outbox(self) -> Outbox:
-        return self.outboxes[1]
+        self.outbox = Outbox(db, publish, service="review", sources=[self.tasks, self.transitions])
 
     async def setup(self) -> None:
         await self.tasks.create_index("dossier_code", unique=True)
         await self.tasks.create_index([("officer_id", 1), ("state", 1)])
-        await self.tasks.create_index("unpublished")
         await self.transitions.create_index([("task_id", 1), ("version", DESCENDING)])
-        await self.transitions.create_index("unpublished")
 
     async def by_dossier(self, dossier_code: str) -> Document | None:
         return await self.tasks.find_one({"dossier_code": dossier_code})
@@ -81,6 +68,7 @@ class TaskStore:
             "updated_at": utcnow(),
             **outbox_fields(events),
         }
+        await self.outbox.expect(self.tasks, task.id, events)
         try:
             await self.tasks.insert_one(doc)
         except DuplicateKeyError:
@@ -118,6 +106,7 @@ class TaskStore:
             "updated_at": utcnow(),
             **outbox_fields(events),
         }
+        await self.outbox.expect(self.transitions, doc["_id"], events)
         try:
             await self.transitions.insert_one(doc)
         except DuplicateKeyError:

@@ -106,9 +106,25 @@ async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
         [published] = await seen.wait_for("dossier.submitted")
         assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
     assert published["id"] == event_id
+    assert await store.outbox.pending.count_documents({}) == 0
     stored = await store.dossiers.find_one({"_id": dossier.code})
-    assert stored is not None and stored["unpublished"] == []
+    assert stored is not None and stored["outbox"][0]["id"] == event_id  # kept for redelivery
     await broker.close()
+
+
+async def test_the_relay_drops_pointers_whose_write_never_happened(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = DossierStore(mongo[isolation.database("intake")], _nowhere)
+    # As if the process died between pointing at an event and writing the dossier.
+    await store.outbox.expect(store.dossiers, "G01.99-261128-0042", [submitted_event()])
+    assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
+    assert await store.outbox.pending.count_documents({}) == 1  # kept a while: it may come
+    await store.outbox.pending.update_many(
+        {}, {"$set": {"created_at": datetime.now(UTC) - timedelta(minutes=5)}}
+    )
+    assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
+    assert await store.outbox.pending.count_documents({}) == 0
 
 
 async def test_two_concurrent_decisions_one_wins(
@@ -192,7 +208,6 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
             "decided_at": now,
             "reason": "x",
             "outbox": [],
-            "unpublished": [],
         }
     )
     assert await store.open_tasks({"officer_id": "o1"}) == []
