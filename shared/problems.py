@@ -20,6 +20,7 @@ TITLES: dict[int, tuple[str, str]] = {
     409: ("Conflict", "Xung đột trạng thái"),
     413: ("Request too large", "Yêu cầu quá lớn"),
     422: ("Invalid input", "Dữ liệu không hợp lệ"),
+    429: ("Too many requests", "Quá nhiều yêu cầu"),
     503: ("Service unavailable", "Dịch vụ tạm thời không sẵn sàng"),
 }
 

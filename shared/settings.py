@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "motcua-dev-secret-change-me-0123456789"
 
 
 class SharedSettings(BaseSettings):
@@ -37,6 +39,15 @@ class SharedSettings(BaseSettings):
     calendar_file: Path | None = Field(
         default=Path(__file__).resolve().parents[1] / "deploy" / "calendar.yaml",
         description="Operator's overrides of the holiday calendar (extra days off, make-up days).",
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        description="HS256 secret that signs officers' tokens; set your own in production.",
+    )
+    jwt_issuer: str = Field(default="motcua", description="`iss` claim of officers' tokens.")
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Addresses whose X-Forwarded-For names the real client (comma-separated).",
     )
     fault_points: str = Field(
         default="",

@@ -8,13 +8,20 @@ from fastapi import FastAPI
 
 from services.intake import handlers, openapi
 from services.intake.api import router
+from services.intake.attachments import AttachmentStore
 from services.intake.catalogue import load_catalogue
 from services.intake.idempotency import IdempotencyStore
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
-from shared.contracts import DossierApproved, DossierAssigned, DossierRejected
+from shared.contracts import (
+    DossierApproved,
+    DossierAssigned,
+    DossierRejected,
+    DossierSupplementRequested,
+)
+from shared.limits import BodySizeLimit, RateLimiter
 from shared.runtime import Runtime
 
 
@@ -29,9 +36,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         await store.setup()
         app.state.dossiers = store
         app.state.keys = IdempotencyStore(rt.db)
+        app.state.files = AttachmentStore(rt.db)
         await rt.consume(
             "motcua.intake.status",
-            [DossierAssigned.event_type, DossierApproved.event_type, DossierRejected.event_type],
+            [
+                DossierAssigned.event_type,
+                DossierSupplementRequested.event_type,
+                DossierApproved.event_type,
+                DossierRejected.event_type,
+            ],
             partial(handlers.track_status, dossiers=store),
         )
         rt.relay(store.outbox)
@@ -44,5 +57,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     app.state.catalogue = catalogue
     app.state.calendar = calendar
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.add_middleware(
+        BodySizeLimit,
+        default=settings.max_body_bytes,
+        larger={"/v1/attachments": settings.max_attachment_bytes},
+    )
     openapi.install(app, catalogue)
     return app

@@ -12,11 +12,31 @@ from shared.contracts import Channel, PortalStatus
 STATUS_CODES: dict[str, PortalStatus] = {
     "submitted": PortalStatus.NEW,
     "assigned": PortalStatus.IN_PROCESS,
+    "supplement_requested": PortalStatus.SUPPLEMENT_REQUESTED,
+    "supplemented": PortalStatus.IN_PROCESS,
     "approved": PortalStatus.DECIDED,
     "rejected": PortalStatus.DECIDED,
+    "withdrawn": PortalStatus.WITHDRAWN,
 }
-# The highest rank reached shows, whatever order the events arrive in.
-STATUS_RANK = {"submitted": 0, "assigned": 1, "approved": 2, "rejected": 2}
+TERMINAL = frozenset({"approved", "rejected", "withdrawn"})
+WITHDRAWABLE = frozenset({"submitted", "assigned", "supplement_requested", "supplemented"})
+
+
+class DomainError(Exception):
+    """A rule of intake was broken; nothing was changed."""
+
+
+class NotAllowedNow(DomainError):
+    """The dossier's current status does not allow this."""
+
+
+def current_status(statuses: list[dict[str, Any]]) -> str:
+    """The status a dossier shows: the first terminal one reached, else the latest."""
+    ordered = sorted(statuses, key=lambda s: s["at"])
+    terminal = [s for s in ordered if s["status"] in TERMINAL]
+    if terminal:
+        return str(terminal[0]["status"])
+    return str(ordered[-1]["status"]) if ordered else "submitted"
 
 
 def dossier_code(agency: str, day: date, number: int) -> str:
@@ -41,6 +61,7 @@ class Dossier:
     promised_at: datetime | None = None
     fee: int | None = None
     notify_by: tuple[str, ...] = ()
+    attachments: tuple[dict[str, Any], ...] = ()
 
     @property
     def status_code(self) -> PortalStatus:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+from datetime import datetime
+from typing import Any
 
-from services.intake.domain import Dossier
+from services.intake.domain import WITHDRAWABLE, Dossier, NotAllowedNow
+from services.intake.fields import normalise_mobile
 from services.intake.store import DossierStore
 from services.intake.submission import Submission
 from shared.calendar import VIETNAM, WorkingCalendar
@@ -17,6 +23,11 @@ from shared.contracts import (
     DossierRejected,
     DossierSubmitted,
     DossierSubmittedData,
+    DossierSupplemented,
+    DossierSupplementedData,
+    DossierSupplementRequested,
+    DossierWithdrawn,
+    DossierWithdrawnData,
     Event,
     Residence,
 )
@@ -29,6 +40,7 @@ log = logging.getLogger(__name__)
 # Review's events that move intake's view of a dossier forward.
 STATUS_OF_EVENT = {
     DossierAssigned.event_type: "assigned",
+    DossierSupplementRequested.event_type: "supplement_requested",
     DossierApproved.event_type: "approved",
     DossierRejected.event_type: "rejected",
 }
@@ -44,6 +56,8 @@ async def submit(
     source: str,
     submitted_by: str | None = None,
     idempotency_key: str | None = None,
+    documents: list[dict[str, Any]] | None = None,
+    secret: str | None = None,
 ) -> Dossier:
     """Give the dossier a code and a promised date, store it with its `dossier.submitted`
     event, then publish."""
@@ -71,6 +85,7 @@ async def submit(
             promised_at=promised_at,
             fee=submission.fee,
             notify_by=submission.notify_by,
+            attachments=tuple(documents or ()),
         )
         event = DossierSubmitted.create(
             source=source,
@@ -95,12 +110,17 @@ async def submit(
                 notify_by=list(submission.notify_by),
                 applicant_kind=submission.applicant_kind,
                 form=form,
+                documents=documents or [],
             ),
         )
         return dossier, [event]
 
     dossier, doc = await dossiers.add_new(
-        agency, now.astimezone(VIETNAM).date(), build, idempotency_key=idempotency_key
+        agency,
+        now.astimezone(VIETNAM).date(),
+        build,
+        idempotency_key=idempotency_key,
+        secret_sha256=hash_secret(secret) if secret else None,
     )
     try:
         await dossiers.outbox.flush(events_of(doc))
@@ -110,6 +130,89 @@ async def submit(
             "dossier.submitted not published yet", extra={"dossier": dossier.code}, exc_info=True
         )
     return dossier
+
+
+def new_secret() -> str:
+    """The citizen's key to their dossier's status (mã tra cứu), shown once on the receipt."""
+    return secrets.token_urlsafe(12)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def may_see(access: dict[str, Any], *, secret: str | None, phone: str | None) -> bool:
+    """Whether the caller proved to be the applicant: the receipt's secret, or their phone."""
+    if secret and access.get("secret_sha256"):
+        return hmac.compare_digest(hash_secret(secret), str(access["secret_sha256"]))
+    if phone and access.get("phone"):
+        try:
+            return normalise_mobile(phone) == str(access["phone"])
+        except ValueError:
+            return False
+    return False
+
+
+async def withdraw(
+    dossier: Dossier, reason: str | None, *, dossiers: DossierStore, clock: Clock, source: str
+) -> Dossier:
+    """Rút hồ sơ: allowed until a decision; publishes `dossier.withdrawn` once."""
+    if dossier.status not in WITHDRAWABLE:
+        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}")
+    now = clock()
+    event = DossierWithdrawn.create(
+        source=source,
+        subject=dossier.code,
+        time=now,
+        correlationid=await dossiers.correlation_id(dossier.code),
+        data=DossierWithdrawnData(dossier_code=dossier.code, withdrawn_at=now, reason=reason),
+    )
+    await _record(dossiers, dossier.code, "withdrawn", now, event)
+    return await _reload(dossiers, dossier.code)
+
+
+async def supplement(
+    dossier: Dossier,
+    documents: list[dict[str, Any]],
+    note: str | None,
+    *,
+    dossiers: DossierStore,
+    clock: Clock,
+    source: str,
+) -> Dossier:
+    """Bổ sung hồ sơ: only while a supplement is requested; publishes `dossier.supplemented`."""
+    if dossier.status != "supplement_requested":
+        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}, no supplement asked")
+    now = clock()
+    event = DossierSupplemented.create(
+        source=source,
+        subject=dossier.code,
+        time=now,
+        correlationid=await dossiers.correlation_id(dossier.code),
+        data=DossierSupplementedData(
+            dossier_code=dossier.code, supplemented_at=now, documents=documents, note=note
+        ),
+    )
+    await _record(dossiers, dossier.code, "supplemented", now, event)
+    return await _reload(dossiers, dossier.code)
+
+
+async def _record(
+    dossiers: DossierStore, code: str, status: str, at: datetime, event: Event
+) -> None:
+    doc = await dossiers.record_status(code, status, at, event.id, [event])
+    if doc is None:  # pragma: no cover - event ids are fresh here
+        return
+    try:
+        await dossiers.outbox.flush([event])
+    except Exception:
+        log.warning("%s not published yet", event.type, extra={"dossier": code}, exc_info=True)
+
+
+async def _reload(dossiers: DossierStore, code: str) -> Dossier:
+    reloaded = await dossiers.get(code)
+    assert reloaded is not None
+    return reloaded
 
 
 async def track_status(event: Event, *, dossiers: DossierStore) -> None:

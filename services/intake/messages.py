@@ -87,6 +87,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Nhận thông báo qua thư điện tử cần địa chỉ thư điện tử của người nộp.",
     ),
     "body_type": ("The body must be a JSON object.", "Nội dung phải là một đối tượng JSON."),
+    "attachment_shape": (
+        "Each attachment is {document_type, id}.",
+        "Mỗi tệp đính kèm gồm {document_type, id}.",
+    ),
+    "unknown_document": (
+        "This procedure does not take this kind of document.",
+        "Thủ tục này không nhận loại giấy tờ này.",
+    ),
+    "unknown_attachment": ("No uploaded file with this id.", "Không có tệp đã tải lên với mã này."),
+    "media_type_not_allowed": (
+        "This file type is not accepted for this document.",
+        "Loại tệp này không được chấp nhận cho giấy tờ này.",
+    ),
+    "attachment_too_large": (
+        "The file is larger than this document allows.",
+        "Tệp lớn hơn mức cho phép của giấy tờ này.",
+    ),
+    "missing_document": ("A required document is missing.", "Thiếu giấy tờ bắt buộc."),
 }
 
 

@@ -23,6 +23,21 @@ class IntakeSettings(ServiceSettings):
         default=Path(__file__).resolve().parent / "procedures",
         description="Folder of the procedure catalogue's files (one YAML per procedure).",
     )
+    max_body_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Largest JSON request body accepted (413 beyond)."
+    )
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest attachment upload accepted."
+    )
+    max_attachments: int = Field(
+        default=20, ge=1, description="Most attachments one dossier or supplement may carry."
+    )
+    rate_limit_per_minute: int = Field(
+        default=120, ge=1, description="Write requests a minute per client address (429 beyond)."
+    )
+    rate_limit_burst: int = Field(
+        default=40, ge=1, description="Write requests a client may send at once before waiting."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8001", description="Base URL used as the events' source."
     )

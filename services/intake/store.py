@@ -17,7 +17,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.intake.domain import STATUS_RANK, Dossier, dossier_code
+from services.intake.domain import Dossier, current_status, dossier_code
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields
@@ -33,17 +33,23 @@ class DossierStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
         self.statuses = db["statuses"]
-        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
+        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers, self.statuses])
         self._code_lock = asyncio.Lock()
         self._next_number: dict[str, int] = {}
 
     async def setup(self) -> None:
         await self.dossiers.create_index([("code_series", 1), ("code_number", DESCENDING)])
-        await self.statuses.create_index([("dossier_code", 1), ("rank", 1)])
+        await self.statuses.create_index([("dossier_code", 1), ("at", 1)])
         await self.dossiers.create_index("idempotency_key")
 
     async def add_new(
-        self, agency: str, day: date, build: Build, *, idempotency_key: str | None = None
+        self,
+        agency: str,
+        day: date,
+        build: Build,
+        *,
+        idempotency_key: str | None = None,
+        secret_sha256: str | None = None,
     ) -> tuple[Dossier, Document]:
         """Insert a dossier under the next free code of `agency` on `day`, with its events.
 
@@ -59,6 +65,8 @@ class DossierStore:
                 doc = self._document(dossier, events, series, number)
                 if idempotency_key is not None:
                     doc["idempotency_key"] = idempotency_key
+                if secret_sha256 is not None:
+                    doc["secret_sha256"] = secret_sha256
                 await self.outbox.expect(self.dossiers, dossier.code, events)
                 try:
                     await self.dossiers.insert_one(doc)
@@ -91,36 +99,61 @@ class DossierStore:
             "promised_at": dossier.promised_at,
             "fee": dossier.fee,
             "notify_by": list(dossier.notify_by),
+            "attachments": list(dossier.attachments),
             "updated_at": utcnow(),
             **outbox_fields(events),
         }
 
     async def get(self, code: str) -> Dossier | None:
+        found = await self.get_with_access(code)
+        return found[0] if found else None
+
+    async def get_with_access(self, code: str) -> tuple[Dossier, Document] | None:
+        """The dossier and what proves a citizen's access to it (secret hash, phone)."""
         doc = await self.dossiers.find_one({"_id": code})
         if doc is None:
             return None
-        cursor = self.statuses.find({"dossier_code": code}).sort([("rank", 1), ("at", 1)])
-        return _to_dossier(doc, [s async for s in cursor])
+        cursor = self.statuses.find({"dossier_code": code}).sort([("at", 1), ("_id", 1)])
+        access = {
+            "secret_sha256": doc.get("secret_sha256"),
+            "phone": doc["form"].get("applicant", {}).get("phone"),
+        }
+        return _to_dossier(doc, [s async for s in cursor]), access
 
     async def by_idempotency_key(self, key: str) -> Dossier | None:
         doc = await self.dossiers.find_one({"idempotency_key": key}, projection=["_id"])
         return await self.get(doc["_id"]) if doc else None
 
-    async def record_status(self, code: str, status: str, at: datetime, event_id: str) -> bool:
-        """Note that the dossier reached `status` (once per event); the highest rank shows."""
+    async def record_status(
+        self,
+        code: str,
+        status: str,
+        at: datetime,
+        event_id: str,
+        events: list[Event] = (),  # type: ignore[assignment]
+    ) -> Document | None:
+        """Note that the dossier reached `status` (once per event id), with the events this
+        emits; None if it was already noted."""
+        doc: Document = {
+            "_id": event_id,
+            "dossier_code": code,
+            "status": status,
+            "at": at,
+            **outbox_fields(events),
+        }
+        await self.outbox.expect(self.statuses, event_id, events)
         try:
-            await self.statuses.insert_one(
-                {
-                    "_id": event_id,
-                    "dossier_code": code,
-                    "status": status,
-                    "rank": STATUS_RANK[status],
-                    "at": at,
-                }
-            )
+            await self.statuses.insert_one(doc)
         except DuplicateKeyError:
-            return False
-        return True
+            return None
+        return doc
+
+    async def correlation_id(self, code: str) -> str | None:
+        """The correlation id of the dossier's events (that of its `dossier.submitted`)."""
+        doc = await self.dossiers.find_one({"_id": code}, projection=["outbox"])
+        outbox = (doc or {}).get("outbox") or [{}]
+        value = outbox[0].get("correlationid")
+        return str(value) if value else None
 
     async def exists(self, code: str) -> bool:
         return await self.dossiers.count_documents({"_id": code}, limit=1) > 0
@@ -136,7 +169,7 @@ def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
         channel=Channel(doc["channel"]),
         submitted_at=doc["submitted_at"],
         form=doc["form"],
-        status=statuses[-1]["status"] if statuses else "submitted",
+        status=current_status(statuses),
         submitted_by=doc.get("submitted_by"),
         history=history,
         procedure_version=doc.get("procedure_version", 1),
@@ -144,4 +177,5 @@ def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
         promised_at=doc.get("promised_at"),
         fee=doc.get("fee"),
         notify_by=tuple(doc.get("notify_by", ())),
+        attachments=tuple(doc.get("attachments", ())),
     )

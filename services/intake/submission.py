@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from services.intake.attachments import references
 from services.intake.catalogue import Catalogue, FormError, Procedure, check_rules, lookup
 from services.intake.messages import entry, from_validation_error
 
 NOTIFY_CHANNELS = ("sms", "email", "zalo")
-ENVELOPE = ("procedure_code", "notify_by", "applicant_kind")
+ENVELOPE = ("procedure_code", "notify_by", "applicant_kind", "attachments")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Submission:
     notify_by: tuple[str, ...]
     applicant_kind: int
     channel: int
+    attachments: tuple[dict[str, str], ...] = ()
 
     @property
     def applicant(self) -> dict[str, Any]:
@@ -42,7 +44,9 @@ class Submission:
         return self.procedure.fee.amount(self.channel, self.form)
 
 
-def parse(body: Any, catalogue: Catalogue, *, channel: int) -> Submission:
+def parse(
+    body: Any, catalogue: Catalogue, *, channel: int, max_attachments: int = 20
+) -> Submission:
     """A valid submission, or FormError listing every invalid field."""
     if not isinstance(body, dict):
         raise FormError([entry("body", "body_type")])
@@ -53,6 +57,8 @@ def parse(body: Any, catalogue: Catalogue, *, channel: int) -> Submission:
         raise FormError([entry("procedure_code", error)])
     errors: list[dict[str, str]] = []
     notify_by = _notify_by(body.get("notify_by", ["sms"]), errors)
+    refs, attachment_errors = references(body.get("attachments"), max_attachments)
+    errors += attachment_errors
     kind = body.get("applicant_kind", 1)
     if kind not in procedure.applicant_kinds:
         errors.append(entry("applicant_kind", "applicant_kind_not_allowed"))
@@ -75,6 +81,7 @@ def parse(body: Any, catalogue: Catalogue, *, channel: int) -> Submission:
         notify_by=notify_by,
         applicant_kind=int(kind),
         channel=channel,
+        attachments=tuple(refs),
     )
 
 

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.review.roster import Officer, Roster
 from services.review.settings import ReviewSettings
+from shared import auth
 from shared.problems import Problem
 
-ALGORITHM = "HS256"
 _bearer = HTTPBearer(auto_error=False)
 
 
 def issue_token(officer: Officer, settings: ReviewSettings) -> str:
     """A signed token for a rostered officer."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": officer.id,
-        "role": officer.role,
-        "unit": officer.unit,
-        "iss": settings.jwt_issuer,
-        "iat": now,
-        "exp": now + timedelta(minutes=settings.token_ttl_minutes),
-    }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    return auth.issue(
+        auth.OfficerClaims(officer.id, officer.role, officer.unit),
+        secret=settings.shared.jwt_secret.get_secret_value(),
+        issuer=settings.shared.jwt_issuer,
+        ttl=timedelta(minutes=settings.token_ttl_minutes),
+    )
 
 
 def _unauthorized(detail: str, detail_vi: str) -> Problem:
@@ -40,21 +35,19 @@ def _unauthorized(detail: str, detail_vi: str) -> Problem:
 def authenticate(token: str, settings: ReviewSettings, roster: Roster) -> Officer:
     """The rostered officer a valid token names; its role and unit must match the roster."""
     try:
-        claims = jwt.decode(
+        claims = auth.verify(
             token,
-            settings.jwt_secret.get_secret_value(),
-            algorithms=[ALGORITHM],
-            issuer=settings.jwt_issuer,
-            options={"require": ["sub", "exp", "iss"]},
+            secret=settings.shared.jwt_secret.get_secret_value(),
+            issuer=settings.shared.jwt_issuer,
         )
-    except jwt.PyJWTError as exc:
+    except auth.InvalidToken as exc:
         raise _unauthorized(f"Invalid token: {exc}.", "Mã xác thực không hợp lệ.") from exc
-    officer = roster.officer(str(claims.get("sub")))
+    officer = roster.officer(claims.officer_id)
     if officer is None:
         raise _unauthorized(
             "The token names no rostered officer.", "Cán bộ không có trong danh sách."
         )
-    if claims.get("role") != officer.role or claims.get("unit") != officer.unit:
+    if claims.role != officer.role or claims.unit != officer.unit:
         raise Problem(
             403,
             "The token's role or unit no longer matches the roster.",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from services.review.roster import Officer
 
-TaskState = Literal["assigned", "approved", "rejected"]
+TaskState = Literal["assigned", "approved", "rejected", "withdrawn"]
 Decision = Literal["approve", "reject"]
 OUTCOME: dict[Decision, TaskState] = {"approve": "approved", "reject": "rejected"}
 DECIDING_ROLES = frozenset({"chief", "supervisor"})

@@ -91,6 +91,20 @@ async def assign(
     await tasks.outbox.flush(events_of(existing, caused_by=event.id))
 
 
+async def close_withdrawn(event: Event, *, tasks: TaskStore) -> None:
+    """The citizen withdrew: an open task closes, so nobody decides it any more."""
+    doc = await tasks.by_dossier(event.subject)
+    if doc is None:
+        raise RuntimeError(f"no task yet for {event.subject}")  # retried: it may come
+    task = await tasks.get(doc["_id"])
+    if task is None or not task.is_open:
+        log.info("withdrawal after the task closed", extra={"dossier": event.subject})
+        return
+    await tasks.transition(
+        task, state="withdrawn", officer_id="citizen", at=event.time, reason=None, events=[]
+    )
+
+
 async def decide(
     task_id: str,
     decision: Decision,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
 DEFAULT_ROSTER = Path(__file__).resolve().parents[2] / "deploy" / "roster.yaml"
-DEFAULT_JWT_SECRET = "motcua-dev-secret-change-me-0123456789"
 
 
 class ReviewSettings(ServiceSettings):
@@ -19,11 +18,6 @@ class ReviewSettings(ServiceSettings):
     service_name: str = "review"
     port: int = Field(default=8002, description="HTTP port.")
     roster_file: Path = Field(default=DEFAULT_ROSTER, description="Officer roster (YAML).")
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(DEFAULT_JWT_SECRET),
-        description="HS256 secret that signs officers' tokens; set your own in production.",
-    )
-    jwt_issuer: str = Field(default="motcua", description="`iss` claim of officers' tokens.")
     token_ttl_minutes: int = Field(
         default=480, ge=1, description="Lifetime of a token printed by `token`."
     )

@@ -65,6 +65,9 @@ class DossierSubmittedData(EventData):
     form: dict[str, Any] | None = Field(
         default=None, description="The whole form as submitted (procedure-specific)."
     )
+    documents: list[dict[str, Any]] = Field(
+        default_factory=list, description="Attachments: document type, id, sha256, size."
+    )
 
 
 class DossierAssignedData(EventData):
@@ -86,6 +89,33 @@ class DossierDecisionData(EventData):
     decided_at: datetime
     reason: str | None = None
     status_code: PortalStatus = PortalStatus.DECIDED
+
+
+class DossierWithdrawnData(EventData):
+    dossier_code: str
+    withdrawn_at: datetime
+    reason: str | None = None
+    status_code: PortalStatus = PortalStatus.WITHDRAWN
+
+
+class DossierSupplementRequestedData(EventData):
+    dossier_code: str
+    task_id: str
+    officer_id: str
+    requested_at: datetime
+    missing: list[str] = Field(default_factory=list, description="Document types still needed.")
+    note: str | None = None
+    status_code: PortalStatus = PortalStatus.SUPPLEMENT_REQUESTED
+
+
+class DossierSupplementedData(EventData):
+    dossier_code: str
+    supplemented_at: datetime
+    documents: list[dict[str, Any]] = Field(
+        default_factory=list, description="Attachments added: type, id, sha256, size."
+    )
+    note: str | None = None
+    status_code: PortalStatus = PortalStatus.IN_PROCESS
 
 
 class NotificationData(EventData):
@@ -137,6 +167,30 @@ class DossierRejected(Event):
     event_type: ClassVar[str] = "dossier.rejected"
     type: Literal["dossier.rejected"] = "dossier.rejected"
     data: DossierDecisionData
+
+
+class DossierWithdrawn(Event):
+    """The citizen withdrew the dossier before a decision (rút hồ sơ)."""
+
+    event_type: ClassVar[str] = "dossier.withdrawn"
+    type: Literal["dossier.withdrawn"] = "dossier.withdrawn"
+    data: DossierWithdrawnData
+
+
+class DossierSupplementRequested(Event):
+    """An officer asked the citizen for missing documents; the clock stops meanwhile."""
+
+    event_type: ClassVar[str] = "dossier.supplement_requested"
+    type: Literal["dossier.supplement_requested"] = "dossier.supplement_requested"
+    data: DossierSupplementRequestedData
+
+
+class DossierSupplemented(Event):
+    """The citizen added the documents asked for."""
+
+    event_type: ClassVar[str] = "dossier.supplemented"
+    type: Literal["dossier.supplemented"] = "dossier.supplemented"
+    data: DossierSupplementedData
 
 
 class NotificationSent(Event):

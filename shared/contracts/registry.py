@@ -12,6 +12,9 @@ from shared.contracts.events import (
     DossierAssigned,
     DossierRejected,
     DossierSubmitted,
+    DossierSupplemented,
+    DossierSupplementRequested,
+    DossierWithdrawn,
     NotificationFailed,
     NotificationSent,
 )
@@ -23,6 +26,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierAssigned,
         DossierApproved,
         DossierRejected,
+        DossierWithdrawn,
+        DossierSupplementRequested,
+        DossierSupplemented,
         NotificationSent,
         NotificationFailed,
     )

@@ -23,6 +23,9 @@ def service_env(isolation: Isolation, mailbox: Mailbox) -> dict[str, str]:
         "MOTCUA_RETRY_DELAY_SECONDS": "0.2",
         "MOTCUA_OUTBOX_INTERVAL_SECONDS": "0.5",
         "MOTCUA_LOG_LEVEL": "INFO",
+        # Every test client is 127.0.0.1: the rate limit has its own test.
+        "MOTCUA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000",
+        "MOTCUA_INTAKE_RATE_LIMIT_BURST": "1000000",
     }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.harness import Services, eventually
-from tests.factories import VALID_FORM
+from tests.factories import CATALOGUE, VALID_FORM
 from tools.devstack import ROOT
 
 
@@ -26,10 +26,52 @@ def token(officer_id: str) -> str:
     return out.stdout.strip()
 
 
-def submit(services: Services, body: dict[str, Any] | None = None) -> str:
-    response = httpx.post(f"{services.url('intake')}/v1/dossiers", json=body or VALID_FORM)
+# Each dossier's secret (mã tra cứu), as its receipt gave it.
+SECRETS: dict[str, str] = {}
+PDF = b"%PDF-1.4\n% a small scanned form\n%%EOF\n"
+
+
+def upload(
+    intake_url: str, document_type: str, data: bytes = PDF, media_type: str = "application/pdf"
+) -> dict[str, Any]:
+    response = httpx.post(
+        f"{intake_url}/v1/attachments",
+        params={"document_type": document_type},
+        content=data,
+        headers={"Content-Type": media_type},
+    )
     assert response.status_code == 201, response.text
-    return str(response.json()["code"])
+    return dict(response.json())
+
+
+def with_documents(intake_url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with an uploaded file for each document its procedure requires."""
+    procedure = CATALOGUE.procedures[body["procedure_code"]]
+    refs = [
+        {"document_type": d.type, "id": upload(intake_url, d.type)["id"]}
+        for d in procedure.documents
+        if d.required
+    ]
+    return {**body, "attachments": refs}
+
+
+def submit(services: Services, body: dict[str, Any] | None = None) -> str:
+    url = services.url("intake")
+    response = httpx.post(f"{url}/v1/dossiers", json=with_documents(url, body or VALID_FORM))
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    SECRETS[receipt["code"]] = receipt["access_secret"]
+    return str(receipt["code"])
+
+
+def status(services: Services, code: str) -> dict[str, Any]:
+    """The dossier as its applicant sees it (with the receipt's secret)."""
+    response = httpx.get(
+        f"{services.url('intake')}/v1/dossiers/{code}",
+        headers={"X-Dossier-Secret": SECRETS[code]},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 async def timeline(services: Services, code: str) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ def intake_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MOTCUA_AMQP_URL": f"{infra.amqp_url.rstrip('/')}/{quoted}",
         "MOTCUA_MONGODB_URL": infra.mongodb_url,
         "MOTCUA_DATABASE_PREFIX": f"fuzz{uuid.uuid4().hex[:8]}_",
+        "MOTCUA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000",
+        "MOTCUA_INTAKE_RATE_LIMIT_BURST": "1000000",
     }
     stack = Services(env=env, logs=Path(tmp_path_factory.mktemp("fuzz")))
     stack.start("intake")

@@ -11,7 +11,15 @@ import pytest
 from shared.messaging import REASON_HEADER
 from tests.amqp import drain, observe, publish_raw
 from tests.conftest import Isolation
-from tests.e2e.flows import assigned_officer, decide, submit, timeline, token, wait_for_types
+from tests.e2e.flows import (
+    assigned_officer,
+    decide,
+    status,
+    submit,
+    timeline,
+    token,
+    wait_for_types,
+)
 from tests.e2e.harness import Mailbox, Services, eventually
 from tests.factories import form, submitted_event
 
@@ -55,8 +63,8 @@ async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
     assert [e["type"] for e in events] == SPINE  # in order, each exactly once
     assert len({e["correlationid"] for e in events}) == 1
 
-    status = httpx.get(f"{services.url('intake')}/v1/dossiers/{code}").json()
-    assert (status["status"], status["status_code"]) == ("approved", 9)
+    seen_by_citizen = status(services, code)
+    assert (seen_by_citizen["status"], seen_by_citizen["status_code"]) == ("approved", 9)
 
     # Every service exposes Prometheus metrics that saw this traffic.
     published = 'motcua_events_published_total{service="review",type="dossier.approved"} 1.0'
@@ -82,8 +90,7 @@ async def test_officer_endpoints_refuse_missing_bad_and_foreign_tokens(services:
 
     await asyncio.sleep(0.5)
     assert [e["type"] for e in await timeline(services, code)] == SPINE[:2]
-    status = httpx.get(f"{services.url('intake')}/v1/dossiers/{code}").json()
-    assert status["status"] == "assigned"
+    assert status(services, code)["status"] == "assigned"
 
 
 async def test_invalid_input_is_refused_and_changes_nothing(

@@ -65,19 +65,34 @@ async def test_concurrent_submissions_on_two_replicas_never_share_a_code(
     assert next_day.code == "G01.99-261129-0001"
 
 
-async def test_status_shows_the_furthest_state_whatever_the_arrival_order(
+async def test_status_follows_events_whatever_their_arrival_order(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
     store = DossierStore(mongo[isolation.database("intake")], _nowhere)
-    now = datetime.now(UTC)
-    dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(now))
-    assert await store.record_status(dossier.code, "approved", now, "e2") is True
-    assert await store.record_status(dossier.code, "assigned", now, "e1") is True
-    assert await store.record_status(dossier.code, "assigned", now, "e1") is False  # redelivery
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
+    at = [t0 + timedelta(minutes=m) for m in range(5)]
+    # A supplement loop, then the decision; delivered out of order and once twice.
+    assert await store.record_status(dossier.code, "supplement_requested", at[3], "e4")
+    assert await store.record_status(dossier.code, "assigned", at[0], "e1")
+    assert await store.record_status(dossier.code, "supplement_requested", at[1], "e2")
+    assert await store.record_status(dossier.code, "supplemented", at[2], "e3")
+    assert await store.record_status(dossier.code, "assigned", at[0], "e1") is None
+    found = await store.get(dossier.code)
+    assert found is not None
+    assert (found.status, int(found.status_code)) == ("supplement_requested", 5)
+    assert await store.record_status(dossier.code, "approved", at[4], "e5")
+    assert await store.record_status(dossier.code, "supplemented", at[4], "e6")  # late, ignored
     found = await store.get(dossier.code)
     assert found is not None
     assert (found.status, int(found.status_code)) == ("approved", 9)
-    assert [h["status"] for h in found.history] == ["submitted", "assigned", "approved"]
+    assert [h["status"] for h in found.history][:5] == [
+        "submitted",
+        "assigned",
+        "supplement_requested",
+        "supplemented",
+        "supplement_requested",
+    ]
 
 
 async def test_audit_records_an_event_once(
