@@ -37,6 +37,11 @@ async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
     example = content["application/json"]["examples"]["1.004194"]["value"]
     code = submit(services, example)
     assert code.startswith("G01.99-")
+    procedures = httpx.get(f"{services.url('intake')}/v1/procedures").json()
+    assert len(procedures) == 11
+    one = httpx.get(f"{services.url('intake')}/v1/procedures/1.004194").json()
+    assert one["deadline"]["working_days"] == 3
+    assert "applicant" in one["form_schema"]["properties"]
     task_id, officer_id = await assigned_officer(services, code)
     assert officer_id in {"cb-badinh-01", "cb-badinh-02"}  # ward 00004 → Ba Đình ward police
 
@@ -108,6 +113,8 @@ async def test_invalid_input_is_refused_and_changes_nothing(
     problem = response.json()
     assert {e["field"] for e in problem["errors"]} == {"applicant.personal_id", "applicant.phone"}
     assert problem["title"] == "Dữ liệu không hợp lệ"
+    messages = {e["field"]: e["message"] for e in problem["errors"]}
+    assert messages["applicant.phone"].startswith("Không phải số di động Việt Nam")
     assert seen.messages == []
     client = mongo
     for service in ("intake", "review", "notify", "audit"):
