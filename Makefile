@@ -1,7 +1,7 @@
 # Motcua: the two commands.
 #   make run   installs what is missing, starts RabbitMQ, the database and the four services.
 #   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
-.PHONY: run test deps lint typecheck pytest schemas clean
+.PHONY: run test deps lint typecheck pytest schemas bench clean
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -17,12 +17,15 @@ lint: deps
 	.venv/bin/ruff format --check .
 
 typecheck: deps
-	.venv/bin/mypy shared services tools tests
+	.venv/bin/mypy shared services tools tests benchmarks
 
 pytest: deps
 	$(VENV_PY) -m tools.devstack exec -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 test: deps lint typecheck pytest
+
+bench: deps
+	$(VENV_PY) -m benchmarks.intake_submissions
 
 schemas: deps
 	$(VENV_PY) -m shared.contracts schemas docs/events
