@@ -64,7 +64,13 @@ async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
     applicant = event.data.applicant
     await store.remember(
         event.data.dossier_code,
-        {"full_name": applicant.full_name, "email": applicant.email, "phone": applicant.phone},
+        {
+            "full_name": applicant.full_name,
+            "email": applicant.email,
+            "phone": applicant.phone,
+            # Older events carry no choice: e-mail was then the only channel.
+            "notify_by": list(event.data.notify_by) or ["email"],
+        },
     )
 
 
@@ -81,6 +87,9 @@ async def notify_decision(
     contact = await store.recipient(event.subject)
     if contact is None:
         raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
+    if "email" not in contact.get("notify_by", ["email"]):
+        log.info("the citizen did not choose e-mail", extra={"dossier": event.subject})
+        return
     common = {
         "dossier_code": event.subject,
         "channel": "email",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
 from tests.e2e.flows import assigned_officer, decide, submit, token, wait_for_types
 from tests.e2e.harness import Mailbox, Services
+from tests.factories import VALID_FORM
 from tools.devstack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -70,3 +72,16 @@ async def test_an_unreachable_mail_server_is_retried_then_reported(
         assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
     finally:
         stack.stop_all()
+
+
+async def test_no_email_goes_to_a_citizen_who_did_not_choose_it(
+    services: Services, mailbox: Mailbox
+) -> None:
+    code = submit(services, {**VALID_FORM, "notify_by": ["sms"]})
+    task_id, officer_id = await assigned_officer(services, code)
+    assert decide(services, task_id, token(officer_id)).status_code == 200
+    await wait_for_types(services, code, "dossier.approved")
+    await asyncio.sleep(2)
+    assert mailbox.messages == []
+    deliveries = httpx.get(f"{services.url('notify')}/v1/deliveries", params={"dossier": code})
+    assert deliveries.json() == []
