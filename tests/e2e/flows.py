@@ -29,6 +29,11 @@ def token(officer_id: str) -> str:
 # Each dossier's secret (mã tra cứu), as its receipt gave it.
 SECRETS: dict[str, str] = {}
 PDF = b"%PDF-1.4\n% a small scanned form\n%%EOF\n"
+SAMPLES = {
+    "application/pdf": PDF,
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 a small photo \xff\xd9",
+    "image/png": b"\x89PNG\r\n\x1a\n a small scan",
+}
 
 
 def upload(
@@ -48,7 +53,10 @@ def with_documents(intake_url: str, body: dict[str, Any]) -> dict[str, Any]:
     """`body` with an uploaded file for each document its procedure requires."""
     procedure = CATALOGUE.procedures[body["procedure_code"]]
     refs = [
-        {"document_type": d.type, "id": upload(intake_url, d.type)["id"]}
+        {
+            "document_type": d.type,
+            "id": upload(intake_url, d.type, SAMPLES[d.media_types[0]], d.media_types[0])["id"],
+        }
         for d in procedure.documents
         if d.required
     ]

@@ -122,3 +122,23 @@ async def test_a_thousand_concurrent_submissions_get_a_thousand_codes(
     assert await mongo[isolation.database("intake")]["dossiers"].count_documents({}) == 1000
     await eventually(lambda: len(seen.events("dossier.submitted")) >= 1000, timeout=60)
     assert {e["subject"] for e in seen.events("dossier.submitted")} == codes
+
+
+async def test_every_procedures_openapi_example_is_accepted_over_http(
+    intake: tuple[Services, Observer],
+) -> None:
+    stack, seen = intake
+    url = stack.url("intake")
+    content = httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/dossiers"]["post"][
+        "requestBody"
+    ]["content"]["application/json"]
+    assert len(content["schema"]["oneOf"]) == len(content["examples"]) == 11
+    async with _client(stack) as client:
+        for code, example in content["examples"].items():
+            body = with_documents(url, example["value"])
+            response = await client.post("/v1/dossiers", json=body)
+            assert response.status_code == 201, (code, response.text)
+            receipt = response.json()
+            assert receipt["procedure_code"] == code
+            assert receipt["promised_at"] >= receipt["received_at"]
+    await eventually(lambda: len(seen.events("dossier.submitted")) >= 11, timeout=30)
