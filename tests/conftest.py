@@ -5,6 +5,7 @@ Each test gets isolated state: its own RabbitMQ vhost and its own database names
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.parse
@@ -84,8 +85,9 @@ class Isolation:
             await connection.close()
 
 
-@pytest.fixture
-def isolation(infra: Infra) -> Iterator[Isolation]:
+@contextlib.contextmanager
+def isolated(infra: Infra) -> Iterator[Isolation]:
+    """A vhost of its own (deleted after) and database names of its own."""
     broker = _management(infra)
     vhost = f"t-{uuid.uuid4().hex[:12]}"
     quoted = urllib.parse.quote(vhost, safe="")
@@ -96,14 +98,22 @@ def isolation(infra: Infra) -> Iterator[Isolation]:
         json.dumps({"configure": ".*", "write": ".*", "read": ".*"}).encode(),
     )
     base = infra.amqp_url.rstrip("/")
-    yield Isolation(
-        amqp_url=f"{base}/{quoted}",
-        vhost=vhost,
-        mongodb_url=infra.mongodb_url,
-        database_prefix=f"t{uuid.uuid4().hex[:10]}_",
-        broker=broker,
-    )
-    broker.request("DELETE", f"/vhosts/{quoted}")
+    try:
+        yield Isolation(
+            amqp_url=f"{base}/{quoted}",
+            vhost=vhost,
+            mongodb_url=infra.mongodb_url,
+            database_prefix=f"t{uuid.uuid4().hex[:10]}_",
+            broker=broker,
+        )
+    finally:
+        broker.request("DELETE", f"/vhosts/{quoted}")
+
+
+@pytest.fixture
+def isolation(infra: Infra) -> Iterator[Isolation]:
+    with isolated(infra) as iso:
+        yield iso
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -44,6 +45,32 @@ SecretHeader = Annotated[
     ),
 ]
 _bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a submission needs, as the app wired it."""
+
+    dossiers: DossierStore
+    files: AttachmentStore
+    keys: IdempotencyStore
+    settings: IntakeSettings
+    catalogue: Catalogue
+    calendar: WorkingCalendar
+
+
+def _intake(
+    dossiers: Dossiers,
+    files: Files,
+    keys: Keys,
+    settings: Settings,
+    catalogue: Procedures,
+    calendar: Calendar,
+) -> Intake:
+    return Intake(dossiers, files, keys, settings, catalogue, calendar)
+
+
+Wired = Annotated[Intake, Depends(_intake)]
 
 
 class Receipt(BaseModel):
@@ -137,26 +164,22 @@ async def _documents(submission: Submission, files: AttachmentStore) -> list[dic
 
 async def _accept(
     body: dict[str, Any],
+    intake: Intake,
     *,
     channel: Channel,
     submitted_by: str | None,
     idempotency_key: str | None,
-    dossiers: DossierStore,
-    files: AttachmentStore,
-    keys: IdempotencyStore,
-    settings: IntakeSettings,
-    catalogue: Catalogue,
-    calendar: WorkingCalendar,
 ) -> JSONResponse:
     """Validate everything first (a failed request changes nothing, not even its key), then
     submit once per Idempotency-Key."""
+    dossiers, keys, settings = intake.dossiers, intake.keys, intake.settings
     try:
         submission = parse(
-            body, catalogue, channel=int(channel), max_attachments=settings.max_attachments
+            body, intake.catalogue, channel=int(channel), max_attachments=settings.max_attachments
         )
     except FormError as exc:
         raise invalid(exc.errors) from exc
-    documents = await _documents(submission, files)
+    documents = await _documents(submission, intake.files)
 
     async def work() -> dict[str, Any]:
         done = await dossiers.by_idempotency_key(idempotency_key) if idempotency_key else None
@@ -166,7 +189,7 @@ async def _accept(
         dossier = await handlers.submit(
             submission,
             dossiers=dossiers,
-            calendar=calendar,
+            calendar=intake.calendar,
             clock=utcnow,
             agency=settings.agency_code,
             source=f"{settings.public_url}/v1/dossiers",
@@ -234,25 +257,11 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def submit_dossier(
     body: Annotated[dict[str, Any], Body()],
-    dossiers: Dossiers,
-    files: Files,
-    keys: Keys,
-    settings: Settings,
-    catalogue: Procedures,
-    calendar: Calendar,
+    intake: Wired,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _accept(
-        body,
-        channel=Channel.ONLINE,
-        submitted_by=None,
-        idempotency_key=idempotency_key,
-        dossiers=dossiers,
-        files=files,
-        keys=keys,
-        settings=settings,
-        catalogue=catalogue,
-        calendar=calendar,
+        body, intake, channel=Channel.ONLINE, submitted_by=None, idempotency_key=idempotency_key
     )
 
 
@@ -297,25 +306,15 @@ async def desk_officer(
 async def submit_at_desk(
     body: Annotated[dict[str, Any], Body()],
     officer: Annotated[auth.OfficerClaims, Depends(desk_officer)],
-    dossiers: Dossiers,
-    files: Files,
-    keys: Keys,
-    settings: Settings,
-    catalogue: Procedures,
-    calendar: Calendar,
+    intake: Wired,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _accept(
         body,
+        intake,
         channel=Channel.DESK,
         submitted_by=officer.officer_id,
         idempotency_key=idempotency_key,
-        dossiers=dossiers,
-        files=files,
-        keys=keys,
-        settings=settings,
-        catalogue=catalogue,
-        calendar=calendar,
     )
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from tests.conftest import _infra, _management
+from tests.conftest import _infra, isolated
 from tests.e2e.harness import Services
 
 pytestmark = pytest.mark.e2e
@@ -23,31 +20,19 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def intake_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    infra = _infra()
-    broker = _management(infra)
-    vhost = f"fuzz-{uuid.uuid4().hex[:8]}"
-    quoted = urllib.parse.quote(vhost, safe="")
-    broker.request("PUT", f"/vhosts/{quoted}", b"{}")
-    broker.request(
-        "PUT",
-        f"/permissions/{quoted}/guest",
-        json.dumps({"configure": ".*", "write": ".*", "read": ".*"}).encode(),
-    )
-    env = {
-        "MOTCUA_AMQP_URL": f"{infra.amqp_url.rstrip('/')}/{quoted}",
-        "MOTCUA_MONGODB_URL": infra.mongodb_url,
-        "MOTCUA_DATABASE_PREFIX": f"fuzz{uuid.uuid4().hex[:8]}_",
-        "MOTCUA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000",
-        "MOTCUA_INTAKE_RATE_LIMIT_BURST": "1000000",
-    }
-    stack = Services(env=env, logs=Path(tmp_path_factory.mktemp("fuzz")))
-    stack.start("intake")
-    try:
-        stack.wait_ready("intake")
-        yield stack.url("intake")
-    finally:
-        stack.stop_all()
-        broker.request("DELETE", f"/vhosts/{quoted}")
+    with isolated(_infra()) as isolation:
+        env = {
+            **isolation.service_env(),
+            "MOTCUA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000",
+            "MOTCUA_INTAKE_RATE_LIMIT_BURST": "1000000",
+        }
+        stack = Services(env=env, logs=Path(tmp_path_factory.mktemp("fuzz")))
+        stack.start("intake")
+        try:
+            stack.wait_ready("intake")
+            yield stack.url("intake")
+        finally:
+            stack.stop_all()
 
 
 def test_intake_never_answers_with_a_server_error(intake_url: str) -> None:
