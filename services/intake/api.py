@@ -318,13 +318,21 @@ async def submit_at_desk(
     )
 
 
-async def _owned(
-    code: str, dossiers: DossierStore, secret: str | None, phone: str | None
+async def owned_dossier(
+    code: str,
+    dossiers: Dossiers,
+    secret_header: SecretHeader = None,
+    secret: Annotated[str | None, Query(max_length=100)] = None,
+    phone: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Dossier:
+    """The dossier `code`, for its applicant only: the receipt's secret or their phone."""
     found = await dossiers.get_with_access(code)
-    if found is None or not handlers.may_see(found[1], secret=secret, phone=phone):
+    if found is None or not handlers.may_see(found[1], secret=secret_header or secret, phone=phone):
         raise _not_found(code)
     return found[0]
+
+
+Owned = Annotated[Dossier, Depends(owned_dossier)]
 
 
 @router.get(
@@ -334,14 +342,8 @@ async def _owned(
     summary="A dossier's status, for its applicant (secret or phone)",
     responses={404: {"description": "No such dossier for this secret or phone"}},
 )
-async def get_dossier(
-    code: str,
-    dossiers: Dossiers,
-    secret_header: SecretHeader = None,
-    secret: Annotated[str | None, Query(max_length=100)] = None,
-    phone: Annotated[str | None, Query(max_length=20)] = None,
-) -> Receipt:
-    return _receipt(await _owned(code, dossiers, secret_header or secret, phone))
+async def get_dossier(dossier: Owned) -> Receipt:
+    return _receipt(dossier)
 
 
 @router.post(
@@ -353,14 +355,11 @@ async def get_dossier(
     dependencies=[Limited],
 )
 async def withdraw_dossier(
-    code: str,
+    dossier: Owned,
     dossiers: Dossiers,
     settings: Settings,
     body: WithdrawalRequest | None = None,
-    secret_header: SecretHeader = None,
-    phone: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Receipt:
-    dossier = await _owned(code, dossiers, secret_header, phone)
     try:
         dossier = await handlers.withdraw(
             dossier,
@@ -388,16 +387,13 @@ async def withdraw_dossier(
     dependencies=[Limited],
 )
 async def supplement_dossier(
-    code: str,
+    dossier: Owned,
     body: SupplementRequest,
     dossiers: Dossiers,
     files: Files,
     settings: Settings,
     catalogue: Procedures,
-    secret_header: SecretHeader = None,
-    phone: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Receipt:
-    dossier = await _owned(code, dossiers, secret_header, phone)
     procedure = catalogue.get(dossier.procedure_code)
     refs, errors = attachments.references(body.attachments, settings.max_attachments)
     if errors or procedure is None:
