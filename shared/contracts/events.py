@@ -118,6 +118,23 @@ class DossierSupplementedData(EventData):
     status_code: PortalStatus = PortalStatus.IN_PROCESS
 
 
+class DossierTransitionData(EventData):
+    """A step of a dossier's workflow taken by someone (officer, citizen or the system)."""
+
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    workflow_version: int
+    action: str
+    from_state: str
+    to_state: str
+    unit_id: str
+    actor: str = Field(description="Officer id, `citizen`, or `system`.")
+    at: datetime
+    reason: str | None = None
+    status_code: PortalStatus
+
+
 class NotificationData(EventData):
     dossier_code: str
     channel: Literal["email", "sms", "zalo", "webhook"]
@@ -191,6 +208,62 @@ class DossierSupplemented(Event):
     event_type: ClassVar[str] = "dossier.supplemented"
     type: Literal["dossier.supplemented"] = "dossier.supplemented"
     data: DossierSupplementedData
+
+
+class DossierReceived(Event):
+    """The ward police accepted the dossier at receipt (tiếp nhận)."""
+
+    event_type: ClassVar[str] = "dossier.received"
+    type: Literal["dossier.received"] = "dossier.received"
+    data: DossierTransitionData
+
+
+class DossierRefused(Event):
+    """The dossier was refused at receipt (không tiếp nhận), with a reason."""
+
+    event_type: ClassVar[str] = "dossier.refused"
+    type: Literal["dossier.refused"] = "dossier.refused"
+    data: DossierTransitionData
+
+
+class DossierChecked(Event):
+    """An officer checked the dossier and proposed a decision to the chief."""
+
+    event_type: ClassVar[str] = "dossier.checked"
+    type: Literal["dossier.checked"] = "dossier.checked"
+    data: DossierTransitionData
+
+
+class DossierPaymentRequested(Event):
+    """The citizen was asked to pay the fee."""
+
+    event_type: ClassVar[str] = "dossier.payment_requested"
+    type: Literal["dossier.payment_requested"] = "dossier.payment_requested"
+    data: DossierTransitionData
+
+
+class DossierPaid(Event):
+    """The fee was paid."""
+
+    event_type: ClassVar[str] = "dossier.paid"
+    type: Literal["dossier.paid"] = "dossier.paid"
+    data: DossierTransitionData
+
+
+class DossierStopped(Event):
+    """Processing was stopped (dừng xử lý), with a reason."""
+
+    event_type: ClassVar[str] = "dossier.stopped"
+    type: Literal["dossier.stopped"] = "dossier.stopped"
+    data: DossierTransitionData
+
+
+class DossierResultDelivered(Event):
+    """The result was handed to the citizen (trả kết quả)."""
+
+    event_type: ClassVar[str] = "dossier.result_delivered"
+    type: Literal["dossier.result_delivered"] = "dossier.result_delivered"
+    data: DossierTransitionData
 
 
 class NotificationSent(Event):
