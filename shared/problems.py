@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
 
 TITLES: dict[int, tuple[str, str]] = {
     400: ("Bad request", "Yêu cầu không hợp lệ"),
@@ -20,6 +22,7 @@ TITLES: dict[int, tuple[str, str]] = {
     409: ("Conflict", "Xung đột trạng thái"),
     413: ("Request too large", "Yêu cầu quá lớn"),
     422: ("Invalid input", "Dữ liệu không hợp lệ"),
+    500: ("Internal error", "Lỗi hệ thống"),
     429: ("Too many requests", "Quá nhiều yêu cầu"),
     503: ("Service unavailable", "Dịch vụ tạm thời không sẵn sàng"),
 }
@@ -153,6 +156,18 @@ def install(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return problem_response(
+            request,
+            500,
+            code="internal_error",
+            detail="Something went wrong on our side; nothing was changed unless the answer "
+            "says so. Please try again.",
+            detail_vi="Hệ thống gặp lỗi; vui lòng thử lại.",
+        )
+
+    app.add_exception_handler(Exception, on_crash)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

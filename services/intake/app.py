@@ -15,12 +15,6 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
-from shared.contracts import (
-    DossierApproved,
-    DossierAssigned,
-    DossierRejected,
-    DossierSupplementRequested,
-)
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.runtime import Runtime
 
@@ -39,12 +33,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.files = AttachmentStore(rt.db)
         await rt.consume(
             "motcua.intake.status",
-            [
-                DossierAssigned.event_type,
-                DossierSupplementRequested.event_type,
-                DossierApproved.event_type,
-                DossierRejected.event_type,
-            ],
+            sorted(handlers.STATUS_OF_EVENT),
             partial(handlers.track_status, dossiers=store),
         )
         rt.relay(store.outbox)

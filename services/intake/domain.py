@@ -11,15 +11,33 @@ from shared.contracts import Channel, PortalStatus
 # Intake's own view of a dossier's life, and the portal status code each state shows.
 STATUS_CODES: dict[str, PortalStatus] = {
     "submitted": PortalStatus.NEW,
-    "assigned": PortalStatus.IN_PROCESS,
+    "assigned": PortalStatus.NEW,
+    "received": PortalStatus.RECEIVED,
+    "refused": PortalStatus.REFUSED,
+    "checked": PortalStatus.IN_PROCESS,
     "supplement_requested": PortalStatus.SUPPLEMENT_REQUESTED,
     "supplemented": PortalStatus.IN_PROCESS,
+    "payment_requested": PortalStatus.PAYMENT_REQUESTED,
+    "paid": PortalStatus.IN_PROCESS,
+    "withdrawn": PortalStatus.WITHDRAWN,
+    "stopped": PortalStatus.STOPPED,
     "approved": PortalStatus.DECIDED,
     "rejected": PortalStatus.DECIDED,
-    "withdrawn": PortalStatus.WITHDRAWN,
+    "delivered": PortalStatus.DELIVERED,
 }
-TERMINAL = frozenset({"approved", "rejected", "withdrawn"})
-WITHDRAWABLE = frozenset({"submitted", "assigned", "supplement_requested", "supplemented"})
+TERMINAL = frozenset({"refused", "withdrawn", "stopped", "delivered"})
+WITHDRAWABLE = frozenset(
+    {
+        "submitted",
+        "assigned",
+        "received",
+        "checked",
+        "supplement_requested",
+        "supplemented",
+        "payment_requested",
+        "paid",
+    }
+)
 
 
 class DomainError(Exception):

@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 # Review's events that move intake's view of a dossier forward.
 STATUS_OF_EVENT = {
     DossierAssigned.event_type: "assigned",
+    "dossier.received": "received",
+    "dossier.refused": "refused",
+    "dossier.checked": "checked",
+    "dossier.payment_requested": "payment_requested",
+    "dossier.paid": "paid",
+    "dossier.stopped": "stopped",
+    "dossier.result_delivered": "delivered",
     DossierSupplementRequested.event_type: "supplement_requested",
     DossierApproved.event_type: "approved",
     DossierRejected.event_type: "rejected",

@@ -12,9 +12,11 @@ from services.review.api import router
 from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
+from services.review.workflow import load_all
 from shared import web
+from shared.calendar import WorkingCalendar, load_overrides
 from shared.clock import utcnow
-from shared.contracts import DossierSubmitted, DossierWithdrawn, Event
+from shared.contracts import DossierSubmitted, DossierSupplemented, DossierWithdrawn, Event
 from shared.runtime import Runtime
 from shared.settings import DEV_JWT_SECRET
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     settings = settings or ReviewSettings()
     roster = load_roster(settings.roster_file)
+    workflows = load_all(settings.workflows_dir)
+    calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
         if settings.shared.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
@@ -31,21 +35,29 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
         store = TaskStore(rt.db, rt.broker.publish)
         await store.setup()
         app.state.tasks = store
+        source = f"{settings.public_url}/v1/tasks"
         assign = partial(
             handlers.assign,
             tasks=store,
             roster=roster,
+            workflows=workflows,
             clock=utcnow,
-            source=f"{settings.public_url}/v1/tasks",
+            source=source,
             faults=rt.faults,
         )
-        withdrawn = partial(handlers.close_withdrawn, tasks=store)
+        follow = partial(handlers.follow_citizen, tasks=store, workflows=workflows, source=source)
 
         async def handle(event: Event) -> None:
-            await (withdrawn if isinstance(event, DossierWithdrawn) else assign)(event)
+            await (assign if isinstance(event, DossierSubmitted) else follow)(event)
 
         await rt.consume(
-            "motcua.review", [DossierSubmitted.event_type, DossierWithdrawn.event_type], handle
+            "motcua.review",
+            [
+                DossierSubmitted.event_type,
+                DossierWithdrawn.event_type,
+                DossierSupplemented.event_type,
+            ],
+            handle,
         )
         rt.relay(store.outbox)
 
@@ -56,4 +68,6 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
         start=start,
     )
     app.state.roster = roster
+    app.state.workflows = workflows
+    app.state.calendar = calendar
     return app

@@ -1,18 +1,16 @@
-"""Review's pure rules: tasks, who gets one, and who may decide it."""
+"""Review's pure rules: tasks, who gets one, and who may act on it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from services.review.roster import Officer
+from services.review.workflow import NotAllowed, Step, Workflow
 
-TaskState = Literal["assigned", "approved", "rejected", "withdrawn"]
-Decision = Literal["approve", "reject"]
-OUTCOME: dict[Decision, TaskState] = {"approve": "approved", "reject": "rejected"}
-DECIDING_ROLES = frozenset({"chief", "supervisor"})
+UNIT_WIDE_ROLES = frozenset({"chief", "supervisor"})
 
 
 class DomainError(Exception):
@@ -33,27 +31,36 @@ class Conflict(DomainError):
         self.allowed = list(allowed)
 
 
+class InvalidAction(DomainError):
+    """The request itself is wrong (e.g. a reason is required)."""
+
+
 @dataclass(frozen=True)
 class Task:
-    """An officer's piece of work on one dossier."""
+    """An officer's piece of work on one dossier, in a state of its procedure's workflow."""
 
     id: str
     dossier_code: str
     procedure_code: str
     unit_id: str
     officer_id: str
-    state: TaskState
+    state: str
     created_at: datetime
     correlation_id: str
     dossier: Mapping[str, Any]
+    workflow: str = "one-level"
+    workflow_version: int = 1
+    terminal: bool = False
+    status_code: int = 1
     version: int = 1
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
+    state_since: datetime | None = None
 
     @property
     def is_open(self) -> bool:
-        return self.state == "assigned"
+        return not self.terminal
 
 
 def pick_officer(candidates: Sequence[Officer], open_tasks: Mapping[str, int]) -> Officer:
@@ -63,13 +70,23 @@ def pick_officer(candidates: Sequence[Officer], open_tasks: Mapping[str, int]) -
     return min(candidates, key=lambda o: open_tasks.get(o.id, 0))
 
 
-def check_decision(task: Task, officer: Officer, decision: Decision, reason: str | None) -> None:
-    """Raise unless `officer` may take `decision` on `task` now."""
+def check_action(
+    task: Task, workflow: Workflow, officer: Officer, action: str, reason: str | None
+) -> Step:
+    """The step `officer` takes with `action` on `task`, or why not: another unit or another
+    officer's task (Forbidden); not possible now (Conflict, with what is); a missing reason."""
     if officer.unit != task.unit_id:
         raise Forbidden(f"task {task.id} belongs to unit {task.unit_id}, not {officer.unit}")
-    if officer.id != task.officer_id and officer.role not in DECIDING_ROLES:
+    if officer.id != task.officer_id and officer.role not in UNIT_WIDE_ROLES:
         raise Forbidden(f"task {task.id} is assigned to another officer")
-    if not task.is_open:
-        raise Conflict(f"task {task.id} is already {task.state}", allowed=[])
-    if decision == "reject" and not (reason and reason.strip()):
-        raise DomainError("a rejection needs a reason")
+    if task.terminal:
+        raise Conflict(f"task {task.id} is closed ({task.state})", allowed=[])
+    possible = {a.name: a for a in workflow.actions_from(task.state)}
+    if action in possible and officer.role not in possible[action].roles:
+        raise Forbidden(f"{officer.role} may not {action}")
+    try:
+        return workflow.step(task.state, action, officer.role, reason)
+    except NotAllowed as exc:
+        if action in [a.name for a in workflow.actions_from(task.state, officer.role)]:
+            raise InvalidAction(str(exc)) from exc  # allowed, but the reason is missing
+        raise Conflict(str(exc), allowed=exc.allowed) from exc

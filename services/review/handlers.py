@@ -1,30 +1,32 @@
-"""Review's use cases: assign a submitted dossier, decide a task."""
+"""Review's use cases: assign a submitted dossier, take a workflow action, follow the citizen."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from services.review.domain import (
-    OUTCOME,
     Conflict,
-    Decision,
     DomainError,
     NotFound,
     Task,
-    check_decision,
+    check_action,
     pick_officer,
 )
 from services.review.roster import Officer, Roster
 from services.review.store import TaskStore
+from services.review.workflow import Registry, Step
 from shared.clock import Clock
 from shared.contracts import (
-    DossierApproved,
+    EVENT_TYPES,
     DossierAssigned,
     DossierAssignedData,
     DossierDecisionData,
-    DossierRejected,
     DossierSubmitted,
+    DossierSupplementRequested,
+    DossierSupplementRequestedData,
+    DossierTransitionData,
     Event,
     derived_id,
 )
@@ -33,6 +35,7 @@ from shared.messaging import PermanentFailure
 from shared.outbox import events_of
 
 log = logging.getLogger(__name__)
+DECISIONS = frozenset({"dossier.approved", "dossier.rejected"})
 
 
 async def assign(
@@ -40,16 +43,22 @@ async def assign(
     *,
     tasks: TaskStore,
     roster: Roster,
+    workflows: Registry,
     clock: Clock,
     source: str,
     faults: FaultPoints,
 ) -> None:
-    """Create the dossier's task for the least-loaded officer of its ward's unit, once."""
+    """Create the dossier's task, on the newest workflow of its procedure, for the
+    least-loaded officer of its ward's unit, once."""
     if not isinstance(event, DossierSubmitted):
         raise PermanentFailure(f"review does not handle {event.type}")
     submitted = event.data
     existing = await tasks.by_dossier(submitted.dossier_code)
     if existing is None:
+        try:
+            workflow = workflows.for_new(submitted.procedure_code)
+        except KeyError as exc:
+            raise PermanentFailure(str(exc)) from exc
         unit_id = roster.receiving_unit(submitted)
         candidates = roster.assignable(unit_id)
         try:
@@ -57,16 +66,20 @@ async def assign(
         except DomainError as exc:  # a roster gap: park it until an operator fixes and replays
             raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
         now = clock()
+        initial = workflow.definition.initial
         task = Task(
             id=str(uuid.UUID(derived_id(event.id, "review.task"))),
             dossier_code=submitted.dossier_code,
             procedure_code=submitted.procedure_code,
             unit_id=unit_id,
             officer_id=officer.id,
-            state="assigned",
+            state=initial,
             created_at=now,
             correlation_id=event.correlationid,
             dossier=submitted.model_dump(mode="json"),
+            workflow=workflow.name,
+            workflow_version=workflow.version,
+            status_code=workflow.state(initial).status_code,
         )
         assigned = DossierAssigned.caused_by(
             event,
@@ -91,64 +104,151 @@ async def assign(
     await tasks.outbox.flush(events_of(existing, caused_by=event.id))
 
 
-async def close_withdrawn(event: Event, *, tasks: TaskStore) -> None:
-    """The citizen withdrew: an open task closes, so nobody decides it any more."""
-    doc = await tasks.by_dossier(event.subject)
-    if doc is None:
-        raise RuntimeError(f"no task yet for {event.subject}")  # retried: it may come
-    task = await tasks.get(doc["_id"])
-    if task is None or not task.is_open:
-        log.info("withdrawal after the task closed", extra={"dossier": event.subject})
-        return
-    await tasks.transition(
-        task, state="withdrawn", officer_id="citizen", at=event.time, reason=None, events=[]
-    )
-
-
-async def decide(
-    task_id: str,
-    decision: Decision,
-    reason: str | None,
+def step_event(
+    task: Task,
+    step: Step,
     *,
-    officer: Officer,
-    tasks: TaskStore,
-    clock: Clock,
+    actor: str,
+    at: datetime,
+    reason: str | None,
     source: str,
-) -> Task:
-    """Approve or reject an open task; exactly one of two concurrent decisions wins."""
-    task = await tasks.get(task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id}")
-    check_decision(task, officer, decision, reason)
-    now = clock()
-    model = DossierApproved if decision == "approve" else DossierRejected
-    event = model.create(
-        source=source,
-        subject=task.dossier_code,
-        time=now,
-        correlationid=task.correlation_id,
-        data=DossierDecisionData(
+    workflow_version: int,
+) -> Event | None:
+    """The event a step emits, if any: decisions keep their own shape for older consumers."""
+    if step.emits is None:
+        return None
+    model = EVENT_TYPES[step.emits]
+    if step.emits == DossierSupplementRequested.event_type:
+        data: object = DossierSupplementRequestedData(
+            dossier_code=task.dossier_code,
+            task_id=task.id,
+            officer_id=actor,
+            requested_at=at,
+            note=reason,
+        )
+    elif step.emits in DECISIONS:
+        data = DossierDecisionData(
             dossier_code=task.dossier_code,
             task_id=task.id,
             procedure_code=task.procedure_code,
             unit_id=task.unit_id,
-            officer_id=officer.id,
-            decided_at=now,
+            officer_id=actor,
+            decided_at=at,
             reason=reason,
-        ),
+        )
+    else:
+        data = DossierTransitionData(
+            dossier_code=task.dossier_code,
+            task_id=task.id,
+            procedure_code=task.procedure_code,
+            workflow_version=workflow_version,
+            action=step.action.name,
+            from_state=task.state,
+            to_state=step.to,
+            unit_id=task.unit_id,
+            actor=actor,
+            at=at,
+            reason=reason,
+            status_code=step.status_code,
+        )
+    return model.create(
+        source=source,
+        subject=task.dossier_code,
+        time=at,
+        correlationid=task.correlation_id,
+        data=data,
     )
+
+
+async def act(
+    task_id: str,
+    action: str,
+    reason: str | None,
+    *,
+    officer: Officer,
+    tasks: TaskStore,
+    workflows: Registry,
+    clock: Clock,
+    source: str,
+) -> Task:
+    """Take a workflow action on a task; of two at once on the same version, one wins."""
+    task = await tasks.get(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    workflow = workflows.get(task.workflow, task.workflow_version)
+    step = check_action(task, workflow, officer, action, reason)
+    now = clock()
+    event = step_event(
+        task,
+        step,
+        actor=officer.id,
+        at=now,
+        reason=reason,
+        source=source,
+        workflow_version=workflow.version,
+    )
+    events = [event] if event else []
     doc = await tasks.transition(
         task,
-        state=OUTCOME[decision],
+        state=step.to,
         officer_id=officer.id,
         at=now,
         reason=reason,
-        events=[event],
+        events=events,
+        action=action,
+        terminal=workflow.state(step.to).terminal,
+        status_code=step.status_code,
     )
     if doc is None:
-        raise Conflict(f"task {task_id} was decided meanwhile", allowed=[])
+        fresh = await tasks.get(task_id)
+        allowed = (
+            [a.name for a in workflow.actions_from(fresh.state, officer.role)] if fresh else []
+        )
+        raise Conflict(f"task {task_id} changed meanwhile", allowed=allowed)
     try:
         await tasks.outbox.flush(events_of(doc))
     except Exception:
-        log.warning("decision stored, event not published yet", exc_info=True)
+        log.warning("step stored, event not published yet", exc_info=True)
     return (await tasks.get(task_id)) or task
+
+
+async def follow_citizen(
+    event: Event, *, tasks: TaskStore, workflows: Registry, source: str
+) -> None:
+    """The citizen acted (withdrew, supplemented): take the action the workflow ties to it."""
+    doc = await tasks.by_dossier(event.subject)
+    if doc is None:
+        raise RuntimeError(f"no task yet for {event.subject}")  # retried: it may come
+    task = await tasks.get(doc["_id"])
+    assert task is not None
+    workflow = workflows.get(task.workflow, task.workflow_version)
+    action = workflow.triggered_by(event.type, task.state)
+    if action is None:
+        log.info(
+            "%s in state %s changes nothing",
+            event.type,
+            task.state,
+            extra={"dossier": event.subject},
+        )
+        return
+    step = workflow.step(task.state, action.name, "citizen")
+    emitted = step_event(
+        task,
+        step,
+        actor="citizen",
+        at=event.time,
+        reason=None,
+        source=source,
+        workflow_version=workflow.version,
+    )
+    await tasks.transition(
+        task,
+        state=step.to,
+        officer_id="citizen",
+        at=event.time,
+        reason=None,
+        events=[emitted] if emitted else [],
+        action=action.name,
+        terminal=workflow.state(step.to).terminal,
+        status_code=step.status_code,
+    )

@@ -18,6 +18,10 @@ class ReviewSettings(ServiceSettings):
     service_name: str = "review"
     port: int = Field(default=8002, description="HTTP port.")
     roster_file: Path = Field(default=DEFAULT_ROSTER, description="Officer roster (YAML).")
+    workflows_dir: Path = Field(
+        default=Path(__file__).resolve().parent / "workflows",
+        description="Folder of the workflow definitions (YAML, versioned).",
+    )
     token_ttl_minutes: int = Field(
         default=480, ge=1, description="Lifetime of a token printed by `token`."
     )

@@ -17,13 +17,22 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.review.domain import Task, TaskState
+from services.review.domain import Task
 from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
 
-PROJECTED = ("state", "version", "decided_by", "decided_at", "reason")
+PROJECTED = (
+    "state",
+    "version",
+    "terminal",
+    "status_code",
+    "decided_by",
+    "decided_at",
+    "reason",
+    "state_since",
+)
 
 
 class TaskStore:
@@ -34,7 +43,7 @@ class TaskStore:
 
     async def setup(self) -> None:
         await self.tasks.create_index("dossier_code", unique=True)
-        await self.tasks.create_index([("officer_id", 1), ("state", 1)])
+        await self.tasks.create_index([("officer_id", 1), ("terminal", 1)])
         await self.transitions.create_index([("task_id", 1), ("version", DESCENDING)])
 
     async def by_dossier(self, dossier_code: str) -> Document | None:
@@ -62,6 +71,11 @@ class TaskStore:
             "officer_id": task.officer_id,
             "state": task.state,
             "version": task.version,
+            "workflow": task.workflow,
+            "workflow_version": task.workflow_version,
+            "terminal": task.terminal,
+            "status_code": task.status_code,
+            "state_since": task.created_at,
             "created_at": task.created_at,
             "correlation_id": task.correlation_id,
             "dossier": dict(task.dossier),
@@ -79,7 +93,7 @@ class TaskStore:
 
     async def open_counts(self, officer_ids: list[str]) -> dict[str, int]:
         return {
-            oid: await self.tasks.count_documents({"officer_id": oid, "state": "assigned"})
+            oid: await self.tasks.count_documents({"officer_id": oid, "terminal": False})
             for oid in officer_ids
         }
 
@@ -87,11 +101,14 @@ class TaskStore:
         self,
         task: Task,
         *,
-        state: TaskState,
+        state: str,
         officer_id: str,
         at: datetime,
         reason: str | None,
         events: list[Event],
+        action: str = "",
+        terminal: bool = False,
+        status_code: int = 0,
     ) -> Document | None:
         """Move `task` from its current version to the next; None if someone else did first."""
         version = task.version + 1
@@ -100,6 +117,10 @@ class TaskStore:
             "task_id": task.id,
             "version": version,
             "state": state,
+            "action": action,
+            "terminal": terminal,
+            "status_code": status_code,
+            "state_since": at,
             "decided_by": officer_id,
             "decided_at": at,
             "reason": reason,
@@ -122,8 +143,19 @@ class TaskStore:
                 {"$set": {k: transition.get(k) for k in PROJECTED}},
             )
 
+    async def history(self, task_id: str) -> list[Document]:
+        """The task's transitions, oldest first."""
+        cursor = self.transitions.find({"task_id": task_id}).sort("version", 1)
+        return [
+            {
+                k: doc.get(k)
+                for k in ("version", "action", "state", "decided_by", "decided_at", "reason")
+            }
+            async for doc in cursor
+        ]
+
     async def open_tasks(self, query: dict[str, Any]) -> list[Task]:
-        cursor = self.tasks.find({**query, "state": "assigned"}).sort("created_at", 1)
+        cursor = self.tasks.find({**query, "terminal": False}).sort("created_at", 1)
         tasks = [to_task(doc) async for doc in cursor]
         # Drop any whose projection lags behind a transition already taken.
         fresh = [await self.get(t.id) for t in tasks]
@@ -139,6 +171,11 @@ def to_task(doc: Document) -> Task:
         officer_id=doc["officer_id"],
         state=doc["state"],
         version=doc.get("version", 1),
+        workflow=doc.get("workflow", "one-level"),
+        workflow_version=doc.get("workflow_version", 1),
+        terminal=doc.get("terminal", False),
+        status_code=doc.get("status_code", 1),
+        state_since=doc.get("state_since", doc["created_at"]),
         created_at=doc["created_at"],
         correlation_id=doc["correlation_id"],
         dossier=doc.get("dossier", {}),

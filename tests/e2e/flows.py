@@ -107,6 +107,16 @@ async def assigned_officer(services: Services, code: str) -> tuple[str, str]:
     return str(data["task_id"]), str(data["officer_id"])
 
 
+def act(
+    services: Services, task_id: str, bearer: str, action: str, reason: str | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{services.url('review')}/v1/tasks/{task_id}/actions",
+        json={"action": action, "reason": reason},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+
+
 def decide(
     services: Services,
     task_id: str,
@@ -114,8 +124,9 @@ def decide(
     decision: str = "approve",
     reason: str | None = None,
 ) -> httpx.Response:
-    return httpx.post(
-        f"{services.url('review')}/v1/tasks/{task_id}/decision",
-        json={"decision": decision, "reason": reason},
-        headers={"Authorization": f"Bearer {bearer}"},
-    )
+    """Receive the dossier, then approve or reject it (a one-level procedure's officer); the
+    first refusal is returned as it came."""
+    received = act(services, task_id, bearer, "receive")
+    if received.status_code != 200:
+        return received
+    return act(services, task_id, bearer, decision, reason)

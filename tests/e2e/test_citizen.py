@@ -9,13 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.clock import utcnow
-from shared.contracts import DossierSupplementRequested, DossierSupplementRequestedData
-from tests.amqp import observe, publish_raw
+from tests.amqp import observe
 from tests.conftest import Isolation
 from tests.e2e.flows import (
     PDF,
     SECRETS,
+    act,
     assigned_officer,
     decide,
     status,
@@ -93,53 +92,54 @@ async def test_a_withdrawal_closes_the_officers_task_and_comes_too_late_after_a_
     assert late.status_code == 409 and late.json()["code"] == "not_withdrawable"
 
 
-async def test_a_requested_supplement_is_added_and_published(
+async def test_a_requested_supplement_is_added_and_the_officer_goes_on(
     services: Services, isolation: Isolation
 ) -> None:
     code = submit(services)
     task_id, officer_id = await assigned_officer(services, code)
+    bearer = token(officer_id)
     intake = services.url("intake")
     extra = upload(intake, "legal_residence_proof")
-    assert (
-        _post(
-            services,
-            "supplements",
-            code,
-            {"attachments": [{"document_type": "legal_residence_proof", "id": extra["id"]}]},
-        ).status_code
-        == 409
-    )  # nothing was asked for yet
+    added = {"attachments": [{"document_type": "legal_residence_proof", "id": extra["id"]}]}
+    assert _post(services, "supplements", code, added).status_code == 409  # nothing asked yet
 
-    asked = DossierSupplementRequested.create(
-        source="urn:test:review",
-        subject=code,
-        data=DossierSupplementRequestedData(
-            dossier_code=code,
-            task_id=task_id,
-            officer_id=officer_id,
-            requested_at=utcnow(),
-            missing=["legal_residence_proof"],
-            note="Bản chụp hợp đồng thuê nhà bị mờ",
-        ),
-    )
-    await publish_raw(isolation.amqp_url, asked.type, asked.to_json())
+    assert act(services, task_id, bearer, "receive").status_code == 200
+    asked = act(services, task_id, bearer, "request_supplement", "Hợp đồng thuê nhà bị mờ")
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["waiting"]["whose_move"] == "citizen"
+    assert asked.json()["waiting"]["clock"] == "paused"  # the SLA stops while the citizen acts
     await eventually(lambda: status(services, code)["status_code"] == 5)
 
     async with observe(isolation.amqp_url) as seen:
-        response = _post(
-            services,
-            "supplements",
-            code,
-            {
-                "attachments": [{"document_type": "legal_residence_proof", "id": extra["id"]}],
-                "note": "Đã chụp lại",
-            },
-        )
+        response = _post(services, "supplements", code, {**added, "note": "Đã chụp lại"})
         assert response.status_code == 200, response.text
         [event] = await seen.wait_for("dossier.supplemented")
     assert (response.json()["status"], response.json()["status_code"]) == ("supplemented", 4)
     assert event["data"]["documents"][0]["sha256"] == hashlib.sha256(PDF).hexdigest()
-    await wait_for_types(services, code, "dossier.supplement_requested", "dossier.supplemented")
+
+    def task() -> dict[str, Any]:
+        return dict(
+            httpx.get(
+                f"{services.url('review')}/v1/tasks/{task_id}",
+                headers={"Authorization": f"Bearer {bearer}"},
+            ).json()
+        )
+
+    await eventually(lambda: task()["state"] == "checking")
+    assert [h["action"] for h in task()["history"]] == [
+        "receive",
+        "request_supplement",
+        "supplemented",
+    ]
+    assert act(services, task_id, bearer, "approve").status_code == 200
+    await wait_for_types(
+        services,
+        code,
+        "dossier.received",
+        "dossier.supplement_requested",
+        "dossier.supplemented",
+        "dossier.approved",
+    )
 
 
 async def test_an_officer_at_the_desk_submits_for_a_citizen(services: Services) -> None:

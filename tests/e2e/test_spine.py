@@ -25,7 +25,13 @@ from tests.factories import form, submitted_event
 
 pytestmark = pytest.mark.e2e
 
-SPINE = ["dossier.submitted", "dossier.assigned", "dossier.approved", "notification.sent"]
+SPINE = [
+    "dossier.submitted",
+    "dossier.assigned",
+    "dossier.received",
+    "dossier.approved",
+    "notification.sent",
+]
 
 
 async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
@@ -56,7 +62,7 @@ async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
 
     approved = decide(services, task_id, bearer, "approve", "Hồ sơ hợp lệ")
     assert approved.status_code == 200, approved.text
-    assert approved.json()["state"] == "approved"
+    assert (approved.json()["state"], approved.json()["status_code"]) == ("decided", 9)
 
     [mail] = await mailbox.wait(1)
     assert mail["To"] == "lan.nguyen@example.vn"
@@ -83,8 +89,8 @@ async def test_a_dossier_is_submitted_assigned_approved_mailed_and_audited(
 async def test_officer_endpoints_refuse_missing_bad_and_foreign_tokens(services: Services) -> None:
     code = submit(services)
     task_id, _ = await assigned_officer(services, code)
-    url = f"{services.url('review')}/v1/tasks/{task_id}/decision"
-    body = {"decision": "approve"}
+    url = f"{services.url('review')}/v1/tasks/{task_id}/actions"
+    body = {"action": "receive"}
 
     assert httpx.post(url, json=body).status_code == 401
     bad = httpx.post(url, json=body, headers={"Authorization": "Bearer not.a.token"})

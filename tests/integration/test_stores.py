@@ -82,10 +82,11 @@ async def test_status_follows_events_whatever_their_arrival_order(
     assert found is not None
     assert (found.status, int(found.status_code)) == ("supplement_requested", 5)
     assert await store.record_status(dossier.code, "approved", at[4], "e5")
-    assert await store.record_status(dossier.code, "supplemented", at[4], "e6")  # late, ignored
+    assert await store.record_status(dossier.code, "delivered", at[4], "e6")
+    assert await store.record_status(dossier.code, "supplemented", at[4], "e7")  # late: ignored
     found = await store.get(dossier.code)
     assert found is not None
-    assert (found.status, int(found.status_code)) == ("approved", 9)
+    assert (found.status, int(found.status_code)) == ("delivered", 10)
     assert [h["status"] for h in found.history][:5] == [
         "submitted",
         "assigned",
@@ -218,7 +219,8 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
             "_id": "t2:2",
             "task_id": "t2",
             "version": 2,
-            "state": "rejected",
+            "state": "refused",
+            "terminal": True,
             "decided_by": "o1",
             "decided_at": now,
             "reason": "x",
@@ -227,6 +229,6 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
     )
     assert await store.open_tasks({"officer_id": "o1"}) == []
     repaired = await store.get("t2")
-    assert repaired is not None and repaired.state == "rejected"
+    assert repaired is not None and repaired.state == "refused" and not repaired.is_open
     projected = await store.tasks.find_one({"_id": "t2"})
-    assert projected is not None and projected["state"] == "rejected"
+    assert projected is not None and projected["state"] == "refused"

@@ -13,6 +13,10 @@ def _app() -> FastAPI:
     app = FastAPI()
     problems.install(app)
 
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
     @app.post("/x")
     async def x(body: Body) -> dict[str, int]:
         raise problems.Problem(409, "Busy.", "Đang bận.", code="busy", extra={"allowed": []})
@@ -52,3 +56,13 @@ async def test_unknown_routes_are_problem_json_too() -> None:
         response = await client.get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unexpected_error_is_problem_json_too() -> None:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "internal_error"
+    assert "boom" not in response.text  # no internals leak to the caller

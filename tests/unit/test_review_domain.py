@@ -7,63 +7,108 @@ from services.review.domain import (
     Conflict,
     DomainError,
     Forbidden,
+    InvalidAction,
     Task,
-    check_decision,
+    check_action,
     pick_officer,
 )
 from services.review.roster import Officer, load_roster
 from services.review.settings import DEFAULT_ROSTER
+from services.review.workflow import load_all
+
+WORKFLOWS = load_all()
+TWO = WORKFLOWS.for_new("1.004222")
 
 
-def _task(**changes: object) -> Task:
+def _task(state: str = "receiving", **changes: object) -> Task:
     base: dict[str, object] = {
         "id": "t1",
         "dossier_code": "D1",
-        "procedure_code": "1.004194",
+        "procedure_code": "1.004222",
         "unit_id": "U1",
         "officer_id": "o1",
-        "state": "assigned",
+        "state": state,
         "created_at": datetime.now(UTC),
         "correlation_id": "c",
         "dossier": {},
+        "workflow": "two-level",
+        "terminal": TWO.state(state).terminal,
     }
     base.update(changes)
     return Task(**base)  # type: ignore[arg-type]
 
 
-OFFICER = Officer(id="o1", name="A", role="officer", unit="U1")
+ASSIGNEE = Officer(id="o1", name="A", role="officer", unit="U1")
 COLLEAGUE = Officer(id="o2", name="B", role="officer", unit="U1")
 CHIEF = Officer(id="c1", name="C", role="chief", unit="U1")
-STRANGER = Officer(id="x1", name="D", role="chief", unit="U2")
+SUPERVISOR = Officer(id="s1", name="S", role="supervisor", unit="U1")
+ADMIN = Officer(id="a1", name="Q", role="admin", unit="U1")
+FOREIGN_CHIEF = Officer(id="x1", name="D", role="chief", unit="U2")
+FOREIGN_OFFICER = Officer(id="o1", name="E", role="officer", unit="U2")
 
 
 def test_the_least_loaded_officer_gets_the_task() -> None:
-    assert pick_officer([OFFICER, COLLEAGUE], {"o1": 3, "o2": 1}) == COLLEAGUE
-    assert pick_officer([OFFICER, COLLEAGUE], {}) == OFFICER
-
-
-def test_no_candidate_is_an_error() -> None:
+    assert pick_officer([ASSIGNEE, COLLEAGUE], {"o1": 3, "o2": 1}) == COLLEAGUE
+    assert pick_officer([ASSIGNEE, COLLEAGUE], {}) == ASSIGNEE
     with pytest.raises(DomainError):
         pick_officer([], {})
 
 
-def test_assignee_and_chief_may_decide_others_may_not() -> None:
-    check_decision(_task(), OFFICER, "approve", None)
-    check_decision(_task(), CHIEF, "approve", None)
-    with pytest.raises(Forbidden):
-        check_decision(_task(), COLLEAGUE, "approve", None)
-    with pytest.raises(Forbidden):
-        check_decision(_task(), STRANGER, "approve", None)
+# role × action (in the state where the action exists) × own/other unit → allowed?
+MATRIX = [
+    # state, action, officer, allowed
+    ("receiving", "receive", ASSIGNEE, True),
+    ("receiving", "receive", COLLEAGUE, False),
+    ("receiving", "receive", CHIEF, True),
+    ("receiving", "receive", SUPERVISOR, False),
+    ("receiving", "receive", ADMIN, False),
+    ("receiving", "receive", FOREIGN_CHIEF, False),
+    ("receiving", "receive", FOREIGN_OFFICER, False),
+    ("checking", "propose", ASSIGNEE, True),
+    ("checking", "propose", CHIEF, False),
+    ("checking", "propose", FOREIGN_OFFICER, False),
+    ("approving", "approve", ASSIGNEE, False),
+    ("approving", "approve", CHIEF, True),
+    ("approving", "approve", SUPERVISOR, False),
+    ("approving", "approve", FOREIGN_CHIEF, False),
+    ("approving", "reject", CHIEF, True),
+    ("approving", "send_back", CHIEF, True),
+    ("checking", "stop", CHIEF, True),
+    ("checking", "stop", SUPERVISOR, True),
+    ("checking", "stop", ASSIGNEE, False),
+    ("checking", "stop", ADMIN, False),
+    ("decided", "deliver", ASSIGNEE, True),
+    ("decided", "deliver", COLLEAGUE, False),
+    ("supplement", "supplemented", ASSIGNEE, False),  # only the citizen's own act does it
+]
 
 
-def test_a_closed_task_cannot_be_decided_again() -> None:
-    with pytest.raises(Conflict):
-        check_decision(_task(state="approved"), OFFICER, "reject", "late")
+@pytest.mark.parametrize(("state", "action", "officer", "allowed"), MATRIX)
+def test_authorization_matrix(state: str, action: str, officer: Officer, allowed: bool) -> None:
+    task = _task(state)
+    if allowed:
+        step = check_action(task, TWO, officer, action, "lý do")
+        assert step.action.name == action
+    else:
+        with pytest.raises(Forbidden):
+            check_action(task, TWO, officer, action, "lý do")
 
 
-def test_a_rejection_needs_a_reason() -> None:
-    with pytest.raises(DomainError, match="reason"):
-        check_decision(_task(), OFFICER, "reject", "  ")
+def test_an_action_of_another_state_is_a_conflict_listing_what_is_allowed() -> None:
+    with pytest.raises(Conflict) as caught:
+        check_action(_task("checking"), TWO, ASSIGNEE, "approve", None)
+    assert caught.value.allowed == ["request_supplement", "request_payment", "propose"]
+
+
+def test_a_closed_task_is_a_conflict_with_nothing_allowed() -> None:
+    with pytest.raises(Conflict) as caught:
+        check_action(_task("delivered"), TWO, CHIEF, "deliver", None)
+    assert caught.value.allowed == []
+
+
+def test_a_refusal_needs_a_reason() -> None:
+    with pytest.raises(InvalidAction, match="reason"):
+        check_action(_task("receiving"), TWO, ASSIGNEE, "refuse", "  ")
 
 
 def test_the_shipped_roster_routes_wards_to_units() -> None:

@@ -275,3 +275,43 @@ def test_a_dossier_keeps_its_version_after_a_newer_one_is_deployed(tmp_path: Pat
     assert running.version == 1
     sla = running.state("checking").sla
     assert sla is not None and sla.working_days == 2
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_every_event_a_workflow_emits_can_be_built_and_read_back(workflow: Workflow) -> None:
+    from datetime import UTC, datetime
+
+    from services.review.domain import Task
+    from services.review.handlers import step_event
+    from shared.contracts import decode
+
+    for action in workflow.definition.actions:
+        for state in action.from_states:
+            task = Task(
+                id="t",
+                dossier_code="D-1",
+                procedure_code="1.004222",
+                unit_id="U",
+                officer_id="o",
+                state=state,
+                created_at=datetime.now(UTC),
+                correlation_id="c",
+                dossier={},
+                workflow=workflow.name,
+            )
+            step = workflow.step(state, action.name, action.roles[0], reason="lý do")
+            event = step_event(
+                task,
+                step,
+                actor="o",
+                at=datetime.now(UTC),
+                reason="lý do",
+                source="urn:t",
+                workflow_version=workflow.version,
+            )
+            if action.emits is None:
+                assert event is None
+                continue
+            assert event is not None and event.type == action.emits
+            assert decode(event.to_json()) == event
+            assert event.correlationid == "c" and event.subject == "D-1"
