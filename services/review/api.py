@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import handlers
@@ -23,7 +23,7 @@ from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
 from services.review.workflow import Registry
 from shared.calendar import WorkingCalendar
-from shared.clock import utcnow
+from shared.clock import Clock
 from shared.problems import Problem
 from shared.web import from_state
 
@@ -33,6 +33,14 @@ Tasks = Annotated[TaskStore, Depends(from_state("tasks", TaskStore))]
 Settings = Annotated[ReviewSettings, Depends(from_state("settings", ReviewSettings))]
 Workflows = Annotated[Registry, Depends(from_state("workflows", Registry))]
 Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+Now = Annotated[Clock, Depends(_clock)]
 
 
 class Waiting(BaseModel):
@@ -59,6 +67,7 @@ class TaskView(BaseModel):
     created_at: datetime
     waiting: Waiting | None
     allowed_actions: list[str]
+    escalated_to: str | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
@@ -80,29 +89,24 @@ def _view(
     task: Task,
     officer: Officer,
     workflows: Registry,
-    calendar: WorkingCalendar,
+    now: datetime,
     history: list[dict[str, Any]] | None = None,
 ) -> TaskView:
     workflow = workflows.get(task.workflow, task.workflow_version)
     state = workflow.state(task.state)
     waiting = None
     if not task.terminal:
-        since = task.state_since or task.created_at
-        due = (
-            calendar.add_working_hours(calendar.next_working_moment(since), state.sla.hours)
-            if state.sla and state.clock == "running"
-            else None
-        )
         waiting = Waiting(
             whose_move=state.waits_for,
-            since=since,
-            due_at=due,
+            since=task.state_since or task.created_at,
+            due_at=task.due_at,
             clock=state.clock,
-            overdue=due is not None and due < utcnow(),
+            overdue=task.due_at is not None and task.due_at < now,
         )
-    mine = officer.unit == task.unit_id and (
-        officer.id == task.officer_id or officer.role in ("chief", "supervisor")
-    )
+    mine = (
+        officer.unit == task.unit_id
+        and (officer.id == task.officer_id or officer.role in ("chief", "supervisor"))
+    ) or officer.id == task.escalated_to
     return TaskView(
         id=task.id,
         dossier_code=task.dossier_code,
@@ -121,6 +125,7 @@ def _view(
         ]
         if mine
         else [],
+        escalated_to=task.escalated_to,
         decided_by=task.decided_by,
         decided_at=task.decided_at,
         reason=task.reason,
@@ -152,7 +157,7 @@ async def list_tasks(
     officer: CurrentOfficer,
     tasks: Tasks,
     workflows: Workflows,
-    calendar: Calendar,
+    clock: Now,
     state: Annotated[str | None, Query(max_length=50)] = None,
     procedure: Annotated[str | None, Query(max_length=50)] = None,
     overdue: bool | None = None,
@@ -162,11 +167,13 @@ async def list_tasks(
     query: dict[str, Any] = (
         {"officer_id": officer.id} if officer.role == "officer" else {"unit_id": officer.unit}
     )
+    if officer.role == "supervisor":  # and what was escalated to them from other units
+        query = {"$or": [query, {"escalated_to": officer.id}]}
     if state:
         query["state"] = state
     if procedure:
         query["procedure_code"] = procedure
-    views = [_view(t, officer, workflows, calendar) for t in await tasks.open_tasks(query)]
+    views = [_view(t, officer, workflows, clock()) for t in await tasks.open_tasks(query)]
     if overdue is not None:
         views = [v for v in views if v.waiting is not None and v.waiting.overdue == overdue]
     if due_before is not None:
@@ -184,14 +191,14 @@ async def list_tasks(
     "/tasks/{task_id}", response_model=TaskView, summary="A task: dossier, history, why it waits"
 )
 async def get_task(
-    task_id: str, officer: CurrentOfficer, tasks: Tasks, workflows: Workflows, calendar: Calendar
+    task_id: str, officer: CurrentOfficer, tasks: Tasks, workflows: Workflows, clock: Now
 ) -> TaskView:
     task = await tasks.get(task_id)
     if task is None:
         raise _problem(NotFound(f"no task {task_id}"))
     if task.unit_id != officer.unit:
         raise _problem(Forbidden(f"task {task_id} belongs to another unit"))
-    return _view(task, officer, workflows, calendar, await tasks.history(task_id))
+    return _view(task, officer, workflows, clock(), await tasks.history(task_id))
 
 
 @router.post(
@@ -207,6 +214,7 @@ async def take_action(
     tasks: Tasks,
     workflows: Workflows,
     calendar: Calendar,
+    clock: Now,
     settings: Settings,
 ) -> TaskView:
     try:
@@ -217,9 +225,10 @@ async def take_action(
             officer=officer,
             tasks=tasks,
             workflows=workflows,
-            clock=utcnow,
+            calendar=calendar,
+            clock=clock,
             source=f"{settings.public_url}/v1/tasks",
         )
     except DomainError as exc:
         raise _problem(exc) from exc
-    return _view(task, officer, workflows, calendar, await tasks.history(task_id))
+    return _view(task, officer, workflows, clock(), await tasks.history(task_id))

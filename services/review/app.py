@@ -12,10 +12,11 @@ from services.review.api import router
 from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
+from services.review.timers import Timers
 from services.review.workflow import load_all
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
-from shared.clock import utcnow
+from shared.clock import shifted
 from shared.contracts import DossierSubmitted, DossierSupplemented, DossierWithdrawn, Event
 from shared.runtime import Runtime
 from shared.settings import DEV_JWT_SECRET
@@ -27,6 +28,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     settings = settings or ReviewSettings()
     roster = load_roster(settings.roster_file)
     workflows = load_all(settings.workflows_dir)
+    clock = shifted(settings.clock_offset_seconds)
     calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
@@ -41,11 +43,18 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             tasks=store,
             roster=roster,
             workflows=workflows,
-            clock=utcnow,
+            calendar=calendar,
+            clock=clock,
             source=source,
             faults=rt.faults,
         )
-        follow = partial(handlers.follow_citizen, tasks=store, workflows=workflows, source=source)
+        follow = partial(
+            handlers.follow_citizen,
+            tasks=store,
+            workflows=workflows,
+            calendar=calendar,
+            source=source,
+        )
 
         async def handle(event: Event) -> None:
             await (assign if isinstance(event, DossierSubmitted) else follow)(event)
@@ -60,6 +69,8 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             handle,
         )
         rt.relay(store.outbox)
+        timers = Timers(store, roster, clock=clock, source=source)
+        rt.background(timers.run(settings.timer_interval_seconds), "sla-timers")
 
     app = web.service_app(
         settings,
@@ -70,4 +81,5 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     app.state.roster = roster
     app.state.workflows = workflows
     app.state.calendar = calendar
+    app.state.clock = clock
     return app

@@ -57,6 +57,9 @@ class Task:
     decided_at: datetime | None = None
     reason: str | None = None
     state_since: datetime | None = None
+    remind_at: datetime | None = None
+    due_at: datetime | None = None
+    escalated_to: str | None = None
 
     @property
     def is_open(self) -> bool:

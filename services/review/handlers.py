@@ -16,7 +16,8 @@ from services.review.domain import (
 )
 from services.review.roster import Officer, Roster
 from services.review.store import TaskStore
-from services.review.workflow import Registry, Step
+from services.review.workflow import Registry, Step, deadlines
+from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.contracts import (
     EVENT_TYPES,
@@ -44,6 +45,7 @@ async def assign(
     tasks: TaskStore,
     roster: Roster,
     workflows: Registry,
+    calendar: WorkingCalendar,
     clock: Clock,
     source: str,
     faults: FaultPoints,
@@ -67,6 +69,7 @@ async def assign(
             raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
         now = clock()
         initial = workflow.definition.initial
+        remind_at, due_at = deadlines(workflow, initial, now, calendar)
         task = Task(
             id=str(uuid.UUID(derived_id(event.id, "review.task"))),
             dossier_code=submitted.dossier_code,
@@ -80,6 +83,8 @@ async def assign(
             workflow=workflow.name,
             workflow_version=workflow.version,
             status_code=workflow.state(initial).status_code,
+            remind_at=remind_at,
+            due_at=due_at,
         )
         assigned = DossierAssigned.caused_by(
             event,
@@ -168,6 +173,7 @@ async def act(
     officer: Officer,
     tasks: TaskStore,
     workflows: Registry,
+    calendar: WorkingCalendar,
     clock: Clock,
     source: str,
 ) -> Task:
@@ -188,6 +194,7 @@ async def act(
         workflow_version=workflow.version,
     )
     events = [event] if event else []
+    remind_at, due_at = deadlines(workflow, step.to, now, calendar)
     doc = await tasks.transition(
         task,
         state=step.to,
@@ -198,6 +205,8 @@ async def act(
         action=action,
         terminal=workflow.state(step.to).terminal,
         status_code=step.status_code,
+        remind_at=remind_at,
+        due_at=due_at,
     )
     if doc is None:
         fresh = await tasks.get(task_id)
@@ -213,7 +222,12 @@ async def act(
 
 
 async def follow_citizen(
-    event: Event, *, tasks: TaskStore, workflows: Registry, source: str
+    event: Event,
+    *,
+    tasks: TaskStore,
+    workflows: Registry,
+    calendar: WorkingCalendar,
+    source: str,
 ) -> None:
     """The citizen acted (withdrew, supplemented): take the action the workflow ties to it."""
     doc = await tasks.by_dossier(event.subject)
@@ -241,6 +255,7 @@ async def follow_citizen(
         source=source,
         workflow_version=workflow.version,
     )
+    remind_at, due_at = deadlines(workflow, step.to, event.time, calendar)
     await tasks.transition(
         task,
         state=step.to,
@@ -251,4 +266,6 @@ async def follow_citizen(
         action=action.name,
         terminal=workflow.state(step.to).terminal,
         status_code=step.status_code,
+        remind_at=remind_at,
+        due_at=due_at,
     )

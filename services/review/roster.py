@@ -71,6 +71,16 @@ class Roster(BaseModel):
         ward = submitted.ward_code or (submitted.residence.ward_code if submitted.residence else "")
         return self.unit_for_ward(ward)
 
+    def supervisor_for(self, unit_id: str) -> str | None:
+        """Who an overdue task escalates to: the unit's supervisor, else the province's."""
+        for unit in (unit_id, self.default_unit):
+            found = next(
+                (o for o in self.officers if o.unit == unit and o.role == "supervisor"), None
+            )
+            if found:
+                return found.id
+        return None
+
     def officer(self, officer_id: str) -> Officer | None:
         return next((o for o in self.officers if o.id == officer_id), None)
 

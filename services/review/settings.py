@@ -22,6 +22,13 @@ class ReviewSettings(ServiceSettings):
         default=Path(__file__).resolve().parent / "workflows",
         description="Folder of the workflow definitions (YAML, versioned).",
     )
+    timer_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often SLA timers (reminders, overdue) are checked."
+    )
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description="Shift the service's clock (training and test environments only).",
+    )
     token_ttl_minutes: int = Field(
         default=480, ge=1, description="Lifetime of a token printed by `token`."
     )

@@ -32,6 +32,8 @@ PROJECTED = (
     "decided_at",
     "reason",
     "state_since",
+    "remind_at",
+    "due_at",
 )
 
 
@@ -39,7 +41,10 @@ class TaskStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.tasks = db["tasks"]
         self.transitions = db["transitions"]
-        self.outbox = Outbox(db, publish, service="review", sources=[self.tasks, self.transitions])
+        self.fired = db["timers_fired"]
+        self.outbox = Outbox(
+            db, publish, service="review", sources=[self.tasks, self.transitions, self.fired]
+        )
 
     async def setup(self) -> None:
         await self.tasks.create_index("dossier_code", unique=True)
@@ -76,6 +81,8 @@ class TaskStore:
             "terminal": task.terminal,
             "status_code": task.status_code,
             "state_since": task.created_at,
+            "remind_at": task.remind_at,
+            "due_at": task.due_at,
             "created_at": task.created_at,
             "correlation_id": task.correlation_id,
             "dossier": dict(task.dossier),
@@ -109,6 +116,8 @@ class TaskStore:
         action: str = "",
         terminal: bool = False,
         status_code: int = 0,
+        remind_at: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> Document | None:
         """Move `task` from its current version to the next; None if someone else did first."""
         version = task.version + 1
@@ -121,6 +130,8 @@ class TaskStore:
             "terminal": terminal,
             "status_code": status_code,
             "state_since": at,
+            "remind_at": remind_at,
+            "due_at": due_at,
             "decided_by": officer_id,
             "decided_at": at,
             "reason": reason,
@@ -142,6 +153,21 @@ class TaskStore:
                 {"_id": task_id, "version": {"$lt": transition["version"]}},
                 {"$set": {k: transition.get(k) for k in PROJECTED}},
             )
+
+    async def fire(self, claim_id: str, events: list[Event]) -> Document | None:
+        """Record a timer's firing once (an insert: one winner across replicas and restarts),
+        with the events it emits; None if it had fired already."""
+        doc: Document = {"_id": claim_id, "fired_at": utcnow(), **outbox_fields(events)}
+        await self.outbox.expect(self.fired, claim_id, events)
+        try:
+            await self.fired.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    async def escalate(self, task_id: str, supervisor: str) -> None:
+        # Only the timer that won the firing writes this field.
+        await self.tasks.update_one({"_id": task_id}, {"$set": {"escalated_to": supervisor}})
 
     async def history(self, task_id: str) -> list[Document]:
         """The task's transitions, oldest first."""
@@ -176,6 +202,9 @@ def to_task(doc: Document) -> Task:
         terminal=doc.get("terminal", False),
         status_code=doc.get("status_code", 1),
         state_since=doc.get("state_since", doc["created_at"]),
+        remind_at=doc.get("remind_at"),
+        due_at=doc.get("due_at"),
+        escalated_to=doc.get("escalated_to"),
         created_at=doc["created_at"],
         correlation_id=doc["correlation_id"],
         dossier=doc.get("dossier", {}),

@@ -135,6 +135,20 @@ class DossierTransitionData(EventData):
     status_code: PortalStatus
 
 
+class DossierSlaData(EventData):
+    """A task's step is due soon, or overdue."""
+
+    dossier_code: str
+    task_id: str
+    state: str
+    due_at: datetime
+    unit_id: str
+    officer_id: str
+    escalated_to: str | None = Field(
+        default=None, description="The supervisor the overdue task now also goes to."
+    )
+
+
 class NotificationData(EventData):
     dossier_code: str
     channel: Literal["email", "sms", "zalo", "webhook"]
@@ -264,6 +278,22 @@ class DossierResultDelivered(Event):
     event_type: ClassVar[str] = "dossier.result_delivered"
     type: Literal["dossier.result_delivered"] = "dossier.result_delivered"
     data: DossierTransitionData
+
+
+class DossierDueSoon(Event):
+    """A step of the dossier is near its SLA (a reminder to the officer)."""
+
+    event_type: ClassVar[str] = "dossier.due_soon"
+    type: Literal["dossier.due_soon"] = "dossier.due_soon"
+    data: DossierSlaData
+
+
+class DossierOverdue(Event):
+    """A step of the dossier passed its SLA; published once per step, escalated."""
+
+    event_type: ClassVar[str] = "dossier.overdue"
+    type: Literal["dossier.overdue"] = "dossier.overdue"
+    data: DossierSlaData
 
 
 class NotificationSent(Event):

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from shared.calendar import VIETNAM, WorkingCalendar
 from tests.amqp import observe
 from tests.conftest import Isolation
-from tests.e2e.flows import act, assigned_officer, submit, token
-from tests.e2e.harness import Services
+from tests.e2e.conftest import service_env
+from tests.e2e.flows import act, assigned_officer, submit, timeline, token
+from tests.e2e.harness import Mailbox, Services
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +71,54 @@ async def test_an_action_not_allowed_now_answers_409_with_the_allowed_ones(
     assert refused.status_code == 200
     assert (refused.json()["state"], refused.json()["status_code"]) == ("refused", 3)
     assert refused.json()["open"] is False
+
+
+async def test_a_timer_due_while_review_is_down_fires_once_after_restart(
+    isolation: Isolation, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    # A workflow whose receipt step is due 10.8 working seconds after assignment, on a clock
+    # shifted to a working Monday morning (time is injected, not slept through for hours).
+    workflows = tmp_path / "workflows"
+    shutil.copytree(Path("services/review/workflows"), workflows)
+    one = workflows / "one-level.v1.yaml"
+    one.write_text(
+        one.read_text().replace(
+            "receiving:  {status_code: 1, sla: {working_hours: 4}",
+            "receiving:  {status_code: 1, sla: {working_hours: 0.003}",
+        )
+    )
+    today = datetime.now(VIETNAM)
+    monday = (today + timedelta(days=7 - today.weekday())).replace(
+        hour=8, minute=0, second=0, microsecond=0
+    )
+    while not WorkingCalendar().is_working_day(monday.date()):  # say, a Tết Monday
+        monday += timedelta(days=7)
+    env = {
+        **service_env(isolation, mailbox),
+        "MOTCUA_REVIEW_WORKFLOWS_DIR": str(workflows),
+        "MOTCUA_REVIEW_CLOCK_OFFSET_SECONDS": str((monday - today).total_seconds()),
+        "MOTCUA_REVIEW_TIMER_INTERVAL_SECONDS": "0.5",
+    }
+    stack = Services(env=env, logs=tmp_path)
+    try:
+        stack.start_all()
+        async with observe(isolation.amqp_url) as seen:
+            code = submit(stack)
+            task_id, _ = await assigned_officer(stack, code)
+            stack.kill("review", signal.SIGTERM)  # down before the step is due
+            await asyncio.sleep(14)
+            assert seen.events("dossier.overdue") == []
+            stack.start("review")
+            stack.wait_ready("review")
+            [overdue] = await seen.wait_for("dossier.overdue")
+            await asyncio.sleep(3)  # six more timer rounds
+            assert len(seen.events("dossier.overdue")) == 1
+        assert overdue["data"]["escalated_to"] == "cb-pc06-gs"
+        supervisor = token("cb-pc06-gs")
+        queue = httpx.get(
+            f"{stack.url('review')}/v1/tasks", headers={"Authorization": f"Bearer {supervisor}"}
+        ).json()
+        assert task_id in {t["id"] for t in queue}  # escalated into the supervisor's queue
+        assert [e["type"] for e in await timeline(stack, code)].count("dossier.overdue") == 1
+    finally:
+        stack.stop_all()
