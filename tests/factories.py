@@ -8,6 +8,7 @@ from typing import Any
 
 from services.intake.catalogue import load_catalogue
 from services.intake.openapi import example
+from services.review.domain import Task
 from shared.contracts import (
     Applicant,
     Channel,
@@ -45,3 +46,20 @@ def submitted_event(code: str = "G01.99-261128-0001", ward: str = "00004") -> Do
             residence=Residence(ward_code=ward, address="Số 1 phố Huế"),
         ),
     )
+
+
+def review_task(**changes: Any) -> Task:
+    """A task of review in its receipt step; `changes` set any field."""
+    fields: dict[str, Any] = {
+        "id": "t1",
+        "dossier_code": "D1",
+        "procedure_code": "1.004194",
+        "unit_id": "U",
+        "officer_id": "o1",
+        "state": "receiving",
+        "created_at": datetime.now(UTC),
+        "correlation_id": "c",
+        "dossier": {},
+    }
+    fields.update(changes)
+    return Task(**fields)

@@ -12,14 +12,13 @@ from pymongo import AsyncMongoClient
 from services.audit.store import AuditStore
 from services.intake.domain import Dossier
 from services.intake.store import DossierStore
-from services.review.domain import Task
 from services.review.store import TaskStore
 from shared.contracts import Channel, DossierApproved, DossierDecisionData, Event
 from shared.messaging import Broker
 from shared.storage import Document
 from tests.amqp import observe
 from tests.conftest import Isolation
-from tests.factories import submitted_event
+from tests.factories import review_task, submitted_event
 
 pytestmark = pytest.mark.integration
 
@@ -149,17 +148,7 @@ async def test_two_concurrent_decisions_one_wins(
     store = TaskStore(mongo[isolation.database("review")], _nowhere)
     await store.setup()
     now = datetime.now(UTC)
-    task = Task(
-        id="t1",
-        dossier_code="D1",
-        procedure_code="1.004194",
-        unit_id="U",
-        officer_id="o1",
-        state="assigned",
-        created_at=now,
-        correlation_id="c",
-        dossier={},
-    )
+    task = review_task(state="assigned", created_at=now)
     await store.create(task, [])
 
     def event(officer: str) -> DossierApproved:
@@ -201,17 +190,7 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
     store = TaskStore(mongo[isolation.database("review")], _nowhere)
     await store.setup()
     now = datetime.now(UTC)
-    task = Task(
-        id="t2",
-        dossier_code="D2",
-        procedure_code="1.004194",
-        unit_id="U",
-        officer_id="o1",
-        state="assigned",
-        created_at=now,
-        correlation_id="c",
-        dossier={},
-    )
+    task = review_task(id="t2", dossier_code="D2", state="assigned", created_at=now)
     await store.create(task, [])
     # As if the process died between inserting the transition and projecting it.
     await store.transitions.insert_one(

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.review.domain import Task
 from services.review.roster import load_roster
 from services.review.settings import DEFAULT_ROSTER
 from services.review.store import TaskStore
@@ -16,6 +15,7 @@ from shared.messaging import Broker
 from shared.storage import Document
 from tests.amqp import observe
 from tests.conftest import Isolation
+from tests.factories import review_task
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +29,11 @@ async def test_timers_fire_once_each_even_across_restarts(
     await store.setup()
     t0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
     await store.create(
-        Task(
-            id="t1",
-            dossier_code="D1",
-            procedure_code="1.004194",
+        review_task(
             unit_id="CAP-BADINH",
             officer_id="cb-badinh-01",
             state="checking",
             created_at=t0,
-            correlation_id="c",
-            dossier={},
             remind_at=t0 + timedelta(hours=1),
             due_at=t0 + timedelta(hours=2),
         ),

@@ -16,7 +16,7 @@ from services.review.workflow import (
     load_all,
 )
 from shared.contracts import EVENT_TYPES
-from tests.factories import CATALOGUE
+from tests.factories import CATALOGUE, review_task
 
 REGISTRY = load_all()
 WORKFLOWS = sorted({w.name: w for w in REGISTRY.latest.values()}.values(), key=lambda w: w.name)
@@ -281,22 +281,15 @@ def test_a_dossier_keeps_its_version_after_a_newer_one_is_deployed(tmp_path: Pat
 def test_every_event_a_workflow_emits_can_be_built_and_read_back(workflow: Workflow) -> None:
     from datetime import UTC, datetime
 
-    from services.review.domain import Task
     from services.review.handlers import step_event
     from shared.contracts import decode
 
     for action in workflow.definition.actions:
         for state in action.from_states:
-            task = Task(
-                id="t",
+            task = review_task(
                 dossier_code="D-1",
                 procedure_code="1.004222",
-                unit_id="U",
-                officer_id="o",
                 state=state,
-                created_at=datetime.now(UTC),
-                correlation_id="c",
-                dossier={},
                 workflow=workflow.name,
             )
             step = workflow.step(state, action.name, action.roles[0], reason="lý do")
