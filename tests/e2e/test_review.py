@@ -7,6 +7,7 @@ import shutil
 import signal
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
 from tests.e2e.flows import act, assigned_officer, submit, timeline, token
 from tests.e2e.harness import Mailbox, Services
+from tests.factories import CATALOGUE
 
 pytestmark = pytest.mark.e2e
 
@@ -122,3 +124,61 @@ async def test_a_timer_due_while_review_is_down_fires_once_after_restart(
         assert [e["type"] for e in await timeline(stack, code)].count("dossier.overdue") == 1
     finally:
         stack.stop_all()
+
+
+EMITS = {"receive": "dossier.received", "propose": "dossier.checked", "approve": "dossier.approved"}
+
+
+async def test_authorization_over_http_denied_calls_change_nothing(
+    services: Services, isolation: Isolation
+) -> None:
+    """Permanent residence (two levels) at Hoàn Kiếm ward: the ward's officer receives and
+    checks, its chief decides; nobody else may, and a refused call changes nothing."""
+    body = {"procedure_code": "1.004222", **CATALOGUE.procedures["1.004222"].example}
+    code = submit(services, body)
+    task_id, officer_id = await assigned_officer(services, code)
+    assert officer_id == "cb-hoankiem-01"
+    review = services.url("review")
+
+    def task_now(bearer: str) -> dict[str, Any]:
+        return dict(
+            httpx.get(
+                f"{review}/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {bearer}"}
+            ).json()
+        )
+
+    officer, chief = token("cb-hoankiem-01"), token("cb-hoankiem-tp")
+    foreign_officer, foreign_chief = token("cb-badinh-01"), token("cb-badinh-tp")
+    supervisor = token("cb-pc06-gs")
+    # (state the task is in, action, who tries, expected status)
+    steps = [
+        ("receiving", "receive", foreign_officer, 403),
+        ("receiving", "receive", foreign_chief, 403),
+        ("receiving", "receive", supervisor, 403),  # another unit (the province office)
+        ("receiving", "approve", officer, 409),
+        ("receiving", "receive", officer, 200),
+        ("checking", "approve", chief, 409),  # the officer must propose first
+        ("checking", "propose", chief, 403),  # proposing is the officer's
+        ("checking", "propose", foreign_officer, 403),
+        ("checking", "propose", officer, 200),
+        ("approving", "approve", officer, 403),  # deciding is the chief's
+        ("approving", "approve", foreign_chief, 403),
+        ("approving", "approve", chief, 200),
+    ]
+    async with observe(isolation.amqp_url) as seen:
+        for state, action, bearer, expected in steps:
+            before = task_now(chief)
+            assert before["state"] == state
+            published = len(seen.messages)
+            answer = act(services, task_id, bearer, action, "lý do")
+            assert answer.status_code == expected, (state, action, answer.text)
+            if expected == 200:  # let its event arrive before the next refusal is counted
+                await seen.wait_for(EMITS[action])
+            else:
+                await asyncio.sleep(0.3)
+                after = task_now(chief)
+                assert (after["state"], after["history"]) == (before["state"], before["history"])
+                assert len(seen.messages) == published  # no event for a refused call
+    assert task_now(chief)["state"] == "decided"
+    events = [e["type"] for e in await timeline(services, code)]
+    assert events[-3:] == ["dossier.received", "dossier.checked", "dossier.approved"]
