@@ -78,7 +78,8 @@ def check_action(
 ) -> Step:
     """The step `officer` takes with `action` on `task`, or why not: another unit or another
     officer's task (Forbidden); not possible now (Conflict, with what is); a missing reason."""
-    if officer.unit != task.unit_id:
+    escalated_here = task.escalated_to is not None and officer.id == task.escalated_to
+    if officer.unit != task.unit_id and not escalated_here:
         raise Forbidden(f"task {task.id} belongs to unit {task.unit_id}, not {officer.unit}")
     if officer.id != task.officer_id and officer.role not in UNIT_WIDE_ROLES:
         raise Forbidden(f"task {task.id} is assigned to another officer")

@@ -140,3 +140,13 @@ def test_a_bad_roster_is_refused_with_the_reason(tmp_path: Path, text: str, mess
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_roster(path)
+
+
+def test_an_overdue_task_escalated_to_a_supervisor_of_another_unit_is_theirs_to_act_on() -> None:
+    province_supervisor = Officer(id="gs", name="G", role="supervisor", unit="PROVINCE")
+    with pytest.raises(Forbidden):
+        check_action(_task("checking"), TWO, province_supervisor, "stop", "quá hạn")
+    escalated = _task("checking", escalated_to="gs")
+    assert check_action(escalated, TWO, province_supervisor, "stop", "quá hạn").to == "stopped"
+    with pytest.raises(Forbidden):  # escalation lets the supervisor act, not anyone else
+        check_action(escalated, TWO, FOREIGN_CHIEF, "stop", "quá hạn")
