@@ -18,6 +18,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Slow mobile clients reuse connections after long pauses: close idle ones later.
+        timeout_keep_alive=30,
         proxy_headers=True,
         forwarded_allow_ips=settings.shared.trusted_proxies,
     )

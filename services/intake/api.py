@@ -181,8 +181,12 @@ async def _accept(
         raise invalid(exc.errors) from exc
     documents = await _documents(submission, intake.files)
 
-    async def work() -> dict[str, Any]:
-        done = await dossiers.by_idempotency_key(idempotency_key) if idempotency_key else None
+    async def work(taking_over: bool = False) -> dict[str, Any]:
+        done = (
+            await dossiers.by_idempotency_key(idempotency_key)
+            if idempotency_key and taking_over
+            else None
+        )
         if done is not None:  # a holder died after storing: answer from what it stored
             return _receipt(done).model_dump(mode="json")
         secret = handlers.new_secret()

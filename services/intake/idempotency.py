@@ -9,6 +9,7 @@ claimant died before answering, a retry after the lease takes the claim over, on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -42,24 +43,30 @@ def fingerprint(body: Any) -> str:
 class IdempotencyStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.keys = db["idempotency_keys"]
+        # Answers are inserted beside the claims, never written into them: an update costs
+        # time in proportion to the collection on FerretDB, an insert or a find by _id does not.
+        self.answers = db["idempotency_answers"]
 
     async def run(
-        self, key: str, body_hash: str, work: Callable[[], Awaitable[dict[str, Any]]]
+        self, key: str, body_hash: str, work: Callable[[bool], Awaitable[dict[str, Any]]]
     ) -> tuple[dict[str, Any], bool]:
-        """The answer for `key`: from `work()` if this call holds the key (True), else the first
-        caller's (False). `work` must itself find what a dead holder may have left done."""
-        mine = await self._claim(key, {"body_hash": body_hash, "answer": None})
+        """The answer for `key`: from `work(taking_over)` if this call holds the key (True),
+        else the first caller's (False). Taking over a dead holder's key, `work` must first
+        look for what that holder may have left done."""
+        taking_over = False
+        mine = await self._claim(key, {"body_hash": body_hash})
         while not mine:
-            record = await self._wait(key, body_hash)
-            if record.get("answer") is not None:
-                return record["answer"], False
+            record, answer = await self._wait(key, body_hash)
+            if answer is not None:
+                return answer, False
             # The holder has not answered within its lease: one retry per lease takes over.
             period = int((utcnow() - record["claimed_at"]) / LEASE)
             if not await self._claim(f"{key}#{period}", {}):
                 raise StillRunning(key)
-            mine = True
-        answer = await work()
-        await self.keys.update_one({"_id": key}, {"$set": {"answer": answer}})
+            mine = taking_over = True
+        answer = await work(taking_over)
+        with contextlib.suppress(DuplicateKeyError):  # a taken-over holder answered after all
+            await self.answers.insert_one({"_id": key, "answer": answer})
         return answer, True
 
     async def _claim(self, claim_id: str, fields: dict[str, Any]) -> bool:
@@ -69,7 +76,7 @@ class IdempotencyStore:
             return False
         return True
 
-    async def _wait(self, key: str, body_hash: str) -> Document:
+    async def _wait(self, key: str, body_hash: str) -> tuple[Document, dict[str, Any] | None]:
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
         while True:
             record = await self.keys.find_one({"_id": key})
@@ -77,10 +84,11 @@ class IdempotencyStore:
                 raise StillRunning(key)
             if record["body_hash"] != body_hash:
                 raise KeyReused(key)
-            if record.get("answer") is not None:
-                return record
+            answered = await self.answers.find_one({"_id": key})
+            if answered is not None:
+                return record, answered["answer"]
             if utcnow() - record["claimed_at"] > LEASE:
-                return record
+                return record, None
             if asyncio.get_running_loop().time() > deadline:
                 raise StillRunning(key)
             await asyncio.sleep(0.05)
