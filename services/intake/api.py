@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import attachments, handlers
 from services.intake.attachments import AttachmentStore
-from services.intake.catalogue import Catalogue, FormError
+from services.intake.catalogue import Catalogue, FormError, Procedure
 from services.intake.domain import Dossier, NotAllowedNow
 from services.intake.idempotency import IdempotencyStore, KeyReused, StillRunning, fingerprint
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
-from services.intake.submission import Submission, parse
+from services.intake.submission import parse
 from shared import auth
 from shared.calendar import WorkingCalendar
 from shared.clock import utcnow
@@ -153,10 +153,12 @@ def _not_found(code: str) -> Problem:
     )
 
 
-async def _documents(submission: Submission, files: AttachmentStore) -> list[dict[str, Any]]:
-    refs = list(submission.attachments)
+async def _documents(
+    procedure: Procedure, refs: list[dict[str, str]], files: AttachmentStore, *, require: bool
+) -> list[dict[str, Any]]:
+    """The referenced files as the dossier records them, or 422 naming each bad reference."""
     found = await files.describe([r["id"] for r in refs])
-    recorded, errors = attachments.check(submission.procedure, refs, found)
+    recorded, errors = attachments.check(procedure, refs, found, require=require)
     if errors:
         raise invalid(errors)
     return recorded
@@ -179,7 +181,9 @@ async def _accept(
         )
     except FormError as exc:
         raise invalid(exc.errors) from exc
-    documents = await _documents(submission, intake.files)
+    documents = await _documents(
+        submission.procedure, list(submission.attachments), intake.files, require=True
+    )
 
     async def work(taking_over: bool = False) -> dict[str, Any]:
         done = (
@@ -402,10 +406,7 @@ async def supplement_dossier(
     refs, errors = attachments.references(body.attachments, settings.max_attachments)
     if errors or procedure is None:
         raise invalid(errors)
-    found = await files.describe([r["id"] for r in refs])
-    documents, errors = attachments.check(procedure, refs, found, require=False)
-    if errors:
-        raise invalid(errors)
+    documents = await _documents(procedure, refs, files, require=False)
     try:
         dossier = await handlers.supplement(
             dossier,

@@ -29,6 +29,7 @@ from shared.contracts import (
     DossierWithdrawn,
     DossierWithdrawnData,
     Event,
+    EventData,
     Residence,
 )
 from shared.messaging import PermanentFailure
@@ -167,15 +168,8 @@ async def withdraw(
     if dossier.status not in WITHDRAWABLE:
         raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}")
     now = clock()
-    event = DossierWithdrawn.create(
-        source=source,
-        subject=dossier.code,
-        time=now,
-        correlationid=await dossiers.correlation_id(dossier.code),
-        data=DossierWithdrawnData(dossier_code=dossier.code, withdrawn_at=now, reason=reason),
-    )
-    await _record(dossiers, dossier.code, "withdrawn", now, event)
-    return await _reload(dossiers, dossier.code)
+    data = DossierWithdrawnData(dossier_code=dossier.code, withdrawn_at=now, reason=reason)
+    return await _citizen_step(dossiers, dossier, "withdrawn", DossierWithdrawn, data, now, source)
 
 
 async def supplement(
@@ -191,33 +185,39 @@ async def supplement(
     if dossier.status != "supplement_requested":
         raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}, no supplement asked")
     now = clock()
-    event = DossierSupplemented.create(
+    data = DossierSupplementedData(
+        dossier_code=dossier.code, supplemented_at=now, documents=documents, note=note
+    )
+    return await _citizen_step(
+        dossiers, dossier, "supplemented", DossierSupplemented, data, now, source
+    )
+
+
+async def _citizen_step(
+    dossiers: DossierStore,
+    dossier: Dossier,
+    status: str,
+    model: type[Event],
+    data: EventData,
+    at: datetime,
+    source: str,
+) -> Dossier:
+    """Record the citizen's step with its event (published at once, or by the relay)."""
+    event = model.create(
         source=source,
         subject=dossier.code,
-        time=now,
+        time=at,
         correlationid=await dossiers.correlation_id(dossier.code),
-        data=DossierSupplementedData(
-            dossier_code=dossier.code, supplemented_at=now, documents=documents, note=note
-        ),
+        data=data,
     )
-    await _record(dossiers, dossier.code, "supplemented", now, event)
-    return await _reload(dossiers, dossier.code)
-
-
-async def _record(
-    dossiers: DossierStore, code: str, status: str, at: datetime, event: Event
-) -> None:
-    doc = await dossiers.record_status(code, status, at, event.id, [event])
-    if doc is None:  # pragma: no cover - event ids are fresh here
-        return
-    try:
-        await dossiers.outbox.flush([event])
-    except Exception:
-        log.warning("%s not published yet", event.type, extra={"dossier": code}, exc_info=True)
-
-
-async def _reload(dossiers: DossierStore, code: str) -> Dossier:
-    reloaded = await dossiers.get(code)
+    if await dossiers.record_status(dossier.code, status, at, event.id, [event]) is not None:
+        try:
+            await dossiers.outbox.flush([event])
+        except Exception:
+            log.warning(
+                "%s not published yet", event.type, extra={"dossier": dossier.code}, exc_info=True
+            )
+    reloaded = await dossiers.get(dossier.code)
     assert reloaded is not None
     return reloaded
 
