@@ -3,6 +3,8 @@
 from shared.contracts.envelope import CONTENT_TYPE, Event, EventData, derived_id
 from shared.contracts.events import (
     Applicant,
+    DossierApologyData,
+    DossierApologyIssued,
     DossierApproved,
     DossierAssigned,
     DossierAssignedData,
@@ -41,6 +43,8 @@ __all__ = [
     "EVENT_TYPES",
     "Applicant",
     "Channel",
+    "DossierApologyData",
+    "DossierApologyIssued",
     "DossierApproved",
     "DossierAssigned",
     "DossierAssignedData",

@@ -89,6 +89,9 @@ class DossierDecisionData(EventData):
     decided_at: datetime
     reason: str | None = None
     status_code: PortalStatus = PortalStatus.DECIDED
+    promised_at: datetime | None = Field(
+        default=None, description="Ngày hẹn trả in force when decided (after any apology)."
+    )
 
 
 class DossierWithdrawnData(EventData):
@@ -132,6 +135,24 @@ class DossierTransitionData(EventData):
     actor: str = Field(description="Officer id, `citizen`, or `system`.")
     at: datetime
     reason: str | None = None
+    status_code: PortalStatus
+    promised_at: datetime | None = Field(
+        default=None, description="Ngày hẹn trả in force after this step (after any apology)."
+    )
+
+
+class DossierApologyData(EventData):
+    """Phiếu xin lỗi và hẹn lại ngày trả kết quả: a late dossier's apology and new date."""
+
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    unit_id: str
+    officer_id: str = Field(description="The officer who issued the apology.")
+    issued_at: datetime
+    reason: str = Field(description="Why the dossier is late, as told to the citizen.")
+    previous_promised_at: datetime | None
+    promised_at: datetime = Field(description="The new promised result date.")
     status_code: PortalStatus
 
 
@@ -294,6 +315,14 @@ class DossierOverdue(Event):
     event_type: ClassVar[str] = "dossier.overdue"
     type: Literal["dossier.overdue"] = "dossier.overdue"
     data: DossierSlaData
+
+
+class DossierApologyIssued(Event):
+    """A late dossier's apology with a new promised date (phiếu xin lỗi và hẹn lại)."""
+
+    event_type: ClassVar[str] = "dossier.apology_issued"
+    type: Literal["dossier.apology_issued"] = "dossier.apology_issued"
+    data: DossierApologyData
 
 
 class NotificationSent(Event):

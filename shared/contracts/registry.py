@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from shared.contracts.envelope import Event
 from shared.contracts.events import (
+    DossierApologyIssued,
     DossierApproved,
     DossierAssigned,
     DossierChecked,
@@ -45,8 +46,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierPaid,
         DossierStopped,
         DossierResultDelivered,
-        DossierDueSoon,
-        DossierOverdue,
+        DossierApologyIssued,
         DossierSupplementRequested,
         DossierSupplemented,
         NotificationSent,
