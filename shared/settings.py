@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,21 @@ class SharedSettings(BaseSettings):
         description="HS256 secret that signs officers' tokens; set your own in production.",
     )
     jwt_issuer: str = Field(default="motcua", description="`iss` claim of officers' tokens.")
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        default="HS256",
+        description="HS256: Motcua signs tokens with the secret; RS256: an identity provider "
+        "signs them and publishes its keys at `MOTCUA_JWT_JWKS_URL`.",
+    )
+    jwt_jwks_url: str = Field(default="", description="JWKS URL of the RS256 token issuer.")
+    jwt_jwks_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least time between two fetches of the JWKS (a token with an unknown key "
+        "id fetches it again, for key rotation).",
+    )
+    jwt_audience: str = Field(
+        default="", description="`aud` claim tokens must carry (empty: not checked)."
+    )
     trusted_proxies: str = Field(
         default="127.0.0.1",
         description="Addresses whose X-Forwarded-For names the real client (comma-separated).",

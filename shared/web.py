@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
-from shared import problems
+from shared import auth, problems
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.runtime import Runtime, runtime
 from shared.settings import ServiceSettings
@@ -42,6 +43,7 @@ def service_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.verifier = auth.verifier_for(settings.shared)
     for router in routers:
         app.include_router(router)
     install(app, settings.service_name)
@@ -108,3 +110,37 @@ def install(app: FastAPI, service: str) -> None:
         HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
         HTTP_SECONDS.labels(service, request.method, route).observe(time.perf_counter() - started)
         return response
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def officer_claims(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.OfficerClaims:
+    """The claims of the caller's bearer token (401 if none or invalid, 503 if the identity
+    provider's keys cannot be fetched)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("A bearer token is required.", "Cần mã xác thực (Bearer).")
+    verifier: auth.TokenVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify(credentials.credentials)
+    except auth.KeysUnavailable as exc:
+        raise problems.Problem(
+            503,
+            f"Cannot check the token now: {exc}.",
+            "Chưa kiểm tra được mã xác thực, vui lòng thử lại sau.",
+            code="keys_unavailable",
+        ) from exc
+    except auth.InvalidToken as exc:
+        raise _unauthorized(f"Invalid token: {exc}.", "Mã xác thực không hợp lệ.") from exc
+
+
+def _unauthorized(detail: str, detail_vi: str) -> problems.Problem:
+    return problems.Problem(
+        401, detail, detail_vi, code="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+OfficerClaims = Annotated[auth.OfficerClaims, Depends(officer_claims)]

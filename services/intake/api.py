@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import attachments, handlers
@@ -19,13 +18,12 @@ from services.intake.idempotency import IdempotencyStore, KeyReused, StillRunnin
 from services.intake.settings import IntakeSettings
 from services.intake.store import DossierStore
 from services.intake.submission import parse
-from shared import auth
 from shared.calendar import WorkingCalendar
 from shared.clock import utcnow
 from shared.contracts import Channel
 from shared.limits import RateLimiter, rate_limited
 from shared.problems import Problem
-from shared.web import from_state
+from shared.web import OfficerClaims, from_state
 
 router = APIRouter(prefix="/v1")
 
@@ -44,7 +42,6 @@ SecretHeader = Annotated[
         description="The secret (mã tra cứu) printed on the receipt.",
     ),
 ]
-_bearer = HTTPBearer(auto_error=False)
 
 
 @dataclass(frozen=True)
@@ -273,36 +270,6 @@ async def submit_dossier(
     )
 
 
-async def desk_officer(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> auth.OfficerClaims:
-    """The officer at the desk, from the same bearer tokens review issues."""
-    settings: IntakeSettings = request.app.state.settings
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(
-            401,
-            "A bearer token is required.",
-            "Cần mã xác thực (Bearer).",
-            code="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        return auth.verify(
-            credentials.credentials,
-            secret=settings.shared.jwt_secret.get_secret_value(),
-            issuer=settings.shared.jwt_issuer,
-        )
-    except auth.InvalidToken as exc:
-        raise Problem(
-            401,
-            f"Invalid token: {exc}.",
-            "Mã xác thực không hợp lệ.",
-            code="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
-
-
 @router.post(
     "/desk/dossiers",
     status_code=status.HTTP_201_CREATED,
@@ -313,7 +280,7 @@ async def desk_officer(
 )
 async def submit_at_desk(
     body: Annotated[dict[str, Any], Body()],
-    officer: Annotated[auth.OfficerClaims, Depends(desk_officer)],
+    officer: OfficerClaims,
     intake: Wired,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:

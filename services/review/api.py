@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.review import handlers
+from services.review import handlers, ownership
 from services.review.auth import CurrentOfficer
+from services.review.directory import Directory
 from services.review.domain import (
     Conflict,
     DomainError,
@@ -33,6 +36,7 @@ Tasks = Annotated[TaskStore, Depends(from_state("tasks", TaskStore))]
 Settings = Annotated[ReviewSettings, Depends(from_state("settings", ReviewSettings))]
 Workflows = Annotated[Registry, Depends(from_state("workflows", Registry))]
 Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
+People = Annotated[Directory, Depends(from_state("directory", Directory))]
 
 
 def _clock(request: Request) -> Clock:
@@ -58,7 +62,7 @@ class TaskView(BaseModel):
     dossier_code: str
     procedure_code: str
     unit_id: str
-    officer_id: str
+    officer_id: str | None = Field(description="Who holds it; None: released, to be claimed.")
     workflow: str
     workflow_version: int
     state: str
@@ -68,6 +72,9 @@ class TaskView(BaseModel):
     waiting: Waiting | None
     allowed_actions: list[str]
     escalated_to: str | None = None
+    promised_at: datetime | None = Field(
+        default=None, description="Ngày hẹn trả in force (moved by pauses and apologies)."
+    )
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
@@ -126,6 +133,7 @@ def _view(
         if mine
         else [],
         escalated_to=task.escalated_to,
+        promised_at=task.promised_at,
         decided_by=task.decided_by,
         decided_at=task.decided_at,
         reason=task.reason,
@@ -148,8 +156,45 @@ def _problem(exc: DomainError) -> Problem:
             extra={"allowed_actions": exc.allowed},
         )
     if isinstance(exc, InvalidAction):
-        return Problem(422, str(exc), "Thao tác cần nêu lý do.", code="reason_required")
+        return Problem(422, str(exc), exc.message_vi, code=exc.code)
     return Problem(422, str(exc), "Yêu cầu không hợp lệ.", code="invalid_action")
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What every task route needs: the caller and review's adapters."""
+
+    officer: Officer
+    tasks: TaskStore
+    workflows: Registry
+    calendar: WorkingCalendar
+    directory: Directory
+    clock: Clock
+    source: str
+
+    async def answer(self, work: Awaitable[Task]) -> TaskView:
+        """Run a use case; its domain errors as problem+json, its task as the caller sees it."""
+        try:
+            task = await work
+        except DomainError as exc:
+            raise _problem(exc) from exc
+        history = await self.tasks.history(task.id)
+        return _view(task, self.officer, self.workflows, self.clock(), history)
+
+
+async def _desk(
+    officer: CurrentOfficer,
+    tasks: Tasks,
+    workflows: Workflows,
+    calendar: Calendar,
+    people: People,
+    clock: Now,
+    settings: Settings,
+) -> Desk:
+    return Desk(officer, tasks, workflows, calendar, people, clock, _source(settings))
+
+
+AtDesk = Annotated[Desk, Depends(_desk)]
 
 
 @router.get("/tasks", response_model=list[TaskView], summary="My work queue")
@@ -165,10 +210,15 @@ async def list_tasks(
 ) -> list[TaskView]:
     """Officers see the open tasks assigned to them; chiefs and supervisors their unit's."""
     query: dict[str, Any] = (
-        {"officer_id": officer.id} if officer.role == "officer" else {"unit_id": officer.unit}
+        {  # their own, and what colleagues released for anyone to claim
+            "$or": [{"officer_id": officer.id}, {"unit_id": officer.unit, "officer_id": None}]
+        }
+        if officer.role == "officer"
+        else {"unit_id": officer.unit}
     )
     if officer.role == "supervisor":  # and what was escalated to them from other units
         query = {"$or": [query, {"escalated_to": officer.id}]}
+    query = {"$and": [query]}
     if state:
         query["state"] = state
     if procedure:
@@ -196,7 +246,7 @@ async def get_task(
     task = await tasks.get(task_id)
     if task is None:
         raise _problem(NotFound(f"no task {task_id}"))
-    if task.unit_id != officer.unit:
+    if task.unit_id != officer.unit and task.escalated_to != officer.id:
         raise _problem(Forbidden(f"task {task_id} belongs to another unit"))
     return _view(task, officer, workflows, clock(), await tasks.history(task_id))
 
@@ -207,28 +257,122 @@ async def get_task(
     summary="Take a workflow action (receive, approve, request_supplement, ...)",
     responses={409: {"description": "Not allowed now; `allowed_actions` lists what is"}},
 )
-async def take_action(
-    task_id: str,
-    body: ActionRequest,
-    officer: CurrentOfficer,
-    tasks: Tasks,
-    workflows: Workflows,
-    calendar: Calendar,
-    clock: Now,
-    settings: Settings,
-) -> TaskView:
-    try:
-        task = await handlers.act(
+async def take_action(task_id: str, body: ActionRequest, desk: AtDesk) -> TaskView:
+    return await desk.answer(
+        handlers.act(
             task_id,
             body.action,
             body.reason,
-            officer=officer,
-            tasks=tasks,
-            workflows=workflows,
-            calendar=calendar,
-            clock=clock,
-            source=f"{settings.public_url}/v1/tasks",
+            officer=desk.officer,
+            tasks=desk.tasks,
+            workflows=desk.workflows,
+            calendar=desk.calendar,
+            clock=desk.clock,
+            source=desk.source,
         )
-    except DomainError as exc:
-        raise _problem(exc) from exc
-    return _view(task, officer, workflows, clock(), await tasks.history(task_id))
+    )
+
+
+class HandOver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class Reassignment(HandOver):
+    officer_id: str = Field(min_length=1, max_length=100, description="The new holder.")
+
+
+class Apology(BaseModel):
+    """Phiếu xin lỗi và hẹn lại ngày trả kết quả."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Cần xác minh thêm thông tin cư trú",
+                    "promised_at": "2026-12-10T10:00:00+07:00",
+                }
+            ]
+        },
+    )
+
+    reason: str = Field(min_length=1, max_length=1000)
+    promised_at: datetime = Field(description="The new promised result date (with its offset).")
+
+
+@router.post("/tasks/{task_id}/claim", response_model=TaskView, summary="Claim a released task")
+async def claim_task(task_id: str, desk: AtDesk) -> TaskView:
+    return await desk.answer(
+        ownership.claim(
+            task_id, officer=desk.officer, tasks=desk.tasks, clock=desk.clock, source=desk.source
+        )
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/release", response_model=TaskView, summary="Give a task back to the unit"
+)
+async def release_task(task_id: str, body: HandOver, desk: AtDesk) -> TaskView:
+    return await desk.answer(
+        ownership.release(
+            task_id,
+            body.reason,
+            officer=desk.officer,
+            tasks=desk.tasks,
+            clock=desk.clock,
+            source=desk.source,
+        )
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/reassign",
+    response_model=TaskView,
+    summary="Hand a task to another officer of its unit (supervisors)",
+)
+async def reassign_task(task_id: str, body: Reassignment, desk: AtDesk) -> TaskView:
+    return await desk.answer(
+        ownership.reassign(
+            task_id,
+            body.officer_id,
+            body.reason,
+            officer=desk.officer,
+            tasks=desk.tasks,
+            directory=desk.directory,
+            clock=desk.clock,
+            source=desk.source,
+        )
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/apology",
+    response_model=TaskView,
+    summary="Apologise for a late dossier and set a new promised date (dossier.apology_issued)",
+)
+async def issue_apology(task_id: str, body: Apology, desk: AtDesk) -> TaskView:
+    if body.promised_at.tzinfo is None:
+        raise Problem(
+            422,
+            "promised_at needs a UTC offset (e.g. +07:00).",
+            "Ngày hẹn trả cần có múi giờ (ví dụ +07:00).",
+            code="invalid_date",
+        )
+    return await desk.answer(
+        ownership.apologise(
+            task_id,
+            body.promised_at,
+            body.reason,
+            officer=desk.officer,
+            tasks=desk.tasks,
+            calendar=desk.calendar,
+            clock=desk.clock,
+            source=desk.source,
+        )
+    )
+
+
+def _source(settings: ReviewSettings) -> str:
+    return f"{settings.public_url}/v1/tasks"

@@ -8,7 +8,9 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.review import handlers
+from services.review.admin import router as admin_router
 from services.review.api import router
+from services.review.directory import Directory
 from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
@@ -32,16 +34,23 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
-        if settings.shared.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        if (
+            settings.shared.jwt_algorithm == "HS256"
+            and settings.shared.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
             log.warning("MOTCUA_JWT_SECRET is the development default: set your own")
         store = TaskStore(rt.db, rt.broker.publish)
         await store.setup()
         app.state.tasks = store
+        directory = Directory(rt.db, ttl=settings.directory_cache_seconds)
+        added = await directory.seed(roster)
+        log.info("directory seeded", extra={"added": added})
+        app.state.directory = directory
         source = f"{settings.public_url}/v1/tasks"
         assign = partial(
             handlers.assign,
             tasks=store,
-            roster=roster,
+            directory=directory,
             workflows=workflows,
             calendar=calendar,
             clock=clock,
@@ -69,16 +78,15 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             handle,
         )
         rt.relay(store.outbox)
-        timers = Timers(store, roster, clock=clock, source=source)
+        timers = Timers(store, directory, clock=clock, source=source)
         rt.background(timers.run(settings.timer_interval_seconds), "sla-timers")
 
     app = web.service_app(
         settings,
         summary="Officers' work queue: assigned dossiers and their decisions.",
-        routers=[router],
+        routers=[router, admin_router],
         start=start,
     )
-    app.state.roster = roster
     app.state.workflows = workflows
     app.state.calendar = calendar
     app.state.clock = clock

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
+from services.review.directory import Directory
 from services.review.domain import (
     Conflict,
     DomainError,
     NotFound,
+    Schedule,
     Task,
     check_action,
     pick_officer,
+    schedule,
 )
-from services.review.roster import Officer, Roster
+from services.review.roster import Officer
 from services.review.store import TaskStore
-from services.review.workflow import Registry, Step, deadlines
+from services.review.workflow import Registry, Step
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.contracts import (
@@ -34,6 +38,7 @@ from shared.contracts import (
 from shared.faults import FaultPoints
 from shared.messaging import PermanentFailure
 from shared.outbox import events_of
+from shared.storage import Document
 
 log = logging.getLogger(__name__)
 DECISIONS = frozenset({"dossier.approved", "dossier.rejected"})
@@ -43,7 +48,7 @@ async def assign(
     event: Event,
     *,
     tasks: TaskStore,
-    roster: Roster,
+    directory: Directory,
     workflows: Registry,
     calendar: WorkingCalendar,
     clock: Clock,
@@ -61,6 +66,7 @@ async def assign(
             workflow = workflows.for_new(submitted.procedure_code)
         except KeyError as exc:
             raise PermanentFailure(str(exc)) from exc
+        roster = await directory.roster()
         unit_id = roster.receiving_unit(submitted)
         candidates = roster.assignable(unit_id)
         try:
@@ -69,7 +75,6 @@ async def assign(
             raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
         now = clock()
         initial = workflow.definition.initial
-        remind_at, due_at = deadlines(workflow, initial, now, calendar)
         task = Task(
             id=str(uuid.UUID(derived_id(event.id, "review.task"))),
             dossier_code=submitted.dossier_code,
@@ -83,9 +88,10 @@ async def assign(
             workflow=workflow.name,
             workflow_version=workflow.version,
             status_code=workflow.state(initial).status_code,
-            remind_at=remind_at,
-            due_at=due_at,
+            promised_at=submitted.promised_at,
         )
+        clock_of_task = schedule(workflow, task, initial, now, calendar)
+        task = replace(task, remind_at=clock_of_task.remind_at, due_at=clock_of_task.due_at)
         assigned = DossierAssigned.caused_by(
             event,
             source=source,
@@ -118,6 +124,7 @@ def step_event(
     reason: str | None,
     source: str,
     workflow_version: int,
+    promised_at: datetime | None = None,
 ) -> Event | None:
     """The event a step emits, if any: decisions keep their own shape for older consumers."""
     if step.emits is None:
@@ -140,6 +147,7 @@ def step_event(
             officer_id=actor,
             decided_at=at,
             reason=reason,
+            promised_at=promised_at,
         )
     else:
         data = DossierTransitionData(
@@ -155,6 +163,7 @@ def step_event(
             at=at,
             reason=reason,
             status_code=step.status_code,
+            promised_at=promised_at,
         )
     return model.create(
         source=source,
@@ -184,6 +193,7 @@ async def act(
     workflow = workflows.get(task.workflow, task.workflow_version)
     step = check_action(task, workflow, officer, action, reason)
     now = clock()
+    planned = schedule(workflow, task, step.to, now, calendar)
     event = step_event(
         task,
         step,
@@ -192,21 +202,20 @@ async def act(
         reason=reason,
         source=source,
         workflow_version=workflow.version,
+        promised_at=planned.promised_at,
     )
-    events = [event] if event else []
-    remind_at, due_at = deadlines(workflow, step.to, now, calendar)
     doc = await tasks.transition(
         task,
         state=step.to,
-        officer_id=officer.id,
+        actor=officer.id,
         at=now,
         reason=reason,
-        events=events,
+        events=[event] if event else [],
         action=action,
         terminal=workflow.state(step.to).terminal,
         status_code=step.status_code,
-        remind_at=remind_at,
-        due_at=due_at,
+        schedule=planned,
+        officer_id=task.officer_id,
     )
     if doc is None:
         fresh = await tasks.get(task_id)
@@ -214,11 +223,17 @@ async def act(
             [a.name for a in workflow.actions_from(fresh.state, officer.role)] if fresh else []
         )
         raise Conflict(f"task {task_id} changed meanwhile", allowed=allowed)
+    return await publish_step(tasks, doc, task)
+
+
+async def publish_step(tasks: TaskStore, doc: Document, task: Task) -> Task:
+    """Publish what a stored step emits (the relay retries if the broker is away); the task
+    as it is now."""
     try:
         await tasks.outbox.flush(events_of(doc))
     except Exception:
         log.warning("step stored, event not published yet", exc_info=True)
-    return (await tasks.get(task_id)) or task
+    return (await tasks.get(task.id)) or task
 
 
 async def follow_citizen(
@@ -246,6 +261,7 @@ async def follow_citizen(
         )
         return
     step = workflow.step(task.state, action.name, "citizen")
+    planned = schedule(workflow, task, step.to, event.time, calendar)
     emitted = step_event(
         task,
         step,
@@ -254,18 +270,30 @@ async def follow_citizen(
         reason=None,
         source=source,
         workflow_version=workflow.version,
+        promised_at=planned.promised_at,
     )
-    remind_at, due_at = deadlines(workflow, step.to, event.time, calendar)
     await tasks.transition(
         task,
         state=step.to,
-        officer_id="citizen",
+        actor="citizen",
         at=event.time,
         reason=None,
         events=[emitted] if emitted else [],
         action=action.name,
         terminal=workflow.state(step.to).terminal,
         status_code=step.status_code,
-        remind_at=remind_at,
-        due_at=due_at,
+        schedule=planned,
+        officer_id=task.officer_id,
+    )
+
+
+def unchanged(task: Task) -> Schedule:
+    """The task's clock as it stands (for steps that change who holds it, or its date)."""
+    return Schedule(
+        task.remind_at,
+        task.due_at,
+        task.promised_at,
+        task.paused_at,
+        task.paused_from,
+        task.paused_due_at,
     )

@@ -28,6 +28,7 @@ class Officer(BaseModel):
     name: str
     role: Role
     unit: str
+    active: bool = True
 
 
 class Roster(BaseModel):
@@ -75,7 +76,12 @@ class Roster(BaseModel):
         """Who an overdue task escalates to: the unit's supervisor, else the province's."""
         for unit in (unit_id, self.default_unit):
             found = next(
-                (o for o in self.officers if o.unit == unit and o.role == "supervisor"), None
+                (
+                    o
+                    for o in self.officers
+                    if o.unit == unit and o.role == "supervisor" and o.active
+                ),
+                None,
             )
             if found:
                 return found.id
@@ -86,7 +92,7 @@ class Roster(BaseModel):
 
     def assignable(self, unit_id: str) -> list[Officer]:
         """Officers of `unit_id` who take dossiers (role officer), else its chiefs."""
-        members = [o for o in self.officers if o.unit == unit_id]
+        members = [o for o in self.officers if o.unit == unit_id and o.active]
         return [o for o in members if o.role == "officer"] or [
             o for o in members if o.role in ("chief", "supervisor")
         ]

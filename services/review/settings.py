@@ -17,7 +17,15 @@ class ReviewSettings(ServiceSettings):
 
     service_name: str = "review"
     port: int = Field(default=8002, description="HTTP port.")
-    roster_file: Path = Field(default=DEFAULT_ROSTER, description="Officer roster (YAML).")
+    roster_file: Path = Field(
+        default=DEFAULT_ROSTER,
+        description="Officer roster (YAML) that seeds units and officers the database lacks.",
+    )
+    directory_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a replica reuses its snapshot of units and officers.",
+    )
     workflows_dir: Path = Field(
         default=Path(__file__).resolve().parent / "workflows",
         description="Folder of the workflow definitions (YAML, versioned).",

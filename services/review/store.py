@@ -17,13 +17,18 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.review.domain import Task
+from services.review.domain import Schedule, Task
 from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
 
 PROJECTED = (
+    "officer_id",
+    "promised_at",
+    "paused_at",
+    "paused_from",
+    "paused_due_at",
     "state",
     "version",
     "terminal",
@@ -83,6 +88,7 @@ class TaskStore:
             "state_since": task.created_at,
             "remind_at": task.remind_at,
             "due_at": task.due_at,
+            "promised_at": task.promised_at,
             "created_at": task.created_at,
             "correlation_id": task.correlation_id,
             "dossier": dict(task.dossier),
@@ -109,17 +115,18 @@ class TaskStore:
         task: Task,
         *,
         state: str,
-        officer_id: str,
+        actor: str,
         at: datetime,
         reason: str | None,
         events: list[Event],
+        schedule: Schedule,
         action: str = "",
         terminal: bool = False,
         status_code: int = 0,
-        remind_at: datetime | None = None,
-        due_at: datetime | None = None,
+        officer_id: str | None,
     ) -> Document | None:
-        """Move `task` from its current version to the next; None if someone else did first."""
+        """Move `task` from its current version to the next; None if someone else did first.
+        `officer_id` is who holds the task after it (None: released to the unit)."""
         version = task.version + 1
         doc: Document = {
             "_id": f"{task.id}:{version}",
@@ -129,10 +136,10 @@ class TaskStore:
             "action": action,
             "terminal": terminal,
             "status_code": status_code,
-            "state_since": at,
-            "remind_at": remind_at,
-            "due_at": due_at,
-            "decided_by": officer_id,
+            "state_since": at if state != task.state else task.state_since or task.created_at,
+            "officer_id": officer_id,
+            **schedule.fields(),
+            "decided_by": actor,
             "decided_at": at,
             "reason": reason,
             "updated_at": utcnow(),
@@ -175,7 +182,16 @@ class TaskStore:
         return [
             {
                 k: doc.get(k)
-                for k in ("version", "action", "state", "decided_by", "decided_at", "reason")
+                for k in (
+                    "version",
+                    "action",
+                    "state",
+                    "officer_id",
+                    "decided_by",
+                    "decided_at",
+                    "reason",
+                    "promised_at",
+                )
             }
             async for doc in cursor
         ]
@@ -194,7 +210,7 @@ def to_task(doc: Document) -> Task:
         dossier_code=doc["dossier_code"],
         procedure_code=doc["procedure_code"],
         unit_id=doc["unit_id"],
-        officer_id=doc["officer_id"],
+        officer_id=doc.get("officer_id"),
         state=doc["state"],
         version=doc.get("version", 1),
         workflow=doc.get("workflow", "one-level"),
@@ -205,6 +221,10 @@ def to_task(doc: Document) -> Task:
         remind_at=doc.get("remind_at"),
         due_at=doc.get("due_at"),
         escalated_to=doc.get("escalated_to"),
+        promised_at=doc.get("promised_at"),
+        paused_at=doc.get("paused_at"),
+        paused_from=doc.get("paused_from"),
+        paused_due_at=doc.get("paused_due_at"),
         created_at=doc["created_at"],
         correlation_id=doc["correlation_id"],
         dossier=doc.get("dossier", {}),

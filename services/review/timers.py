@@ -2,7 +2,7 @@
 
 Every step with a running clock records when its officer is reminded and when it is due. A
 loop looks for open tasks past either moment and fires each timer once: the firing is an
-insert under `<task>:<version>:<kind>`, so a restart, a second replica or the next round can
+insert under `<task>:<state>:<moment>:<kind>`, so a restart, a second replica or the next round can
 never fire it again. An overdue step publishes `dossier.overdue` and escalates the task to a
 supervisor (of the unit, else of the province office); a reminder publishes `dossier.due_soon`.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.review.roster import Roster
+from services.review.directory import Directory
 from services.review.store import TaskStore
 from shared.clock import Clock
 from shared.contracts import DossierDueSoon, DossierOverdue, DossierSlaData, Event, derived_id
@@ -22,15 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class Timers:
-    def __init__(self, tasks: TaskStore, roster: Roster, *, clock: Clock, source: str) -> None:
+    def __init__(
+        self, tasks: TaskStore, directory: Directory, *, clock: Clock, source: str
+    ) -> None:
         self.tasks = tasks
-        self.roster = roster
+        self.directory = directory
         self.clock = clock
         self.source = source
 
     async def run_once(self) -> list[Event]:
         """Fire every timer that is due now; return the events published."""
         now = self.clock()
+        roster = await self.directory.roster()
         fired: list[Event] = []
         ids = [doc["_id"] async for doc in self.tasks.tasks.find({"terminal": False}, ["_id"])]
         for task_id in ids:
@@ -40,8 +43,10 @@ class Timers:
             for kind, moment in (("reminder", task.remind_at), ("overdue", task.due_at)):
                 if moment is None or moment > now:
                     continue
-                claim = f"{task.id}:{task.version}:{kind}"
-                supervisor = self.roster.supervisor_for(task.unit_id) if kind == "overdue" else None
+                # One firing per deadline: a step resumed after a pause keeps its due moment
+                # when it was overdue already, so it is not announced twice.
+                claim = f"{task.id}:{task.state}:{moment:%Y%m%dT%H%M%S}:{kind}"
+                supervisor = roster.supervisor_for(task.unit_id) if kind == "overdue" else None
                 model = DossierOverdue if kind == "overdue" else DossierDueSoon
                 event = model(
                     id=derived_id(claim, model.event_type),

@@ -80,6 +80,21 @@ class DossierAssignedData(EventData):
     status_code: PortalStatus = PortalStatus.IN_PROCESS
 
 
+class DossierReassignedData(EventData):
+    """Who holds a dossier's task now: claimed, released to the unit, or reassigned."""
+
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    unit_id: str
+    officer_id: str | None = Field(description="The new holder; None: released to the unit.")
+    previous_officer_id: str | None
+    by: str = Field(description="Who made the change (the holder, a claimant, a supervisor).")
+    action: Literal["claim", "release", "reassign"]
+    at: datetime
+    reason: str | None = None
+
+
 class DossierDecisionData(EventData):
     dossier_code: str
     task_id: str
@@ -164,7 +179,7 @@ class DossierSlaData(EventData):
     state: str
     due_at: datetime
     unit_id: str
-    officer_id: str
+    officer_id: str | None = Field(default=None, description="Holder; None: the unit's pool.")
     escalated_to: str | None = Field(
         default=None, description="The supervisor the overdue task now also goes to."
     )
@@ -203,6 +218,14 @@ class DossierAssigned(Event):
     event_type: ClassVar[str] = "dossier.assigned"
     type: Literal["dossier.assigned"] = "dossier.assigned"
     data: DossierAssignedData
+
+
+class DossierReassigned(Event):
+    """A task changed hands: claimed, released or reassigned (not a change of status)."""
+
+    event_type: ClassVar[str] = "dossier.reassigned"
+    type: Literal["dossier.reassigned"] = "dossier.reassigned"
+    data: DossierReassignedData
 
 
 class DossierApproved(Event):

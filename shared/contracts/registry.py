@@ -16,6 +16,7 @@ from shared.contracts.events import (
     DossierOverdue,
     DossierPaid,
     DossierPaymentRequested,
+    DossierReassigned,
     DossierReceived,
     DossierRefused,
     DossierRejected,
@@ -34,6 +35,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for model in (
         DossierSubmitted,
         DossierAssigned,
+        DossierReassigned,
         DossierApproved,
         DossierRejected,
         DossierWithdrawn,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from typing import Any
@@ -13,8 +14,10 @@ from tests.factories import CATALOGUE, VALID_FORM
 from tools.devstack import ROOT
 
 
+@functools.cache
 def token(officer_id: str) -> str:
-    """A bearer token from the CLI that officers use: `python -m services.review token ID`."""
+    """A bearer token from the CLI that officers use: `python -m services.review token ID`
+    (once per officer: tokens last hours)."""
     out = subprocess.run(
         [sys.executable, "-m", "services.review", "token", officer_id],
         cwd=ROOT,

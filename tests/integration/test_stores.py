@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from services.audit.store import AuditStore
 from services.intake.domain import Dossier
 from services.intake.store import DossierStore
+from services.review.domain import Schedule
 from services.review.store import TaskStore
 from shared.contracts import Channel, DossierApproved, DossierDecisionData, Event
 from shared.messaging import Broker
@@ -169,7 +170,14 @@ async def test_two_concurrent_decisions_one_wins(
     results = await asyncio.gather(
         *(
             store.transition(
-                task, state="approved", officer_id=o, at=now, reason=None, events=[event(o)]
+                task,
+                state="approved",
+                actor=o,
+                at=now,
+                reason=None,
+                events=[event(o)],
+                schedule=Schedule(None, None, None),
+                officer_id=task.officer_id,
             )
             for o in officers
         )

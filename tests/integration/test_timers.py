@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.review.directory import Directory
 from services.review.roster import load_roster
 from services.review.settings import DEFAULT_ROSTER
 from services.review.store import TaskStore
@@ -40,10 +41,11 @@ async def test_timers_fire_once_each_even_across_restarts(
         [],
     )
     now = [t0]
-    roster = load_roster(DEFAULT_ROSTER)
+    directory = Directory(mongo[isolation.database("review")])
+    await directory.seed(load_roster(DEFAULT_ROSTER))
 
     def timers() -> Timers:  # a new one is a restarted service
-        return Timers(store, roster, clock=lambda: now[0], source="urn:test")
+        return Timers(store, directory, clock=lambda: now[0], source="urn:test")
 
     async with observe(isolation.amqp_url) as seen:
         assert await timers().run_once() == []

@@ -37,7 +37,7 @@ def test_token_command_refuses_an_officer_not_on_the_roster() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "no officer 'nobody'" in result.stderr
+    assert "no active officer 'nobody'" in result.stderr
     assert result.stdout == ""
 
 
