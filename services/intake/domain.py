@@ -48,13 +48,24 @@ class NotAllowedNow(DomainError):
     """The dossier's current status does not allow this."""
 
 
+# Steps the citizen is told of that do not change where the dossier stands.
+NOTICES = frozenset({"apology_issued"})
+
+
 def current_status(statuses: list[dict[str, Any]]) -> str:
     """The status a dossier shows: the first terminal one reached, else the latest."""
-    ordered = sorted(statuses, key=lambda s: s["at"])
+    ordered = sorted((s for s in statuses if s["status"] not in NOTICES), key=lambda s: s["at"])
     terminal = [s for s in ordered if s["status"] in TERMINAL]
     if terminal:
         return str(terminal[0]["status"])
     return str(ordered[-1]["status"]) if ordered else "submitted"
+
+
+def promised_date(statuses: list[dict[str, Any]], submitted: datetime | None) -> datetime | None:
+    """Ngày hẹn trả in force: the latest that review announced (after a pause or an
+    apology), else the receipt's."""
+    dated = sorted((s for s in statuses if s.get("promised_at")), key=lambda s: s["at"])
+    return dated[-1]["promised_at"] if dated else submitted
 
 
 def dossier_code(agency: str, day: date, number: int) -> str:

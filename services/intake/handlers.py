@@ -51,6 +51,7 @@ STATUS_OF_EVENT = {
     DossierSupplementRequested.event_type: "supplement_requested",
     DossierApproved.event_type: "approved",
     DossierRejected.event_type: "rejected",
+    "dossier.apology_issued": "apology_issued",  # a notice: the status stays, the date moves
 }
 
 
@@ -229,4 +230,7 @@ async def track_status(event: Event, *, dossiers: DossierStore) -> None:
         raise PermanentFailure(f"intake does not handle {event.type}")
     if not await dossiers.exists(event.subject):
         raise PermanentFailure(f"unknown dossier {event.subject}")
-    await dossiers.record_status(event.subject, status, event.time, event.id)
+    promised_at = getattr(event.data, "promised_at", None)
+    await dossiers.record_status(
+        event.subject, status, event.time, event.id, promised_at=promised_at
+    )

@@ -17,7 +17,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.intake.domain import Dossier, current_status, dossier_code
+from services.intake.domain import Dossier, current_status, dossier_code, promised_date
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields
@@ -131,6 +131,7 @@ class DossierStore:
         at: datetime,
         event_id: str,
         events: list[Event] = (),  # type: ignore[assignment]
+        promised_at: datetime | None = None,
     ) -> Document | None:
         """Note that the dossier reached `status` (once per event id), with the events this
         emits; None if it was already noted."""
@@ -139,6 +140,7 @@ class DossierStore:
             "dossier_code": code,
             "status": status,
             "at": at,
+            "promised_at": promised_at,
             **outbox_fields(events),
         }
         await self.outbox.expect(self.statuses, event_id, events)
@@ -174,7 +176,7 @@ def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
         history=history,
         procedure_version=doc.get("procedure_version", 1),
         received_at=doc.get("received_at"),
-        promised_at=doc.get("promised_at"),
+        promised_at=promised_date(statuses, doc.get("promised_at")),
         fee=doc.get("fee"),
         notify_by=tuple(doc.get("notify_by", ())),
         attachments=tuple(doc.get("attachments", ())),

@@ -22,8 +22,8 @@ from shared.settings import DEV_JWT_SECRET
 from tests.amqp import observe
 from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
-from tests.e2e.flows import act, assigned_officer, submit, timeline, token
-from tests.e2e.harness import Mailbox, Services
+from tests.e2e.flows import act, assigned_officer, status, submit, timeline, token
+from tests.e2e.harness import Mailbox, Services, eventually
 from tools.devstack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -214,6 +214,16 @@ async def test_a_late_dossier_gets_an_apology_with_a_new_promised_date(
         )  # the new date is the one in force from now on
         types = [e["type"] for e in await timeline(stack, code)]
         assert types.count("dossier.apology_issued") == 1
+
+        def citizen_sees_the_new_date() -> dict[str, Any] | None:
+            seen_by_citizen = status(stack, code)
+            moved = datetime.fromisoformat(
+                seen_by_citizen["promised_at"]
+            ) == datetime.fromisoformat(new_date)
+            return seen_by_citizen if moved and seen_by_citizen["status"] == "received" else None
+
+        view = await eventually(citizen_sees_the_new_date)
+        assert "apology_issued" in [h["status"] for h in view["history"]]
     finally:
         stack.stop_all()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from services.intake.catalogue import FormError, load_catalogue
-from services.intake.domain import dossier_code
+from services.intake.domain import current_status, dossier_code, promised_date
 from services.intake.fields import check_personal_id, normalise_mobile
 from services.intake.openapi import example
 from services.intake.submission import parse
@@ -226,3 +226,21 @@ def test_a_broken_procedure_file_is_refused_with_its_name(tmp_path: Path) -> Non
         with pytest.raises(ValueError, match=r"broken\.yaml") as caught:
             load_catalogue(tmp_path)
         assert message in str(caught.value)
+
+
+def test_an_apology_moves_the_promised_date_but_not_the_status() -> None:
+    day = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    receipt_date = day + timedelta(days=7)
+    statuses = [
+        {"status": "received", "at": day, "promised_at": receipt_date},
+        {
+            "status": "apology_issued",
+            "at": day + timedelta(days=8),
+            "promised_at": day + timedelta(days=12),
+        },
+        {"status": "supplement_requested", "at": day + timedelta(days=9), "promised_at": None},
+    ]
+    assert current_status(statuses) == "supplement_requested"
+    assert promised_date(statuses, receipt_date) == day + timedelta(days=12)
+    assert promised_date(statuses[2:], receipt_date) == receipt_date
+    assert current_status(statuses[:2]) == "received"
