@@ -159,6 +159,8 @@ def check_action(
     if officer.unit != task.unit_id and not escalated_here:
         raise Forbidden(f"task {task.id} belongs to unit {task.unit_id}, not {officer.unit}")
     if officer.id != task.officer_id and officer.role not in UNIT_WIDE_ROLES:
+        if task.officer_id is None:
+            raise Forbidden(f"task {task.id} was released to the unit: claim it first")
         raise Forbidden(f"task {task.id} is assigned to another officer")
     if task.terminal:
         raise Conflict(f"task {task.id} is closed ({task.state})", allowed=[])
