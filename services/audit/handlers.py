@@ -1,15 +1,201 @@
-"""Audit's use case: record every event exactly once."""
+"""Audit's use cases: record every event once, chain what has settled, seal periods, verify.
+
+One audit process settles and seals (they run one after the other in one background loop), so
+a seal's period never gains a link after it was sealed. Several processes may record events;
+should two ever settle at once, chain places and seal numbers are one-winner inserts, so the
+loser merely retries on its next round.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
 
-from services.audit.store import AuditStore
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.audit import ledger
+from services.audit.batching import Batcher
+from services.audit.domain import build_record, occurrence_key
+from services.audit.signing import public_hex, signature_holds
+from services.audit.store import EPOCH, AuditStore
+from shared.clock import Clock
 from shared.contracts import Event
 
 log = logging.getLogger(__name__)
 
 
-async def record(event: Event, *, store: AuditStore) -> None:
-    if not await store.record(event):
-        log.info("event already recorded", extra={"event_id": event.id, "type": event.type})
+async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
+    """Store the event's record (masked) once; returns when it is durable."""
+    doc = build_record(event, hmac_key=hmac_key, recorded_at=clock())
+    doc["time"] = ledger.to_millis(doc["time"])
+    await batcher.submit(doc)
+
+
+async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
+    """Chain every record received more than `grace` ago, per dossier in order of occurrence;
+    returns how many links were added."""
+    pending = await store.pending_before(now - grace)
+    by_dossier: dict[str, list[str]] = defaultdict(list)
+    for marker in pending:
+        by_dossier[marker["dossier_code"]].append(marker["_id"])
+    added = 0
+    for code, ids in sorted(by_dossier.items()):
+        chained = await store.chained_ids(ids)
+        records = [r for r in await store.records_by_id(ids) if r["_id"] not in chained]
+        # Markers whose record never got written are dropped with the rest: the message was
+        # not acked, so its redelivery writes both again.
+        records.sort(key=occurrence_key)
+        tail = await store.chain_tail(code)
+        seq = int(tail["seq"]) + 1 if tail else 0
+        prev = str(tail["hash"]) if tail else ledger.GENESIS
+        links = []
+        for rec in records:
+            link = ledger.make_link(
+                dossier_code=code, seq=seq, record=rec, prev_hash=prev, settled_at=now
+            )
+            links.append(link)
+            prev, seq = link["hash"], seq + 1
+        if links and not await store.add_links(links):
+            log.warning("another settler chained dossier %s; retrying later", code)
+            continue
+        await store.drop_pending(ids)
+        added += len(links)
+    return added
+
+
+async def seal(
+    *, store: AuditStore, key: Ed25519PrivateKey, now: datetime
+) -> dict[str, Any] | None:
+    """Seal every link settled since the last seal (none: no seal)."""
+    last = await store.last_seal()
+    start = last["period_end"] if last else EPOCH
+    end = ledger.to_millis(now)
+    links = await store.links_settled(start, end)
+    if not links:
+        return None
+    body: dict[str, Any] = {
+        "seq": int(last["seq"]) + 1 if last else 0,
+        "period_start": start,
+        "period_end": end,
+        "count": len(links),
+        "root": ledger.merkle_root([lk["hash"] for lk in links]),
+        "prev_seal_hash": str(last["hash"]) if last else ledger.GENESIS,
+        "sealed_at": end,
+        "public_key": public_hex(key),
+    }
+    message = ledger.seal_body(body)
+    doc = {
+        "_id": body["seq"],
+        **body,
+        "hash": ledger.sha256_hex(message),
+        "signature": key.sign(message).hex(),
+    }
+    return doc if await store.add_seal(doc) else None
+
+
+async def keep_ledger(
+    *,
+    store: AuditStore,
+    key: Ed25519PrivateKey,
+    clock: Clock,
+    grace: timedelta,
+    settle_every: float,
+    seal_every: float,
+) -> None:
+    """Settle every `settle_every` seconds and seal every `seal_every`, until cancelled."""
+    last_seal = clock()
+    while True:
+        try:
+            await settle(store=store, now=clock(), grace=grace)
+            if (clock() - last_seal).total_seconds() >= seal_every:
+                await seal(store=store, key=key, now=clock())
+                last_seal = clock()
+        except Exception:
+            log.exception("settling or sealing failed; trying again")
+        await asyncio.sleep(settle_every)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def check_seal(seal: dict[str, Any], prev: dict[str, Any] | None) -> ledger.Break | None:
+    """The seal's own integrity: hash, signature, and its link to the previous seal."""
+    seq = int(seal["seq"])
+    message = ledger.seal_body(seal)
+    if ledger.sha256_hex(message) != seal.get("hash"):
+        return ledger.Break("modified", f"seal {seq} was altered", seal=seq)
+    if not signature_holds(str(seal["public_key"]), str(seal.get("signature")), message):
+        return ledger.Break("bad_signature", f"seal {seq} has a bad signature", seal=seq)
+    expected_prev = str(prev["hash"]) if prev else ledger.GENESIS
+    if seal["prev_seal_hash"] != expected_prev or seq != (int(prev["seq"]) + 1 if prev else 0):
+        return ledger.Break("broken_link", f"seal {seq} does not follow the seal before", seal=seq)
+    return None
+
+
+async def check_seals(
+    store: AuditStore, *, since: datetime | None = None, touching: list[datetime] | None = None
+) -> ledger.Break | None:
+    """Walk the seals in order; recompute the Merkle root of those whose period ends on or
+    after `since`, or (with `touching`) of those covering one of those settled times."""
+    prev: dict[str, Any] | None = None
+    for seal_doc in await store.all_seals():
+        if found := check_seal(seal_doc, prev):
+            return found
+        prev = seal_doc
+        start, end = seal_doc["period_start"], seal_doc["period_end"]
+        if since is not None and end < since:
+            continue
+        if touching is not None and not any(start < t <= end for t in touching):
+            continue
+        links = await store.links_settled(start, end)
+        if found := ledger.check_seal_leaves(seal_doc, [lk["hash"] for lk in links]):
+            return found
+    return None
+
+
+async def verify_dossier(code: str, *, store: AuditStore) -> ledger.Break | None:
+    """The first broken link of one dossier's chain or of the seals over it, or None."""
+    records = {r["_id"]: r for r in await store.timeline(code)}
+    links = await store.links(code)
+    found = ledger.check_chain(code, records, links, await store.pending_ids(code))
+    if found:
+        return found
+    return await check_seals(store, touching=[lk["settled_at"] for lk in links])
+
+
+async def verify_all(*, store: AuditStore, since: datetime | None) -> ledger.Break | None:
+    """Every seal (from `since`), then every dossier with records since then."""
+    if found := await check_seals(store, since=since):
+        return found
+    for code in await store.dossier_codes(since):
+        if found := await verify_dossier(code, store=store):
+            return found
+    return None
+
+
+async def proof(record_id: str, *, store: AuditStore) -> dict[str, Any] | None:
+    """The record, its link and the audit path from the link to its seal's root; None when
+    the record is unknown or not sealed yet."""
+    rec = await store.record(record_id)
+    link = await store.link_of(record_id)
+    if rec is None or link is None:
+        return None
+    for seal_doc in await store.all_seals():
+        if seal_doc["period_start"] < link["settled_at"] <= seal_doc["period_end"]:
+            links = await store.links_settled(seal_doc["period_start"], seal_doc["period_end"])
+            hashes = [lk["hash"] for lk in links]
+            if link["hash"] not in hashes:
+                return None
+            index = hashes.index(link["hash"])
+            return {
+                "record": rec,
+                "link": link,
+                "leaf_index": index,
+                "tree_size": len(hashes),
+                "path": ledger.inclusion_path(index, hashes),
+                "seal": seal_doc,
+            }
+    return None
