@@ -25,6 +25,7 @@ from shared.clock import Clock
 from shared.contracts import Event
 
 log = logging.getLogger(__name__)
+ORPHAN_AGE = timedelta(hours=1)
 
 
 async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
@@ -38,15 +39,20 @@ async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
     """Chain every record received more than `grace` ago, per dossier in order of occurrence;
     returns how many links were added."""
     pending = await store.pending_before(now - grace)
-    by_dossier: dict[str, list[str]] = defaultdict(list)
+    by_dossier: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for marker in pending:
-        by_dossier[marker["dossier_code"]].append(marker["_id"])
+        by_dossier[marker["dossier_code"]].append(marker)
+    # A marker whose record is not written yet is kept for a while (the write may be slow);
+    # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
+    orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
     added = 0
-    for code, ids in sorted(by_dossier.items()):
+    for code, markers in sorted(by_dossier.items()):
+        ids = [m["_id"] for m in markers]
         chained = await store.chained_ids(ids)
-        records = [r for r in await store.records_by_id(ids) if r["_id"] not in chained]
-        # Markers whose record never got written are dropped with the rest: the message was
-        # not acked, so its redelivery writes both again.
+        stored = await store.records_by_id(ids)
+        records = [r for r in stored if r["_id"] not in chained]
+        found = {r["_id"] for r in stored}
+        done = [m["_id"] for m in markers if m["_id"] in found or m["recorded_at"] < orphan_cutoff]
         records.sort(key=occurrence_key)
         tail = await store.chain_tail(code)
         seq = int(tail["seq"]) + 1 if tail else 0
@@ -61,7 +67,7 @@ async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
         if links and not await store.add_links(links):
             log.warning("another settler chained dossier %s; retrying later", code)
             continue
-        await store.drop_pending(ids)
+        await store.drop_pending(done)
         added += len(links)
     return added
 
@@ -156,12 +162,15 @@ async def check_seals(
     return None
 
 
-async def verify_dossier(code: str, *, store: AuditStore) -> ledger.Break | None:
-    """The first broken link of one dossier's chain or of the seals over it, or None."""
+async def verify_dossier(
+    code: str, *, store: AuditStore, with_seals: bool = True
+) -> ledger.Break | None:
+    """The first broken link of one dossier's chain or (unless `with_seals` is False: they
+    were checked already) of the seals over it, or None."""
     records = {r["_id"]: r for r in await store.timeline(code)}
     links = await store.links(code)
     found = ledger.check_chain(code, records, links, await store.pending_ids(code))
-    if found:
+    if found or not with_seals:
         return found
     return await check_seals(store, touching=[lk["settled_at"] for lk in links])
 
@@ -171,7 +180,7 @@ async def verify_all(*, store: AuditStore, since: datetime | None) -> ledger.Bre
     if found := await check_seals(store, since=since):
         return found
     for code in await store.dossier_codes(since):
-        if found := await verify_dossier(code, store=store):
+        if found := await verify_dossier(code, store=store, with_seals=False):
             return found
     return None
 

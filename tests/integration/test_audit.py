@@ -220,3 +220,30 @@ async def test_the_verify_command_reports_all_holds_then_the_first_break(
     bad = await asyncio.to_thread(run)
     assert bad.returncode == 1
     assert '"kind": "modified"' in bad.stdout and record_id in bad.stdout
+
+
+async def test_a_marker_whose_record_is_late_waits_for_it(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    [first, second, *_] = dossier_events("D-slow")
+    await record_all(store, [first])
+    recorded = T0 + timedelta(hours=1)
+    # The marker is written, the record's write is slow: settling leaves the marker alone.
+    await store.pending.insert_one(
+        {"_id": second.id, "dossier_code": "D-slow", "recorded_at": recorded}
+    )
+    grace = timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=6), grace=grace) == 1
+    assert await store.pending_ids("D-slow") == {second.id}
+    await record_all(store, [second])
+    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=7), grace=grace) == 1
+    assert await handlers.verify_dossier("D-slow", store=store) is None
+    # A marker whose record never comes (its message was dead-lettered) goes after an hour.
+    await store.pending.insert_one(
+        {"_id": "never", "dossier_code": "D-slow", "recorded_at": recorded}
+    )
+    await handlers.settle(store=store, now=recorded + timedelta(minutes=30), grace=grace)
+    assert await store.pending_ids("D-slow") == {"never"}
+    await handlers.settle(store=store, now=recorded + timedelta(hours=2), grace=grace)
+    assert await store.pending_ids("D-slow") == set()
