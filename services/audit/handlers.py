@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,7 +31,8 @@ ORPHAN_AGE = timedelta(hours=1)
 async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
     """Store the event's record (masked) once; returns when it is durable."""
     doc = build_record(event, hmac_key=hmac_key, recorded_at=clock())
-    doc["time"] = ledger.to_millis(doc["time"])
+    at: datetime = doc["time"]
+    doc["time"] = ledger.to_millis(at if at.tzinfo else at.replace(tzinfo=UTC))
     await batcher.submit(doc)
 
 
@@ -47,29 +48,45 @@ async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
     orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
     added = 0
     for code, markers in sorted(by_dossier.items()):
-        ids = [m["_id"] for m in markers]
-        chained = await store.chained_ids(ids)
-        stored = await store.records_by_id(ids)
-        records = [r for r in stored if r["_id"] not in chained]
-        found = {r["_id"] for r in stored}
-        done = [m["_id"] for m in markers if m["_id"] in found or m["recorded_at"] < orphan_cutoff]
-        records.sort(key=occurrence_key)
-        tail = await store.chain_tail(code)
-        seq = int(tail["seq"]) + 1 if tail else 0
-        prev = str(tail["hash"]) if tail else ledger.GENESIS
-        links = []
-        for rec in records:
-            link = ledger.make_link(
-                dossier_code=code, seq=seq, record=rec, prev_hash=prev, settled_at=now
-            )
-            links.append(link)
-            prev, seq = link["hash"], seq + 1
-        if links and not await store.add_links(links):
-            log.warning("another settler chained dossier %s; retrying later", code)
-            continue
-        await store.drop_pending(done)
-        added += len(links)
+        try:
+            added += await _settle_dossier(store, code, markers, now, orphan_cutoff)
+        except Exception:
+            # One dossier's trouble (say, a value RFC 8785 cannot encode) must not hold up
+            # the others: it is logged and tried again next round.
+            log.exception("could not chain the records of dossier %s", code)
     return added
+
+
+async def _settle_dossier(
+    store: AuditStore,
+    code: str,
+    markers: list[dict[str, Any]],
+    now: datetime,
+    orphan_cutoff: datetime,
+) -> int:
+    """Append one dossier's settled records to its chain; how many links were added."""
+    ids = [m["_id"] for m in markers]
+    chained = await store.chained_ids(ids)
+    stored = await store.records_by_id(ids)
+    records = sorted((r for r in stored if r["_id"] not in chained), key=occurrence_key)
+    found = {r["_id"] for r in stored}
+    tail = await store.chain_tail(code)
+    seq = int(tail["seq"]) + 1 if tail else 0
+    prev = str(tail["hash"]) if tail else ledger.GENESIS
+    links = []
+    for rec in records:
+        link = ledger.make_link(
+            dossier_code=code, seq=seq, record=rec, prev_hash=prev, settled_at=now
+        )
+        links.append(link)
+        prev, seq = link["hash"], seq + 1
+    if links and not await store.add_links(links):
+        log.warning("another settler chained dossier %s; retrying later", code)
+        return 0
+    await store.drop_pending(
+        [m["_id"] for m in markers if m["_id"] in found or m["recorded_at"] < orphan_cutoff]
+    )
+    return len(links)
 
 
 async def seal(

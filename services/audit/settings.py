@@ -37,7 +37,10 @@ class AuditSettings(ServiceSettings):
         default=3600.0, gt=0, description="How often the chained records are sealed (Merkle)."
     )
     batch_size: int = Field(
-        default=64, ge=1, description="Most records written to the database in one insert."
+        default=32,
+        ge=1,
+        description="Most records written to the database in one insert (at most the "
+        "consumer prefetch, or every batch waits its full time).",
     )
     batch_wait_seconds: float = Field(
         default=0.02, ge=0, description="Longest a record waits for others to fill its batch."

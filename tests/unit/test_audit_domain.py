@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.audit import ledger
+from services.audit.batching import Batcher
 from services.audit.domain import build_record, with_states_before
 from services.audit.privacy import keyed_hash, scrub_text
 from services.audit.statistics import summarise
@@ -274,3 +276,29 @@ def test_statistics_match_a_hand_computed_example() -> None:
             "median_working_days": 0.75,
         },
     ]
+
+
+# --- batching -------------------------------------------------------------------------------
+
+
+async def test_batches_are_bounded_and_a_failed_write_reaches_every_waiting_handler() -> None:
+    written: list[list[dict[str, Any]]] = []
+    fail = False
+
+    async def write(docs: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(0.005)
+        if fail:
+            raise ConnectionError("database away")
+        written.append(docs)
+
+    batcher = Batcher(write, size=4, wait=0.01)
+    await asyncio.gather(*(batcher.submit({"_id": i}) for i in range(10)))
+    assert sorted(d["_id"] for batch in written for d in batch) == list(range(10))
+    assert max(len(batch) for batch in written) == 4 and batcher.batches == len(written)
+
+    fail = True
+    results = await asyncio.gather(
+        *(batcher.submit({"_id": i}) for i in range(6)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)  # not acked: retried
+    assert sum(len(batch) for batch in written) == 10
