@@ -66,13 +66,13 @@ async def _settle_dossier(
 ) -> int:
     """Append one dossier's settled records to its chain; how many links were added."""
     ids = [m["_id"] for m in markers]
-    chained = await store.chained_ids(ids)
+    chain = await store.chain_of(code)
+    chained = {link["record_id"] for link in chain}
     stored = await store.records_by_id(ids)
     records = sorted((r for r in stored if r["_id"] not in chained), key=occurrence_key)
     found = {r["_id"] for r in stored}
-    tail = await store.chain_tail(code)
-    seq = int(tail["seq"]) + 1 if tail else 0
-    prev = str(tail["hash"]) if tail else ledger.GENESIS
+    seq = len(chain)
+    prev = str(chain[-1]["hash"]) if chain else ledger.GENESIS
     links = []
     for rec in records:
         link = ledger.make_link(
@@ -193,12 +193,30 @@ async def verify_dossier(
 
 
 async def verify_all(*, store: AuditStore, since: datetime | None) -> ledger.Break | None:
-    """Every seal (from `since`), then every dossier with records since then."""
+    """Every seal (from `since`), then every dossier with records since then.
+
+    The dossiers are walked in one pass over the records and one over the links, both sorted
+    by dossier (a merge join): linear in the size of the log, not a query per dossier."""
     if found := await check_seals(store, since=since):
         return found
-    for code in await store.dossier_codes(since):
-        if found := await verify_dossier(code, store=store, with_seals=False):
-            return found
+    wanted = set(await store.dossier_codes(since)) if since is not None else None
+    pending = await store.all_pending_ids()
+    records = store.grouped(store.records, "_id")
+    links = store.grouped(store.chain, "seq")
+    rec_group = await anext(records, None)
+    link_group = await anext(links, None)
+    while rec_group is not None or link_group is not None:
+        code = min(g[0] for g in (rec_group, link_group) if g is not None)
+        mine = rec_group[1] if rec_group is not None and rec_group[0] == code else []
+        chain = link_group[1] if link_group is not None and link_group[0] == code else []
+        if wanted is None or code in wanted:
+            found = ledger.check_chain(code, {r["_id"]: r for r in mine}, chain, pending)
+            if found:
+                return found
+        if mine:
+            rec_group = await anext(records, None)
+        if chain:
+            link_group = await anext(links, None)
     return None
 
 

@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -70,15 +72,17 @@ class AuditStore:
             await self.pending.delete_many({"_id": {"$in": ids}})
 
     async def records_by_id(self, ids: list[str]) -> list[Document]:
-        return [d async for d in self.records.find({"_id": {"$in": ids}})]
+        """The records with these ids that exist (lookups by `_id`: no scan)."""
+        found = await asyncio.gather(*(self.records.find_one({"_id": i}) for i in ids))
+        return [doc for doc in found if doc is not None]
 
-    async def chained_ids(self, ids: list[str]) -> set[str]:
-        cursor = self.chain.find({"record_id": {"$in": ids}}, {"record_id": 1})
-        return {d["record_id"] async for d in cursor}
-
-    async def chain_tail(self, dossier_code: str) -> Document | None:
-        cursor = self.chain.find({"dossier_code": dossier_code}).sort("seq", -1).limit(1)
-        return next(iter([d async for d in cursor]), None)
+    async def chain_of(self, dossier_code: str) -> list[Document]:
+        """A dossier's links from the first on, by `_id` (`<dossier>#<seq>`), up to the first
+        missing place: a dossier's chain is short, and lookups by `_id` never scan."""
+        links: list[Document] = []
+        while link := await self.chain.find_one({"_id": f"{dossier_code}#{len(links)}"}):
+            links.append(link)
+        return links
 
     async def add_links(self, links: list[Document]) -> bool:
         """Append links in order; False if another settler took one of their places."""
@@ -123,6 +127,25 @@ class AuditStore:
         query = {"settled_at": {"$gt": after, "$lte": until}}
         cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)])
         return [d async for d in cursor]
+
+    async def all_pending_ids(self) -> set[str]:
+        return {d["_id"] async for d in self.pending.find({}, {"_id": 1})}
+
+    async def grouped(
+        self, collection: AsyncCollection[Document], then: str
+    ) -> AsyncIterator[tuple[str, list[Document]]]:
+        """(dossier code, its documents) for every dossier, in code order, in one pass."""
+        code: str | None = None
+        group: list[Document] = []
+        async for doc in collection.find().sort([("dossier_code", 1), (then, 1)]):
+            if doc.get("dossier_code", "") != code and group:
+                assert code is not None
+                yield code, group
+                group = []
+            code = str(doc.get("dossier_code", ""))
+            group.append(doc)
+        if group and code is not None:
+            yield code, group
 
     async def all_seals(self) -> list[Document]:
         return [d async for d in self.seals.find().sort("_id", 1)]

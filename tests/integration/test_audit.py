@@ -247,3 +247,13 @@ async def test_a_marker_whose_record_is_late_waits_for_it(
     assert await store.pending_ids("D-slow") == {"never"}
     await handlers.settle(store=store, now=recorded + timedelta(hours=2), grace=grace)
     assert await store.pending_ids("D-slow") == set()
+
+
+async def test_a_forged_record_of_no_dossier_is_named_by_the_full_check(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1", "D2"])
+    await store.records.insert_one({"_id": "stray", "type": "dossier.approved", "time": T0})
+    found = await handlers.verify_all(store=store, since=None)
+    assert found is not None and (found.kind, found.record_id) == ("inserted", "stray")
