@@ -24,7 +24,9 @@ async def verify(settings: AuditSettings, since: date | None) -> int:
     try:
         store = AuditStore(client[settings.database])
         broken = await handlers.verify_all(
-            store=store, since=start_of_day(since) if since else None
+            store=store,
+            since=start_of_day(since) if since else None,
+            trusted=settings.trusted_keys(),
         )
     finally:
         await client.close()

@@ -117,16 +117,23 @@ async def timeline(code: str, store: Store, _: Reader) -> Timeline:
 
 
 @router.get("/dossiers/{code}/verify", summary="Check a dossier's chain and the seals over it")
-async def verify_dossier(code: str, store: Store, _: Reader) -> dict[str, Any]:
+async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -> dict[str, Any]:
     if not await store.timeline(code) and not await store.links(code):
         raise _not_found(code)
-    broken = await handlers.verify_dossier(code, store=store)
+    trusted = request.app.state.settings.trusted_keys()
+    broken = await handlers.verify_dossier(code, store=store, trusted=trusted)
     return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
 
 
 @router.get("/verify", summary="Check every seal and chain (from a date)")
-async def verify_all(store: Store, _: Reader, since: date | None = None) -> dict[str, Any]:
-    broken = await handlers.verify_all(store=store, since=start_of_day(since) if since else None)
+async def verify_all(
+    request: Request, store: Store, _: Reader, since: date | None = None
+) -> dict[str, Any]:
+    broken = await handlers.verify_all(
+        store=store,
+        since=start_of_day(since) if since else None,
+        trusted=request.app.state.settings.trusted_keys(),
+    )
     return {"ok": broken is None, "broken": broken and broken.as_dict()}
 
 

@@ -144,9 +144,14 @@ async def keep_ledger(
 # --- verification ---------------------------------------------------------------------------
 
 
-def check_seal(seal: dict[str, Any], prev: dict[str, Any] | None) -> ledger.Break | None:
-    """The seal's own integrity: hash, signature, and its link to the previous seal."""
+def check_seal(
+    seal: dict[str, Any], prev: dict[str, Any] | None, trusted: frozenset[str] = frozenset()
+) -> ledger.Break | None:
+    """The seal's own integrity: hash, signature (by one of the `trusted` public keys, when
+    any are configured), and its link to the previous seal."""
     seq = int(seal["seq"])
+    if trusted and seal.get("public_key") not in trusted:
+        return ledger.Break("bad_signature", f"seal {seq} is signed by an unknown key", seal=seq)
     message = ledger.seal_body(seal)
     if ledger.sha256_hex(message) != seal.get("hash"):
         return ledger.Break("modified", f"seal {seq} was altered", seal=seq)
@@ -159,13 +164,17 @@ def check_seal(seal: dict[str, Any], prev: dict[str, Any] | None) -> ledger.Brea
 
 
 async def check_seals(
-    store: AuditStore, *, since: datetime | None = None, touching: list[datetime] | None = None
+    store: AuditStore,
+    *,
+    since: datetime | None = None,
+    touching: list[datetime] | None = None,
+    trusted: frozenset[str] = frozenset(),
 ) -> ledger.Break | None:
     """Walk the seals in order; recompute the Merkle root of those whose period ends on or
     after `since`, or (with `touching`) of those covering one of those settled times."""
     prev: dict[str, Any] | None = None
     for seal_doc in await store.all_seals():
-        if found := check_seal(seal_doc, prev):
+        if found := check_seal(seal_doc, prev, trusted):
             return found
         prev = seal_doc
         start, end = seal_doc["period_start"], seal_doc["period_end"]
@@ -180,24 +189,25 @@ async def check_seals(
 
 
 async def verify_dossier(
-    code: str, *, store: AuditStore, with_seals: bool = True
+    code: str, *, store: AuditStore, trusted: frozenset[str] = frozenset()
 ) -> ledger.Break | None:
-    """The first broken link of one dossier's chain or (unless `with_seals` is False: they
-    were checked already) of the seals over it, or None."""
+    """The first broken link of one dossier's chain or of the seals over it, or None."""
     records = {r["_id"]: r for r in await store.timeline(code)}
     links = await store.links(code)
     found = ledger.check_chain(code, records, links, await store.pending_ids(code))
-    if found or not with_seals:
+    if found:
         return found
-    return await check_seals(store, touching=[lk["settled_at"] for lk in links])
+    return await check_seals(store, touching=[lk["settled_at"] for lk in links], trusted=trusted)
 
 
-async def verify_all(*, store: AuditStore, since: datetime | None) -> ledger.Break | None:
+async def verify_all(
+    *, store: AuditStore, since: datetime | None, trusted: frozenset[str] = frozenset()
+) -> ledger.Break | None:
     """Every seal (from `since`), then every dossier with records since then.
 
     The dossiers are walked in one pass over the records and one over the links, both sorted
     by dossier (a merge join): linear in the size of the log, not a query per dossier."""
-    if found := await check_seals(store, since=since):
+    if found := await check_seals(store, since=since, trusted=trusted):
         return found
     wanted = set(await store.dossier_codes(since)) if since is not None else None
     pending = await store.all_pending_ids()

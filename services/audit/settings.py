@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from services.audit.signing import load_signing_key, public_hex
 from shared.settings import ServiceSettings
 
 DEV_HMAC_KEY = "motcua-dev-audit-hmac-key-change-me"
@@ -24,6 +25,11 @@ class AuditSettings(ServiceSettings):
         default=SecretStr(""),
         description="Base64 of the 32-byte Ed25519 seed that signs seals; unset: a throwaway "
         "key (with a warning).",
+    )
+    trusted_public_keys: str = Field(
+        default="",
+        description="Hex Ed25519 public keys (comma-separated) whose seals verification "
+        "accepts, besides the signing key's own; empty: any key (development).",
     )
     chain_grace_seconds: float = Field(
         default=10.0,
@@ -48,3 +54,11 @@ class AuditSettings(ServiceSettings):
     export_page_size: int = Field(
         default=500, ge=1, description="Records read per query while streaming an export."
     )
+
+    def trusted_keys(self) -> frozenset[str]:
+        """The public keys verification accepts seals from (empty: any)."""
+        keys = {k.strip().lower() for k in self.trusted_public_keys.split(",") if k.strip()}
+        seed = self.signing_key.get_secret_value()
+        if seed:
+            keys.add(public_hex(load_signing_key(seed)))
+        return frozenset(keys)

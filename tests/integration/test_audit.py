@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from services.audit import handlers
 from services.audit.batching import Batcher
+from services.audit.signing import public_hex
 from services.audit.store import AuditStore
 from shared.contracts import Event
 from shared.storage import Document
@@ -176,6 +177,7 @@ async def test_seals_are_chained_signed_and_checked(
 ) -> None:
     store = await fresh_store(mongo, isolation, "audit")
     key, first = await sealed(store, ["D1"])
+    ours = public_hex(key)
     await record_all(store, dossier_events("D2"))
     later = T0 + timedelta(hours=3)
     await handlers.settle(store=store, now=later, grace=timedelta(seconds=5))
@@ -184,6 +186,10 @@ async def test_seals_are_chained_signed_and_checked(
     assert (second["seq"], second["prev_seal_hash"], second["count"]) == (1, first["hash"], 5)
     assert await handlers.seal(store=store, key=key, now=later + timedelta(seconds=2)) is None
     assert await handlers.verify_all(store=store, since=None) is None
+    assert await handlers.verify_all(store=store, since=None, trusted=frozenset({ours})) is None
+    # Seals re-signed by someone else's key hold together, but not with the operator's key.
+    found = await handlers.verify_dossier("D1", store=store, trusted=frozenset({"ab" * 32}))
+    assert found is not None and (found.kind, found.seal) == ("bad_signature", 0)
 
     await store.seals.update_one({"_id": 0}, {"$set": {"root": "00" * 32}})
     found = await handlers.verify_all(store=store, since=None)
