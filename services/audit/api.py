@@ -279,11 +279,21 @@ async def export(
                 continue
             out = io.StringIO()
             row["data"] = json.dumps(row["data"], ensure_ascii=False)
-            csv.writer(out).writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+            csv.writer(out).writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
             yield out.getvalue()
 
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return StreamingResponse(lines(), media_type=media)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula (=, +, -, @) is quoted with `'`
+    (OWASP's advice against CSV injection: a citizen's note could start with `=`)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _hmac_key(request: Request) -> bytes:

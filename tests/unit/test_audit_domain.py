@@ -302,3 +302,15 @@ async def test_batches_are_bounded_and_a_failed_write_reaches_every_waiting_hand
     )
     assert all(isinstance(r, ConnectionError) for r in results)  # not acked: retried
     assert sum(len(batch) for batch in written) == 10
+
+
+def test_exported_csv_cells_never_start_a_formula() -> None:
+    from services.audit.api import _cell
+
+    assert [_cell(v) for v in ("=HYPERLINK(1)", "@x", "o1", None, 9)] == [
+        "'=HYPERLINK(1)",
+        "'@x",
+        "o1",
+        "",
+        9,
+    ]
