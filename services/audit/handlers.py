@@ -73,6 +73,10 @@ async def _settle_dossier(
     found = {r["_id"] for r in stored}
     seq = len(chain)
     prev = str(chain[-1]["hash"]) if chain else ledger.GENESIS
+    if records and await store.has_link(code, seq + 1):
+        # A link was deleted from the middle of the chain: filling the hole would hide it.
+        log.error("the chain of dossier %s has a hole at link %d; not extending it", code, seq)
+        return 0
     links = []
     for rec in records:
         link = ledger.make_link(

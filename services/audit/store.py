@@ -84,6 +84,9 @@ class AuditStore:
             links.append(link)
         return links
 
+    async def has_link(self, dossier_code: str, seq: int) -> bool:
+        return await self.chain.find_one({"_id": f"{dossier_code}#{seq}"}, {"_id": 1}) is not None
+
     async def add_links(self, links: list[Document]) -> bool:
         """Append links in order; False if another settler took one of their places."""
         try:

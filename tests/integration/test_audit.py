@@ -263,3 +263,18 @@ async def test_a_forged_record_of_no_dossier_is_named_by_the_full_check(
     await store.records.insert_one({"_id": "stray", "type": "dossier.approved", "time": T0})
     found = await handlers.verify_all(store=store, since=None)
     assert found is not None and (found.kind, found.record_id) == ("inserted", "stray")
+
+
+async def test_a_hole_in_a_chain_is_not_filled_by_later_records(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    await store.chain.delete_one({"_id": "D1#2"})
+    later = dossier_events("D1")[0].model_copy(update={"id": "later-1"})
+    await record_all(store, [later])
+    grace = timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=T0 + timedelta(hours=4), grace=grace) == 0
+    assert await store.pending_ids("D1") == {"later-1"}
+    found = await handlers.verify_dossier("D1", store=store)
+    assert found is not None and (found.kind, found.seq) == ("deleted", 2)
