@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.intake.catalogue import load_catalogue
@@ -12,8 +12,18 @@ from services.review.domain import Task
 from shared.contracts import (
     Applicant,
     Channel,
+    DossierApproved,
+    DossierAssigned,
+    DossierAssignedData,
+    DossierDecisionData,
+    DossierReceived,
     DossierSubmitted,
     DossierSubmittedData,
+    DossierTransitionData,
+    Event,
+    NotificationSent,
+    NotificationSentData,
+    PortalStatus,
     Residence,
 )
 
@@ -63,3 +73,57 @@ def review_task(**changes: Any) -> Task:
     }
     fields.update(changes)
     return Task(**fields)
+
+
+# Monday 2 November 2026, 08:00 in Vietnam.
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+
+
+def dossier_events(code: str) -> list[Event]:
+    """Five events of one dossier, a minute apart (two of them at the same instant)."""
+    submitted = submitted_event(code)
+    submitted = submitted.model_copy(update={"time": T0})
+    at = [T0 + timedelta(minutes=i) for i in range(5)]
+    common = {"dossier_code": code, "task_id": "t1", "procedure_code": "1.004194"}
+    assigned = DossierAssigned.caused_by(
+        submitted,
+        source="urn:review",
+        time=at[1],
+        data=DossierAssignedData(**common, unit_id="U", officer_id="o1", assigned_at=at[1]),
+    )
+    received = DossierReceived.caused_by(
+        submitted,
+        source="urn:review",
+        time=at[2],
+        data=DossierTransitionData(
+            **common,
+            workflow_version=1,
+            action="receive",
+            from_state="receiving",
+            to_state="checking",
+            unit_id="U",
+            actor="o1",
+            at=at[2],
+            status_code=PortalStatus.RECEIVED,
+        ),
+    )
+    approved = DossierApproved.caused_by(
+        submitted,
+        source="urn:review",
+        time=at[3],
+        data=DossierDecisionData(**common, unit_id="U", officer_id="o1", decided_at=at[3]),
+    )
+    sent = NotificationSent.caused_by(
+        approved,
+        source="urn:notify",
+        time=at[3],  # the same instant as the decision: the event id orders them
+        data=NotificationSentData(
+            dossier_code=code,
+            channel="email",
+            recipient="l***@example.vn",
+            trigger_event_id=approved.id,
+            trigger_event_type=approved.type,
+            sent_at=at[3],
+        ),
+    )
+    return [submitted, assigned, received, approved, sent]

@@ -1,21 +1,77 @@
-"""Audit's HTTP routes: a dossier's timeline."""
+"""Audit's HTTP routes.
+
+Who may call what:
+- timelines, search, export, verification and proofs show who did what to a dossier (with
+  identifiers masked, but names and addresses in clear): any officer or inspector holding a
+  valid bearer token signed with the shared JWT secret (`shared/auth.py`);
+- the latest seal and the statistics hold no personal data and are public: the seal's root is
+  meant to be copied outside the database, and the statistics feed the public service index.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+import base64
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from services.audit import handlers
+from services.audit.domain import start_of_day, with_states_before
+from services.audit.ledger import jsonable
+from services.audit.privacy import keyed_hash
+from services.audit.statistics import summarise
 from services.audit.store import AuditStore
+from shared import auth
+from shared.calendar import WorkingCalendar
 from shared.problems import Problem
 from shared.web import from_state
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
+_bearer = HTTPBearer(auto_error=False)
 
 Store = Annotated[AuditStore, Depends(from_state("store", AuditStore))]
+Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
+
+
+async def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.OfficerClaims:
+    """The officer or inspector a valid bearer token names."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(
+            401,
+            "A bearer token is required.",
+            "Cần mã xác thực (Bearer).",
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    shared = request.app.state.settings.shared
+    try:
+        return auth.verify(
+            credentials.credentials,
+            secret=shared.jwt_secret.get_secret_value(),
+            issuer=shared.jwt_issuer,
+        )
+    except auth.InvalidToken as exc:
+        raise Problem(
+            401,
+            f"Invalid token: {exc}.",
+            "Mã xác thực không hợp lệ.",
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from exc
+
+
+Reader = Annotated[auth.OfficerClaims, Depends(reader)]
 
 
 class TimelineEntry(BaseModel):
@@ -26,6 +82,12 @@ class TimelineEntry(BaseModel):
     correlationid: str
     causationid: str | None
     recorded_at: datetime
+    actor: str
+    from_state: str | None
+    to_state: str | None
+    status_code: int | None
+    procedure_code: str | None
+    unit_id: str | None
     data: dict[str, Any]
 
 
@@ -34,14 +96,231 @@ class Timeline(BaseModel):
     events: list[TimelineEntry]
 
 
+def _not_found(code: str) -> Problem:
+    return Problem(
+        404,
+        f"No events recorded for dossier {code}.",
+        f"Chưa ghi nhận sự kiện nào của hồ sơ {code}.",
+        code="dossier_not_found",
+    )
+
+
 @router.get("/dossiers/{code}", response_model=Timeline, summary="A dossier's timeline")
-async def timeline(code: str, store: Store) -> Timeline:
+async def timeline(code: str, store: Store, _: Reader) -> Timeline:
     docs = await store.timeline(code)
     if not docs:
+        raise _not_found(code)
+    return Timeline(
+        dossier_code=code,
+        events=[TimelineEntry(id=d["_id"], **d) for d in with_states_before(docs)],
+    )
+
+
+@router.get("/dossiers/{code}/verify", summary="Check a dossier's chain and the seals over it")
+async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -> dict[str, Any]:
+    if not await store.timeline(code) and not await store.links(code):
+        raise _not_found(code)
+    trusted = request.app.state.settings.trusted_keys()
+    broken = await handlers.verify_dossier(code, store=store, trusted=trusted)
+    return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
+
+
+@router.get("/verify", summary="Check every seal and chain (from a date)")
+async def verify_all(
+    request: Request, store: Store, _: Reader, since: date | None = None
+) -> dict[str, Any]:
+    broken = await handlers.verify_all(
+        store=store,
+        since=start_of_day(since) if since else None,
+        trusted=request.app.state.settings.trusted_keys(),
+    )
+    return {"ok": broken is None, "broken": broken and broken.as_dict()}
+
+
+@router.get("/seals/latest", summary="The newest seal: its Merkle root, signature and key")
+async def latest_seal(store: Store) -> dict[str, Any]:
+    seal = await store.last_seal()
+    if seal is None:
+        raise Problem(404, "Nothing is sealed yet.", "Chưa có niêm phong nào.", code="no_seal")
+    return dict(jsonable(seal))
+
+
+@router.get("/records/{record_id}/proof", summary="Inclusion proof of a record in its seal")
+async def record_proof(record_id: str, store: Store, _: Reader) -> dict[str, Any]:
+    proof = await handlers.proof(record_id, store=store)
+    if proof is None:
         raise Problem(
             404,
-            f"No events recorded for dossier {code}.",
-            f"Chưa ghi nhận sự kiện nào của hồ sơ {code}.",
-            code="dossier_not_found",
+            f"Record {record_id} is unknown or not sealed yet.",
+            f"Bản ghi {record_id} không tồn tại hoặc chưa được niêm phong.",
+            code="not_sealed",
         )
-    return Timeline(dossier_code=code, events=[TimelineEntry(id=d["_id"], **d) for d in docs])
+    return dict(jsonable(proof))
+
+
+# --- search and export ---------------------------------------------------------------------
+
+
+def _query(
+    dossier_code: str | None,
+    type: str | None,
+    actor: str | None,
+    procedure_code: str | None,
+    unit_id: str | None,
+    personal_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    hmac_key: bytes,
+) -> dict[str, Any]:
+    query: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("dossier_code", dossier_code),
+            ("type", type),
+            ("actor", actor),
+            ("procedure_code", procedure_code),
+            ("unit_id", unit_id),
+        )
+        if value is not None
+    }
+    if personal_id is not None:
+        query["applicant_id_hmac"] = keyed_hash(personal_id, hmac_key)
+    bounds: dict[str, datetime] = {}
+    if since is not None:
+        bounds["$gte"] = since
+    if until is not None:
+        bounds["$lt"] = until
+    if bounds:
+        query["time"] = bounds
+    return query
+
+
+def _encode_cursor(doc: dict[str, Any]) -> str:
+    raw = json.dumps([doc["time"].isoformat(), doc["_id"]])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, rid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), str(rid)
+    except (ValueError, TypeError) as exc:
+        raise Problem(
+            400, "The cursor is not one this API gave.", "Con trỏ không hợp lệ.", code="bad_cursor"
+        ) from exc
+
+
+class Filters(BaseModel):
+    dossier_code: str | None = None
+    type: str | None = None
+    actor: str | None = None
+    procedure_code: str | None = None
+    unit_id: str | None = None
+    personal_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@router.get("/records", summary="Search records, oldest first, a page at a time")
+async def search(
+    request: Request,
+    store: Store,
+    _: Reader,
+    filters: Annotated[Filters, Query()],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    query = _query(**filters.model_dump(), hmac_key=_hmac_key(request))
+    after = _decode_cursor(cursor) if cursor else None
+    docs = await store.search(query, after, limit + 1)
+    page = docs[:limit]
+    return {
+        "records": [jsonable(d) for d in page],
+        "next_cursor": _encode_cursor(page[-1]) if len(docs) > limit else None,
+    }
+
+
+CSV_COLUMNS = [
+    "_id",
+    "dossier_code",
+    "type",
+    "time",
+    "actor",
+    "from_state",
+    "to_state",
+    "status_code",
+    "procedure_code",
+    "unit_id",
+    "source",
+    "recorded_at",
+    "data",
+]
+
+
+@router.get("/export", summary="Stream the records of a time range as JSON Lines or CSV")
+async def export(
+    request: Request,
+    store: Store,
+    _: Reader,
+    since: datetime,
+    until: datetime,
+    format: Literal["jsonl", "csv"] = "jsonl",
+) -> StreamingResponse:
+    query = _query(None, None, None, None, None, None, since, until, _hmac_key(request))
+    page = request.app.state.settings.export_page_size
+
+    async def lines() -> AsyncIterator[str]:
+        if format == "csv":
+            yield ",".join(CSV_COLUMNS) + "\r\n"
+        async for doc in store.stream(query, page):
+            row = jsonable(doc)
+            if format == "jsonl":
+                yield json.dumps(row, ensure_ascii=False) + "\n"
+                continue
+            out = io.StringIO()
+            row["data"] = json.dumps(row["data"], ensure_ascii=False)
+            csv.writer(out).writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+            yield out.getvalue()
+
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    return StreamingResponse(lines(), media_type=media)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula (=, +, -, @) is quoted with `'`
+    (OWASP's advice against CSV injection: a citizen's note could start with `=`)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _hmac_key(request: Request) -> bytes:
+    return bytes(request.app.state.settings.hmac_key.get_secret_value(), "utf-8")
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+@router.get("/statistics", summary="Received, decided, on time, late, median working days")
+async def statistics(store: Store, calendar: Calendar, since: date, until: date) -> dict[str, Any]:
+    """Per procedure and unit for the days [since, until) (Vietnam time)."""
+    if until <= since:
+        raise Problem(
+            422,
+            "`until` must be after `since`.",
+            "Ngày kết thúc phải sau ngày bắt đầu.",
+            code="bad_period",
+        )
+    start, end = start_of_day(since), start_of_day(until)
+    # Dossiers decided in the period (the decision event is stamped when it is taken) and
+    # dossiers submitted up to a fortnight before it (receipt waits for the next working
+    # moment, which a long holiday such as Tết pushes more than a week later).
+    codes = await store.codes_with(["dossier.approved", "dossier.rejected"], start, end)
+    codes |= await store.codes_with(["dossier.submitted"], start - timedelta(days=15), end)
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for doc in await store.dossiers_records(sorted(codes)):
+        by_code.setdefault(doc["dossier_code"], []).append(doc)
+    rows = summarise(by_code, since=start, until=end, calendar=calendar)
+    return {"since": since, "until": until, "rows": rows}

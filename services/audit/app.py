@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
 
 from services.audit import handlers
 from services.audit.api import router
+from services.audit.batching import Batcher
 from services.audit.settings import AuditSettings
+from services.audit.signing import load_signing_key
 from services.audit.store import AuditStore
 from shared import web
+from shared.calendar import WorkingCalendar, load_overrides
+from shared.clock import utcnow
 from shared.runtime import Runtime
 
 
 def create_app(settings: AuditSettings | None = None) -> FastAPI:
+    settings = settings or AuditSettings()
+    calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
+
     async def start(rt: Runtime, app: FastAPI) -> None:
         store = AuditStore(rt.db)
         await store.setup()
         app.state.store = store
-        await rt.consume("motcua.audit", ["#"], partial(handlers.record, store=store))
+        key = load_signing_key(settings.signing_key.get_secret_value())
+        batcher = Batcher(
+            store.insert_records, size=settings.batch_size, wait=settings.batch_wait_seconds
+        )
+        rt.background(
+            handlers.keep_ledger(
+                store=store,
+                key=key,
+                clock=utcnow,
+                grace=timedelta(seconds=settings.chain_grace_seconds),
+                settle_every=settings.settle_interval_seconds,
+                seal_every=settings.seal_interval_seconds,
+            ),
+            "audit-ledger",
+        )
+        hmac_key = settings.hmac_key.get_secret_value().encode()
+        await rt.consume(
+            "motcua.audit",
+            ["#"],
+            partial(handlers.record, batcher=batcher, hmac_key=hmac_key, clock=utcnow),
+        )
 
-    return web.service_app(
-        settings or AuditSettings(),
-        summary="The record of every event, per dossier.",
+    app = web.service_app(
+        settings,
+        summary="The record of every event, per dossier: hash-chained, sealed, searchable.",
         routers=[router],
         start=start,
     )
+    app.state.calendar = calendar
+    return app

@@ -1,15 +1,259 @@
-"""Audit's use case: record every event exactly once."""
+"""Audit's use cases: record every event once, chain what has settled, seal periods, verify.
+
+One audit process settles and seals (they run one after the other in one background loop), so
+a seal's period never gains a link after it was sealed. Several processes may record events;
+should two ever settle at once, chain places and seal numbers are one-winner inserts, so the
+loser merely retries on its next round.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from services.audit.store import AuditStore
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.audit import ledger
+from services.audit.batching import Batcher
+from services.audit.domain import build_record, occurrence_key
+from services.audit.signing import public_hex, signature_holds
+from services.audit.store import EPOCH, AuditStore
+from shared.clock import Clock
 from shared.contracts import Event
 
 log = logging.getLogger(__name__)
+ORPHAN_AGE = timedelta(hours=1)
 
 
-async def record(event: Event, *, store: AuditStore) -> None:
-    if not await store.record(event):
-        log.info("event already recorded", extra={"event_id": event.id, "type": event.type})
+async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
+    """Store the event's record (masked) once; returns when it is durable."""
+    doc = build_record(event, hmac_key=hmac_key, recorded_at=clock())
+    at: datetime = doc["time"]
+    doc["time"] = ledger.to_millis(at if at.tzinfo else at.replace(tzinfo=UTC))
+    await batcher.submit(doc)
+
+
+async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
+    """Chain every record received more than `grace` ago, per dossier in order of occurrence;
+    returns how many links were added."""
+    pending = await store.pending_before(now - grace)
+    by_dossier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for marker in pending:
+        by_dossier[marker["dossier_code"]].append(marker)
+    # A marker whose record is not written yet is kept for a while (the write may be slow);
+    # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
+    orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
+    added = 0
+    for code, markers in sorted(by_dossier.items()):
+        try:
+            added += await _settle_dossier(store, code, markers, now, orphan_cutoff)
+        except Exception:
+            # One dossier's trouble (say, a value RFC 8785 cannot encode) must not hold up
+            # the others: it is logged and tried again next round.
+            log.exception("could not chain the records of dossier %s", code)
+    return added
+
+
+async def _settle_dossier(
+    store: AuditStore,
+    code: str,
+    markers: list[dict[str, Any]],
+    now: datetime,
+    orphan_cutoff: datetime,
+) -> int:
+    """Append one dossier's settled records to its chain; how many links were added."""
+    ids = [m["_id"] for m in markers]
+    chain = await store.chain_of(code)
+    chained = {link["record_id"] for link in chain}
+    stored = await store.records_by_id(ids)
+    records = sorted((r for r in stored if r["_id"] not in chained), key=occurrence_key)
+    found = {r["_id"] for r in stored}
+    seq = len(chain)
+    prev = str(chain[-1]["hash"]) if chain else ledger.GENESIS
+    if records and await store.has_link(code, seq + 1):
+        # A link was deleted from the middle of the chain: filling the hole would hide it.
+        log.error("the chain of dossier %s has a hole at link %d; not extending it", code, seq)
+        return 0
+    links = []
+    for rec in records:
+        link = ledger.make_link(
+            dossier_code=code, seq=seq, record=rec, prev_hash=prev, settled_at=now
+        )
+        links.append(link)
+        prev, seq = link["hash"], seq + 1
+    if links and not await store.add_links(links):
+        log.warning("another settler chained dossier %s; retrying later", code)
+        return 0
+    await store.drop_pending(
+        [m["_id"] for m in markers if m["_id"] in found or m["recorded_at"] < orphan_cutoff]
+    )
+    return len(links)
+
+
+async def seal(
+    *, store: AuditStore, key: Ed25519PrivateKey, now: datetime
+) -> dict[str, Any] | None:
+    """Seal every link settled since the last seal (none: no seal)."""
+    last = await store.last_seal()
+    start = last["period_end"] if last else EPOCH
+    end = ledger.to_millis(now)
+    links = await store.links_settled(start, end)
+    if not links:
+        return None
+    body: dict[str, Any] = {
+        "seq": int(last["seq"]) + 1 if last else 0,
+        "period_start": start,
+        "period_end": end,
+        "count": len(links),
+        "root": ledger.merkle_root([lk["hash"] for lk in links]),
+        "prev_seal_hash": str(last["hash"]) if last else ledger.GENESIS,
+        "sealed_at": end,
+        "public_key": public_hex(key),
+    }
+    message = ledger.seal_body(body)
+    doc = {
+        "_id": body["seq"],
+        **body,
+        "hash": ledger.sha256_hex(message),
+        "signature": key.sign(message).hex(),
+    }
+    return doc if await store.add_seal(doc) else None
+
+
+async def keep_ledger(
+    *,
+    store: AuditStore,
+    key: Ed25519PrivateKey,
+    clock: Clock,
+    grace: timedelta,
+    settle_every: float,
+    seal_every: float,
+) -> None:
+    """Settle every `settle_every` seconds and seal every `seal_every`, until cancelled."""
+    last_seal = clock()
+    while True:
+        try:
+            await settle(store=store, now=clock(), grace=grace)
+            if (clock() - last_seal).total_seconds() >= seal_every:
+                await seal(store=store, key=key, now=clock())
+                last_seal = clock()
+        except Exception:
+            log.exception("settling or sealing failed; trying again")
+        await asyncio.sleep(settle_every)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def check_seal(
+    seal: dict[str, Any], prev: dict[str, Any] | None, trusted: frozenset[str] = frozenset()
+) -> ledger.Break | None:
+    """The seal's own integrity: hash, signature (by one of the `trusted` public keys, when
+    any are configured), and its link to the previous seal."""
+    seq = int(seal["seq"])
+    if trusted and seal.get("public_key") not in trusted:
+        return ledger.Break("bad_signature", f"seal {seq} is signed by an unknown key", seal=seq)
+    message = ledger.seal_body(seal)
+    if ledger.sha256_hex(message) != seal.get("hash"):
+        return ledger.Break("modified", f"seal {seq} was altered", seal=seq)
+    if not signature_holds(str(seal["public_key"]), str(seal.get("signature")), message):
+        return ledger.Break("bad_signature", f"seal {seq} has a bad signature", seal=seq)
+    expected_prev = str(prev["hash"]) if prev else ledger.GENESIS
+    if seal["prev_seal_hash"] != expected_prev or seq != (int(prev["seq"]) + 1 if prev else 0):
+        return ledger.Break("broken_link", f"seal {seq} does not follow the seal before", seal=seq)
+    return None
+
+
+async def check_seals(
+    store: AuditStore,
+    *,
+    since: datetime | None = None,
+    touching: list[datetime] | None = None,
+    trusted: frozenset[str] = frozenset(),
+) -> ledger.Break | None:
+    """Walk the seals in order; recompute the Merkle root of those whose period ends on or
+    after `since`, or (with `touching`) of those covering one of those settled times."""
+    prev: dict[str, Any] | None = None
+    for seal_doc in await store.all_seals():
+        if found := check_seal(seal_doc, prev, trusted):
+            return found
+        prev = seal_doc
+        start, end = seal_doc["period_start"], seal_doc["period_end"]
+        if since is not None and end < since:
+            continue
+        if touching is not None and not any(start < t <= end for t in touching):
+            continue
+        links = await store.links_settled(start, end)
+        if found := ledger.check_seal_leaves(seal_doc, [lk["hash"] for lk in links]):
+            return found
+    return None
+
+
+async def verify_dossier(
+    code: str, *, store: AuditStore, trusted: frozenset[str] = frozenset()
+) -> ledger.Break | None:
+    """The first broken link of one dossier's chain or of the seals over it, or None."""
+    records = {r["_id"]: r for r in await store.timeline(code)}
+    links = await store.links(code)
+    found = ledger.check_chain(code, records, links, await store.pending_ids(code))
+    if found:
+        return found
+    return await check_seals(store, touching=[lk["settled_at"] for lk in links], trusted=trusted)
+
+
+async def verify_all(
+    *, store: AuditStore, since: datetime | None, trusted: frozenset[str] = frozenset()
+) -> ledger.Break | None:
+    """Every seal (from `since`), then every dossier with records since then.
+
+    The dossiers are walked in one pass over the records and one over the links, both sorted
+    by dossier (a merge join): linear in the size of the log, not a query per dossier."""
+    if found := await check_seals(store, since=since, trusted=trusted):
+        return found
+    wanted = set(await store.dossier_codes(since)) if since is not None else None
+    pending = await store.all_pending_ids()
+    records = store.grouped(store.records, "_id")
+    links = store.grouped(store.chain, "seq")
+    rec_group = await anext(records, None)
+    link_group = await anext(links, None)
+    while rec_group is not None or link_group is not None:
+        code = min(g[0] for g in (rec_group, link_group) if g is not None)
+        mine = rec_group[1] if rec_group is not None and rec_group[0] == code else []
+        chain = link_group[1] if link_group is not None and link_group[0] == code else []
+        if wanted is None or code in wanted:
+            found = ledger.check_chain(code, {r["_id"]: r for r in mine}, chain, pending)
+            if found:
+                return found
+        if mine:
+            rec_group = await anext(records, None)
+        if chain:
+            link_group = await anext(links, None)
+    return None
+
+
+async def proof(record_id: str, *, store: AuditStore) -> dict[str, Any] | None:
+    """The record, its link and the audit path from the link to its seal's root; None when
+    the record is unknown or not sealed yet."""
+    rec = await store.record(record_id)
+    link = await store.link_of(record_id)
+    if rec is None or link is None:
+        return None
+    for seal_doc in await store.all_seals():
+        if seal_doc["period_start"] < link["settled_at"] <= seal_doc["period_end"]:
+            links = await store.links_settled(seal_doc["period_start"], seal_doc["period_end"])
+            hashes = [lk["hash"] for lk in links]
+            if link["hash"] not in hashes:
+                return None
+            index = hashes.index(link["hash"])
+            return {
+                "record": rec,
+                "link": link,
+                "leaf_index": index,
+                "tree_size": len(hashes),
+                "path": ledger.inclusion_path(index, hashes),
+                "seal": seal_doc,
+            }
+    return None

@@ -1,41 +1,191 @@
-"""Audit's MongoDB adapter: the `events` collection, one document per event id."""
+"""Audit's MongoDB adapter. Every collection is insert-only in normal operation:
+
+- `records`: one document per event (`_id` = event id), identifiers masked.
+- `pending`: a marker per record not yet chained, written *before* the record (so a record
+  without a marker or a link is one nobody received: an insertion). Settling deletes it.
+- `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
+- `seals`: one per period, `_id` = its sequence number (one winner per seal).
+"""
 
 from __future__ import annotations
 
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
-from shared.clock import utcnow
-from shared.contracts import Event
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.audit.domain import occurrence_key
 from shared.storage import Document
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DUPLICATE_KEY = 11000
+
+
+def _insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
+    return all(e.get("code") == DUPLICATE_KEY for e in exc.details.get("writeErrors", []))
 
 
 class AuditStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.events = db["events"]
+        self.records = db["records"]
+        self.pending = db["pending"]
+        self.chain = db["chain"]
+        self.seals = db["seals"]
 
     async def setup(self) -> None:
-        await self.events.create_index([("dossier_code", 1), ("time", 1), ("recorded_at", 1)])
+        await self.records.create_index([("dossier_code", 1), ("time", 1), ("_id", 1)])
+        await self.records.create_index([("time", 1), ("_id", 1)])
+        await self.records.create_index([("applicant_id_hmac", 1)])
+        await self.pending.create_index([("recorded_at", 1)])
+        await self.chain.create_index([("dossier_code", 1), ("seq", 1)])
+        await self.chain.create_index([("record_id", 1)])
+        await self.chain.create_index([("settled_at", 1), ("_id", 1)])
 
-    async def record(self, event: Event) -> bool:
-        """Store the event once; False if it was already recorded (a redelivery)."""
-        doc = event.model_dump(mode="json")
-        doc.update(
-            _id=event.id,
-            dossier_code=event.subject,
-            time=event.time,
-            recorded_at=utcnow(),
-        )
-        doc.pop("id", None)
+    # --- writing -------------------------------------------------------------------------
+
+    async def insert_records(self, records: list[Document]) -> None:
+        """Make `records` durable: pending markers first, then the records; ones already
+        stored (redeliveries) are left as they are."""
+        markers = [
+            {"_id": r["_id"], "dossier_code": r["dossier_code"], "recorded_at": r["recorded_at"]}
+            for r in records
+        ]
+        for collection, docs in ((self.pending, markers), (self.records, records)):
+            try:
+                await collection.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if not _insert_errors_are_duplicates(exc):
+                    raise
+
+    async def pending_before(self, cutoff: datetime) -> list[Document]:
+        return [d async for d in self.pending.find({"recorded_at": {"$lt": cutoff}})]
+
+    async def pending_ids(self, dossier_code: str) -> set[str]:
+        return {d["_id"] async for d in self.pending.find({"dossier_code": dossier_code})}
+
+    async def drop_pending(self, ids: list[str]) -> None:
+        if ids:
+            await self.pending.delete_many({"_id": {"$in": ids}})
+
+    async def records_by_id(self, ids: list[str]) -> list[Document]:
+        """The records with these ids that exist (lookups by `_id`: no scan)."""
+        found = await asyncio.gather(*(self.records.find_one({"_id": i}) for i in ids))
+        return [doc for doc in found if doc is not None]
+
+    async def chain_of(self, dossier_code: str) -> list[Document]:
+        """A dossier's links from the first on, by `_id` (`<dossier>#<seq>`), up to the first
+        missing place: a dossier's chain is short, and lookups by `_id` never scan."""
+        links: list[Document] = []
+        while link := await self.chain.find_one({"_id": f"{dossier_code}#{len(links)}"}):
+            links.append(link)
+        return links
+
+    async def has_link(self, dossier_code: str, seq: int) -> bool:
+        return await self.chain.find_one({"_id": f"{dossier_code}#{seq}"}, {"_id": 1}) is not None
+
+    async def add_links(self, links: list[Document]) -> bool:
+        """Append links in order; False if another settler took one of their places."""
         try:
-            await self.events.insert_one(doc)
+            await self.chain.insert_many(links, ordered=True)
+        except BulkWriteError as exc:
+            if _insert_errors_are_duplicates(exc):
+                return False
+            raise
+        return True
+
+    async def last_seal(self) -> Document | None:
+        cursor = self.seals.find().sort("_id", -1).limit(1)
+        return next(iter([d async for d in cursor]), None)
+
+    async def add_seal(self, seal: Document) -> bool:
+        try:
+            await self.seals.insert_one(seal)
         except DuplicateKeyError:
             return False
         return True
 
+    # --- reading -------------------------------------------------------------------------
+
     async def timeline(self, dossier_code: str) -> list[Document]:
-        """The dossier's events in order of occurrence."""
-        cursor = self.events.find({"dossier_code": dossier_code}).sort(
-            [("time", 1), ("recorded_at", 1)]
-        )
-        return [doc async for doc in cursor]
+        """The dossier's records in order of occurrence (event time, event id)."""
+        cursor = self.records.find({"dossier_code": dossier_code})
+        return sorted([doc async for doc in cursor], key=occurrence_key)
+
+    async def links(self, dossier_code: str) -> list[Document]:
+        cursor = self.chain.find({"dossier_code": dossier_code}).sort("seq", 1)
+        return [d async for d in cursor]
+
+    async def link_of(self, record_id: str) -> Document | None:
+        return await self.chain.find_one({"record_id": record_id})
+
+    async def record(self, record_id: str) -> Document | None:
+        return await self.records.find_one({"_id": record_id})
+
+    async def links_settled(self, after: datetime, until: datetime) -> list[Document]:
+        """Links settled in (after, until], in seal order (settled time, id)."""
+        query = {"settled_at": {"$gt": after, "$lte": until}}
+        cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)])
+        return [d async for d in cursor]
+
+    async def all_pending_ids(self) -> set[str]:
+        return {d["_id"] async for d in self.pending.find({}, {"_id": 1})}
+
+    async def grouped(
+        self, collection: AsyncCollection[Document], then: str
+    ) -> AsyncIterator[tuple[str, list[Document]]]:
+        """(dossier code, its documents) for every dossier, in code order, in one pass."""
+        code: str | None = None
+        group: list[Document] = []
+        async for doc in collection.find().sort([("dossier_code", 1), (then, 1)]):
+            if doc.get("dossier_code", "") != code and group:
+                assert code is not None
+                yield code, group
+                group = []
+            code = str(doc.get("dossier_code", ""))
+            group.append(doc)
+        if group and code is not None:
+            yield code, group
+
+    async def all_seals(self) -> list[Document]:
+        return [d async for d in self.seals.find().sort("_id", 1)]
+
+    async def dossier_codes(self, since: datetime | None) -> list[str]:
+        query: dict[str, Any] = {"time": {"$gte": since}} if since else {}
+        codes = {d["dossier_code"] async for d in self.records.find(query, {"dossier_code": 1})}
+        if since is None:
+            codes |= {d["dossier_code"] async for d in self.chain.find({}, {"dossier_code": 1})}
+        return sorted(codes)
+
+    async def search(
+        self, query: dict[str, Any], after: tuple[datetime, str] | None, limit: int
+    ) -> list[Document]:
+        """Records matching `query` in (time, id) order, after the cursor position `after`."""
+        if after is not None:
+            t, rid = after
+            query = {
+                "$and": [query, {"$or": [{"time": {"$gt": t}}, {"time": t, "_id": {"$gt": rid}}]}]
+            }
+        cursor = self.records.find(query).sort([("time", 1), ("_id", 1)]).limit(limit)
+        return [d async for d in cursor]
+
+    async def stream(self, query: dict[str, Any], page: int) -> AsyncIterator[Document]:
+        """Every record matching `query`, in order, read `page` at a time."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            docs = await self.search(query, after, page)
+            for doc in docs:
+                yield doc
+            if len(docs) < page:
+                return
+            after = (docs[-1]["time"], docs[-1]["_id"])
+
+    async def dossiers_records(self, codes: list[str]) -> list[Document]:
+        return [d async for d in self.records.find({"dossier_code": {"$in": codes}})]
+
+    async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]:
+        query = {"type": {"$in": types}, "time": {"$gte": since, "$lt": until}}
+        return {d["dossier_code"] async for d in self.records.find(query, {"dossier_code": 1})}

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from shared import auth
+from shared.settings import SharedSettings
 from tests.e2e.harness import Services, eventually
 from tests.factories import CATALOGUE, VALID_FORM
 from tools.devstack import ROOT
@@ -85,8 +88,23 @@ def status(services: Services, code: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+@functools.cache
+def inspector_headers() -> dict[str, str]:
+    """What audit's read API wants: any officer's token signed with the shared secret."""
+    shared = SharedSettings()
+    bearer = auth.issue(
+        auth.OfficerClaims("inspector-01", "inspector", "inspection"),
+        secret=shared.jwt_secret.get_secret_value(),
+        issuer=shared.jwt_issuer,
+        ttl=timedelta(hours=2),
+    )
+    return {"Authorization": f"Bearer {bearer}"}
+
+
 async def timeline(services: Services, code: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{services.url('audit')}/v1/audit/dossiers/{code}")
+    response = httpx.get(
+        f"{services.url('audit')}/v1/audit/dossiers/{code}", headers=inspector_headers()
+    )
     if response.status_code == 404:
         return []
     response.raise_for_status()

@@ -1,0 +1,62 @@
+"""Batched inserts behind the consumer.
+
+The consumer runs up to `prefetch` handlers at once (aio-pika starts a task per message). Each
+handler hands its record to the batcher and awaits a future that resolves only once the batch
+holding it is written (or fails with the write's error, so the message is retried, never acked
+unwritten). A batch is written when it reaches `size` records or its first record has waited
+`wait` seconds, whichever comes first; one write is in flight at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class Batcher:
+    def __init__(self, write: Write, *, size: int, wait: float) -> None:
+        self.write = write
+        self.size = size
+        self.wait = wait
+        self._items: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # written so far (for benchmarks and tests)
+
+    async def submit(self, doc: dict[str, Any]) -> None:
+        """Returns once `doc` is durable; raises what the write raised."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._items.append((doc, future))
+        if len(self._items) >= self.size:
+            self._full.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="audit-batcher")
+        await future
+
+    async def _run(self) -> None:
+        while self._items:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self.wait)
+            self._full.clear()
+            batch, self._items = self._items[: self.size], self._items[self.size :]
+            if len(self._items) >= self.size:
+                self._full.set()
+            try:
+                await self.write([doc for doc, _ in batch])
+            except Exception as exc:
+                log.warning("a batch of %d records failed; retrying them", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                self.batches += 1
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)

@@ -1,0 +1,107 @@
+"""Audit's pure rules: what a record of an event holds, and the order records come in.
+
+A record is the event as audit keeps it: who did it (an officer id, `citizen` or `system`),
+when it happened, the dossier's state before and after (when the event says), the national
+status code, the procedure and unit, and the event's data with personal identifiers masked
+(see privacy.py). The order of occurrence of a dossier's records is (event time, event id):
+the time the producer stamped, with the id breaking ties the same way everywhere, so the same
+events give the same order whatever order they arrived in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from services.audit.privacy import keyed_hash
+from services.audit.privacy import scrub as scrub_identifiers
+from shared.calendar import VIETNAM
+from shared.contracts import Event
+
+# The state a dossier is in after an event that carries no `to_state` of its own.
+STATE_AFTER = {
+    "dossier.submitted": "submitted",
+    "dossier.assigned": "assigned",
+    "dossier.approved": "approved",
+    "dossier.rejected": "rejected",
+    "dossier.withdrawn": "withdrawn",
+    "dossier.supplement_requested": "supplement_requested",
+    "dossier.supplemented": "supplemented",
+}
+DECISIONS = ("dossier.approved", "dossier.rejected")
+
+
+def actor_of(event_type: str, data: dict[str, Any]) -> str:
+    """Who did it: the officer's id, `citizen`, or `system` (a timer, a routing rule, notify)."""
+    if isinstance(data.get("actor"), str):
+        return str(data["actor"])
+    if event_type == "dossier.submitted":
+        return str(data.get("submitted_by") or "citizen")
+    if event_type in ("dossier.withdrawn", "dossier.supplemented"):
+        return "citizen"
+    if event_type in (*DECISIONS, "dossier.supplement_requested", "dossier.apology_issued"):
+        return str(data.get("officer_id") or "system")
+    return "system"  # assignment, SLA timers, notifications
+
+
+def unit_of(data: dict[str, Any]) -> str | None:
+    """The unit that acted, or for a submission the ward whose police receive it."""
+    unit = data.get("unit_id") or data.get("ward_code")
+    if unit is None and isinstance(data.get("residence"), dict):
+        unit = data["residence"].get("ward_code")
+    return str(unit) if unit is not None else None
+
+
+def build_record(event: Event, *, hmac_key: bytes, recorded_at: datetime) -> dict[str, Any]:
+    """The record of `event`, as stored (its `_id` is the event id); never a full identifier."""
+    raw = event.model_dump(mode="json")
+    data: dict[str, Any] = raw["data"]
+    applicant = data.get("applicant") if isinstance(data.get("applicant"), dict) else None
+    record: dict[str, Any] = {
+        "_id": event.id,
+        "dossier_code": event.subject,
+        "type": event.type,
+        "time": event.time,
+        "source": event.source,
+        "correlationid": event.correlationid,
+        "causationid": event.causationid,
+        "actor": actor_of(event.type, data),
+        "from_state": data.get("from_state"),
+        "to_state": data.get("to_state") or STATE_AFTER.get(event.type),
+        "status_code": data.get("status_code"),
+        "procedure_code": data.get("procedure_code"),
+        "unit_id": unit_of(data),
+        "applicant_id_hmac": (
+            keyed_hash(applicant["personal_id"], hmac_key)
+            if applicant and isinstance(applicant.get("personal_id"), str)
+            else None
+        ),
+        "data": scrub_identifiers(data, hmac_key),
+        "recorded_at": recorded_at,
+    }
+    return record
+
+
+def occurrence_key(record: dict[str, Any]) -> tuple[datetime, str]:
+    """Where a record stands in its dossier's order: (event time, event id)."""
+    return record["time"], str(record["_id"])
+
+
+def with_states_before(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records in order, each with `from_state` filled from the state the one before left,
+    when the event itself does not say (assignments, decisions, supplements)."""
+    state: str | None = None
+    out = []
+    for record in sorted(records, key=occurrence_key):
+        shown = dict(record)
+        if shown.get("from_state") is None and shown.get("to_state") is not None:
+            shown["from_state"] = state
+        if shown.get("to_state") is not None:
+            state = shown["to_state"]
+        out.append(shown)
+    return out
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight of `day` in Vietnam (the day an inspector means), in UTC."""
+    return datetime.combine(day, time(0), VIETNAM).astimezone(UTC)

@@ -1,0 +1,280 @@
+"""Audit's ledger against the real MongoDB-wire server: records written in batches, chained in
+order of occurrence whatever the arrival order, sealed, and tampering named by verification."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pymongo import AsyncMongoClient
+
+from services.audit import handlers
+from services.audit.batching import Batcher
+from services.audit.signing import public_hex
+from services.audit.store import AuditStore
+from shared.contracts import Event
+from shared.storage import Document
+from tests.conftest import Isolation
+from tests.factories import T0, dossier_events
+from tools.devstack import ROOT
+
+KEY = b"k"
+
+
+def fixed_clock(at: datetime) -> Callable[[], datetime]:
+    return lambda: at
+
+
+async def record_all(store: AuditStore, events: list[Event], *, size: int = 3) -> Batcher:
+    batcher = Batcher(store.insert_records, size=size, wait=0.01)
+    clock = fixed_clock(T0 + timedelta(hours=1))
+    await asyncio.gather(
+        *(handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock) for e in events)
+    )
+    return batcher
+
+
+async def fresh_store(
+    mongo: AsyncMongoClient[Document], isolation: Isolation, name: str
+) -> AuditStore:
+    store = AuditStore(mongo[isolation.database(name)])
+    await store.setup()
+    return store
+
+
+async def test_shuffled_arrivals_give_the_same_timeline_and_chain(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    code = "G01.99-261102-0001"
+    events = dossier_events(code)
+    expected = [e.id for e in sorted(events, key=lambda e: (e.time, e.id))]
+    chains = []
+    for attempt in range(3):
+        shuffled = events[:]
+        random.Random(attempt).shuffle(shuffled)
+        store = await fresh_store(mongo, isolation, f"audit{attempt}")
+        await record_all(store, shuffled)
+        await record_all(store, shuffled[:2])  # redeliveries change nothing
+        settled = T0 + timedelta(hours=2)
+        assert await handlers.settle(store=store, now=settled, grace=timedelta(seconds=5)) == 5
+        await record_all(store, shuffled[3:])  # and once chained, they are not chained again
+        assert await handlers.settle(store=store, now=settled, grace=timedelta(seconds=5)) == 0
+        assert await store.pending.count_documents({}) == 0
+        assert [r["_id"] for r in await store.timeline(code)] == expected
+        links = await store.links(code)
+        assert [lk["record_id"] for lk in links] == expected
+        chains.append([lk["hash"] for lk in links])
+        assert await handlers.verify_dossier(code, store=store) is None
+    assert chains[0] == chains[1] == chains[2]
+
+
+async def test_records_wait_for_the_grace_window_before_being_chained(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    events = dossier_events("D-late")
+    await record_all(store, events[2:])
+    recorded = T0 + timedelta(hours=1)
+    # Within the grace window nothing is chained, and unchained records still verify.
+    assert await handlers.settle(store=store, now=recorded, grace=timedelta(seconds=5)) == 0
+    assert await handlers.verify_dossier("D-late", store=store) is None
+    await handlers.settle(
+        store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
+    )
+    # Events that arrive after their dossier's later ones were chained are appended, in order.
+    await record_all(store, events[:2])
+    await handlers.settle(
+        store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
+    )
+    links = await store.links("D-late")
+
+    def order(evs: list[Event]) -> list[str]:
+        return [e.id for e in sorted(evs, key=lambda e: (e.time, e.id))]
+
+    assert [lk["record_id"] for lk in links] == order(events[2:]) + order(events[:2])
+    assert [r["_id"] for r in await store.timeline("D-late")] == order(events)
+    assert await handlers.verify_dossier("D-late", store=store) is None
+
+
+async def sealed(store: AuditStore, codes: list[str]) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+    key = Ed25519PrivateKey.generate()
+    for code in codes:
+        await record_all(store, dossier_events(code))
+    now = T0 + timedelta(hours=2)
+    await handlers.settle(store=store, now=now, grace=timedelta(seconds=5))
+    seal = await handlers.seal(store=store, key=key, now=now + timedelta(seconds=1))
+    assert seal is not None and seal["count"] == 5 * len(codes)
+    return key, seal
+
+
+Tamper = Callable[[AuditStore, str], Any]
+
+
+async def _modify(store: AuditStore, code: str) -> str:
+    target = (await store.timeline(code))[2]
+    await store.records.update_one({"_id": target["_id"]}, {"$set": {"actor": "o2"}})
+    return str(target["_id"])
+
+
+async def _delete(store: AuditStore, code: str) -> str:
+    target = (await store.timeline(code))[1]
+    await store.records.delete_one({"_id": target["_id"]})
+    return str(target["_id"])
+
+
+async def _insert(store: AuditStore, code: str) -> str:
+    forged = dict((await store.timeline(code))[1], _id="forged-1", actor="o9")
+    await store.records.insert_one(forged)
+    return "forged-1"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind"), [(_modify, "modified"), (_delete, "deleted"), (_insert, "inserted")]
+)
+async def test_a_record_changed_deleted_or_inserted_in_mongodb_is_named(
+    mongo: AsyncMongoClient[Document], isolation: Isolation, tamper: Tamper, kind: str
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1", "D2"])
+    assert await handlers.verify_all(store=store, since=None) is None
+    record_id = await tamper(store, "D2")
+    assert await handlers.verify_dossier("D1", store=store) is None
+    for found in (
+        await handlers.verify_dossier("D2", store=store),
+        await handlers.verify_all(store=store, since=None),
+    ):
+        assert found is not None
+        assert (found.kind, found.dossier_code, found.record_id) == (kind, "D2", record_id)
+
+
+async def test_a_whole_link_removed_or_added_is_caught_by_the_seal(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    [*_, last_link] = await store.links("D1")
+    await store.chain.delete_one({"_id": last_link["_id"]})
+    await store.records.delete_one({"_id": last_link["record_id"]})
+    found = await handlers.verify_dossier("D1", store=store)
+    assert found is not None and (found.kind, found.seal) == ("deleted", 0)
+
+    await store.chain.insert_one(dict(last_link))
+    await store.chain.insert_one(dict(last_link, _id="D1#99", seq=99))
+    found = await handlers.verify_all(store=store, since=None)
+    assert found is not None and (found.kind, found.seal) == ("inserted", 0)
+
+
+async def test_seals_are_chained_signed_and_checked(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    key, first = await sealed(store, ["D1"])
+    ours = public_hex(key)
+    await record_all(store, dossier_events("D2"))
+    later = T0 + timedelta(hours=3)
+    await handlers.settle(store=store, now=later, grace=timedelta(seconds=5))
+    second = await handlers.seal(store=store, key=key, now=later + timedelta(seconds=1))
+    assert second is not None
+    assert (second["seq"], second["prev_seal_hash"], second["count"]) == (1, first["hash"], 5)
+    assert await handlers.seal(store=store, key=key, now=later + timedelta(seconds=2)) is None
+    assert await handlers.verify_all(store=store, since=None) is None
+    assert await handlers.verify_all(store=store, since=None, trusted=frozenset({ours})) is None
+    # Seals re-signed by someone else's key hold together, but not with the operator's key.
+    found = await handlers.verify_dossier("D1", store=store, trusted=frozenset({"ab" * 32}))
+    assert found is not None and (found.kind, found.seal) == ("bad_signature", 0)
+
+    await store.seals.update_one({"_id": 0}, {"$set": {"root": "00" * 32}})
+    found = await handlers.verify_all(store=store, since=None)
+    assert found is not None and (found.kind, found.seal) == ("modified", 0)
+
+
+async def test_batches_are_bounded_and_every_record_is_written(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    events = [e for i in range(40) for e in dossier_events(f"D{i}")]
+    batcher = await record_all(store, events, size=50)
+    assert await store.records.count_documents({}) == 200
+    assert await store.pending.count_documents({}) == 200
+    assert 4 <= batcher.batches < 200
+
+
+async def test_the_verify_command_reports_all_holds_then_the_first_break(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    env = {**os.environ, **isolation.service_env()}
+    command = [sys.executable, "-m", "services.audit", "verify", "--since", "2026-11-01"]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    ok = await asyncio.to_thread(run)
+    assert (ok.returncode, ok.stdout.strip()) == (0, '{"ok": true}'), ok.stderr
+    record_id = await _modify(store, "D1")
+    bad = await asyncio.to_thread(run)
+    assert bad.returncode == 1
+    assert '"kind": "modified"' in bad.stdout and record_id in bad.stdout
+
+
+async def test_a_marker_whose_record_is_late_waits_for_it(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    [first, second, *_] = dossier_events("D-slow")
+    await record_all(store, [first])
+    recorded = T0 + timedelta(hours=1)
+    # The marker is written, the record's write is slow: settling leaves the marker alone.
+    await store.pending.insert_one(
+        {"_id": second.id, "dossier_code": "D-slow", "recorded_at": recorded}
+    )
+    grace = timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=6), grace=grace) == 1
+    assert await store.pending_ids("D-slow") == {second.id}
+    await record_all(store, [second])
+    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=7), grace=grace) == 1
+    assert await handlers.verify_dossier("D-slow", store=store) is None
+    # A marker whose record never comes (its message was dead-lettered) goes after an hour.
+    await store.pending.insert_one(
+        {"_id": "never", "dossier_code": "D-slow", "recorded_at": recorded}
+    )
+    await handlers.settle(store=store, now=recorded + timedelta(minutes=30), grace=grace)
+    assert await store.pending_ids("D-slow") == {"never"}
+    await handlers.settle(store=store, now=recorded + timedelta(hours=2), grace=grace)
+    assert await store.pending_ids("D-slow") == set()
+
+
+async def test_a_forged_record_of_no_dossier_is_named_by_the_full_check(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1", "D2"])
+    await store.records.insert_one({"_id": "stray", "type": "dossier.approved", "time": T0})
+    found = await handlers.verify_all(store=store, since=None)
+    assert found is not None and (found.kind, found.record_id) == ("inserted", "stray")
+
+
+async def test_a_hole_in_a_chain_is_not_filled_by_later_records(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    await store.chain.delete_one({"_id": "D1#2"})
+    later = dossier_events("D1")[0].model_copy(update={"id": "later-1"})
+    await record_all(store, [later])
+    grace = timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=T0 + timedelta(hours=4), grace=grace) == 0
+    assert await store.pending_ids("D1") == {"later-1"}
+    found = await handlers.verify_dossier("D1", store=store)
+    assert found is not None and (found.kind, found.seq) == ("deleted", 2)
