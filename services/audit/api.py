@@ -3,7 +3,7 @@
 Who may call what:
 - timelines, search, export, verification and proofs show who did what to a dossier (with
   identifiers masked, but names and addresses in clear): any officer or inspector holding a
-  valid bearer token signed with the shared JWT secret (`shared/auth.py`);
+  valid bearer token, as every service checks them (`shared/auth.py`: HS256 or RS256);
 - the latest seal and the statistics hold no personal data and are public: the seal's root is
   meant to be copied outside the database, and the statistics feed the public service index.
 """
@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.audit import handlers
@@ -29,49 +28,17 @@ from services.audit.ledger import jsonable
 from services.audit.privacy import keyed_hash
 from services.audit.statistics import summarise
 from services.audit.store import AuditStore
-from shared import auth
 from shared.calendar import WorkingCalendar
 from shared.problems import Problem
-from shared.web import from_state
+from shared.web import OfficerClaims, from_state
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-_bearer = HTTPBearer(auto_error=False)
 
 Store = Annotated[AuditStore, Depends(from_state("store", AuditStore))]
 Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
 
 
-async def reader(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> auth.OfficerClaims:
-    """The officer or inspector a valid bearer token names."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(
-            401,
-            "A bearer token is required.",
-            "Cần mã xác thực (Bearer).",
-            code="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    shared = request.app.state.settings.shared
-    try:
-        return auth.verify(
-            credentials.credentials,
-            secret=shared.jwt_secret.get_secret_value(),
-            issuer=shared.jwt_issuer,
-        )
-    except auth.InvalidToken as exc:
-        raise Problem(
-            401,
-            f"Invalid token: {exc}.",
-            "Mã xác thực không hợp lệ.",
-            code="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
-
-
-Reader = Annotated[auth.OfficerClaims, Depends(reader)]
+Reader = OfficerClaims  # any valid officer or inspector token (HS256 or RS256)
 
 
 class TimelineEntry(BaseModel):
