@@ -43,6 +43,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             "audit-ledger",
         )
         hmac_key = settings.hmac_key.get_secret_value().encode()
+        await handlers.adopt_legacy(store=store, hmac_key=hmac_key, clock=utcnow)
         await rt.consume(
             "motcua.audit",
             ["#"],

@@ -22,7 +22,7 @@ from services.audit.domain import build_record, occurrence_key
 from services.audit.signing import public_hex, signature_holds
 from services.audit.store import EPOCH, AuditStore
 from shared.clock import Clock
-from shared.contracts import Event
+from shared.contracts import Event, UndecodableEvent, load
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=1)
@@ -30,10 +30,14 @@ ORPHAN_AGE = timedelta(hours=1)
 
 async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
     """Store the event's record (masked) once; returns when it is durable."""
+    await batcher.submit(_record_of(event, hmac_key, clock))
+
+
+def _record_of(event: Event, hmac_key: bytes, clock: Clock) -> dict[str, Any]:
     doc = build_record(event, hmac_key=hmac_key, recorded_at=clock())
     at: datetime = doc["time"]
     doc["time"] = ledger.to_millis(at if at.tzinfo else at.replace(tzinfo=UTC))
-    await batcher.submit(doc)
+    return doc
 
 
 async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
@@ -257,3 +261,33 @@ async def proof(record_id: str, *, store: AuditStore) -> dict[str, Any] | None:
                 "seal": seal_doc,
             }
     return None
+
+
+LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
+
+
+async def adopt_legacy(*, store: AuditStore, hmac_key: bytes, clock: Clock) -> int:
+    """Record (masked) every event of the pre-ledger `events` collection, then drop it: its
+    history joins the chains and no full identifier stays behind. Safe to run again after a
+    crash halfway: records are stored once, and the old collection goes only at the end."""
+    legacy = store.records.database[LEGACY]
+    adopted = 0
+    batch: list[dict[str, Any]] = []
+    async for doc in legacy.find({}):
+        fields = {k: v for k, v in doc.items() if k not in ("_id", "dossier_code", "recorded_at")}
+        try:
+            event = load({**fields, "id": doc["_id"]})
+        except UndecodableEvent:
+            log.error("legacy audit event %s cannot be read; kept in %s", doc["_id"], LEGACY)
+            return adopted
+        batch.append(_record_of(event, hmac_key, clock))
+        if len(batch) >= 500:
+            await store.insert_records(batch)
+            adopted, batch = adopted + len(batch), []
+    if batch:
+        await store.insert_records(batch)
+        adopted += len(batch)
+    if adopted:
+        log.info("adopted %d events of the old audit log", adopted)
+    await legacy.drop()
+    return adopted

@@ -278,3 +278,32 @@ async def test_a_hole_in_a_chain_is_not_filled_by_later_records(
     assert await store.pending_ids("D1") == {"later-1"}
     found = await handlers.verify_dossier("D1", store=store)
     assert found is not None and (found.kind, found.seq) == ("deleted", 2)
+
+
+async def test_the_old_audit_log_is_adopted_masked_and_then_dropped(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Before the ledger, audit kept whole events (full personal IDs) in `events`: at start
+    they join the masked records and chains, and the old collection goes."""
+    code = "G01.99-261102-0009"
+    events = dossier_events(code)
+    store = await fresh_store(mongo, isolation, "auditlegacy")
+    legacy = store.records.database[handlers.LEGACY]
+    for event in events:  # as the old store wrote them
+        doc = event.model_dump(mode="json")
+        doc.pop("id")
+        await legacy.insert_one(
+            {**doc, "_id": event.id, "dossier_code": code, "time": event.time, "recorded_at": T0}
+        )
+    full_id = str(events[0].data.applicant.personal_id)  # type: ignore[attr-defined]
+    assert len(full_id) == 12
+
+    clock = fixed_clock(T0 + timedelta(hours=1))
+    assert await handlers.adopt_legacy(store=store, hmac_key=KEY, clock=clock) == len(events)
+    assert handlers.LEGACY not in await store.records.database.list_collection_names()
+    assert await handlers.adopt_legacy(store=store, hmac_key=KEY, clock=clock) == 0  # again
+    assert sorted(r["_id"] for r in await store.timeline(code)) == sorted(e.id for e in events)
+    assert not [r async for r in store.records.find({}) if full_id in repr(r)]
+    await handlers.settle(store=store, now=T0 + timedelta(hours=2), grace=timedelta(seconds=5))
+    assert len(await store.links(code)) == len(events)
+    assert await handlers.verify_dossier(code, store=store) is None
