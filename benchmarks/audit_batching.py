@@ -16,6 +16,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 from services.audit import handlers
 from services.audit.batching import Batcher
@@ -31,7 +32,7 @@ async def one_size(url: str, events: list[Event], size: int, concurrency: int) -
     client = mongo_client(url)
     store = AuditStore(client[f"bench_audit_{uuid.uuid4().hex[:8]}"])
     await store.setup()
-    batcher = Batcher(store.insert_records, size=size, wait=0.02)
+    batcher = Batcher(partial(store.insert_records, hmac_key=b"k"), size=size, wait=0.02)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(event: Event) -> None:

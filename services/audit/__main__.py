@@ -26,6 +26,7 @@ async def verify(settings: AuditSettings, since: date | None) -> int:
         broken = await handlers.verify_all(
             store=store,
             since=start_of_day(since) if since else None,
+            hmac_key=settings.hmac_key.get_secret_value().encode(),
             trusted=settings.trusted_keys(),
         )
     finally:

@@ -88,7 +88,9 @@ async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -
     if not await store.timeline(code) and not await store.links(code):
         raise _not_found(code)
     trusted = request.app.state.settings.trusted_keys()
-    broken = await handlers.verify_dossier(code, store=store, trusted=trusted)
+    broken = await handlers.verify_dossier(
+        code, store=store, hmac_key=_hmac_key(request), trusted=trusted
+    )
     return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
 
 
@@ -99,6 +101,7 @@ async def verify_all(
     broken = await handlers.verify_all(
         store=store,
         since=start_of_day(since) if since else None,
+        hmac_key=_hmac_key(request),
         trusted=request.app.state.settings.trusted_keys(),
     )
     return {"ok": broken is None, "broken": broken and broken.as_dict()}

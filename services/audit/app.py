@@ -28,8 +28,11 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         await store.setup()
         app.state.store = store
         key = load_signing_key(settings.signing_key.get_secret_value())
+        hmac_key = settings.hmac_key.get_secret_value().encode()
         batcher = Batcher(
-            store.insert_records, size=settings.batch_size, wait=settings.batch_wait_seconds
+            partial(store.insert_records, hmac_key=hmac_key),
+            size=settings.batch_size,
+            wait=settings.batch_wait_seconds,
         )
         rt.background(
             handlers.keep_ledger(
@@ -39,10 +42,10 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 grace=timedelta(seconds=settings.chain_grace_seconds),
                 settle_every=settings.settle_interval_seconds,
                 seal_every=settings.seal_interval_seconds,
+                hmac_key=hmac_key,
             ),
             "audit-ledger",
         )
-        hmac_key = settings.hmac_key.get_secret_value().encode()
         await handlers.adopt_legacy(store=store, hmac_key=hmac_key, clock=utcnow)
         await rt.consume(
             "motcua.audit",

@@ -40,9 +40,10 @@ def _record_of(event: Event, hmac_key: bytes, clock: Clock) -> dict[str, Any]:
     return doc
 
 
-async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
+async def settle(*, store: AuditStore, now: datetime, grace: timedelta, hmac_key: bytes) -> int:
     """Chain every record received more than `grace` ago, per dossier in order of occurrence;
-    returns how many links were added."""
+    returns how many links were added. A record whose marker's MAC (under a key derived from
+    `hmac_key`) does not hold for it is not chained: it was forged or edited while waiting."""
     pending = await store.pending_before(now - grace)
     by_dossier: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for marker in pending:
@@ -50,10 +51,11 @@ async def settle(*, store: AuditStore, now: datetime, grace: timedelta) -> int:
     # A marker whose record is not written yet is kept for a while (the write may be slow);
     # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
     orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
+    key = ledger.marker_key(hmac_key)
     added = 0
     for code, markers in sorted(by_dossier.items()):
         try:
-            added += await _settle_dossier(store, code, markers, now, orphan_cutoff)
+            added += await _settle_dossier(store, code, markers, now, orphan_cutoff, key)
         except Exception:
             # One dossier's trouble (say, a value RFC 8785 cannot encode) must not hold up
             # the others: it is logged and tried again next round.
@@ -67,14 +69,38 @@ async def _settle_dossier(
     markers: list[dict[str, Any]],
     now: datetime,
     orphan_cutoff: datetime,
+    key: bytes,
 ) -> int:
     """Append one dossier's settled records to its chain; how many links were added."""
-    ids = [m["_id"] for m in markers]
+    by_id = {m["_id"]: m for m in markers}
     chain = await store.chain_of(code)
     chained = {link["record_id"] for link in chain}
-    stored = await store.records_by_id(ids)
-    records = sorted((r for r in stored if r["_id"] not in chained), key=occurrence_key)
+    stored = await store.records_by_id(list(by_id))
+    genuine = []
+    for rec in stored:
+        if rec["_id"] in chained:
+            continue
+        if ledger.marker_holds(key, by_id[rec["_id"]], rec):
+            genuine.append(rec)
+        else:
+            log.error(
+                "record %s of dossier %s does not match its pending marker (forged or edited "
+                "while waiting); not chaining it",
+                rec["_id"],
+                code,
+            )
+    records = sorted(genuine, key=occurrence_key)
     found = {r["_id"] for r in stored}
+    refused = found - chained - {r["_id"] for r in records}
+    orphans = [m for m in markers if m["_id"] not in found and m["recorded_at"] < orphan_cutoff]
+    for marker in orphans:
+        log.error(
+            "record %s of dossier %s never arrived (marker since %s): dead-lettered, or deleted "
+            "while it waited; dropping its marker",
+            marker["_id"],
+            code,
+            marker["recorded_at"],
+        )
     seq = len(chain)
     prev = str(chain[-1]["hash"]) if chain else ledger.GENESIS
     if records and await store.has_link(code, seq + 1):
@@ -91,9 +117,7 @@ async def _settle_dossier(
     if links and not await store.add_links(links):
         log.warning("another settler chained dossier %s; retrying later", code)
         return 0
-    await store.drop_pending(
-        [m["_id"] for m in markers if m["_id"] in found or m["recorded_at"] < orphan_cutoff]
-    )
+    await store.drop_pending([*(found - refused), *(m["_id"] for m in orphans)])
     return len(links)
 
 
@@ -135,12 +159,13 @@ async def keep_ledger(
     grace: timedelta,
     settle_every: float,
     seal_every: float,
+    hmac_key: bytes,
 ) -> None:
     """Settle every `settle_every` seconds and seal every `seal_every`, until cancelled."""
     last_seal = clock()
     while True:
         try:
-            await settle(store=store, now=clock(), grace=grace)
+            await settle(store=store, now=clock(), grace=grace, hmac_key=hmac_key)
             if (clock() - last_seal).total_seconds() >= seal_every:
                 await seal(store=store, key=key, now=clock())
                 last_seal = clock()
@@ -197,19 +222,24 @@ async def check_seals(
 
 
 async def verify_dossier(
-    code: str, *, store: AuditStore, trusted: frozenset[str] = frozenset()
+    code: str, *, store: AuditStore, hmac_key: bytes, trusted: frozenset[str] = frozenset()
 ) -> ledger.Break | None:
     """The first broken link of one dossier's chain or of the seals over it, or None."""
     records = {r["_id"]: r for r in await store.timeline(code)}
     links = await store.links(code)
-    found = ledger.check_chain(code, records, links, await store.pending_ids(code))
+    pending = await store.pending_of(code)
+    found = ledger.check_chain(code, records, links, pending, ledger.marker_key(hmac_key))
     if found:
         return found
     return await check_seals(store, touching=[lk["settled_at"] for lk in links], trusted=trusted)
 
 
 async def verify_all(
-    *, store: AuditStore, since: datetime | None, trusted: frozenset[str] = frozenset()
+    *,
+    store: AuditStore,
+    since: datetime | None,
+    hmac_key: bytes,
+    trusted: frozenset[str] = frozenset(),
 ) -> ledger.Break | None:
     """Every seal (from `since`), then every dossier with records since then.
 
@@ -218,7 +248,8 @@ async def verify_all(
     if found := await check_seals(store, since=since, trusted=trusted):
         return found
     wanted = set(await store.dossier_codes(since)) if since is not None else None
-    pending = await store.all_pending_ids()
+    pending = await store.all_pending()
+    key = ledger.marker_key(hmac_key)
     records = store.grouped(store.records, "_id")
     links = store.grouped(store.chain, "seq")
     rec_group = await anext(records, None)
@@ -228,7 +259,7 @@ async def verify_all(
         mine = rec_group[1] if rec_group is not None and rec_group[0] == code else []
         chain = link_group[1] if link_group is not None and link_group[0] == code else []
         if wanted is None or code in wanted:
-            found = ledger.check_chain(code, {r["_id"]: r for r in mine}, chain, pending)
+            found = ledger.check_chain(code, {r["_id"]: r for r in mine}, chain, pending, key)
             if found:
                 return found
         if mine:
@@ -282,10 +313,10 @@ async def adopt_legacy(*, store: AuditStore, hmac_key: bytes, clock: Clock) -> i
             return adopted
         batch.append(_record_of(event, hmac_key, clock))
         if len(batch) >= 500:
-            await store.insert_records(batch)
+            await store.insert_records(batch, hmac_key=hmac_key)
             adopted, batch = adopted + len(batch), []
     if batch:
-        await store.insert_records(batch)
+        await store.insert_records(batch, hmac_key=hmac_key)
         adopted += len(batch)
     if adopted:
         log.info("adopted %d events of the old audit log", adopted)

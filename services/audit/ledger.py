@@ -16,6 +16,7 @@ checks that name the first broken link.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +60,32 @@ def to_millis(value: datetime) -> datetime:
 def record_hash(record: dict[str, Any]) -> str:
     """The hash of a stored record: every field of it, its `_id` included."""
     return digest(record)
+
+
+# --- Pending markers -------------------------------------------------------------------------
+#
+# A record waits in `pending` until it is chained. Its marker carries a MAC of the record under
+# a key derived from the audit HMAC key, so a record forged into the database (with a forged
+# marker) or edited while it waits is refused by settling and named by verification. The MAC
+# covers every field of the record but `recorded_at`: a redelivered event builds the same record
+# with a later `recorded_at`, and must still match the marker its first delivery wrote.
+
+
+def marker_key(hmac_key: bytes) -> bytes:
+    """The key of pending markers' MACs, derived from the audit HMAC key."""
+    return hmac.new(hmac_key, b"motcua-audit-pending-marker", hashlib.sha256).digest()
+
+
+def marker_mac(key: bytes, record: dict[str, Any]) -> str:
+    """The MAC (hex) a pending marker holds for `record`, under `marker_key(...)`."""
+    body = {name: value for name, value in record.items() if name != "recorded_at"}
+    return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+
+
+def marker_holds(key: bytes, marker: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether `marker` was written by audit for exactly this record."""
+    mac = marker.get("mac")
+    return isinstance(mac, str) and hmac.compare_digest(mac, marker_mac(key, record))
 
 
 LINK_FIELDS = ("dossier_code", "seq", "record_id", "record_hash", "prev_hash", "settled_at")
@@ -158,7 +185,7 @@ def seal_body(seal: dict[str, Any]) -> bytes:
 class Break:
     """The first thing found wrong: what kind, where, and in words."""
 
-    kind: str  # modified | deleted | inserted | broken_link | seal_mismatch | bad_signature
+    kind: str  # modified | deleted | inserted | broken_link | bad_signature | unsealed
     detail: str
     dossier_code: str | None = None
     record_id: str | None = None
@@ -173,9 +200,11 @@ def check_chain(
     dossier_code: str,
     records: dict[str, dict[str, Any]],
     links: list[dict[str, Any]],
-    pending: set[str],
+    pending: dict[str, dict[str, Any]],
+    marker_key: bytes,
 ) -> Break | None:
-    """Walk one dossier's chain from its first link; records not chained must be pending."""
+    """Walk one dossier's chain from its first link; records not chained must be pending,
+    with a marker whose MAC (under `marker_key`) holds for them."""
     prev = GENESIS
     chained: set[str] = set()
     for expected, link in enumerate(sorted(links, key=lambda lk: int(lk["seq"]))):
@@ -203,10 +232,16 @@ def check_chain(
             )
         prev = link["hash"]
         chained.add(rid)
-    for rid in sorted(set(records) - chained - pending):
-        return Break(
-            "inserted", f"record {rid} is in no chain and was never received", dossier_code, rid
-        )
+    for rid in sorted(set(records) - chained):
+        marker = pending.get(rid)
+        if marker is None or not marker.get("mac"):
+            return Break(
+                "inserted", f"record {rid} is in no chain and was never received", dossier_code, rid
+            )
+        if not marker_holds(marker_key, marker, records[rid]):
+            return Break(
+                "modified", f"record {rid} (not chained yet) was modified", dossier_code, rid
+            )
     return None
 
 

@@ -2,7 +2,8 @@
 
 - `records`: one document per event (`_id` = event id), identifiers masked.
 - `pending`: a marker per record not yet chained, written *before* the record (so a record
-  without a marker or a link is one nobody received: an insertion). Settling deletes it.
+  without a marker or a link is one nobody received: an insertion), holding a MAC of the record
+  (`ledger.marker_mac`) so that a forged marker is told from audit's own. Settling deletes it.
 - `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
 - `seals`: one per period, `_id` = its sequence number (one winner per seal).
 """
@@ -18,6 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.audit import ledger
 from services.audit.domain import occurrence_key
 from shared.storage import Document
 
@@ -47,11 +49,18 @@ class AuditStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    async def insert_records(self, records: list[Document]) -> None:
-        """Make `records` durable: pending markers first, then the records; ones already
-        stored (redeliveries) are left as they are."""
+    async def insert_records(self, records: list[Document], *, hmac_key: bytes) -> None:
+        """Make `records` durable: pending markers first (with their MAC under a key derived
+        from `hmac_key`), then the records; ones already stored (redeliveries) are left as
+        they are."""
+        key = ledger.marker_key(hmac_key)
         markers = [
-            {"_id": r["_id"], "dossier_code": r["dossier_code"], "recorded_at": r["recorded_at"]}
+            {
+                "_id": r["_id"],
+                "dossier_code": r["dossier_code"],
+                "recorded_at": r["recorded_at"],
+                "mac": ledger.marker_mac(key, r),
+            }
             for r in records
         ]
         for collection, docs in ((self.pending, markers), (self.records, records)):
@@ -65,7 +74,11 @@ class AuditStore:
         return [d async for d in self.pending.find({"recorded_at": {"$lt": cutoff}})]
 
     async def pending_ids(self, dossier_code: str) -> set[str]:
-        return {d["_id"] async for d in self.pending.find({"dossier_code": dossier_code})}
+        return set(await self.pending_of(dossier_code))
+
+    async def pending_of(self, dossier_code: str) -> dict[str, Document]:
+        """The dossier's pending markers by record id."""
+        return {d["_id"]: d async for d in self.pending.find({"dossier_code": dossier_code})}
 
     async def drop_pending(self, ids: list[str]) -> None:
         if ids:
@@ -131,8 +144,8 @@ class AuditStore:
         cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)])
         return [d async for d in cursor]
 
-    async def all_pending_ids(self) -> set[str]:
-        return {d["_id"] async for d in self.pending.find({}, {"_id": 1})}
+    async def all_pending(self) -> dict[str, Document]:
+        return {d["_id"]: d async for d in self.pending.find({})}
 
     async def grouped(
         self, collection: AsyncCollection[Document], then: str

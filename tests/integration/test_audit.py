@@ -10,13 +10,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import AsyncMongoClient
 
-from services.audit import handlers
+from services.audit import handlers, ledger
 from services.audit.batching import Batcher
 from services.audit.signing import public_hex
 from services.audit.store import AuditStore
@@ -34,7 +35,7 @@ def fixed_clock(at: datetime) -> Callable[[], datetime]:
 
 
 async def record_all(store: AuditStore, events: list[Event], *, size: int = 3) -> Batcher:
-    batcher = Batcher(store.insert_records, size=size, wait=0.01)
+    batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=size, wait=0.01)
     clock = fixed_clock(T0 + timedelta(hours=1))
     await asyncio.gather(
         *(handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock) for e in events)
@@ -64,15 +65,25 @@ async def test_shuffled_arrivals_give_the_same_timeline_and_chain(
         await record_all(store, shuffled)
         await record_all(store, shuffled[:2])  # redeliveries change nothing
         settled = T0 + timedelta(hours=2)
-        assert await handlers.settle(store=store, now=settled, grace=timedelta(seconds=5)) == 5
+        assert (
+            await handlers.settle(
+                hmac_key=KEY, store=store, now=settled, grace=timedelta(seconds=5)
+            )
+            == 5
+        )
         await record_all(store, shuffled[3:])  # and once chained, they are not chained again
-        assert await handlers.settle(store=store, now=settled, grace=timedelta(seconds=5)) == 0
+        assert (
+            await handlers.settle(
+                hmac_key=KEY, store=store, now=settled, grace=timedelta(seconds=5)
+            )
+            == 0
+        )
         assert await store.pending.count_documents({}) == 0
         assert [r["_id"] for r in await store.timeline(code)] == expected
         links = await store.links(code)
         assert [lk["record_id"] for lk in links] == expected
         chains.append([lk["hash"] for lk in links])
-        assert await handlers.verify_dossier(code, store=store) is None
+        assert await handlers.verify_dossier(code, store=store, hmac_key=KEY) is None
     assert chains[0] == chains[1] == chains[2]
 
 
@@ -84,15 +95,18 @@ async def test_records_wait_for_the_grace_window_before_being_chained(
     await record_all(store, events[2:])
     recorded = T0 + timedelta(hours=1)
     # Within the grace window nothing is chained, and unchained records still verify.
-    assert await handlers.settle(store=store, now=recorded, grace=timedelta(seconds=5)) == 0
-    assert await handlers.verify_dossier("D-late", store=store) is None
+    assert (
+        await handlers.settle(hmac_key=KEY, store=store, now=recorded, grace=timedelta(seconds=5))
+        == 0
+    )
+    assert await handlers.verify_dossier("D-late", store=store, hmac_key=KEY) is None
     await handlers.settle(
-        store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
+        hmac_key=KEY, store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
     )
     # Events that arrive after their dossier's later ones were chained are appended, in order.
     await record_all(store, events[:2])
     await handlers.settle(
-        store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
+        hmac_key=KEY, store=store, now=recorded + timedelta(seconds=6), grace=timedelta(seconds=5)
     )
     links = await store.links("D-late")
 
@@ -101,7 +115,7 @@ async def test_records_wait_for_the_grace_window_before_being_chained(
 
     assert [lk["record_id"] for lk in links] == order(events[2:]) + order(events[:2])
     assert [r["_id"] for r in await store.timeline("D-late")] == order(events)
-    assert await handlers.verify_dossier("D-late", store=store) is None
+    assert await handlers.verify_dossier("D-late", store=store, hmac_key=KEY) is None
 
 
 async def sealed(store: AuditStore, codes: list[str]) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
@@ -109,7 +123,7 @@ async def sealed(store: AuditStore, codes: list[str]) -> tuple[Ed25519PrivateKey
     for code in codes:
         await record_all(store, dossier_events(code))
     now = T0 + timedelta(hours=2)
-    await handlers.settle(store=store, now=now, grace=timedelta(seconds=5))
+    await handlers.settle(hmac_key=KEY, store=store, now=now, grace=timedelta(seconds=5))
     seal = await handlers.seal(store=store, key=key, now=now + timedelta(seconds=1))
     assert seal is not None and seal["count"] == 5 * len(codes)
     return key, seal
@@ -144,12 +158,12 @@ async def test_a_record_changed_deleted_or_inserted_in_mongodb_is_named(
 ) -> None:
     store = await fresh_store(mongo, isolation, "audit")
     await sealed(store, ["D1", "D2"])
-    assert await handlers.verify_all(store=store, since=None) is None
+    assert await handlers.verify_all(store=store, hmac_key=KEY, since=None) is None
     record_id = await tamper(store, "D2")
-    assert await handlers.verify_dossier("D1", store=store) is None
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
     for found in (
-        await handlers.verify_dossier("D2", store=store),
-        await handlers.verify_all(store=store, since=None),
+        await handlers.verify_dossier("D2", store=store, hmac_key=KEY),
+        await handlers.verify_all(store=store, hmac_key=KEY, since=None),
     ):
         assert found is not None
         assert (found.kind, found.dossier_code, found.record_id) == (kind, "D2", record_id)
@@ -163,12 +177,12 @@ async def test_a_whole_link_removed_or_added_is_caught_by_the_seal(
     [*_, last_link] = await store.links("D1")
     await store.chain.delete_one({"_id": last_link["_id"]})
     await store.records.delete_one({"_id": last_link["record_id"]})
-    found = await handlers.verify_dossier("D1", store=store)
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
     assert found is not None and (found.kind, found.seal) == ("deleted", 0)
 
     await store.chain.insert_one(dict(last_link))
     await store.chain.insert_one(dict(last_link, _id="D1#99", seq=99))
-    found = await handlers.verify_all(store=store, since=None)
+    found = await handlers.verify_all(store=store, hmac_key=KEY, since=None)
     assert found is not None and (found.kind, found.seal) == ("inserted", 0)
 
 
@@ -180,19 +194,24 @@ async def test_seals_are_chained_signed_and_checked(
     ours = public_hex(key)
     await record_all(store, dossier_events("D2"))
     later = T0 + timedelta(hours=3)
-    await handlers.settle(store=store, now=later, grace=timedelta(seconds=5))
+    await handlers.settle(hmac_key=KEY, store=store, now=later, grace=timedelta(seconds=5))
     second = await handlers.seal(store=store, key=key, now=later + timedelta(seconds=1))
     assert second is not None
     assert (second["seq"], second["prev_seal_hash"], second["count"]) == (1, first["hash"], 5)
     assert await handlers.seal(store=store, key=key, now=later + timedelta(seconds=2)) is None
-    assert await handlers.verify_all(store=store, since=None) is None
-    assert await handlers.verify_all(store=store, since=None, trusted=frozenset({ours})) is None
+    assert await handlers.verify_all(store=store, hmac_key=KEY, since=None) is None
+    assert (
+        await handlers.verify_all(store=store, hmac_key=KEY, since=None, trusted=frozenset({ours}))
+        is None
+    )
     # Seals re-signed by someone else's key hold together, but not with the operator's key.
-    found = await handlers.verify_dossier("D1", store=store, trusted=frozenset({"ab" * 32}))
+    found = await handlers.verify_dossier(
+        "D1", store=store, hmac_key=KEY, trusted=frozenset({"ab" * 32})
+    )
     assert found is not None and (found.kind, found.seal) == ("bad_signature", 0)
 
     await store.seals.update_one({"_id": 0}, {"$set": {"root": "00" * 32}})
-    found = await handlers.verify_all(store=store, since=None)
+    found = await handlers.verify_all(store=store, hmac_key=KEY, since=None)
     assert found is not None and (found.kind, found.seal) == ("modified", 0)
 
 
@@ -236,22 +255,37 @@ async def test_a_marker_whose_record_is_late_waits_for_it(
     await record_all(store, [first])
     recorded = T0 + timedelta(hours=1)
     # The marker is written, the record's write is slow: settling leaves the marker alone.
+    mac = ledger.marker_mac(
+        ledger.marker_key(KEY), handlers._record_of(second, KEY, fixed_clock(recorded))
+    )
     await store.pending.insert_one(
-        {"_id": second.id, "dossier_code": "D-slow", "recorded_at": recorded}
+        {"_id": second.id, "dossier_code": "D-slow", "recorded_at": recorded, "mac": mac}
     )
     grace = timedelta(seconds=5)
-    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=6), grace=grace) == 1
+    assert (
+        await handlers.settle(
+            hmac_key=KEY, store=store, now=recorded + timedelta(seconds=6), grace=grace
+        )
+        == 1
+    )
     assert await store.pending_ids("D-slow") == {second.id}
     await record_all(store, [second])
-    assert await handlers.settle(store=store, now=recorded + timedelta(seconds=7), grace=grace) == 1
-    assert await handlers.verify_dossier("D-slow", store=store) is None
+    assert (
+        await handlers.settle(
+            hmac_key=KEY, store=store, now=recorded + timedelta(seconds=7), grace=grace
+        )
+        == 1
+    )
+    assert await handlers.verify_dossier("D-slow", store=store, hmac_key=KEY) is None
     # A marker whose record never comes (its message was dead-lettered) goes after an hour.
     await store.pending.insert_one(
         {"_id": "never", "dossier_code": "D-slow", "recorded_at": recorded}
     )
-    await handlers.settle(store=store, now=recorded + timedelta(minutes=30), grace=grace)
+    await handlers.settle(
+        hmac_key=KEY, store=store, now=recorded + timedelta(minutes=30), grace=grace
+    )
     assert await store.pending_ids("D-slow") == {"never"}
-    await handlers.settle(store=store, now=recorded + timedelta(hours=2), grace=grace)
+    await handlers.settle(hmac_key=KEY, store=store, now=recorded + timedelta(hours=2), grace=grace)
     assert await store.pending_ids("D-slow") == set()
 
 
@@ -261,7 +295,7 @@ async def test_a_forged_record_of_no_dossier_is_named_by_the_full_check(
     store = await fresh_store(mongo, isolation, "audit")
     await sealed(store, ["D1", "D2"])
     await store.records.insert_one({"_id": "stray", "type": "dossier.approved", "time": T0})
-    found = await handlers.verify_all(store=store, since=None)
+    found = await handlers.verify_all(store=store, hmac_key=KEY, since=None)
     assert found is not None and (found.kind, found.record_id) == ("inserted", "stray")
 
 
@@ -274,9 +308,12 @@ async def test_a_hole_in_a_chain_is_not_filled_by_later_records(
     later = dossier_events("D1")[0].model_copy(update={"id": "later-1"})
     await record_all(store, [later])
     grace = timedelta(seconds=5)
-    assert await handlers.settle(store=store, now=T0 + timedelta(hours=4), grace=grace) == 0
+    assert (
+        await handlers.settle(hmac_key=KEY, store=store, now=T0 + timedelta(hours=4), grace=grace)
+        == 0
+    )
     assert await store.pending_ids("D1") == {"later-1"}
-    found = await handlers.verify_dossier("D1", store=store)
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
     assert found is not None and (found.kind, found.seq) == ("deleted", 2)
 
 
@@ -304,6 +341,47 @@ async def test_the_old_audit_log_is_adopted_masked_and_then_dropped(
     assert await handlers.adopt_legacy(store=store, hmac_key=KEY, clock=clock) == 0  # again
     assert sorted(r["_id"] for r in await store.timeline(code)) == sorted(e.id for e in events)
     assert not [r async for r in store.records.find({}) if full_id in repr(r)]
-    await handlers.settle(store=store, now=T0 + timedelta(hours=2), grace=timedelta(seconds=5))
+    await handlers.settle(
+        hmac_key=KEY, store=store, now=T0 + timedelta(hours=2), grace=timedelta(seconds=5)
+    )
     assert len(await store.links(code)) == len(events)
-    assert await handlers.verify_dossier(code, store=store) is None
+    assert await handlers.verify_dossier(code, store=store, hmac_key=KEY) is None
+
+
+async def test_a_forged_record_with_a_forged_marker_is_neither_chained_nor_accepted(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    genuine = (await store.timeline("D1"))[1]
+    forged = dict(genuine, _id="forged-1", actor="o9")
+    at = T0 + timedelta(hours=3)
+    await store.pending.insert_one({"_id": "forged-1", "dossier_code": "D1", "recorded_at": at})
+    await store.records.insert_one(forged)
+    grace = timedelta(seconds=5)
+    assert (
+        await handlers.settle(store=store, now=at + timedelta(hours=2), grace=grace, hmac_key=KEY)
+        == 0
+    )
+    assert "forged-1" not in {lk["record_id"] for lk in await store.links("D1")}
+    for found in (
+        await handlers.verify_dossier("D1", store=store, hmac_key=KEY),
+        await handlers.verify_all(store=store, since=None, hmac_key=KEY),
+    ):
+        assert found is not None and (found.kind, found.record_id) == ("inserted", "forged-1")
+
+
+async def test_a_record_edited_while_it_waits_is_named_and_not_chained(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    [first, *_] = dossier_events("D-wait")
+    await record_all(store, [first])
+    await store.records.update_one({"_id": first.id}, {"$set": {"actor": "o9"}})
+    found = await handlers.verify_dossier("D-wait", store=store, hmac_key=KEY)
+    assert found is not None and (found.kind, found.record_id) == ("modified", first.id)
+    now = T0 + timedelta(hours=2)
+    assert (
+        await handlers.settle(store=store, now=now, grace=timedelta(seconds=5), hmac_key=KEY) == 0
+    )
+    assert await store.pending_ids("D-wait") == {first.id}  # left for an inspector to see

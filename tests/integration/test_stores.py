@@ -104,8 +104,8 @@ async def test_audit_records_an_event_once(
     await store.setup()
     event = submitted_event()
     record = build_record(event, hmac_key=b"k", recorded_at=datetime.now(UTC))
-    await store.insert_records([record])
-    await store.insert_records([record])  # a redelivery changes nothing
+    await store.insert_records([record], hmac_key=b"k")
+    await store.insert_records([record], hmac_key=b"k")  # a redelivery changes nothing
     [doc] = await store.timeline(event.subject)
     assert doc["_id"] == event.id and doc["type"] == "dossier.submitted"
     assert await store.pending_ids(event.subject) == {event.id}

@@ -19,6 +19,7 @@ from shared.calendar import VIETNAM, WorkingCalendar
 from tests.factories import VALID_FORM, submitted_event
 
 KEY = b"test-key"
+MARKER_KEY = ledger.marker_key(KEY)
 
 
 def test_a_submission_is_recorded_with_identifiers_masked_and_keyed() -> None:
@@ -85,34 +86,48 @@ def _chain(n: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
 
 def test_an_untouched_chain_holds() -> None:
     records, links = _chain(4)
-    assert ledger.check_chain("D", records, links, set()) is None
+    assert ledger.check_chain("D", records, links, {}, MARKER_KEY) is None
 
 
 def test_each_kind_of_tampering_is_named() -> None:
     records, links = _chain(4)
     records["e2"]["data"] = {"n": 99, "x": 1.5}
-    found = ledger.check_chain("D", records, links, set())
+    found = ledger.check_chain("D", records, links, {}, MARKER_KEY)
     assert found is not None and (found.kind, found.record_id, found.seq) == ("modified", "e2", 2)
 
     records, links = _chain(4)
     del records["e1"]
-    found = ledger.check_chain("D", records, links, set())
+    found = ledger.check_chain("D", records, links, {}, MARKER_KEY)
     assert found is not None and (found.kind, found.record_id) == ("deleted", "e1")
 
     records, links = _chain(4)
     del records["e1"]
-    found = ledger.check_chain("D", records, links[:1] + links[2:], set())
+    found = ledger.check_chain("D", records, links[:1] + links[2:], {}, MARKER_KEY)
     assert found is not None and (found.kind, found.seq) == ("deleted", 1)
 
     records, links = _chain(4)
     records["forged"] = {"_id": "forged", "dossier_code": "D"}
-    found = ledger.check_chain("D", records, links, set())
+    found = ledger.check_chain("D", records, links, {}, MARKER_KEY)
     assert found is not None and (found.kind, found.record_id) == ("inserted", "forged")
-    assert ledger.check_chain("D", records, links, {"forged"}) is None  # awaiting its link
+    # Awaiting its link: audit's own marker (its MAC holds) excuses it...
+    marker = {"_id": "forged", "mac": ledger.marker_mac(MARKER_KEY, records["forged"])}
+    assert ledger.check_chain("D", records, links, {"forged": marker}, MARKER_KEY) is None
+    # ...a forged marker (no MAC, or one under another key) does not,
+    for forged in (
+        {"_id": "forged"},
+        {**marker, "mac": ledger.marker_mac(b"x", records["forged"])},
+    ):
+        found = ledger.check_chain("D", records, links, {"forged": forged}, MARKER_KEY)
+        assert found is not None and found.kind in ("inserted", "modified")
+        assert found.record_id == "forged"
+    # ...and a record edited while it waits is named.
+    records["forged"]["actor"] = "o9"
+    found = ledger.check_chain("D", records, links, {"forged": marker}, MARKER_KEY)
+    assert found is not None and (found.kind, found.record_id) == ("modified", "forged")
 
     records, links = _chain(4)
     links[3]["prev_hash"] = links[1]["hash"]
-    found = ledger.check_chain("D", records, links, set())
+    found = ledger.check_chain("D", records, links, {}, MARKER_KEY)
     assert found is not None and found.kind == "modified" and found.seq == 3
 
 
