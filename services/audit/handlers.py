@@ -231,7 +231,12 @@ async def verify_dossier(
     found = ledger.check_chain(code, records, links, pending, ledger.marker_key(hmac_key))
     if found:
         return found
-    return await check_seals(store, touching=[lk["settled_at"] for lk in links], trusted=trusted)
+    # Every seal from the dossier's first link on: a seal over a link that is gone (a deleted
+    # chain tail, settled later than what is left) must still be recomputed.
+    if not links:
+        return await check_seals(store, touching=[], trusted=trusted)
+    first = min(lk["settled_at"] for lk in links)
+    return await check_seals(store, since=first, trusted=trusted)
 
 
 async def verify_all(

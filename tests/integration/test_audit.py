@@ -385,3 +385,26 @@ async def test_a_record_edited_while_it_waits_is_named_and_not_chained(
         await handlers.settle(store=store, now=now, grace=timedelta(seconds=5), hmac_key=KEY) == 0
     )
     assert await store.pending_ids("D-wait") == {first.id}  # left for an inspector to see
+
+
+async def test_a_deleted_chain_tail_sealed_later_is_caught_by_the_dossier_check(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    key = Ed25519PrivateKey.generate()
+    events = dossier_events("D1")
+    grace = timedelta(seconds=5)
+    for part, at in (
+        (events[:-1], T0 + timedelta(hours=2)),
+        (events[-1:], T0 + timedelta(hours=3)),
+    ):
+        await record_all(store, part)
+        await handlers.settle(store=store, now=at, grace=grace, hmac_key=KEY)
+        assert await handlers.seal(store=store, key=key, now=at + timedelta(seconds=1))
+    *kept, tail = await store.links("D1")
+    assert {lk["settled_at"] for lk in kept} != {tail["settled_at"]}
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+    await store.chain.delete_one({"_id": tail["_id"]})
+    await store.records.delete_one({"_id": tail["record_id"]})
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
+    assert found is not None and (found.kind, found.seal) == ("deleted", 1)
