@@ -1,6 +1,7 @@
-"""`python -m services.audit` runs audit; `python -m services.audit verify [--since DATE]`
-checks every seal and every dossier's chain, prints the first broken link (exit 1) or that all
-holds (exit 0)."""
+"""`python -m services.audit` runs audit; `python -m services.audit verify [--since DATE]
+[--expect-seal SEQ:HASH]` checks every seal (and that the one the operator kept is still there,
+unchanged) and every dossier's chain, prints the first broken link (exit 1) or that all holds
+(exit 0)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import json
 import sys
 from datetime import date
 
-from services.audit import handlers
+from services.audit import handlers, ledger
 from services.audit.app import create_app
 from services.audit.domain import start_of_day
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
+from shared.clock import utcnow
 from shared.serve import serve
 from shared.storage import mongo_client
 
 
-async def verify(settings: AuditSettings, since: date | None) -> int:
+async def verify(
+    settings: AuditSettings, since: date | None, expect_seal: tuple[int, str] | None = None
+) -> int:
     client = mongo_client(settings.shared.mongodb_url)
     try:
         store = AuditStore(client[settings.database])
@@ -28,6 +32,8 @@ async def verify(settings: AuditSettings, since: date | None) -> int:
             since=start_of_day(since) if since else None,
             hmac_key=settings.hmac_key.get_secret_value().encode(),
             trusted=settings.trusted_keys(),
+            expect_seal=expect_seal,
+            unsealed_before=utcnow() - settings.unsealed_after(),
         )
     finally:
         await client.close()
@@ -43,10 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("verify", help="check every seal and chain; name the first break")
     check.add_argument("--since", type=date.fromisoformat, help="only from this day (YYYY-MM-DD)")
+    check.add_argument(
+        "--expect-seal",
+        type=ledger.parse_expected_seal,
+        metavar="SEQ:HASH",
+        help="a seal kept outside the database (GET /v1/audit/seals/latest): fail unless it "
+        "is still there, unchanged",
+    )
     args = parser.parse_args(argv)
     settings = AuditSettings()
     if args.command == "verify":
-        return asyncio.run(verify(settings, args.since))
+        return asyncio.run(verify(settings, args.since, args.expect_seal))
     serve(create_app(settings), settings)
     return 0
 

@@ -22,13 +22,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from services.audit import handlers
+from services.audit import handlers, ledger
 from services.audit.domain import start_of_day, with_states_before
 from services.audit.ledger import jsonable
 from services.audit.privacy import keyed_hash
+from services.audit.settings import AuditSettings
 from services.audit.statistics import summarise
 from services.audit.store import AuditStore
 from shared.calendar import WorkingCalendar
+from shared.clock import utcnow
 from shared.problems import Problem
 from shared.web import OfficerClaims, from_state
 
@@ -87,22 +89,45 @@ async def timeline(code: str, store: Store, _: Reader) -> Timeline:
 async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -> dict[str, Any]:
     if not await store.timeline(code) and not await store.links(code):
         raise _not_found(code)
-    trusted = request.app.state.settings.trusted_keys()
+    settings: AuditSettings = request.app.state.settings
     broken = await handlers.verify_dossier(
-        code, store=store, hmac_key=_hmac_key(request), trusted=trusted
+        code,
+        store=store,
+        hmac_key=_hmac_key(request),
+        trusted=settings.trusted_keys(),
+        unsealed_before=utcnow() - settings.unsealed_after(),
     )
     return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
 
 
 @router.get("/verify", summary="Check every seal and chain (from a date)")
 async def verify_all(
-    request: Request, store: Store, _: Reader, since: date | None = None
+    request: Request,
+    store: Store,
+    _: Reader,
+    since: date | None = None,
+    expect_seal: Annotated[
+        str | None,
+        Query(description="SEQ:HASH of a seal kept outside the database (/seals/latest)"),
+    ] = None,
 ) -> dict[str, Any]:
+    settings: AuditSettings = request.app.state.settings
+    try:
+        expected = ledger.parse_expected_seal(expect_seal) if expect_seal else None
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "`expect_seal` must be SEQ:HASH (a seal number, a colon, its 64 hex digit hash).",
+            "`expect_seal` phải có dạng SỐ:HASH (số niêm phong, dấu hai chấm, 64 ký tự hex).",
+            code="bad_expected_seal",
+        ) from exc
     broken = await handlers.verify_all(
         store=store,
         since=start_of_day(since) if since else None,
         hmac_key=_hmac_key(request),
-        trusted=request.app.state.settings.trusted_keys(),
+        trusted=settings.trusted_keys(),
+        expect_seal=expected,
+        unsealed_before=utcnow() - settings.unsealed_after(),
     )
     return {"ok": broken is None, "broken": broken and broken.as_dict()}
 

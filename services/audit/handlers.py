@@ -202,11 +202,21 @@ async def check_seals(
     since: datetime | None = None,
     touching: list[datetime] | None = None,
     trusted: frozenset[str] = frozenset(),
+    expect: tuple[int, str] | None = None,
+    unsealed_before: datetime | None = None,
 ) -> ledger.Break | None:
     """Walk the seals in order; recompute the Merkle root of those whose period ends on or
-    after `since`, or (with `touching`) of those covering one of those settled times."""
+    after `since`, or (with `touching`) of those covering one of those settled times.
+
+    `expect` is (seq, hash) of a seal the operator copied outside the database: it must be
+    there, unchanged (the only way to notice that the latest seals were deleted and the tail
+    re-sealed). With `unsealed_before`, a link settled before then that no seal covers is
+    named `unsealed` (the seal over it was deleted, or sealing stopped)."""
+    seals = await store.all_seals()
+    if expect is not None and (found := _expected_seal(seals, *expect)):
+        return found
     prev: dict[str, Any] | None = None
-    for seal_doc in await store.all_seals():
+    for seal_doc in seals:
         if found := check_seal(seal_doc, prev, trusted):
             return found
         prev = seal_doc
@@ -218,11 +228,39 @@ async def check_seals(
         links = await store.links_settled(start, end)
         if found := ledger.check_seal_leaves(seal_doc, [lk["hash"] for lk in links]):
             return found
+    last_end = prev["period_end"] if prev else EPOCH
+    if unsealed_before is not None and last_end < unsealed_before:
+        link = await store.first_link_settled(last_end, unsealed_before)
+        if link is not None:
+            return ledger.Break(
+                "unsealed",
+                f"link {link['_id']} settled at {ledger.jsonable(link['settled_at'])} is "
+                "covered by no seal (a seal was deleted, or sealing stopped)",
+                str(link["dossier_code"]),
+                str(link["record_id"]),
+                int(link["seq"]),
+            )
+    return None
+
+
+def _expected_seal(seals: list[dict[str, Any]], seq: int, hash_hex: str) -> ledger.Break | None:
+    seal_doc = next((s for s in seals if int(s["seq"]) == seq), None)
+    if seal_doc is None:
+        return ledger.Break("deleted", f"seal {seq} (expected {hash_hex}) is gone", seal=seq)
+    if seal_doc.get("hash") != hash_hex.lower():
+        return ledger.Break(
+            "modified", f"seal {seq} is not the expected {hash_hex} any more", seal=seq
+        )
     return None
 
 
 async def verify_dossier(
-    code: str, *, store: AuditStore, hmac_key: bytes, trusted: frozenset[str] = frozenset()
+    code: str,
+    *,
+    store: AuditStore,
+    hmac_key: bytes,
+    trusted: frozenset[str] = frozenset(),
+    unsealed_before: datetime | None = None,
 ) -> ledger.Break | None:
     """The first broken link of one dossier's chain or of the seals over it, or None."""
     records = {r["_id"]: r for r in await store.timeline(code)}
@@ -236,7 +274,7 @@ async def verify_dossier(
     if not links:
         return await check_seals(store, touching=[], trusted=trusted)
     first = min(lk["settled_at"] for lk in links)
-    return await check_seals(store, since=first, trusted=trusted)
+    return await check_seals(store, since=first, trusted=trusted, unsealed_before=unsealed_before)
 
 
 async def verify_all(
@@ -245,12 +283,22 @@ async def verify_all(
     since: datetime | None,
     hmac_key: bytes,
     trusted: frozenset[str] = frozenset(),
+    expect_seal: tuple[int, str] | None = None,
+    unsealed_before: datetime | None = None,
 ) -> ledger.Break | None:
-    """Every seal (from `since`), then every dossier with records since then.
+    """Every seal (from `since`), then every dossier with records since then; see
+    `check_seals` for `expect_seal` and `unsealed_before`.
 
     The dossiers are walked in one pass over the records and one over the links, both sorted
     by dossier (a merge join): linear in the size of the log, not a query per dossier."""
-    if found := await check_seals(store, since=since, trusted=trusted):
+    found = await check_seals(
+        store,
+        since=since,
+        trusted=trusted,
+        expect=expect_seal,
+        unsealed_before=unsealed_before,
+    )
+    if found:
         return found
     wanted = set(await store.dossier_codes(since)) if since is not None else None
     pending = await store.all_pending()

@@ -245,6 +245,17 @@ def check_chain(
     return None
 
 
+def parse_expected_seal(text: str) -> tuple[int, str]:
+    """`SEQ:HASH` (a seal's number and hex hash, as `/seals/latest` gives them) as a pair;
+    ValueError when it is not that."""
+    seq, sep, hash_hex = text.strip().partition(":")
+    hash_hex = hash_hex.strip().lower()
+    if not sep or not seq.strip().isdigit() or len(hash_hex) != 64:
+        raise ValueError(f"not SEQ:HASH (a seal number, a colon, 64 hex digits): {text!r}")
+    int(hash_hex, 16)
+    return int(seq), hash_hex
+
+
 def check_seal_leaves(seal: dict[str, Any], link_hashes: list[str]) -> Break | None:
     """Whether the links now in a seal's period are exactly those it sealed."""
     seq = int(seal["seq"])

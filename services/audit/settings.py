@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -54,6 +56,11 @@ class AuditSettings(ServiceSettings):
     export_page_size: int = Field(
         default=500, ge=1, description="Records read per query while streaming an export."
     )
+
+    def unsealed_after(self) -> timedelta:
+        """How long a settled link may stay out of every seal before verification names it
+        `unsealed`: two sealing periods (and settling rounds) after it was settled."""
+        return timedelta(seconds=2 * (self.seal_interval_seconds + self.settle_interval_seconds))
 
     def trusted_keys(self) -> frozenset[str]:
         """The public keys verification accepts seals from (empty: any)."""

@@ -144,6 +144,12 @@ class AuditStore:
         cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)])
         return [d async for d in cursor]
 
+    async def first_link_settled(self, after: datetime, until: datetime) -> Document | None:
+        """The first link settled in (after, until], if any."""
+        query = {"settled_at": {"$gt": after, "$lte": until}}
+        cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)]).limit(1)
+        return next(iter([d async for d in cursor]), None)
+
     async def all_pending(self) -> dict[str, Document]:
         return {d["_id"]: d async for d in self.pending.find({})}
 

@@ -148,6 +148,14 @@ async def test_shuffled_events_are_chained_in_order_searched_exported_and_proven
         check_proof(proof)
         assert proof["seal"]["public_key"] == latest["public_key"]
         assert proof["seal"]["seq"] <= latest["seq"]
+    # The operator's copy of the latest seal pins it: there and unchanged, or the check fails.
+    kept = f"{latest['seq']}:{latest['hash']}"
+    assert get(audit_alone, "/v1/audit/verify", expect_seal=kept).json()["ok"] is True
+    missing = get(audit_alone, "/v1/audit/verify", expect_seal=f"{latest['seq'] + 99}:{'0' * 64}")
+    assert missing.json()["broken"]["kind"] == "deleted"
+    assert missing.json()["broken"]["seal"] == latest["seq"] + 99
+    bad = get(audit_alone, "/v1/audit/verify", expect_seal="latest")
+    assert (bad.status_code, bad.json()["code"]) == (422, "bad_expected_seal")
 
     # Search a time range a page of 3 at a time: exactly the records in it, each once.
     since, until = ordered[0].time.isoformat(), ordered[-1].time.isoformat()

@@ -230,7 +230,7 @@ async def test_the_verify_command_reports_all_holds_then_the_first_break(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
     store = await fresh_store(mongo, isolation, "audit")
-    await sealed(store, ["D1"])
+    _, seal = await sealed(store, ["D1"])
     env = {**os.environ, **isolation.service_env()}
     command = [sys.executable, "-m", "services.audit", "verify", "--since", "2026-11-01"]
 
@@ -241,10 +241,17 @@ async def test_the_verify_command_reports_all_holds_then_the_first_break(
 
     ok = await asyncio.to_thread(run)
     assert (ok.returncode, ok.stdout.strip()) == (0, '{"ok": true}'), ok.stderr
+    command += ["--expect-seal", f"0:{seal['hash']}"]
+    ok = await asyncio.to_thread(run)
+    assert (ok.returncode, ok.stdout.strip()) == (0, '{"ok": true}'), ok.stderr
     record_id = await _modify(store, "D1")
     bad = await asyncio.to_thread(run)
     assert bad.returncode == 1
     assert '"kind": "modified"' in bad.stdout and record_id in bad.stdout
+    await store.seals.delete_one({"_id": 0})
+    bad = await asyncio.to_thread(run)
+    assert bad.returncode == 1
+    assert '"kind": "deleted"' in bad.stdout and '"seal": 0' in bad.stdout
 
 
 async def test_a_marker_whose_record_is_late_waits_for_it(
@@ -408,3 +415,49 @@ async def test_a_deleted_chain_tail_sealed_later_is_caught_by_the_dossier_check(
     await store.records.delete_one({"_id": tail["record_id"]})
     found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
     assert found is not None and (found.kind, found.seal) == ("deleted", 1)
+
+
+async def test_deleted_latest_seals_are_named_by_the_kept_copy_and_as_unsealed_links(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await fresh_store(mongo, isolation, "audit")
+    key, _ = await sealed(store, ["D1"])
+    await record_all(store, dossier_events("D2"))
+    later = T0 + timedelta(hours=3)
+    await handlers.settle(store=store, now=later, grace=timedelta(seconds=5), hmac_key=KEY)
+    second = await handlers.seal(store=store, key=key, now=later + timedelta(seconds=1))
+    assert second is not None
+    kept = (1, str(second["hash"]))
+    checked = later + timedelta(hours=1)
+    assert (
+        await handlers.verify_all(
+            store=store, since=None, hmac_key=KEY, expect_seal=kept, unsealed_before=checked
+        )
+        is None
+    )
+
+    # The latest seal is deleted: its links are now covered by no seal.
+    await store.seals.delete_one({"_id": 1})
+    found = await handlers.verify_all(store=store, since=None, hmac_key=KEY, expect_seal=kept)
+    assert found is not None and (found.kind, found.seal) == ("deleted", 1)
+    found = await handlers.verify_all(
+        store=store, since=None, hmac_key=KEY, unsealed_before=checked
+    )
+    assert found is not None and (found.kind, found.dossier_code) == ("unsealed", "D2")
+    found = await handlers.verify_dossier("D2", store=store, hmac_key=KEY, unsealed_before=checked)
+    assert found is not None and found.kind == "unsealed"
+    # (Links settled only recently may still wait for their seal.)
+    assert (
+        await handlers.verify_all(
+            store=store, since=None, hmac_key=KEY, unsealed_before=later - timedelta(seconds=1)
+        )
+        is None
+    )
+
+    # A D2 link is removed and the tail re-sealed: it all holds together, but not the copy.
+    await store.chain.delete_one({"_id": "D2#4"})
+    await store.records.delete_one({"_id": (await store.timeline("D2"))[-1]["_id"]})
+    assert await handlers.seal(store=store, key=key, now=checked) is not None
+    assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
+    found = await handlers.verify_all(store=store, since=None, hmac_key=KEY, expect_seal=kept)
+    assert found is not None and (found.kind, found.seal) == ("modified", 1)
