@@ -27,8 +27,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DUPLICATE_KEY = 11000
 
 
-def _insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
-    return all(e.get("code") == DUPLICATE_KEY for e in exc.details.get("writeErrors", []))
+def insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
+    """Whether a bulk insert failed only on documents already there (a redelivery). A write
+    concern error (the writes may not be durable) or no write error at all is not that."""
+    errors = exc.details.get("writeErrors") or []
+    if not errors or exc.details.get("writeConcernErrors"):
+        return False
+    return all(e.get("code") == DUPLICATE_KEY for e in errors)
 
 
 class AuditStore:
@@ -67,7 +72,7 @@ class AuditStore:
             try:
                 await collection.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
-                if not _insert_errors_are_duplicates(exc):
+                if not insert_errors_are_duplicates(exc):
                     raise
 
     async def pending_before(self, cutoff: datetime) -> list[Document]:
@@ -105,7 +110,7 @@ class AuditStore:
         try:
             await self.chain.insert_many(links, ordered=True)
         except BulkWriteError as exc:
-            if _insert_errors_are_duplicates(exc):
+            if insert_errors_are_duplicates(exc):
                 return False
             raise
         return True

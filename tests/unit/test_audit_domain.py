@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pymongo.errors import BulkWriteError
 
 from services.audit import ledger
 from services.audit.batching import Batcher
 from services.audit.domain import build_record, with_states_before
 from services.audit.privacy import keyed_hash, scrub_text
 from services.audit.statistics import summarise
+from services.audit.store import insert_errors_are_duplicates
 from shared.calendar import VIETNAM, WorkingCalendar
 from tests.factories import VALID_FORM, submitted_event
 
@@ -329,3 +331,22 @@ def test_exported_csv_cells_never_start_a_formula() -> None:
         "",
         9,
     ]
+
+
+def test_only_duplicate_key_errors_count_as_a_redelivery() -> None:
+    def failure(write: list[int], concern: bool) -> BulkWriteError:
+        return BulkWriteError(
+            {
+                "writeErrors": [{"index": i, "code": code} for i, code in enumerate(write)],
+                "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication"}]
+                if concern
+                else [],
+                "nInserted": 0,
+            }
+        )
+
+    assert insert_errors_are_duplicates(failure([11000, 11000], concern=False))
+    assert not insert_errors_are_duplicates(failure([], concern=True))
+    assert not insert_errors_are_duplicates(failure([11000], concern=True))
+    assert not insert_errors_are_duplicates(failure([11000, 121], concern=False))
+    assert not insert_errors_are_duplicates(failure([], concern=False))
