@@ -43,6 +43,10 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 settle_every=settings.settle_interval_seconds,
                 seal_every=settings.seal_interval_seconds,
                 hmac_key=hmac_key,
+                # Another process takes over after ten settling rounds (at least 30 s) without
+                # a renewal; seals end a settling round before now.
+                lease_ttl=max(10 * settings.settle_interval_seconds, 30.0),
+                margin=timedelta(seconds=settings.settle_interval_seconds),
             ),
             "audit-ledger",
         )

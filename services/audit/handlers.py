@@ -1,16 +1,22 @@
 """Audit's use cases: record every event once, chain what has settled, seal periods, verify.
 
-One audit process settles and seals (they run one after the other in one background loop), so
-a seal's period never gains a link after it was sealed. Several processes may record events;
-should two ever settle at once, chain places and seal numbers are one-winner inserts, so the
-loser merely retries on its next round.
+Every audit process records events; one at a time settles and seals: the holder of the ledger
+lease (`LedgerLease`). Should two ever settle at once anyway (a paused holder waking up after
+another took over, a clock stepped back), chain places and seal numbers are one-winner inserts,
+a link is never settled at or before the last seal's end, and a seal ends a margin before its
+sealer's "now": a seal's period does not gain a link after it was sealed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
+import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +32,8 @@ from shared.contracts import Event, UndecodableEvent, load
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=1)
+MILLISECOND = timedelta(milliseconds=1)
+LEASES_KEPT = timedelta(days=1)  # old ledger leases are deleted after a seal (a scan)
 
 
 async def record(event: Event, *, batcher: Batcher, hmac_key: bytes, clock: Clock) -> None:
@@ -52,10 +60,14 @@ async def settle(*, store: AuditStore, now: datetime, grace: timedelta, hmac_key
     # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
     orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
     key = ledger.marker_key(hmac_key)
+    # A link settled inside a period already sealed would look inserted: never at or before
+    # the last seal's end, whatever this process's clock says.
+    last = await store.last_seal() if pending else None
+    settled_at = max(ledger.to_millis(now), last["period_end"] + MILLISECOND) if last else now
     added = 0
     for code, markers in sorted(by_dossier.items()):
         try:
-            added += await _settle_dossier(store, code, markers, now, orphan_cutoff, key)
+            added += await _settle_dossier(store, code, markers, settled_at, orphan_cutoff, key)
         except Exception:
             # One dossier's trouble (say, a value RFC 8785 cannot encode) must not hold up
             # the others: it is logged and tried again next round.
@@ -151,6 +163,46 @@ async def seal(
     return doc if await store.add_seal(doc) else None
 
 
+class LedgerLease:
+    """Which process settles and seals: the holder of the newest lease, a document
+    `ledger-lease-<n>` inserted once (one winner, whatever the clocks say).
+
+    The holder renews by claiming the next lease every third of `ttl`; another process takes
+    over by claiming the next lease once it has seen no new one for `ttl` seconds of its own
+    monotonic clock (wall clocks may disagree, or step back). Each round costs a lookup by id.
+    """
+
+    def __init__(
+        self, holder: str, ttl: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.holder, self.ttl, self.monotonic = holder, ttl, monotonic
+        self.n: int | None = None  # the newest lease seen (-1: none yet)
+        self.owner: str | None = None
+        self.seen_at = 0.0
+
+    async def held(self, store: AuditStore, now: datetime) -> bool:
+        """Whether this process holds the lease now (claiming or renewing it when due)."""
+        t = self.monotonic()
+        if self.n is None:
+            latest = await store.latest_lease()
+            self.n, self.owner = (int(latest["n"]), latest["holder"]) if latest else (-1, None)
+            self.seen_at = t
+        while (newer := await store.lease(self.n + 1)) is not None:
+            self.n, self.owner, self.seen_at = self.n + 1, newer["holder"], t
+        if self.owner == self.holder:
+            return t - self.seen_at < self.ttl / 3 or await self._claim(store, now, t)
+        if self.n < 0 or t - self.seen_at >= self.ttl:
+            return await self._claim(store, now, t)
+        return False
+
+    async def _claim(self, store: AuditStore, now: datetime, t: float) -> bool:
+        assert self.n is not None
+        if not await store.claim_lease(self.n + 1, self.holder, now):
+            return False  # someone else's: the next round reads it
+        self.n, self.owner, self.seen_at = self.n + 1, self.holder, t
+        return True
+
+
 async def keep_ledger(
     *,
     store: AuditStore,
@@ -160,15 +212,29 @@ async def keep_ledger(
     settle_every: float,
     seal_every: float,
     hmac_key: bytes,
+    lease_ttl: float,
+    margin: timedelta,
+    holder: str | None = None,
 ) -> None:
-    """Settle every `settle_every` seconds and seal every `seal_every`, until cancelled."""
-    last_seal = clock()
+    """While this process holds the ledger lease, settle every `settle_every` seconds and seal
+    every `seal_every` (counted from the last seal, whoever made it), up to `margin` before
+    now; until cancelled."""
+    lease = LedgerLease(
+        holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}", lease_ttl
+    )
+    last_sealed: datetime | None = None
     while True:
         try:
-            await settle(store=store, now=clock(), grace=grace, hmac_key=hmac_key)
-            if (clock() - last_seal).total_seconds() >= seal_every:
-                await seal(store=store, key=key, now=clock())
-                last_seal = clock()
+            if await lease.held(store, clock()):
+                await settle(store=store, now=clock(), grace=grace, hmac_key=hmac_key)
+                if last_sealed is None or (clock() - last_sealed).total_seconds() >= seal_every:
+                    last = await store.last_seal()
+                    last_sealed = last["sealed_at"] if last else (last_sealed or clock())
+                if (clock() - last_sealed).total_seconds() >= seal_every:
+                    sealed = await seal(store=store, key=key, now=clock() - margin)
+                    if sealed is not None:
+                        last_sealed = sealed["sealed_at"]
+                        await store.drop_leases_before(clock() - LEASES_KEPT)
         except Exception:
             log.exception("settling or sealing failed; trying again")
         await asyncio.sleep(settle_every)

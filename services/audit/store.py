@@ -6,6 +6,7 @@
   (`ledger.marker_mac`) so that a forged marker is told from audit's own. Settling deletes it.
 - `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
 - `seals`: one per period, `_id` = its sequence number (one winner per seal).
+- `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
     return all(e.get("code") == DUPLICATE_KEY for e in errors)
 
 
+def _lease_id(n: int) -> str:
+    return f"ledger-lease-{n:012d}"  # zero-padded: ids sort as numbers
+
+
 class AuditStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.records = db["records"]
         self.pending = db["pending"]
         self.chain = db["chain"]
         self.seals = db["seals"]
+        self.leases = db["leases"]
 
     async def setup(self) -> None:
         await self.records.create_index([("dossier_code", 1), ("time", 1), ("_id", 1)])
@@ -125,6 +131,28 @@ class AuditStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def claim_lease(self, n: int, holder: str, now: datetime) -> bool:
+        """Insert ledger lease `n` for `holder`; False if another process has it."""
+        try:
+            await self.leases.insert_one(
+                {"_id": _lease_id(n), "n": n, "holder": holder, "claimed_at": now}
+            )
+        except DuplicateKeyError:
+            held = await self.lease(n)
+            return held is not None and held.get("holder") == holder
+        return True
+
+    async def lease(self, n: int) -> Document | None:
+        return await self.leases.find_one({"_id": _lease_id(n)})
+
+    async def latest_lease(self) -> Document | None:
+        """The newest ledger lease (a scan: read once, at start)."""
+        cursor = self.leases.find().sort("_id", -1).limit(1)
+        return next(iter([d async for d in cursor]), None)
+
+    async def drop_leases_before(self, cutoff: datetime) -> None:
+        await self.leases.delete_many({"claimed_at": {"$lt": cutoff}})
 
     # --- reading -------------------------------------------------------------------------
 

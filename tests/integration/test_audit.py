@@ -21,6 +21,7 @@ from services.audit import handlers, ledger
 from services.audit.batching import Batcher
 from services.audit.signing import public_hex
 from services.audit.store import AuditStore
+from shared.clock import Clock, utcnow
 from shared.contracts import Event
 from shared.storage import Document
 from tests.conftest import Isolation
@@ -34,9 +35,11 @@ def fixed_clock(at: datetime) -> Callable[[], datetime]:
     return lambda: at
 
 
-async def record_all(store: AuditStore, events: list[Event], *, size: int = 3) -> Batcher:
+async def record_all(
+    store: AuditStore, events: list[Event], *, size: int = 3, clock: Clock | None = None
+) -> Batcher:
     batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=size, wait=0.01)
-    clock = fixed_clock(T0 + timedelta(hours=1))
+    clock = clock or fixed_clock(T0 + timedelta(hours=1))
     await asyncio.gather(
         *(handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock) for e in events)
     )
@@ -461,3 +464,58 @@ async def test_deleted_latest_seals_are_named_by_the_kept_copy_and_as_unsealed_l
     assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
     found = await handlers.verify_all(store=store, since=None, hmac_key=KEY, expect_seal=kept)
     assert found is not None and (found.kind, found.seal) == ("modified", 1)
+
+
+async def test_two_ledger_keepers_one_with_its_clock_behind_keep_a_ledger_that_verifies(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Two audit processes, the second's clock 3 s behind: only the lease holder settles and
+    seals; when it stops, the other takes over, and its links land after the last seal."""
+    store = await fresh_store(mongo, isolation, "audit")
+    key = Ed25519PrivateKey.generate()
+
+    def keeper(name: str, skew: timedelta) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            handlers.keep_ledger(
+                store=store,
+                key=key,
+                clock=lambda: utcnow() - skew,
+                grace=timedelta(0),
+                settle_every=0.02,
+                seal_every=0.05,
+                hmac_key=KEY,
+                lease_ttl=0.3,
+                margin=timedelta(milliseconds=20),
+                holder=name,
+            )
+        )
+
+    async def chained(count: int) -> None:
+        for _ in range(500):  # at most 10 s
+            if await store.chain.count_documents({}) == count:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{count} links expected")
+
+    first = keeper("a", timedelta(0))
+    await asyncio.sleep(0.05)
+    second = keeper("b", timedelta(seconds=3))
+    try:
+        for i in range(4):
+            await record_all(store, dossier_events(f"D{i}"), clock=utcnow)
+            await asyncio.sleep(0.1)
+        await chained(20)
+        await asyncio.sleep(0.1)
+        assert {d["holder"] async for d in store.leases.find({})} == {"a"}
+        assert await store.seals.count_documents({}) >= 1
+        first.cancel()
+        for i in range(4, 8):
+            await record_all(store, dossier_events(f"D{i}"), clock=utcnow)
+        await chained(40)
+    finally:
+        for task in (first, second):
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+    assert {d["holder"] async for d in store.leases.find({})} == {"a", "b"}
+    await handlers.seal(store=store, key=key, now=utcnow() + timedelta(seconds=5))
+    assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
