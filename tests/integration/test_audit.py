@@ -519,3 +519,36 @@ async def test_two_ledger_keepers_one_with_its_clock_behind_keep_a_ledger_that_v
     assert {d["holder"] async for d in store.leases.find({})} == {"a", "b"}
     await handlers.seal(store=store, key=key, now=utcnow() + timedelta(seconds=5))
     assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
+
+
+async def test_a_restarted_ledger_keeper_seals_when_the_last_seal_is_old(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Sealing is due a seal interval after the last seal, not after the process started:
+    a process restarted more often than the interval still seals."""
+    store = await fresh_store(mongo, isolation, "audit")
+    key, _ = await sealed(store, ["D1"])  # sealed at T0 + 2 h
+    await record_all(store, dossier_events("D2"))
+    task = asyncio.create_task(
+        handlers.keep_ledger(
+            store=store,
+            key=key,
+            clock=fixed_clock(T0 + timedelta(hours=3, minutes=30)),
+            grace=timedelta(seconds=5),
+            settle_every=0.01,
+            seal_every=3600,
+            hmac_key=KEY,
+            lease_ttl=1,
+            margin=timedelta(0),
+        )
+    )
+    try:
+        for _ in range(500):
+            if await store.seals.count_documents({}) == 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    last = await store.last_seal()
+    assert last is not None and (last["seq"], last["count"]) == (1, 5)
