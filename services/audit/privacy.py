@@ -6,8 +6,13 @@ is replaced by its last 4 digits behind a mask (what an officer reading a timeli
 two applicants apart) and an HMAC-SHA-256 under a secret key (the same identifier always gives
 the same hash, which cannot be reversed without the key: 10^12 IDs are too few for a plain hash).
 
-Besides the named fields, any free text is scrubbed of runs of 12 digits (a personal ID typed
-into a note or an address) and of Vietnamese mobile numbers.
+Besides the named fields, any free text is scrubbed of personal ID and mobile numbers however
+they are written: a number is a run of digit groups joined by single spaces or dots (`001 099
+012 345`, `0912.345.678`), wherever it stands (`số001099012345`, `CCCD_001099012345`). A run
+of 12 digits or more is masked to its last 4, and so is any part of it that is a mobile number
+(`0` and 9 digits, or `84` and 9 digits with or without `+`). Hex digests (32 hex digits or
+more) and UUIDs are left alone. A 9-digit old ID (CMND) in free text is not recognised (too
+many other numbers have 9 digits); as a named field (`old_id`) it is masked.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ import re
 from typing import Any
 
 # Fields that hold an identifier wherever they appear in an event's data.
-IDENTIFIER_FIELDS = ("personal_id", "phone")
-# A standalone run of 12 digits (not part of a hex digest or a UUID).
-_TWELVE_DIGITS = re.compile(r"(?<![\w-])\d{12}(?![\w-])")
-# A Vietnamese mobile number in +84 or 0 form (9 digits after the prefix).
-_PHONE = re.compile(r"(?<![\w+])(?:\+84|0)\d{9}(?![\w-])")
+IDENTIFIER_FIELDS = ("personal_id", "phone", "old_id")
+# Left as they are: a UUID, or a hex digest (32 hex digits or more).
+_PROTECTED = re.compile(
+    r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?<![0-9a-zA-Z])[0-9a-fA-F]{32,}(?![0-9a-zA-Z]))"
+)
+# Digit groups joined by single spaces or dots, with a `+` perhaps before them.
+_NUMBER = re.compile(r"\+?\d+(?:[ .]\d+)*")
+_MOBILE = re.compile(r"0[35789]\d{8}|84[35789]\d{8}")
+SHORTEST_ID = 12
 
 
 def mask(value: str) -> str:
@@ -38,8 +48,25 @@ def keyed_hash(value: str, key: bytes) -> str:
 
 def scrub_text(text: str) -> str:
     """Free text with any personal ID or phone number in it masked."""
-    text = _TWELVE_DIGITS.sub(lambda m: mask(m.group()), text)
-    return _PHONE.sub(lambda m: mask(m.group()), text)
+    parts = _PROTECTED.split(text)
+    # split() keeps the protected spans at odd places.
+    return "".join(p if i % 2 else _NUMBER.sub(_scrub_number, p) for i, p in enumerate(parts))
+
+
+def _scrub_number(match: re.Match[str]) -> str:
+    number = match.group()
+    groups = re.findall(r"\d+", number)
+    digits = "".join(groups)
+    if len(digits) >= SHORTEST_ID or _MOBILE.fullmatch(digits):
+        return mask(("+" if number.startswith("+") else "") + digits)
+    # A mobile number among other groups (`số 2 0912 345 678`): mask those groups only.
+    for start in range(len(groups)):
+        for end in range(start + 1, len(groups) + 1):
+            if _MOBILE.fullmatch("".join(groups[start:end])):
+                masked = mask("".join(groups[start:end]))
+                kept = " ".join([*groups[:start], masked, *groups[end:]])
+                return ("+" if number.startswith("+") else "") + kept
+    return number
 
 
 def scrub(value: Any, key: bytes) -> Any:

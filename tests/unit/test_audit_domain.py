@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,8 +49,44 @@ def test_a_submission_is_recorded_with_identifiers_masked_and_keyed() -> None:
 def test_free_text_loses_ids_and_phone_numbers_but_not_digests_or_uuids() -> None:
     text = "CCCD 001234567890, gọi 0912345678 hoặc +84912345678"
     assert scrub_text(text) == "CCCD ********7890, gọi ******5678 hoặc ********5678"
-    untouched = "sha 123456789012ab, id 1c0e7f2a-1b2c-4d5e-8f90-123456789012"
+    digest = hashlib.sha256(b"x").hexdigest()
+    untouched = f"sha {digest}, id 1c0e7f2a-1b2c-4d5e-8f90-123456789012, 150.000.000 đồng"
     assert scrub_text(untouched) == untouched
+
+
+PERSONAL_ID, OLD_ID, PHONE = "001099012345", "121234567", "912345678"
+
+
+def leaked(text: str) -> set[str]:
+    """Which of the test's identifiers `text` still holds, however they were written: spaces,
+    dots, dashes and underscores between digits are squeezed out before looking."""
+    squeezed = re.sub(r"(?<=\d)[\s.\-_]+(?=\d)", "", text)
+    return {n for n in (PERSONAL_ID, OLD_ID, PHONE) if n in squeezed}
+
+
+def test_no_identifier_survives_in_any_form_it_may_be_written() -> None:
+    event = submitted_event()
+    notes = [
+        f"số{PERSONAL_ID}",
+        f"CCCD_{PERSONAL_ID}",
+        "001 099 012 345",
+        "001.099.012.345",
+        f"gọi 84{PHONE}",
+        f"gọi +84 {PHONE[:3]} {PHONE[3:6]} {PHONE[6:]}",
+        f"gọi 0{PHONE[:3]}.{PHONE[3:6]}.{PHONE[6:]}",
+        f"số 2 0{PHONE}",
+        f"CCCD {PERSONAL_ID} và 0{PHONE}",
+    ]
+    form = {"old_id": OLD_ID, "purpose": " / ".join(notes), "notes": notes}
+    data = event.data.model_copy(update={"procedure_code": "2.001178", "form": form})
+    record = build_record(
+        event.model_copy(update={"data": data}), hmac_key=KEY, recorded_at=datetime.now(UTC)
+    )
+    assert leaked(json.dumps(ledger.jsonable(record), ensure_ascii=False)) == set()
+    assert record["data"]["form"]["old_id"] == "*****4567"
+    assert record["data"]["form"]["old_id_hmac"] == keyed_hash(OLD_ID, KEY)
+    # (The check itself finds them in the clear.)
+    assert leaked(" / ".join(notes)) == {PERSONAL_ID, PHONE}
 
 
 def test_states_before_are_filled_from_the_step_before() -> None:
