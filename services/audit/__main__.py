@@ -30,7 +30,7 @@ async def verify(
         broken = await handlers.verify_all(
             store=store,
             since=start_of_day(since) if since else None,
-            hmac_key=settings.hmac_key.get_secret_value().encode(),
+            hmac_key=settings.hmac_key_bytes(),
             trusted=settings.trusted_keys(),
             expect_seal=expect_seal,
             unsealed_before=utcnow() - settings.unsealed_after(),

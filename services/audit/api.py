@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from services.audit import handlers, ledger
 from services.audit.domain import start_of_day, with_states_before
 from services.audit.ledger import jsonable
-from services.audit.privacy import keyed_hash
+from services.audit.privacy import keyed_hash, without_keyed_hashes
 from services.audit.settings import AuditSettings
 from services.audit.statistics import summarise
 from services.audit.store import AuditStore
@@ -230,7 +230,7 @@ async def search(
     docs = await store.search(query, after, limit + 1)
     page = docs[:limit]
     return {
-        "records": [jsonable(d) for d in page],
+        "records": [jsonable(without_keyed_hashes(d)) for d in page],
         "next_cursor": _encode_cursor(page[-1]) if len(docs) > limit else None,
     }
 
@@ -268,7 +268,7 @@ async def export(
         if format == "csv":
             yield ",".join(CSV_COLUMNS) + "\r\n"
         async for doc in store.stream(query, page):
-            row = jsonable(doc)
+            row = jsonable(without_keyed_hashes(doc))
             if format == "jsonl":
                 yield json.dumps(row, ensure_ascii=False) + "\n"
                 continue

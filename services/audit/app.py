@@ -28,7 +28,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         await store.setup()
         app.state.store = store
         key = load_signing_key(settings.signing_key.get_secret_value())
-        hmac_key = settings.hmac_key.get_secret_value().encode()
+        hmac_key = settings.hmac_key_bytes()
         batcher = Batcher(
             partial(store.insert_records, hmac_key=hmac_key),
             size=settings.batch_size,

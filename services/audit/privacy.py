@@ -86,3 +86,13 @@ def scrub(value: Any, key: bytes) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+def without_keyed_hashes(value: Any) -> Any:
+    """A copy of a record (or any JSON value) without its `*_hmac` fields: search and export
+    show masked identifiers only, since an HMAC under a known key gives the full ID back."""
+    if isinstance(value, dict):
+        return {k: without_keyed_hashes(v) for k, v in value.items() if not k.endswith("_hmac")}
+    if isinstance(value, list):
+        return [without_keyed_hashes(v) for v in value]
+    return value

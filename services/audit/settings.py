@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from pydantic import Field, SecretStr
@@ -9,6 +10,8 @@ from pydantic_settings import SettingsConfigDict
 
 from services.audit.signing import load_signing_key, public_hex
 from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 DEV_HMAC_KEY = "motcua-dev-audit-hmac-key-change-me"
 
@@ -56,6 +59,18 @@ class AuditSettings(ServiceSettings):
     export_page_size: int = Field(
         default=500, ge=1, description="Records read per query while streaming an export."
     )
+
+    def hmac_key_bytes(self) -> bytes:
+        """The HMAC key, with a warning when it is the development default: anyone knowing it
+        can tell whose masked ID a record holds (the last 4 digits, birth date and sex leave
+        few candidates)."""
+        value = self.hmac_key.get_secret_value()
+        if value == DEV_HMAC_KEY:
+            log.warning(
+                "MOTCUA_AUDIT_HMAC_KEY is the development default: masked personal IDs can be "
+                "recovered from their HMAC; set your own in production"
+            )
+        return value.encode()
 
     def unsealed_after(self) -> timedelta:
         """How long a settled link may stay out of every seal before verification names it

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pymongo.errors import BulkWriteError
 
 from services.audit import ledger
 from services.audit.batching import Batcher
 from services.audit.domain import build_record, with_states_before
-from services.audit.privacy import keyed_hash, scrub_text
+from services.audit.privacy import keyed_hash, scrub_text, without_keyed_hashes
+from services.audit.settings import DEV_HMAC_KEY, AuditSettings
 from services.audit.statistics import summarise
 from services.audit.store import insert_errors_are_duplicates
 from shared.calendar import VIETNAM, WorkingCalendar
@@ -387,3 +390,20 @@ def test_only_duplicate_key_errors_count_as_a_redelivery() -> None:
     assert not insert_errors_are_duplicates(failure([11000], concern=True))
     assert not insert_errors_are_duplicates(failure([11000, 121], concern=False))
     assert not insert_errors_are_duplicates(failure([], concern=False))
+
+
+def test_the_development_hmac_key_is_named_and_keyed_hashes_are_not_shown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="services.audit.settings"):
+        assert AuditSettings(hmac_key=SecretStr(DEV_HMAC_KEY)).hmac_key_bytes()
+    assert "development default" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="services.audit.settings"):
+        assert AuditSettings(hmac_key=SecretStr("ours")).hmac_key_bytes() == b"ours"
+    assert caplog.text == ""
+
+    record = build_record(submitted_event(), hmac_key=KEY, recorded_at=datetime.now(UTC))
+    shown = json.dumps(ledger.jsonable(without_keyed_hashes(record)))
+    assert "_hmac" not in shown and "********" in shown
+    assert record["applicant_id_hmac"] and record["data"]["applicant"]["personal_id_hmac"]
