@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.audit import ledger
 from services.audit.batching import Batcher
 from services.audit.domain import build_record, occurrence_key
+from services.audit.privacy import scrub
 from services.audit.signing import public_hex, signature_holds
-from services.audit.store import EPOCH, AuditStore
+from services.audit.store import EPOCH, QUARANTINE, AuditStore
 from shared.clock import Clock
 from shared.contracts import Event, UndecodableEvent, load
 
@@ -418,18 +419,26 @@ LEGACY = "events"  # audit's collection before issue 6: events in full, identifi
 
 async def adopt_legacy(*, store: AuditStore, hmac_key: bytes, clock: Clock) -> int:
     """Record (masked) every event of the pre-ledger `events` collection, then drop it: its
-    history joins the chains and no full identifier stays behind. Safe to run again after a
-    crash halfway: records are stored once, and the old collection goes only at the end."""
+    history joins the chains and no full identifier stays behind. A document that is no event
+    any more is copied, scrubbed of identifiers, into `legacy_quarantine` for someone to look
+    at. Safe to run again after a crash halfway: records and quarantined copies are stored
+    once, and the old collection goes only at the end."""
     legacy = store.records.database[LEGACY]
     adopted = 0
     batch: list[dict[str, Any]] = []
+    unreadable: list[dict[str, Any]] = []
     async for doc in legacy.find({}):
         fields = {k: v for k, v in doc.items() if k not in ("_id", "dossier_code", "recorded_at")}
         try:
             event = load({**fields, "id": doc["_id"]})
         except UndecodableEvent:
-            log.error("legacy audit event %s cannot be read; kept in %s", doc["_id"], LEGACY)
-            return adopted
+            log.error(
+                "legacy audit event %s cannot be read; kept, scrubbed, in %s",
+                doc["_id"],
+                QUARANTINE,
+            )
+            unreadable.append(scrub(doc, hmac_key))
+            continue
         batch.append(_record_of(event, hmac_key, clock))
         if len(batch) >= 500:
             await store.insert_records(batch, hmac_key=hmac_key)
@@ -437,7 +446,12 @@ async def adopt_legacy(*, store: AuditStore, hmac_key: bytes, clock: Clock) -> i
     if batch:
         await store.insert_records(batch, hmac_key=hmac_key)
         adopted += len(batch)
-    if adopted:
-        log.info("adopted %d events of the old audit log", adopted)
+    await store.quarantine(unreadable)
+    if adopted or unreadable:
+        log.info(
+            "adopted %d events of the old audit log (%d unreadable, quarantined)",
+            adopted,
+            len(unreadable),
+        )
     await legacy.drop()
     return adopted

@@ -6,6 +6,8 @@
   (`ledger.marker_mac`) so that a forged marker is told from audit's own. Settling deletes it.
 - `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
 - `seals`: one per period, `_id` = its sequence number (one winner per seal).
+- `legacy_quarantine`: documents of the pre-ledger `events` collection that were no readable
+  event, scrubbed of identifiers (see `handlers.adopt_legacy`).
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
 """
 
@@ -25,6 +27,7 @@ from services.audit.domain import occurrence_key
 from shared.storage import Document
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+QUARANTINE = "legacy_quarantine"
 DUPLICATE_KEY = 11000
 
 
@@ -131,6 +134,16 @@ class AuditStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def quarantine(self, docs: list[Document]) -> None:
+        """Keep `docs` in the quarantine (ones already there are left as they are)."""
+        if not docs:
+            return
+        try:
+            await self.records.database[QUARANTINE].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
 
     async def claim_lease(self, n: int, holder: str, now: datetime) -> bool:
         """Insert ledger lease `n` for `holder`; False if another process has it."""

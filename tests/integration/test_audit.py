@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 from services.audit import handlers, ledger
 from services.audit.batching import Batcher
 from services.audit.signing import public_hex
-from services.audit.store import AuditStore
+from services.audit.store import QUARANTINE, AuditStore
 from shared.clock import Clock, utcnow
 from shared.contracts import Event
 from shared.storage import Document
@@ -344,11 +344,19 @@ async def test_the_old_audit_log_is_adopted_masked_and_then_dropped(
         )
     full_id = str(events[0].data.applicant.personal_id)  # type: ignore[attr-defined]
     assert len(full_id) == 12
+    # One document is no event any more (a field renamed by hand, say): it must not keep the
+    # old collection, and its identifiers, alive.
+    await legacy.insert_one(
+        {"_id": "broken-1", "kind": "?", "note": f"CCCD {full_id}", "personal_id": full_id}
+    )
 
     clock = fixed_clock(T0 + timedelta(hours=1))
     assert await handlers.adopt_legacy(store=store, hmac_key=KEY, clock=clock) == len(events)
     assert handlers.LEGACY not in await store.records.database.list_collection_names()
     assert await handlers.adopt_legacy(store=store, hmac_key=KEY, clock=clock) == 0  # again
+    [kept] = [d async for d in store.records.database[QUARANTINE].find({})]
+    assert kept["_id"] == "broken-1" and full_id not in repr(kept)
+    assert kept["personal_id"] == "********" + full_id[-4:]
     assert sorted(r["_id"] for r in await store.timeline(code)) == sorted(e.id for e in events)
     assert not [r async for r in store.records.find({}) if full_id in repr(r)]
     await handlers.settle(
