@@ -39,6 +39,8 @@ def actor_of(event_type: str, data: dict[str, Any]) -> str:
         return str(data.get("submitted_by") or "citizen")
     if event_type in ("dossier.withdrawn", "dossier.supplemented"):
         return "citizen"
+    if event_type == "dossier.reassigned":  # claimed, released or reassigned: `by` did it
+        return str(data.get("by") or "system")
     if event_type in (*DECISIONS, "dossier.supplement_requested", "dossier.apology_issued"):
         return str(data.get("officer_id") or "system")
     return "system"  # assignment, SLA timers, notifications

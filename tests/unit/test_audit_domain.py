@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 
 from services.audit import ledger
 from services.audit.batching import Batcher
-from services.audit.domain import build_record, with_states_before
+from services.audit.domain import actor_of, build_record, with_states_before
 from services.audit.privacy import keyed_hash, scrub_text, without_keyed_hashes
 from services.audit.settings import DEV_HMAC_KEY, AuditSettings
 from services.audit.statistics import summarise
@@ -407,3 +407,9 @@ def test_the_development_hmac_key_is_named_and_keyed_hashes_are_not_shown(
     shown = json.dumps(ledger.jsonable(without_keyed_hashes(record)))
     assert "_hmac" not in shown and "********" in shown
     assert record["applicant_id_hmac"] and record["data"]["applicant"]["personal_id_hmac"]
+
+
+def test_a_reassignment_and_an_apology_name_the_officer_who_made_them() -> None:
+    assert actor_of("dossier.reassigned", {"officer_id": "o2", "by": "sup1"}) == "sup1"
+    assert actor_of("dossier.apology_issued", {"officer_id": "o3"}) == "o3"
+    assert actor_of("dossier.assigned", {"officer_id": "o2"}) == "system"
