@@ -4,7 +4,8 @@ The consumer runs up to `prefetch` handlers at once (aio-pika starts a task per 
 handler hands its record to the batcher and awaits a future that resolves only once the batch
 holding it is written (or fails with the write's error, so the message is retried, never acked
 unwritten). A batch is written when it reaches `size` records or its first record has waited
-`wait` seconds, whichever comes first; one write is in flight at a time.
+`wait` seconds, whichever comes first; one write is in flight at a time. A write that stored
+some of its documents raises `PartialWrite` naming the others: only their handlers fail.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class PartialWrite(Exception):
+    """A write stored every document but those at the indexes `failed` (of the list given)."""
+
+    def __init__(self, failed: set[int], detail: str) -> None:
+        super().__init__(f"{len(failed)} document(s) not written: {detail}")
+        self.failed = frozenset(failed)
 
 
 class Batcher:
@@ -50,6 +59,15 @@ class Batcher:
                 self._full.set()
             try:
                 await self.write([doc for doc, _ in batch])
+            except PartialWrite as exc:
+                log.warning("%d of a batch of %d records failed", len(exc.failed), len(batch))
+                self.batches += 1
+                for index, (_, future) in enumerate(batch):
+                    if not future.done():
+                        if index in exc.failed:
+                            future.set_exception(exc)
+                        else:
+                            future.set_result(None)
             except Exception as exc:
                 log.warning("a batch of %d records failed; retrying them", len(batch))
                 for _, future in batch:

@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.audit import ledger
+from services.audit.batching import PartialWrite
 from services.audit.domain import occurrence_key
 from shared.storage import Document
 
@@ -42,6 +43,19 @@ def insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
 
 def _lease_id(n: int) -> str:
     return f"ledger-lease-{n:012d}"  # zero-padded: ids sort as numbers
+
+
+async def _insert_each(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:
+    """Insert `docs`; the indexes of those refused (one already there counts as written). A
+    write concern error may have lost any of them: raised."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors") or []
+        if not errors or exc.details.get("writeConcernErrors"):
+            raise
+        return {int(e["index"]) for e in errors if e.get("code") != DUPLICATE_KEY}
+    return set()
 
 
 class AuditStore:
@@ -77,12 +91,15 @@ class AuditStore:
             }
             for r in records
         ]
-        for collection, docs in ((self.pending, markers), (self.records, records)):
-            try:
-                await collection.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if not insert_errors_are_duplicates(exc):
-                    raise
+        # A record is written only once its marker is; a document the database refuses fails
+        # alone (the others of the batch are written, `ordered=False`).
+        failed = await _insert_each(self.pending, markers)
+        kept = [i for i in range(len(records)) if i not in failed]
+        if kept:
+            refused = await _insert_each(self.records, [records[i] for i in kept])
+            failed |= {kept[j] for j in refused}
+        if failed:
+            raise PartialWrite(failed, "refused by the database")
 
     async def pending_before(self, cutoff: datetime) -> list[Document]:
         return [d async for d in self.pending.find({"recorded_at": {"$lt": cutoff}})]

@@ -8,19 +8,19 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr
 from pymongo.errors import BulkWriteError
 
 from services.audit import ledger
-from services.audit.batching import Batcher
+from services.audit.batching import Batcher, PartialWrite
 from services.audit.domain import actor_of, build_record, with_states_before
 from services.audit.privacy import keyed_hash, scrub_text, without_keyed_hashes
 from services.audit.settings import DEV_HMAC_KEY, AuditSettings
 from services.audit.statistics import summarise
-from services.audit.store import insert_errors_are_duplicates
+from services.audit.store import AuditStore, insert_errors_are_duplicates
 from shared.calendar import VIETNAM, WorkingCalendar
 from tests.factories import VALID_FORM, submitted_event
 
@@ -359,6 +359,45 @@ async def test_batches_are_bounded_and_a_failed_write_reaches_every_waiting_hand
     )
     assert all(isinstance(r, ConnectionError) for r in results)  # not acked: retried
     assert sum(len(batch) for batch in written) == 10
+
+
+async def test_a_document_the_database_refuses_fails_its_own_handler_only() -> None:
+    async def write(docs: list[dict[str, Any]]) -> None:
+        raise PartialWrite({i for i, d in enumerate(docs) if d.get("bad")}, "refused")
+
+    batcher = Batcher(write, size=4, wait=0.01)
+    docs = [{"_id": 0}, {"_id": 1, "bad": True}, {"_id": 2}, {"_id": 3}]
+    results = await asyncio.gather(*(batcher.submit(d) for d in docs), return_exceptions=True)
+    assert [isinstance(r, PartialWrite) for r in results] == [False, True, False, False]
+
+
+class RefusingCollection:
+    """A collection that refuses the documents whose `_id` is in `refused` (a unit test's
+    stand-in for a database that refuses some documents of a bulk insert)."""
+
+    def __init__(self, refused: set[int]) -> None:
+        self.refused, self.stored = refused, list[dict[str, Any]]()
+
+    async def insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> None:
+        assert ordered is False
+        errors = [{"index": i, "code": 2} for i, d in enumerate(docs) if d["_id"] in self.refused]
+        self.stored += [d for d in docs if d["_id"] not in self.refused]
+        if errors:
+            raise BulkWriteError({"writeErrors": errors, "writeConcernErrors": []})
+
+
+async def test_a_record_is_written_only_once_its_marker_is_and_failures_are_by_index() -> None:
+    records = [
+        build_record(submitted_event(), hmac_key=KEY, recorded_at=datetime.now(UTC)) | {"_id": i}
+        for i in range(4)
+    ]
+    pending, stored = RefusingCollection({1}), RefusingCollection({2})
+    db = {"pending": pending, "records": stored, "chain": None, "seals": None, "leases": None}
+    store = AuditStore(cast(Any, db))
+    with pytest.raises(PartialWrite) as failure:
+        await store.insert_records(records, hmac_key=KEY)
+    assert failure.value.failed == {1, 2}
+    assert [d["_id"] for d in stored.stored] == [0, 3]
 
 
 def test_exported_csv_cells_never_start_a_formula() -> None:
