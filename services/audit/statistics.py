@@ -68,13 +68,15 @@ def facts(records: list[dict[str, Any]], calendar: WorkingCalendar) -> DossierFa
         if kind in DECISIONS:
             out.decided_at = _when(data.get("decided_at")) or rec["time"]
             pause_end = out.decided_at
+        # A date stated by the event that ends a pause (a decision) is the one in force before
+        # that pause: the pause still moves it.
+        if isinstance(data.get("promised_at"), str):
+            promised, shift = _when(data["promised_at"]), 0.0
         if pause_start is not None and pause_end is not None:
             hours = calendar.working_hours_between(pause_start, pause_end)
             paused_hours += hours
             shift += hours
             pause_start = None
-        if isinstance(data.get("promised_at"), str):
-            promised, shift = _when(data["promised_at"]), 0.0
         if kind in DECISIONS:
             break  # the first decision is the result; what follows does not change it
     if out.decided_at is not None and out.received_at is not None:

@@ -19,7 +19,7 @@ from services.audit.batching import Batcher, PartialWrite
 from services.audit.domain import actor_of, build_record, with_states_before
 from services.audit.privacy import keyed_hash, scrub_text, without_keyed_hashes
 from services.audit.settings import DEV_HMAC_KEY, AuditSettings
-from services.audit.statistics import summarise
+from services.audit.statistics import facts, summarise
 from services.audit.store import AuditStore, insert_errors_are_duplicates
 from shared.calendar import VIETNAM, WorkingCalendar
 from tests.factories import VALID_FORM, submitted_event
@@ -333,6 +333,25 @@ def test_statistics_match_a_hand_computed_example() -> None:
             "median_working_days": 0.75,
         },
     ]
+
+
+def test_a_decision_that_ends_a_pause_is_due_later_by_that_pause() -> None:
+    records = [
+        # Received Mon 07:00, promised Tue 17:00.
+        _rec(
+            "f1",
+            "dossier.submitted",
+            _at(2, 7),
+            "00004",
+            received_at=_at(2, 7),
+            promised_at=_at(3, 17),
+        ),
+        # Paused Tue 07:00 and decided during the pause, Wed 09:00, the decision stating the
+        # date in force (Tue 17:00): 8 + 2 working hours paused, due Thu 09:00: on time.
+        _rec("f2", "dossier.supplement_requested", _at(3, 7), requested_at=_at(3, 7)),
+        _rec("f3", "dossier.rejected", _at(4, 9), decided_at=_at(4, 9), promised_at=_at(3, 17)),
+    ]
+    assert facts(records, WorkingCalendar()).on_time is True
 
 
 # --- batching -------------------------------------------------------------------------------
