@@ -298,15 +298,26 @@ def _hmac_key(request: Request) -> bytes:
 # --- statistics -----------------------------------------------------------------------------
 
 
+MAX_STATISTICS_DAYS = 366
+
+
 @router.get("/statistics", summary="Received, decided, on time, late, median working days")
 async def statistics(store: Store, calendar: Calendar, since: date, until: date) -> dict[str, Any]:
-    """Per procedure and unit for the days [since, until) (Vietnam time)."""
+    """Per procedure and unit for the days [since, until) (Vietnam time), at most a year
+    (366 days): this route is public, and a longer period reads too much."""
     if until <= since:
         raise Problem(
             422,
             "`until` must be after `since`.",
             "Ngày kết thúc phải sau ngày bắt đầu.",
             code="bad_period",
+        )
+    if (until - since).days > MAX_STATISTICS_DAYS:
+        raise Problem(
+            422,
+            f"The period may be at most {MAX_STATISTICS_DAYS} days.",
+            f"Khoảng thời gian tối đa là {MAX_STATISTICS_DAYS} ngày.",
+            code="period_too_long",
         )
     start, end = start_of_day(since), start_of_day(until)
     # Dossiers decided in the period (the decision event is stamped when it is taken) and

@@ -58,6 +58,30 @@ async def _insert_each(collection: AsyncCollection[Document], docs: list[Documen
     return set()
 
 
+# What statistics read of a record (`statistics.facts`).
+STATISTICS_FIELDS = {
+    name: 1
+    for name in (
+        "dossier_code",
+        "type",
+        "time",
+        "procedure_code",
+        "unit_id",
+        *(
+            f"data.{field}"
+            for field in (
+                "received_at",
+                "submitted_at",
+                "requested_at",
+                "supplemented_at",
+                "decided_at",
+                "promised_at",
+            )
+        ),
+    )
+}
+
+
 class AuditStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.records = db["records"]
@@ -266,7 +290,9 @@ class AuditStore:
             after = (docs[-1]["time"], docs[-1]["_id"])
 
     async def dossiers_records(self, codes: list[str]) -> list[Document]:
-        return [d async for d in self.records.find({"dossier_code": {"$in": codes}})]
+        """The records of these dossiers, with only what statistics read."""
+        query = {"dossier_code": {"$in": codes}}
+        return [d async for d in self.records.find(query, STATISTICS_FIELDS)]
 
     async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]:
         query = {"type": {"$in": types}, "time": {"$gte": since, "$lt": until}}

@@ -197,6 +197,11 @@ async def test_shuffled_events_are_chained_in_order_searched_exported_and_proven
     ).json()
     [row] = stats["rows"]
     assert (row["procedure_code"], row["unit_id"], row["decided"]) == ("1.004194", "U", 2)
+    too_long = httpx.get(
+        f"{audit_alone.url('audit')}/v1/audit/statistics",
+        params={"since": "2025-11-02", "until": "2026-11-04"},
+    )
+    assert (too_long.status_code, too_long.json()["code"]) == (422, "period_too_long")
 
 
 TWELVE_DIGITS = re.compile(r"(?<![\w-])\d{12}(?![\w-])")
