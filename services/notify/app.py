@@ -79,6 +79,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             tries=settings.delivery_tries,
             delays=delays,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
+            faults=rt.faults,
         )
         app.state.store = store
         app.state.notifier = notifier

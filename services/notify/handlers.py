@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from shared.contracts import (
     NotificationSentData,
     load,
 )
+from shared.faults import FaultPoints
 from shared.outbox import events_of
 from shared.storage import Document
 
@@ -75,6 +76,7 @@ class Notifier:
     tries: int
     delays: list[float]
     lease: timedelta
+    faults: FaultPoints = field(default_factory=lambda: FaultPoints(""))
 
 
 async def handle(event: Event, *, notifier: Notifier) -> None:
@@ -234,6 +236,8 @@ async def attempt(
     try:
         message = compose(event, planned, address, contact, n=n)
         provider_id = await n.channels[planned.channel].send(message)
+        # A fault test halts here: the provider has the message, its outcome is not recorded.
+        await n.faults.reach("notify.send.after_provider")
     except SendError as exc:
         now = n.clock()
         if not exc.permanent and attempts < tries:

@@ -315,6 +315,35 @@ async def test_the_same_event_three_times_sends_one_message_per_channel(
     assert len(deliveries(notify, code)) == 4
 
 
+async def test_a_send_cut_short_by_a_crash_is_resent_with_the_same_id(
+    notify: Services, isolation: Isolation, providers: Providers
+) -> None:
+    code = "G01.99-260609-0009"
+    notify.kill("notify")
+    notify.start("notify", MOTCUA_FAULT_POINTS="notify.send.after_provider")
+    notify.wait_ready("notify")
+    first = submitted(code, notify_by=["sms"])
+    async with observe(isolation.amqp_url) as seen:
+        await publish(isolation, first, approved(first))
+        await providers.partner.wait(1)  # the partner's webhook goes first
+        await eventually(lambda: "fault point reached" in notify.log("notify"))
+        notify.kill("notify")  # dies after the partner took it, before recording that
+        assert notifications(seen, code, "sent") == []
+
+        notify.start("notify")
+        notify.wait_ready("notify")
+        await eventually(lambda: len(notifications(seen, code, "sent")) == 2, timeout=30)
+        await asyncio.sleep(3 * LEASE)  # room for any further duplicate
+    # The partner got the same webhook-id twice: Standard Webhooks' key to drop the resend.
+    first_try, second_try = providers.partner.requests
+    assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]
+    assert first_try.body == second_try.body
+    assert len(providers.sms.requests) == 1
+    assert len({e["id"] for e in notifications(seen, code, "sent")}) == 2
+    log = sorted((d["channel"], d["status"], d["attempts"]) for d in deliveries(notify, code))
+    assert log == [("sms", "sent", 1), ("webhook", "sent", 2)]
+
+
 async def test_a_busy_provider_is_retried_while_other_messages_keep_flowing(
     notify: Services, isolation: Isolation, providers: Providers
 ) -> None:
