@@ -22,6 +22,9 @@ class NotifySettings(ServiceSettings):
     smtp_starttls: bool = Field(
         default=False, description="Upgrade the SMTP session with STARTTLS."
     )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the SMTP server's certificate (STARTTLS)."
+    )
     smtp_username: str = Field(default="", description="SMTP login (empty: no AUTH).")
     smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password.")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, description="SMTP socket timeout.")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.messaging import REASON_HEADER
+from tests.amqp import drain
 from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
 from tests.e2e.flows import assigned_officer, decide, submit, timeline, token, wait_for_types
@@ -81,6 +84,11 @@ async def test_an_unreachable_mail_server_is_retried_then_reported(
         assert "gave up after 3 tries" in str(failure["reason"])
         delivery = _delivery(stack.url("notify"), code, "dossier.approved")
         assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
+        # Both events wait in the dead-letter queue, with why, for an operator.
+        parked = await drain(isolation.amqp_url, "motcua.notify.dead", expect=2)
+        reasons = {json.loads(m.body)["type"]: str(m.headers[REASON_HEADER]) for m in parked}
+        assert set(reasons) == {"dossier.received", "dossier.approved"}
+        assert all(r.startswith("gave up after 3 tries") for r in reasons.values())
     finally:
         stack.stop_all()
 
