@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ def load_partners(path: Path | None) -> list[Partner]:
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
+    # httpx logs every request at INFO: one line per message sent is not what operators need.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Bad routing, templates or partners stop the service at start, not at the first event.
     routing = load_routing(settings.routing_file)
     partners = load_partners(settings.partners_file)

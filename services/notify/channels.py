@@ -70,6 +70,15 @@ class SmtpChannel:
             raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
 
 
+# Timeouts, refused or dropped connections, a provider that hung up mid-answer: worth a retry.
+TRANSIENT_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+
+
 async def post_json(
     client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str]
 ) -> httpx.Response:
@@ -78,8 +87,10 @@ async def post_json(
         response = await client.post(
             url, content=content, headers={"Content-Type": "application/json", **headers}
         )
-    except httpx.HTTPError as exc:
+    except TRANSIENT_ERRORS as exc:
         raise SendError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+    except httpx.HTTPError as exc:  # a bad URL or header: no retry can fix it
+        raise SendError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
     failure = http_failure(response.status_code, response.text)
     if failure is not None:
         raise failure
@@ -115,7 +126,8 @@ class SmsChannel:
             "segments": len(segments),
             "reference": message.tracking_id,
         }
-        headers = {"Authorization": f"Bearer {s.sms_api_key.get_secret_value()}"}
+        key = s.sms_api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         response = await post_json(
             self.client, s.sms_gateway_url, content=json.dumps(body).encode(), headers=headers
         )

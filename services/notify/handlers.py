@@ -34,7 +34,6 @@ from shared.contracts import (
     NotificationFailedData,
     NotificationSent,
     NotificationSentData,
-    load,
 )
 from shared.faults import FaultPoints
 from shared.outbox import events_of
@@ -193,9 +192,10 @@ async def deliver(
         "trigger_event_type": event.type,
         "template": route.template if route else None,
         "zalo_template_id": route.zalo_template_id if route else None,
-        "trigger": event.model_dump(mode="json"),
     }
     claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
+    if claim.kind == "send":
+        await n.store.keep_trigger(event)
     if claim.kind == "busy":  # come back when the other attempt must be over
         await n.retries.schedule(event, at_least=claim.wait)
         return claim.delivery
@@ -291,10 +291,10 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
     """An operator's resend of one delivery: a new delivery of the same message, tried once."""
     n = notifier
     original = await n.store.delivery(delivery_id)
-    if original is None or "trigger" not in original:
+    event = await n.store.trigger(original["trigger_event_id"]) if original else None
+    if original is None or event is None:
         raise DeliveryNotFound(delivery_id)
     root = str(original.get("resend_of") or original["_id"])
-    event = load(original["trigger"])
     contact = await n.store.recipient(event.subject) or {}
     key = str(original["recipient_key"])
     partner = next((p for p in n.partners if f"partner:{p.id}" == key), None)
@@ -318,7 +318,6 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
         "trigger_event_type": event.type,
         "template": template,
         "zalo_template_id": original.get("zalo_template_id"),
-        "trigger": original["trigger"],
         "resend_of": root,
         "requested_by": requested_by,
     }

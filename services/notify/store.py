@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts import Event
+from shared.contracts import Event, load
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
 
@@ -34,6 +35,7 @@ class NotifyStore:
         self.recipients = db["recipients"]
         self.deliveries = db["deliveries"]
         self.attempts = db["delivery_attempts"]
+        self.triggers = db["trigger_events"]
         self.outbox = Outbox(db, publish, service="notify", sources=[self.deliveries])
 
     async def setup(self) -> None:
@@ -41,10 +43,9 @@ class NotifyStore:
         await self.attempts.create_index("delivery_id")
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
-        """Keep the applicant's contact for later notifications (idempotent)."""
-        await self.recipients.update_one(
-            {"_id": dossier_code}, {"$setOnInsert": contact}, upsert=True
-        )
+        """Keep the applicant's contact for later notifications (idempotent: the first stays)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.recipients.insert_one({"_id": dossier_code, **contact})
 
     async def recipient(self, dossier_code: str) -> Document | None:
         return await self.recipients.find_one({"_id": dossier_code})
@@ -82,7 +83,7 @@ class NotifyStore:
         assert delivery is not None
         if delivery["status"] in FINISHED:
             return Claim("finished", delivery)
-        started = await self.attempts.count_documents({"delivery_id": delivery_id})
+        started = await self._started(delivery_id, int(delivery["attempts"]))
         if started > int(delivery["attempts"]):  # an attempt without a recorded outcome
             last = await self.attempts.find_one({"_id": f"{delivery_id}#{started}"})
             age = now - last["at"] if last else lease
@@ -100,6 +101,25 @@ class NotifyStore:
         except DuplicateKeyError:
             return Claim("busy", delivery, wait=lease.total_seconds())
         return Claim("send", {**delivery, "attempts": number})
+
+    async def _started(self, delivery_id: str, recorded: int) -> int:
+        """How many attempts were started: those recorded, plus any begun since (probed by
+        _id, which stays cheap as the log grows, unlike counting)."""
+        started = recorded
+        while await self.attempts.find_one({"_id": f"{delivery_id}#{started + 1}"}, {"_id": 1}):
+            started += 1
+        return started
+
+    async def keep_trigger(self, event: Event) -> None:
+        """Keep the event a delivery is for (once), so an operator can resend it later."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.triggers.insert_one(
+                {"_id": event.id, "event": event.model_dump(mode="json")}
+            )
+
+    async def trigger(self, event_id: str) -> Event | None:
+        doc = await self.triggers.find_one({"_id": event_id})
+        return load(doc["event"]) if doc else None
 
     async def retry_later(
         self, delivery: Document, *, reason: str, next_at: datetime, now: datetime

@@ -19,7 +19,11 @@ from services.notify.settings import NotifySettings
 from tests.e2e.harness import Mailbox
 from tools.devstack import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The plain-text AUTH server is deliberate: the STARTTLS test covers the secure setup.
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
+]
 
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
