@@ -206,6 +206,19 @@ def masked(channel: str, address: str) -> str:
     return address  # a partner id
 
 
+def scrub(text: str, channel: str, address: str) -> str:
+    """`text` (a provider's error, say) without the full address in any form it may take."""
+    if not address or channel == "webhook":
+        return text
+    forms = {address}
+    digits = "".join(ch for ch in address if ch.isdigit())
+    if channel != "email" and len(digits) >= 9:
+        forms |= {digits, "0" + digits[-9:]}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, masked(channel, address))
+    return text
+
+
 # --- SMS ---------------------------------------------------------------------------------------
 
 SINGLE_SEGMENT = 160

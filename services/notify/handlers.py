@@ -22,6 +22,7 @@ from services.notify.domain import (
     fallback,
     masked,
     plan,
+    scrub,
     tracking_id,
 )
 from services.notify.store import FINISHED, NotifyStore
@@ -240,18 +241,19 @@ async def attempt(
         await n.faults.reach("notify.send.after_provider")
     except SendError as exc:
         now = n.clock()
+        problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
         if not exc.permanent and attempts < tries:
             wanted = n.delays[min(attempts - 1, len(n.delays) - 1)]
             delay = await n.retries.schedule(event, at_least=wanted)
             log.info(
                 "delivery failed, retrying in %.1fs",
                 delay,
-                extra={"dossier": event.subject, "delivery": delivery["_id"], "reason": str(exc)},
+                extra={"dossier": event.subject, "delivery": delivery["_id"], "reason": problem},
             )
             return await n.store.retry_later(
-                delivery, reason=str(exc), next_at=now + timedelta(seconds=delay * 0.9), now=now
+                delivery, reason=problem, next_at=now + timedelta(seconds=delay * 0.9), now=now
             )
-        reason = str(exc) if exc.permanent else f"gave up after {attempts} tries: {exc}"
+        reason = problem if exc.permanent else f"gave up after {attempts} tries: {problem}"
         failed = NotificationFailed.caused_by(
             event,
             source=n.source,

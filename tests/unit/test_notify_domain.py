@@ -25,6 +25,7 @@ from services.notify.domain import (
     phone_84,
     pick_delay,
     plan,
+    scrub,
     sms_segments,
     webhook_signature,
 )
@@ -244,3 +245,13 @@ def test_the_apology_gives_the_reason_and_the_new_date_in_vietnam_time() -> None
     assert "Ngày hẹn trả kết quả mới: 16/06/2026" in rendered.text
     assert "13/06/2026" in rendered.text  # the date that was missed
     assert "Đăng ký tạm trú" in rendered.text
+
+
+def test_a_providers_error_never_carries_the_full_address() -> None:
+    assert scrub("550 <lan.nguyen@example.vn>: no such user", "email", "lan.nguyen@example.vn") == (
+        "550 <l***@example.vn>: no such user"
+    )
+    said = "invalid phone 84912345678 (0912345678, +84912345678)"
+    assert scrub(said, "sms", "+84912345678") == (
+        "invalid phone +849*****678 (+849*****678, +849*****678)"
+    )
