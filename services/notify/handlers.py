@@ -107,8 +107,9 @@ async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
             "full_name": data.applicant.full_name,
             "email": data.applicant.email,
             "phone": data.applicant.phone,
-            # Older events carry no choice: e-mail was then the only channel.
-            "notify_by": list(data.notify_by) or ["email"],
+            # No choice recorded (older events): e-mail, the only channel then, if there is an
+            # address to send to.
+            "notify_by": list(data.notify_by) or (["email"] if data.applicant.email else []),
             "procedure_code": data.procedure_code,
             "promised_at": data.promised_at,
             "fee": data.fee,
