@@ -8,25 +8,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from jinja2 import TemplateError
-
 from services.notify.channels import Channel
+from services.notify.compose import address_of, compose, delivery_fields
 from services.notify.domain import (
-    PROCEDURE_NAMES,
     ChannelRoute,
-    Message,
     Partner,
     Planned,
     Routing,
     SendError,
     fallback,
-    masked,
     plan,
     scrub,
-    tracking_id,
 )
 from services.notify.store import FINISHED, NotifyStore
-from services.notify.templates import Templates, UnknownTemplate
+from services.notify.templates import Templates
 from shared.clock import Clock
 from shared.contracts import (
     DossierSubmitted,
@@ -117,62 +112,6 @@ async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
     )
 
 
-def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]:
-    """What templates may use, from the event and what the submission told us."""
-    data = event.data.model_dump()
-    procedure = data.get("procedure_code") or contact.get("procedure_code") or ""
-    return {
-        "event_type": event.type,
-        "dossier_code": event.subject,
-        "full_name": contact.get("full_name") or "",
-        "procedure_name": PROCEDURE_NAMES.get(procedure, f"thủ tục {procedure}"),
-        # Review fills in the promised date in force; until then, the one given at submission.
-        "promised_at": data.get("promised_at") or contact.get("promised_at"),
-        "previous_promised_at": data.get("previous_promised_at"),
-        "reason": data.get("reason"),
-        "missing": list(data.get("missing") or []),
-        "note": data.get("note"),
-        "fee": contact.get("fee"),
-    }
-
-
-def _address(planned: Planned, contact: Mapping[str, Any]) -> str:
-    if planned.recipient.startswith("partner:"):
-        return planned.recipient.removeprefix("partner:")
-    key = "email" if planned.channel == "email" else "phone"
-    return str(contact.get(key) or "")
-
-
-def compose(
-    event: Event, planned: Planned, address: str, contact: Mapping[str, Any], *, n: Notifier
-) -> Message:
-    """The message of one delivery. Raises a permanent SendError if it cannot be made."""
-    tracking = tracking_id(planned.delivery_id)
-    if planned.channel == "webhook":
-        return Message("webhook", address, tracking, body=event.to_json())
-    if not address:
-        raise SendError(f"the applicant gave no {planned.channel} address", permanent=True)
-    route = planned.route or ChannelRoute(template=event.type)
-    try:
-        rendered = n.templates.render(
-            route.template, planned.channel, template_context(event, contact)
-        )
-    except (UnknownTemplate, TemplateError, ValueError) as exc:
-        raise SendError(
-            f"template {route.template}/{planned.channel}: {exc}", permanent=True
-        ) from exc
-    return Message(
-        planned.channel,
-        address,
-        tracking,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        template_id=route.zalo_template_id or "",
-        template_data=rendered.data,
-    )
-
-
 async def deliver(
     event: Event,
     planned: Planned,
@@ -183,18 +122,8 @@ async def deliver(
 ) -> Document:
     """Send one delivery at most once; on a final failure, try the channel's fallback."""
     n = notifier
-    address = _address(planned, contact)
-    route = planned.route
-    fields = {
-        "dossier_code": event.subject,
-        "channel": planned.channel,
-        "recipient": masked(planned.channel, address) if address else "",
-        "recipient_key": planned.recipient,
-        "trigger_event_id": event.id,
-        "trigger_event_type": event.type,
-        "template": route.template if route else None,
-        "zalo_template_id": route.zalo_template_id if route else None,
-    }
+    address = address_of(planned, contact)
+    fields = delivery_fields(event, planned, address)
     claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
     if claim.kind == "send":
         await n.store.keep_trigger(event)
@@ -236,7 +165,7 @@ async def attempt(
         "trigger_event_type": event.type,
     }
     try:
-        message = compose(event, planned, address, contact, n=n)
+        message = compose(event, planned, address, contact, templates=n.templates)
         provider_id = await n.channels[planned.channel].send(message)
         # A fault test halts here: the provider has the message, its outcome is not recorded.
         await n.faults.reach("notify.send.after_provider")
@@ -303,7 +232,7 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
     partner = next((p for p in n.partners if f"partner:{p.id}" == key), None)
     template = original.get("template")
     planned = Planned(
-        f"{root}:resend{await n.store.deliveries.count_documents({'resend_of': root}) + 1}",
+        f"{root}:resend{await n.store.resends_of(root) + 1}",
         key,
         original["channel"],
         route=ChannelRoute(template=template, zalo_template_id=original.get("zalo_template_id"))
@@ -311,16 +240,9 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
         else None,
         partner=partner,
     )
-    address = _address(planned, contact)
+    address = address_of(planned, contact)
     fields = {
-        "dossier_code": event.subject,
-        "channel": planned.channel,
-        "recipient": masked(planned.channel, address) if address else "",
-        "recipient_key": key,
-        "trigger_event_id": event.id,
-        "trigger_event_type": event.type,
-        "template": template,
-        "zalo_template_id": original.get("zalo_template_id"),
+        **delivery_fields(event, planned, address),
         "resend_of": root,
         "requested_by": requested_by,
     }

@@ -53,6 +53,9 @@ class NotifyStore:
     async def delivery(self, delivery_id: str) -> Document | None:
         return await self.deliveries.find_one({"_id": delivery_id})
 
+    async def resends_of(self, delivery_id: str) -> int:
+        return await self.deliveries.count_documents({"resend_of": delivery_id})
+
     async def create(self, delivery_id: str, fields: dict[str, Any], *, now: datetime) -> bool:
         """Insert the delivery if it is new; True if this call created it."""
         try:

@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notify.api import SAMPLE_CONTEXT
 from services.notify.app import load_routing
+from services.notify.compose import template_context
 from services.notify.domain import (
     Partner,
     SendError,
@@ -29,7 +30,6 @@ from services.notify.domain import (
     sms_segments,
     webhook_signature,
 )
-from services.notify.handlers import template_context
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates, UnknownTemplate
 from shared.contracts import DossierApologyData, DossierApologyIssued, PortalStatus
