@@ -46,6 +46,19 @@ def load_partners(path: Path | None) -> list[Partner]:
     return TypeAdapter(list[Partner]).validate_python(raw.get("partners", []))
 
 
+def check_routes(routing: Routing, templates: Templates) -> list[str]:
+    """What in the routing table cannot work: a missing template or Zalo template id."""
+    problems = []
+    for event_type, recipients in sorted(routing.routes.items()):
+        for channels in recipients.values():
+            for channel, route in channels.items():
+                if not templates.exists(route.template, channel, routing.default_language):
+                    problems.append(f"{event_type}: no template {route.template}/{channel}")
+                if channel == "zalo" and not route.zalo_template_id:
+                    problems.append(f"{event_type}: Zalo needs a zalo_template_id")
+    return problems
+
+
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     # httpx logs every request at INFO: one line per message sent is not what operators need.
@@ -54,6 +67,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     routing = load_routing(settings.routing_file)
     partners = load_partners(settings.partners_file)
     templates = Templates(settings.templates_dir, default_language=routing.default_language)
+    problems = check_routes(routing, templates)
+    if problems:
+        raise ValueError(f"{settings.routing_file}: " + "; ".join(problems))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
         store = NotifyStore(rt.db, rt.broker.publish)

@@ -128,7 +128,12 @@ async def deliver(
     if claim.kind == "send":
         await n.store.keep_trigger(event)
     if claim.kind == "busy":  # come back when the other attempt must be over
-        await n.retries.schedule(event, at_least=claim.wait)
+        delay = await n.retries.schedule(event, at_least=claim.wait)
+        log.info(
+            "delivery under way elsewhere; looking again in %.1fs",
+            delay,
+            extra={"dossier": event.subject, "delivery": planned.delivery_id},
+        )
         return claim.delivery
     if claim.kind == "not_due":  # its retry message is on the way
         return claim.delivery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -72,3 +72,14 @@ class NotifySettings(ServiceSettings):
         gt=0,
         description="How long a started send is left alone before it counts as interrupted.",
     )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotifySettings:
+        # A send still running when its lease ends would be taken over and sent twice.
+        longest = max(self.http_timeout_seconds, self.smtp_timeout_seconds)
+        if self.delivery_lease_seconds <= longest:
+            raise ValueError(
+                f"delivery_lease_seconds ({self.delivery_lease_seconds}) must exceed the longest "
+                f"provider timeout ({longest})"
+            )
+        return self

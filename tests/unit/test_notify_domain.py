@@ -16,6 +16,7 @@ from services.notify.app import load_routing
 from services.notify.compose import template_context
 from services.notify.domain import (
     Partner,
+    Routing,
     SendError,
     ascii_text,
     backoff_delays,
@@ -255,3 +256,29 @@ def test_a_providers_error_never_carries_the_full_address() -> None:
     assert scrub(said, "sms", "+84912345678") == (
         "invalid phone +849*****678 (+849*****678, +849*****678)"
     )
+
+
+def test_a_routing_table_that_cannot_work_is_refused_at_start() -> None:
+    from services.notify.app import check_routes
+
+    assert check_routes(ROUTING, TEMPLATES) == []
+    broken = Routing.model_validate(
+        {
+            "routes": {
+                "dossier.received": {
+                    "applicant": {"sms": {"template": "nowhere"}, "zalo": {"template": "received"}}
+                }
+            }
+        }
+    )
+    assert check_routes(broken, TEMPLATES) == [
+        "dossier.received: no template nowhere/sms",
+        "dossier.received: Zalo needs a zalo_template_id",
+    ]
+    with pytest.raises(ValidationError, match="typo"):
+        Routing.model_validate({"routes": {}, "typo": 1})
+
+
+def test_the_lease_must_outlast_a_send() -> None:
+    with pytest.raises(ValidationError, match="must exceed the longest provider timeout"):
+        NotifySettings(delivery_lease_seconds=5, http_timeout_seconds=10)
