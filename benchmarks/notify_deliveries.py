@@ -29,7 +29,7 @@ import httpx
 from shared.contracts import Event
 from shared.messaging import EXCHANGE
 from tests.amqp import observe
-from tests.factories import submitted_event
+from tests.factories import approved_event, submitted_event
 from tests.httpstub import http_stub
 from tools.devstack import ROOT, free_port, stack, wait_for
 
@@ -62,8 +62,6 @@ async def _publish_all(amqp_url: str, events: list[Event]) -> None:
 
 
 async def run(amqp_url: str, mongo_url: str, count: int) -> None:
-    from tests.e2e.test_notify_channels import approved  # the test's event factory
-
     zns_ok = (200, {"error": 0, "data": {"msg_id": "z"}})
     with http_stub() as sms, http_stub(zns_ok) as zalo:
         port = free_port()
@@ -93,7 +91,7 @@ async def run(amqp_url: str, mongo_url: str, count: int) -> None:
                 submission = submitted_event(code=f"G01.99-260609-{i:04d}")
                 data = submission.data.model_copy(update={"notify_by": ["sms", "zalo"]})
                 submissions.append(submission.model_copy(update={"data": data}))
-            decisions = [approved(s) for s in submissions]
+            decisions = [approved_event(s) for s in submissions]
             async with observe(amqp_url) as seen:
                 await _publish_all(amqp_url, list(submissions))
                 await asyncio.sleep(2)  # let the contacts be stored first

@@ -12,6 +12,8 @@ from services.review.domain import Task
 from shared.contracts import (
     Applicant,
     Channel,
+    DossierApproved,
+    DossierDecisionData,
     DossierSubmitted,
     DossierSubmittedData,
     Residence,
@@ -44,6 +46,23 @@ def submitted_event(code: str = "G01.99-261128-0001", ward: str = "00004") -> Do
                 {**VALID_FORM["applicant"], "phone": "+84912345678"}
             ),
             residence=Residence(ward_code=ward, address="Số 1 phố Huế"),
+        ),
+    )
+
+
+def approved_event(cause: DossierSubmitted) -> DossierApproved:
+    """An officer's approval of the dossier `cause` submitted."""
+    return DossierApproved.create(
+        source="urn:test",
+        subject=cause.subject,
+        correlationid=cause.correlationid,
+        data=DossierDecisionData(
+            dossier_code=cause.subject,
+            task_id="t1",
+            procedure_code=cause.data.procedure_code,
+            unit_id="U",
+            officer_id="cb-01",
+            decided_at=datetime.now(UTC),
         ),
     )
 

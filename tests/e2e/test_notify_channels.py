@@ -21,8 +21,6 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.notify.domain import webhook_signature
 from shared import auth
 from shared.contracts import (
-    DossierApproved,
-    DossierDecisionData,
     DossierReceived,
     DossierSubmitted,
     DossierSupplementRequested,
@@ -36,7 +34,7 @@ from shared.settings import DEV_JWT_SECRET
 from tests.amqp import Observer, drain, observe, publish_raw
 from tests.conftest import Isolation
 from tests.e2e.harness import Mailbox, Services, eventually
-from tests.factories import submitted_event
+from tests.factories import approved_event, submitted_event
 from tests.httpstub import HttpStub, http_stub
 
 pytestmark = pytest.mark.e2e
@@ -132,22 +130,6 @@ def received(cause: DossierSubmitted) -> DossierReceived:
             actor="cb-01",
             at=datetime.now(UTC),
             status_code=PortalStatus.RECEIVED,
-        ),
-    )
-
-
-def approved(cause: DossierSubmitted) -> DossierApproved:
-    return DossierApproved.create(
-        source="urn:test",
-        subject=cause.subject,
-        correlationid=cause.correlationid,
-        data=DossierDecisionData(
-            dossier_code=cause.subject,
-            task_id="t1",
-            procedure_code="1.004194",
-            unit_id="U",
-            officer_id="cb-01",
-            decided_at=datetime.now(UTC),
         ),
     )
 
@@ -302,7 +284,7 @@ async def test_the_same_event_three_times_sends_one_message_per_channel(
 ) -> None:
     code = "G01.99-260609-0003"
     first = submitted(code, notify_by=["email", "sms", "zalo"])
-    decision = approved(first)
+    decision = approved_event(first)
     async with observe(isolation.amqp_url) as seen:
         await publish(isolation, first, decision, decision, decision)
         await eventually(lambda: len({e["id"] for e in notifications(seen, code, "sent")}) == 4)
@@ -326,7 +308,7 @@ async def test_a_send_cut_short_by_a_crash_is_resent_with_the_same_id(
     notify.wait_ready("notify")
     first = submitted(code, notify_by=["sms"])
     async with observe(isolation.amqp_url) as seen:
-        await publish(isolation, first, approved(first))
+        await publish(isolation, first, approved_event(first))
         await providers.partner.wait(1)  # the partner's webhook goes first
         await eventually(lambda: "fault point reached" in notify.log("notify"))
         notify.kill("notify")  # dies after the partner took it, before recording that
@@ -357,7 +339,7 @@ async def test_a_busy_provider_is_retried_while_other_messages_keep_flowing(
     first = submitted(slow, notify_by=["sms"], phone="+84911111111")
     second = submitted(other, notify_by=["sms"], phone="+84922222222")
     async with observe(isolation.amqp_url) as seen:
-        await publish(isolation, first, approved(first), second, approved(second))
+        await publish(isolation, first, approved_event(first), second, approved_event(second))
         await eventually(lambda: notifications(seen, slow, "sent", "sms"), timeout=30)
     tries = providers.sms.matching("84911111111")
     [served] = providers.sms.matching("84922222222")
@@ -376,7 +358,7 @@ async def test_a_refusal_is_not_retried_and_is_reported_once(
     providers.sms.answer((400, {"error": "invalid number"}))
     first = submitted(code, notify_by=["sms"])
     async with observe(isolation.amqp_url) as seen:
-        await publish(isolation, first, approved(first))
+        await publish(isolation, first, approved_event(first))
         [failed] = await seen.wait_for("notification.failed")
         await asyncio.sleep(2)  # longer than the first retry would wait
     assert len(providers.sms.requests) == 1
@@ -398,7 +380,7 @@ async def test_zalo_refusing_falls_back_to_one_sms(
     providers.zalo.answer((200, {"error": -124, "message": "Phone is not a Zalo user"}))
     first = submitted(code, notify_by=["zalo"])
     async with observe(isolation.amqp_url) as seen:
-        await publish(isolation, first, approved(first))
+        await publish(isolation, first, approved_event(first))
         await eventually(lambda: notifications(seen, code, "sent", "sms"))
         [failed] = notifications(seen, code, "failed")
     assert failed["data"]["channel"] == "zalo"
@@ -420,7 +402,7 @@ async def test_operators_resend_and_preview_templates(
     first = submitted(code, notify_by=["sms"])
     # Audit is not running: the observer is what notification events are routed to.
     async with observe(isolation.amqp_url):
-        await publish(isolation, first, approved(first))
+        await publish(isolation, first, approved_event(first))
         await providers.sms.wait(1)
         [delivery] = await eventually(
             lambda: [
