@@ -26,6 +26,8 @@ test: deps lint typecheck pytest
 
 bench: deps
 	$(VENV_PY) -m benchmarks.intake_submissions
+	$(VENV_PY) -m benchmarks.audit_batching
+	$(VENV_PY) -m benchmarks.notify_deliveries
 
 schemas: deps
 	$(VENV_PY) -m shared.contracts schemas docs/events

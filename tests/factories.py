@@ -58,6 +58,23 @@ def submitted_event(code: str = "G01.99-261128-0001", ward: str = "00004") -> Do
     )
 
 
+def approved_event(cause: DossierSubmitted) -> DossierApproved:
+    """An officer's approval of the dossier `cause` submitted."""
+    return DossierApproved.create(
+        source="urn:test",
+        subject=cause.subject,
+        correlationid=cause.correlationid,
+        data=DossierDecisionData(
+            dossier_code=cause.subject,
+            task_id="t1",
+            procedure_code=cause.data.procedure_code,
+            unit_id="U",
+            officer_id="cb-01",
+            decided_at=datetime.now(UTC),
+        ),
+    )
+
+
 def review_task(**changes: Any) -> Task:
     """A task of review in its receipt step; `changes` set any field."""
     fields: dict[str, Any] = {

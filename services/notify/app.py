@@ -2,45 +2,126 @@
 
 from __future__ import annotations
 
-from functools import partial
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
+import yaml
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
 from services.notify import handlers
 from services.notify.api import router
-from services.notify.email import SmtpSender
+from services.notify.channels import (
+    Channel,
+    SmsChannel,
+    SmtpChannel,
+    WebhookChannel,
+    ZaloChannel,
+)
+from services.notify.domain import Partner, Routing, backoff_delays
+from services.notify.retries import RetryQueues
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
+from services.notify.templates import Templates
 from shared import web
 from shared.clock import utcnow
-from shared.contracts import DossierApproved, DossierRejected, DossierSubmitted
+from shared.contracts import DossierSubmitted, Event
 from shared.runtime import Runtime
+
+QUEUE = "motcua.notify"
+
+
+def load_routing(path: Path) -> Routing:
+    return Routing.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def load_partners(path: Path | None) -> list[Partner]:
+    if path is None:
+        return []
+    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return TypeAdapter(list[Partner]).validate_python(raw.get("partners", []))
+
+
+def check_routes(routing: Routing, templates: Templates) -> list[str]:
+    """What in the routing table cannot work: a missing template or Zalo template id."""
+    problems = []
+    for event_type, recipients in sorted(routing.routes.items()):
+        for channels in recipients.values():
+            for channel, route in channels.items():
+                if not templates.exists(route.template, channel, routing.default_language):
+                    problems.append(f"{event_type}: no template {route.template}/{channel}")
+                if channel == "zalo" and not route.zalo_template_id:
+                    problems.append(f"{event_type}: Zalo needs a zalo_template_id")
+    return problems
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
+    # httpx logs every request at INFO: one line per message sent is not what operators need.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Bad routing, templates or partners stop the service at start, not at the first event.
+    routing = load_routing(settings.routing_file)
+    partners = load_partners(settings.partners_file)
+    templates = Templates(settings.templates_dir, default_language=routing.default_language)
+    problems = check_routes(routing, templates)
+    if problems:
+        raise ValueError(f"{settings.routing_file}: " + "; ".join(problems))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
         store = NotifyStore(rt.db, rt.broker.publish)
         await store.setup()
-        app.state.store = store
-        await rt.consume(
-            "motcua.notify",
-            [DossierSubmitted.event_type, DossierApproved.event_type, DossierRejected.event_type],
-            partial(
-                handlers.handle,
-                store=store,
-                mailer=SmtpSender(settings),
-                clock=utcnow,
-                source=f"{settings.public_url}/v1/deliveries",
-                max_attempts=settings.shared.max_attempts,
-            ),
+        client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+        rt.background(_close_on_cancel(client), "http-client")
+        channels: dict[str, Channel] = {"email": SmtpChannel(settings)}
+        if settings.sms_gateway_url:
+            channels["sms"] = SmsChannel(settings, client)
+        if settings.zalo_base_url:
+            channels["zalo"] = ZaloChannel(settings, client)
+        if partners:
+            channels["webhook"] = WebhookChannel(partners, client)
+        delays = backoff_delays(settings.retry_base_seconds, settings.delivery_tries)
+        retries = RetryQueues(rt.broker.channel, queue=QUEUE, delays=delays)
+        await retries.setup()
+        notifier = handlers.Notifier(
+            store=store,
+            channels=channels,
+            templates=templates,
+            routing=routing,
+            partners=partners,
+            retries=retries,
+            clock=utcnow,
+            source=f"{settings.public_url}/v1/deliveries",
+            tries=settings.delivery_tries,
+            delays=delays,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            faults=rt.faults,
         )
+        app.state.store = store
+        app.state.notifier = notifier
+        bindings = {DossierSubmitted.event_type, *routing.routes}
+        bindings.update(event for partner in partners for event in partner.events)
+        await rt.consume(QUEUE, sorted(bindings), lambda e: _handle(e, notifier))
         rt.relay(store.outbox)
 
     return web.service_app(
         settings,
-        summary="Tells citizens the result of their dossiers.",
+        summary="Tells citizens and partners what happens to dossiers: e-mail, SMS, Zalo, "
+        "webhooks.",
         routers=[router],
         start=start,
     )
+
+
+async def _handle(event: Event, notifier: handlers.Notifier) -> None:
+    await handlers.handle(event, notifier=notifier)
+
+
+async def _close_on_cancel(client: httpx.AsyncClient) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.aclose()

@@ -1,12 +1,30 @@
-"""Notify's pure rules: what to tell the applicant about a decision, and masking addresses."""
+"""Notify's pure rules: routing, addresses, SMS text, retry delays and webhook signatures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import hashlib
+import hmac
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from shared.contracts import DossierApproved, DossierRejected, Event
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROCEDURE_NAMES = {"1.004194": "Đăng ký tạm trú"}
+ChannelName = Literal["email", "sms", "zalo", "webhook"]
+APPLICANT_CHANNELS: tuple[ChannelName, ...] = ("email", "sms", "zalo")
+TRACKING_NAMESPACE = uuid.UUID("1b7f4a52-3f0c-4c58-9a77-4d2d0f0c3a11")
+
+PROCEDURE_NAMES = {
+    "1.004222": "Đăng ký thường trú",
+    "1.004194": "Đăng ký tạm trú",
+    "1.002755": "Gia hạn tạm trú",
+    "1.003677": "Khai báo tạm vắng",
+    "2.001159": "Thông báo lưu trú",
+    "2.001178": "Xác nhận số Chứng minh nhân dân",
+    "1.001456": "Cấp hộ chiếu phổ thông",
+}
 
 
 class SendError(Exception):
@@ -18,10 +36,143 @@ class SendError(Exception):
 
 
 @dataclass(frozen=True)
-class Email:
+class Message:
+    """One message for one channel, ready to hand to its adapter.
+
+    `to` is the address (e-mail), the phone (SMS, Zalo) or the partner id (webhook);
+    `tracking_id` is the same on every attempt, so a provider can spot a resend."""
+
+    channel: ChannelName
     to: str
-    subject: str
-    text: str
+    tracking_id: str
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    template_id: str = ""
+    template_data: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
+
+
+# --- routing as data ---------------------------------------------------------------------------
+
+
+class ChannelRoute(BaseModel):
+    """Which template (a folder of the templates directory) a channel uses for an event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    template: str = Field(min_length=1)
+    zalo_template_id: str | None = Field(
+        default=None, description="The ZNS template id Zalo approved (Zalo only)."
+    )
+
+
+class Routing(BaseModel):
+    """Event type → recipients → channels → template, plus fallbacks between channels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_language: str = "vi"
+    fallbacks: dict[ChannelName, ChannelName] = Field(default_factory=dict)
+    routes: dict[str, dict[Literal["applicant"], dict[ChannelName, ChannelRoute]]]
+
+    def applicant_channels(self, event_type: str) -> dict[ChannelName, ChannelRoute]:
+        return dict(self.routes.get(event_type, {}).get("applicant", {}))
+
+
+class Partner(BaseModel):
+    """A partner system that receives signed webhooks for the event types it subscribes to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False)
+    events: list[str] = Field(min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _no_loops(cls, events: list[str]) -> list[str]:
+        if any(e.startswith("notification.") for e in events):
+            raise ValueError("notification events would notify about themselves")
+        return events
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One delivery an event calls for: to whom, by which channel, with which template."""
+
+    delivery_id: str
+    recipient: str  # `applicant` or `partner:<id>`
+    channel: ChannelName
+    route: ChannelRoute | None = None
+    partner: Partner | None = None
+
+
+def delivery_id(event_id: str, recipient: str, channel: str) -> str:
+    """The key that makes a send happen once: event × recipient × channel."""
+    return f"{event_id}:{recipient}:{channel}"
+
+
+def tracking_id(delivery: str) -> str:
+    """A short stable id given to the provider on every attempt of one delivery."""
+    return uuid.uuid5(TRACKING_NAMESPACE, delivery).hex
+
+
+def plan(
+    event_type: str,
+    event_id: str,
+    *,
+    routing: Routing,
+    partners: list[Partner],
+    chosen: list[str] | None,
+    available: set[str],
+) -> list[Planned]:
+    """The deliveries an event calls for. `chosen` is the applicant's channels (None: unknown
+    yet); channels without a configured provider are left out."""
+    planned = [
+        Planned(
+            delivery_id(event_id, f"partner:{p.id}", "webhook"),
+            f"partner:{p.id}",
+            "webhook",
+            partner=p,
+        )
+        for p in partners
+        if event_type in p.events and "webhook" in available
+    ]
+    if chosen is not None:
+        for channel, route in routing.applicant_channels(event_type).items():
+            if channel in chosen and channel in available:
+                planned.append(
+                    Planned(
+                        delivery_id(event_id, "applicant", channel),
+                        "applicant",
+                        channel,
+                        route=route,
+                    )
+                )
+    return planned
+
+
+def fallback(
+    planned: Planned, event_id: str, *, routing: Routing, available: set[str]
+) -> Planned | None:
+    """The delivery to try when `planned` failed for good (Zalo → SMS), if any. It has the id
+    the fallback channel's own delivery would have, so a citizen who chose both gets one."""
+    target = routing.fallbacks.get(planned.channel)
+    if planned.recipient != "applicant" or planned.route is None:
+        return None
+    if target is None or target not in available:
+        return None
+    return Planned(
+        delivery_id(event_id, "applicant", target),
+        "applicant",
+        target,
+        route=ChannelRoute(template=planned.route.template),
+    )
+
+
+# --- addresses ---------------------------------------------------------------------------------
 
 
 def mask_email(address: str) -> str:
@@ -30,21 +181,101 @@ def mask_email(address: str) -> str:
     return f"{local[:1]}***@{domain}" if domain else "***"
 
 
-def decision_email(event: Event, *, to: str, full_name: str) -> Email:
-    """The Vietnamese e-mail that tells an applicant their dossier was approved or rejected."""
-    if not isinstance(event, DossierApproved | DossierRejected):
-        raise ValueError(f"no e-mail for {event.type}")
-    data = event.data
-    procedure = PROCEDURE_NAMES.get(data.procedure_code, f"thủ tục {data.procedure_code}")
-    if isinstance(event, DossierApproved):
-        subject = f"Hồ sơ {data.dossier_code} đã được phê duyệt"
-        outcome = "đã được phê duyệt. Quý vị có thể nhận kết quả theo hướng dẫn của cơ quan."
-    else:
-        subject = f"Hồ sơ {data.dossier_code} không được chấp thuận"
-        outcome = f"không được chấp thuận. Lý do: {data.reason or 'không nêu'}."
-    text = (
-        f"Kính gửi {full_name},\n\n"
-        f"Hồ sơ {procedure} mã số {data.dossier_code} của quý vị {outcome}\n\n"
-        "Đây là thư tự động từ hệ thống Một cửa (Motcua); vui lòng không trả lời thư này.\n"
-    )
-    return Email(to=to, subject=subject, text=text)
+def mask_phone(phone: str) -> str:
+    """`+84912345678` → `+849*****678`."""
+    digits = phone.strip()
+    return f"{digits[:4]}*****{digits[-3:]}" if len(digits) >= 8 else "***"
+
+
+def phone_84(phone: str) -> str:
+    """A Vietnamese mobile number in the `84xxxxxxxxx` form Zalo and SMS gateways expect."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if digits.startswith("0"):
+        digits = "84" + digits[1:]
+    if not (digits.startswith("84") and len(digits) == 11):
+        raise SendError(f"not a Vietnamese mobile number: {mask_phone(phone)}", permanent=True)
+    return digits
+
+
+def masked(channel: str, address: str) -> str:
+    """The recipient as events and logs may show it."""
+    if channel == "email":
+        return mask_email(address)
+    if channel in ("sms", "zalo"):
+        return mask_phone(address)
+    return address  # a partner id
+
+
+def scrub(text: str, channel: str, address: str) -> str:
+    """`text` (a provider's error, say) without the full address in any form it may take."""
+    if not address or channel == "webhook":
+        return text
+    forms = {address}
+    digits = "".join(ch for ch in address if ch.isdigit())
+    if channel != "email" and len(digits) >= 9:
+        forms |= {digits, "0" + digits[-9:]}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, masked(channel, address))
+    return text
+
+
+# --- SMS ---------------------------------------------------------------------------------------
+
+SINGLE_SEGMENT = 160
+CONCATENATED_SEGMENT = 153  # a 7-bit segment of a multi-part SMS keeps 7 characters of header
+
+
+def ascii_text(text: str) -> str:
+    """Vietnamese without diacritics, in plain ASCII: `Hồ sơ đã duyệt` → `Ho so da duyet`."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.encode("ascii", errors="ignore").decode("ascii")
+
+
+def sms_segments(text: str, *, max_segments: int) -> list[str]:
+    """`text` as ASCII SMS segments, cut (with `...`) to fit `max_segments`."""
+    text = " ".join(ascii_text(text).split())
+    if len(text) <= SINGLE_SEGMENT:
+        return [text]
+    limit = max_segments * CONCATENATED_SEGMENT if max_segments > 1 else SINGLE_SEGMENT
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    if len(text) <= SINGLE_SEGMENT:
+        return [text]
+    return [text[i : i + CONCATENATED_SEGMENT] for i in range(0, len(text), CONCATENATED_SEGMENT)]
+
+
+# --- failures and retries ----------------------------------------------------------------------
+
+
+def http_failure(status: int, detail: str) -> SendError | None:
+    """None for a 2xx answer; else a SendError, transient for 408, 429 and 5xx."""
+    if 200 <= status < 300:
+        return None
+    transient = status in (408, 429) or status >= 500
+    return SendError(f"HTTP {status}: {detail[:200]}", permanent=not transient)
+
+
+def backoff_delays(base_seconds: float, tries: int) -> list[float]:
+    """The wait before retry 1, 2, ... of a delivery that may be tried `tries` times."""
+    return [base_seconds * 2**level for level in range(max(tries - 1, 1))]
+
+
+def pick_delay(delays: list[float], at_least: float) -> int:
+    """The index of the shortest delay that is at least `at_least` (else the longest)."""
+    for index, delay in enumerate(delays):
+        if delay >= at_least:
+            return index
+    return len(delays) - 1
+
+
+# --- Standard Webhooks -------------------------------------------------------------------------
+
+
+def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of id.timestamp.body>` keyed by the `whsec_` secret."""
+    key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"

@@ -1,16 +1,29 @@
-"""Notify's use cases: remember who to tell, then tell them once."""
+"""Notify's use cases: remember who to tell, then tell them once per channel."""
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
 
-from services.notify.domain import Email, SendError, decision_email, mask_email
-from services.notify.store import NotifyStore
+from services.notify.channels import Channel
+from services.notify.compose import address_of, compose, delivery_fields
+from services.notify.domain import (
+    ChannelRoute,
+    Partner,
+    Planned,
+    Routing,
+    SendError,
+    fallback,
+    plan,
+    scrub,
+)
+from services.notify.store import FINISHED, NotifyStore
+from services.notify.templates import Templates
 from shared.clock import Clock
 from shared.contracts import (
-    DossierApproved,
-    DossierRejected,
     DossierSubmitted,
     Event,
     NotificationFailed,
@@ -18,145 +31,231 @@ from shared.contracts import (
     NotificationSent,
     NotificationSentData,
 )
-from shared.messaging import PermanentFailure
+from shared.faults import FaultPoints
 from shared.outbox import events_of
+from shared.storage import Document
 
 log = logging.getLogger(__name__)
 
 
 class RecipientNotKnownYet(Exception):
-    """A decision arrived before the submission it belongs to; retried later."""
+    """An event arrived before the submission it belongs to; retried later."""
 
 
-class DeliveryInProgress(Exception):
-    """Another handler holds this delivery's attempt right now; retried later."""
+class DeliveryNotFound(LookupError):
+    """No delivery with this id."""
 
 
-class Mailer(Protocol):
-    async def send(self, email: Email, *, message_id: str | None = None) -> str: ...
+class ResendConflict(Exception):
+    """Another resend of the same delivery was created at the same moment."""
 
 
-async def handle(
-    event: Event,
-    *,
-    store: NotifyStore,
-    mailer: Mailer,
-    clock: Clock,
-    source: str,
-    max_attempts: int,
-) -> None:
+class Retries(Protocol):
+    async def schedule(self, event: Event, *, at_least: float) -> float: ...
+
+    async def park(self, event: Event, *, delivery_id: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Everything a delivery needs, wired once by the app."""
+
+    store: NotifyStore
+    channels: Mapping[str, Channel]
+    templates: Templates
+    routing: Routing
+    partners: list[Partner]
+    retries: Retries
+    clock: Clock
+    source: str
+    tries: int
+    delays: list[float]
+    lease: timedelta
+    faults: FaultPoints = field(default_factory=lambda: FaultPoints(""))
+
+
+async def handle(event: Event, *, notifier: Notifier) -> None:
+    """Deliver what `event` calls for, by every channel and to every partner concerned."""
+    n = notifier
     if isinstance(event, DossierSubmitted):
-        await remember(event, store=store)
-    elif isinstance(event, DossierApproved | DossierRejected):
-        await notify_decision(
-            event,
-            store=store,
-            mailer=mailer,
-            clock=clock,
-            source=source,
-            max_attempts=max_attempts,
-        )
-    else:
-        raise PermanentFailure(f"notify does not handle {event.type}")
+        await remember(event, store=n.store)
+    contact = await n.store.recipient(event.subject)
+    if contact is None and n.routing.applicant_channels(event.type):
+        raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
+    chosen = list(contact.get("notify_by", [])) if contact else None
+    for planned in plan(
+        event.type,
+        event.id,
+        routing=n.routing,
+        partners=n.partners,
+        chosen=chosen,
+        available=set(n.channels),
+    ):
+        await deliver(event, planned, contact or {}, notifier=n)
 
 
 async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
-    applicant = event.data.applicant
+    data = event.data
     await store.remember(
-        event.data.dossier_code,
+        data.dossier_code,
         {
-            "full_name": applicant.full_name,
-            "email": applicant.email,
-            "phone": applicant.phone,
-            # Older events carry no choice: e-mail was then the only channel.
-            "notify_by": list(event.data.notify_by) or ["email"],
+            "full_name": data.applicant.full_name,
+            "email": data.applicant.email,
+            "phone": data.applicant.phone,
+            # No choice recorded (older events): e-mail, the only channel then, if there is an
+            # address to send to.
+            "notify_by": list(data.notify_by) or (["email"] if data.applicant.email else []),
+            "procedure_code": data.procedure_code,
+            "promised_at": data.promised_at,
+            "fee": data.fee,
         },
     )
 
 
-async def notify_decision(
-    event: DossierApproved | DossierRejected,
+async def deliver(
+    event: Event,
+    planned: Planned,
+    contact: Mapping[str, Any],
     *,
-    store: NotifyStore,
-    mailer: Mailer,
-    clock: Clock,
-    source: str,
-    max_attempts: int,
-) -> None:
-    """E-mail the applicant once per decision event, then publish the outcome."""
-    contact = await store.recipient(event.subject)
-    if contact is None:
-        raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
-    if "email" not in contact.get("notify_by", ["email"]):
-        log.info("the citizen did not choose e-mail", extra={"dossier": event.subject})
-        return
+    notifier: Notifier,
+    depth: int = 0,
+) -> Document:
+    """Send one delivery at most once; on a final failure, try the channel's fallback."""
+    n = notifier
+    address = address_of(planned, contact)
+    fields = delivery_fields(event, planned, address)
+    claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
+    if claim.kind == "send":
+        await n.store.keep_trigger(event)
+    if claim.kind == "busy":  # come back when the other attempt must be over
+        delay = await n.retries.schedule(event, at_least=claim.wait)
+        log.info(
+            "delivery under way elsewhere; looking again in %.1fs",
+            delay,
+            extra={"dossier": event.subject, "delivery": planned.delivery_id},
+        )
+        return claim.delivery
+    if claim.kind == "not_due":  # its retry message is on the way
+        return claim.delivery
+    delivery = claim.delivery
+    if claim.kind == "send":
+        delivery = await attempt(event, planned, delivery, address, contact, n=n, tries=n.tries)
+    if delivery["status"] in FINISHED:
+        # Also on a redelivery: publish the recorded outcome again, with the same event id.
+        await n.store.outbox.flush(events_of(delivery, caused_by=event.id))
+    if delivery["status"] == "failed" and depth < 2:
+        other = fallback(planned, event.id, routing=n.routing, available=set(n.channels))
+        if other is not None:
+            await deliver(event, other, contact, notifier=n, depth=depth + 1)
+    return delivery
+
+
+async def attempt(
+    event: Event,
+    planned: Planned,
+    delivery: Document,
+    address: str,
+    contact: Mapping[str, Any],
+    *,
+    n: Notifier,
+    tries: int,
+) -> Document:
+    """One try at sending (the attempt is already recorded); records its outcome."""
+    attempts = int(delivery["attempts"])
     common = {
         "dossier_code": event.subject,
-        "channel": "email",
-        "recipient": mask_email(str(contact.get("email") or "")),
+        "channel": planned.channel,
+        "recipient": delivery["recipient"],
         "trigger_event_id": event.id,
         "trigger_event_type": event.type,
     }
-    delivery_id = f"{event.id}:email"
-    delivery, mine = await store.begin(delivery_id, common)
-    if delivery["status"] == "sending":
-        if not mine:
-            raise DeliveryInProgress(f"delivery {delivery_id} is being attempted elsewhere")
-        status, fields, result = await _attempt(
-            event,
-            contact,
-            common,
-            int(delivery["attempts"]),
-            mailer=mailer,
-            clock=clock,
-            source=source,
-            max_attempts=max_attempts,
-        )
-        delivery = await store.settle(delivery, status=status, fields=fields, event=result)
-    # Also on a redelivery: publish the recorded outcome again, with the same event id.
-    await store.outbox.flush(events_of(delivery, caused_by=event.id))
-
-
-async def _attempt(
-    event: Event,
-    contact: dict[str, object],
-    common: dict[str, str],
-    attempts: int,
-    *,
-    mailer: Mailer,
-    clock: Clock,
-    source: str,
-    max_attempts: int,
-) -> tuple[str, dict[str, object], Event]:
-    """One try at sending; the outcome to record, or SendError re-raised to retry later."""
-    address = str(contact.get("email") or "")
     try:
-        if not address:
-            raise SendError("the applicant gave no e-mail address", permanent=True)
-        email = decision_email(event, to=address, full_name=str(contact.get("full_name", "")))
-        message_id = await mailer.send(email, message_id=f"<{event.id}@motcua.local>")
+        message = compose(event, planned, address, contact, templates=n.templates)
+        provider_id = await n.channels[planned.channel].send(message)
+        # A fault test halts here: the provider has the message, its outcome is not recorded.
+        await n.faults.reach("notify.send.after_provider")
     except SendError as exc:
-        if not exc.permanent and attempts < max_attempts:
-            raise  # the consumer retries after a pause
-        now = clock()
-        reason = str(exc) if exc.permanent else f"gave up after {attempts} tries: {exc}"
+        now = n.clock()
+        problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
+        if not exc.permanent and attempts < tries:
+            wanted = n.delays[min(attempts - 1, len(n.delays) - 1)]
+            delay = await n.retries.schedule(event, at_least=wanted)
+            log.info(
+                "delivery failed, retrying in %.1fs",
+                delay,
+                extra={"dossier": event.subject, "delivery": delivery["_id"], "reason": problem},
+            )
+            return await n.store.retry_later(
+                delivery, reason=problem, next_at=now + timedelta(seconds=delay * 0.9), now=now
+            )
+        reason = problem if exc.permanent else f"gave up after {attempts} tries: {problem}"
         failed = NotificationFailed.caused_by(
             event,
-            source=source,
+            source=n.source,
             time=now,
-            key="email",
+            key=delivery["_id"],
             data=NotificationFailedData(
                 **common, failed_at=now, reason=reason, permanent=exc.permanent
             ),
         )
-        log.warning("notification failed", extra={"dossier": event.subject, "reason": reason})
-        return "failed", {"reason": reason}, failed
-    now = clock()
+        log.warning(
+            "notification failed",
+            extra={"dossier": event.subject, "recipient": common["recipient"], "reason": reason},
+        )
+        settled = await n.store.settle(
+            delivery, status="failed", fields={"reason": reason}, event=failed, now=now
+        )
+        await n.retries.park(event, delivery_id=delivery["_id"], reason=reason)
+        return settled
+    now = n.clock()
     sent = NotificationSent.caused_by(
         event,
-        source=source,
+        source=n.source,
         time=now,
-        key="email",
-        data=NotificationSentData(**common, sent_at=now, provider_message_id=message_id),
+        key=delivery["_id"],
+        data=NotificationSentData(**common, sent_at=now, provider_message_id=provider_id),
     )
-    return "sent", {"provider_message_id": message_id, "sent_at": now}, sent
+    return await n.store.settle(
+        delivery,
+        status="sent",
+        fields={"provider_message_id": provider_id, "sent_at": now, "reason": None},
+        event=sent,
+        now=now,
+    )
+
+
+async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> Document:
+    """An operator's resend of one delivery: a new delivery of the same message, tried once."""
+    n = notifier
+    original = await n.store.delivery(delivery_id)
+    event = await n.store.trigger(original["trigger_event_id"]) if original else None
+    if original is None or event is None:
+        raise DeliveryNotFound(delivery_id)
+    root = str(original.get("resend_of") or original["_id"])
+    contact = await n.store.recipient(event.subject) or {}
+    key = str(original["recipient_key"])
+    partner = next((p for p in n.partners if f"partner:{p.id}" == key), None)
+    template = original.get("template")
+    planned = Planned(
+        f"{root}:resend{await n.store.resends_of(root) + 1}",
+        key,
+        original["channel"],
+        route=ChannelRoute(template=template, zalo_template_id=original.get("zalo_template_id"))
+        if template
+        else None,
+        partner=partner,
+    )
+    address = address_of(planned, contact)
+    fields = {
+        **delivery_fields(event, planned, address),
+        "resend_of": root,
+        "requested_by": requested_by,
+    }
+    if not await n.store.create(planned.delivery_id, fields, now=n.clock()):
+        raise ResendConflict(planned.delivery_id)
+    claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
+    if claim.kind != "send":
+        raise ResendConflict(planned.delivery_id)
+    delivery = await attempt(event, planned, claim.delivery, address, contact, n=n, tries=1)
+    await n.store.outbox.flush(events_of(delivery, caused_by=event.id))
+    return delivery

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+HERE = Path(__file__).resolve().parent
 
 
 class NotifySettings(ServiceSettings):
@@ -18,6 +22,9 @@ class NotifySettings(ServiceSettings):
     smtp_starttls: bool = Field(
         default=False, description="Upgrade the SMTP session with STARTTLS."
     )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the SMTP server's certificate (STARTTLS)."
+    )
     smtp_username: str = Field(default="", description="SMTP login (empty: no AUTH).")
     smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password.")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, description="SMTP socket timeout.")
@@ -27,3 +34,52 @@ class NotifySettings(ServiceSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8003", description="Base URL used as the events' source."
     )
+    sms_gateway_url: str = Field(
+        default="", description="SMS gateway endpoint (POST JSON); empty: SMS is not sent."
+    )
+    sms_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Bearer key of the SMS gateway."
+    )
+    sms_sender: str = Field(default="MOTCUA", description="SMS brandname (sender name).")
+    sms_max_segments: int = Field(
+        default=3, ge=1, le=10, description="Longest SMS, in segments; longer texts are cut."
+    )
+    zalo_base_url: str = Field(
+        default="", description="Zalo ZNS API base URL; empty: Zalo is not used."
+    )
+    zalo_access_token: SecretStr = Field(default=SecretStr(""), description="Zalo OA access token.")
+    http_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of a call to the SMS, Zalo or partner APIs."
+    )
+    routing_file: Path = Field(
+        default=HERE / "routing.yaml",
+        description="Which events notify whom, by which channel, with which template.",
+    )
+    templates_dir: Path = Field(
+        default=HERE / "templates", description="Jinja2 templates: <template>/<channel>.<lang>.j2."
+    )
+    partners_file: Path | None = Field(
+        default=None, description="Partners that receive signed webhooks (YAML); none if unset."
+    )
+    retry_base_seconds: float = Field(
+        default=30.0, gt=0, description="Wait before a delivery's first retry; doubles after."
+    )
+    delivery_tries: int = Field(
+        default=5, ge=1, description="Tries of one delivery before notification.failed."
+    )
+    delivery_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a started send is left alone before it counts as interrupted.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotifySettings:
+        # A send still running when its lease ends would be taken over and sent twice.
+        longest = max(self.http_timeout_seconds, self.smtp_timeout_seconds)
+        if self.delivery_lease_seconds <= longest:
+            raise ValueError(
+                f"delivery_lease_seconds ({self.delivery_lease_seconds}) must exceed the longest "
+                f"provider timeout ({longest})"
+            )
+        return self

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.clock import utcnow
-from shared.contracts import Event
+from shared.contracts import Event, load
 from shared.outbox import Outbox, Publish, outbox_fields
 from shared.storage import Document
+
+FINISHED = ("sent", "failed")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a handler may do with a delivery now.
+
+    `send`: this handler holds a new attempt; `finished`: the outcome is recorded;
+    `busy`: another attempt started less than a lease ago (`wait` seconds left);
+    `not_due`: a retry is scheduled and will come back by itself."""
+
+    kind: Literal["send", "finished", "busy", "not_due"]
+    delivery: Document
+    wait: float = 0.0
 
 
 class NotifyStore:
@@ -19,6 +35,7 @@ class NotifyStore:
         self.recipients = db["recipients"]
         self.deliveries = db["deliveries"]
         self.attempts = db["delivery_attempts"]
+        self.triggers = db["trigger_events"]
         self.outbox = Outbox(db, publish, service="notify", sources=[self.deliveries])
 
     async def setup(self) -> None:
@@ -26,53 +43,116 @@ class NotifyStore:
         await self.attempts.create_index("delivery_id")
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
-        """Keep the applicant's contact for later notifications (idempotent)."""
-        await self.recipients.update_one(
-            {"_id": dossier_code}, {"$setOnInsert": contact}, upsert=True
-        )
+        """Keep the applicant's contact for later notifications (idempotent: the first stays)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.recipients.insert_one({"_id": dossier_code, **contact})
 
     async def recipient(self, dossier_code: str) -> Document | None:
         return await self.recipients.find_one({"_id": dossier_code})
 
-    async def begin(self, delivery_id: str, fields: dict[str, Any]) -> tuple[Document, bool]:
-        """Record an attempt before sending. Returns the delivery, and whether this caller holds
-        the attempt and so may send: of two handlers of the same event at once, only one does."""
-        now = utcnow()
-        with contextlib.suppress(DuplicateKeyError):
+    async def delivery(self, delivery_id: str) -> Document | None:
+        return await self.deliveries.find_one({"_id": delivery_id})
+
+    async def resends_of(self, delivery_id: str) -> int:
+        return await self.deliveries.count_documents({"resend_of": delivery_id})
+
+    async def create(self, delivery_id: str, fields: dict[str, Any], *, now: datetime) -> bool:
+        """Insert the delivery if it is new; True if this call created it."""
+        try:
             await self.deliveries.insert_one(
                 {
                     "_id": delivery_id,
                     **fields,
-                    "status": "sending",
+                    "status": "pending",
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
                     "outbox": [],
                 }
             )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def claim(
+        self, delivery_id: str, fields: dict[str, Any], *, now: datetime, lease: timedelta
+    ) -> Claim:
+        """Record an attempt before sending (by insert: of two handlers only one wins).
+
+        An attempt whose outcome was never recorded (the process died mid-send) is taken over
+        once its lease has passed; the provider's tracking id lets it spot the resend."""
+        await self.create(delivery_id, fields, now=now)
         delivery = await self.deliveries.find_one({"_id": delivery_id})
         assert delivery is not None
-        if delivery["status"] != "sending":
-            return delivery, False
-        number = await self.attempts.count_documents({"delivery_id": delivery_id}) + 1
+        if delivery["status"] in FINISHED:
+            return Claim("finished", delivery)
+        started = await self._started(delivery_id, int(delivery["attempts"]))
+        if started > int(delivery["attempts"]):  # an attempt without a recorded outcome
+            last = await self.attempts.find_one({"_id": f"{delivery_id}#{started}"})
+            age = now - last["at"] if last else lease
+            if age < lease:
+                return Claim("busy", delivery, wait=(lease - age).total_seconds())
+        elif delivery["status"] == "retrying":
+            due = delivery["next_at"]
+            if now < due:
+                return Claim("not_due", delivery)
+        number = started + 1
         try:
             await self.attempts.insert_one(
                 {"_id": f"{delivery_id}#{number}", "delivery_id": delivery_id, "at": now}
             )
         except DuplicateKeyError:
-            return delivery, False
-        delivery["attempts"] = number
-        return delivery, True
+            return Claim("busy", delivery, wait=lease.total_seconds())
+        return Claim("send", {**delivery, "attempts": number})
+
+    async def _started(self, delivery_id: str, recorded: int) -> int:
+        """How many attempts were started: those recorded, plus any begun since (probed by
+        _id, which stays cheap as the log grows, unlike counting)."""
+        started = recorded
+        while await self.attempts.find_one({"_id": f"{delivery_id}#{started + 1}"}, {"_id": 1}):
+            started += 1
+        return started
+
+    async def keep_trigger(self, event: Event) -> None:
+        """Keep the event a delivery is for (once), so an operator can resend it later."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.triggers.insert_one(
+                {"_id": event.id, "event": event.model_dump(mode="json")}
+            )
+
+    async def trigger(self, event_id: str) -> Event | None:
+        doc = await self.triggers.find_one({"_id": event_id})
+        return load(doc["event"]) if doc else None
+
+    async def retry_later(
+        self, delivery: Document, *, reason: str, next_at: datetime, now: datetime
+    ) -> Document:
+        """Record a transient failure; the retry message is already on its way."""
+        update = {
+            "status": "retrying",
+            "attempts": delivery["attempts"],
+            "reason": reason,
+            "next_at": next_at,
+            "updated_at": now,
+        }
+        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
+        return {**delivery, **update}
 
     async def settle(
-        self, delivery: Document, *, status: str, fields: dict[str, Any], event: Event
+        self,
+        delivery: Document,
+        *,
+        status: str,
+        fields: dict[str, Any],
+        event: Event,
+        now: datetime,
     ) -> Document:
         """Record the outcome and its event in one update; only the attempt's holder calls it."""
         update = {
             "status": status,
             "attempts": delivery["attempts"],
             **fields,
-            "updated_at": utcnow(),
+            "updated_at": now,
             **outbox_fields([event]),
         }
         await self.outbox.expect(self.deliveries, delivery["_id"], [event])

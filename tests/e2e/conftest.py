@@ -21,6 +21,7 @@ def service_env(isolation: Isolation, mailbox: Mailbox) -> dict[str, str]:
         **isolation.service_env(),
         "MOTCUA_NOTIFY_SMTP_PORT": str(mailbox.port),
         "MOTCUA_RETRY_DELAY_SECONDS": "0.2",
+        "MOTCUA_NOTIFY_RETRY_BASE_SECONDS": "0.2",
         "MOTCUA_OUTBOX_INTERVAL_SECONDS": "0.5",
         "MOTCUA_LOG_LEVEL": "INFO",
         # Every test client is 127.0.0.1: the rate limit has its own test.

@@ -3,27 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from shared.messaging import REASON_HEADER
+from tests.amqp import drain
 from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
-from tests.e2e.flows import assigned_officer, decide, submit, token, wait_for_types
-from tests.e2e.harness import Mailbox, Services
+from tests.e2e.flows import (
+    assigned_officer,
+    decide,
+    inspector_headers,
+    submit,
+    timeline,
+    token,
+    wait_for_types,
+)
+from tests.e2e.harness import Mailbox, Services, eventually
 from tests.factories import VALID_FORM
 from tools.devstack import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def _failure(events: list[dict[str, object]]) -> dict[str, object]:
-    [failed] = [e for e in events if e["type"] == "notification.failed"]
+def _failure(events: list[dict[str, Any]], trigger: str) -> dict[str, Any]:
+    """The one failure of the e-mail about `trigger` (the receipt was e-mailed too)."""
+    about = [e for e in events if e["data"].get("trigger_event_type") == trigger]
+    [failed] = [e for e in about if e["type"] == "notification.failed"]
     assert not any(e["type"] == "notification.sent" for e in events)
-    data = failed["data"]
-    assert isinstance(data, dict)
-    return data
+    return dict(failed["data"])
+
+
+def _delivery(url: str, code: str, trigger: str) -> dict[str, Any]:
+    log = httpx.get(
+        f"{url}/v1/deliveries", params={"dossier": code}, headers=inspector_headers()
+    ).json()
+    [delivery] = [d for d in log if d["trigger_event_type"] == trigger]
+    return dict(delivery)
+
+
+async def _failures(stack: Services, code: str, count: int) -> list[dict[str, Any]] | None:
+    events = await timeline(stack, code)
+    failed = [e for e in events if e["type"] == "notification.failed"]
+    return events if len(failed) >= count else None
 
 
 async def test_a_refused_address_is_reported_once_and_not_retried(
@@ -36,15 +62,14 @@ async def test_a_refused_address_is_reported_once_and_not_retried(
         decide(services, task_id, token(officer_id), "reject", "Thiếu giấy tờ").status_code == 200
     )
 
-    events = await wait_for_types(services, code, "dossier.rejected", "notification.failed")
-    failure = _failure(events)
+    # The receipt's e-mail fails too; wait for both failures.
+    events = await eventually(lambda: _failures(services, code, 2))
+    failure = _failure(events, "dossier.rejected")
     assert failure["permanent"] is True
     assert "550" in str(failure["reason"])
     assert failure["recipient"] == "l***@example.vn"  # never the full address
 
-    [delivery] = httpx.get(
-        f"{services.url('notify')}/v1/deliveries", params={"dossier": code}
-    ).json()
+    delivery = _delivery(services.url("notify"), code, "dossier.rejected")
     assert (delivery["status"], delivery["attempts"]) == ("failed", 1)
 
 
@@ -54,7 +79,7 @@ async def test_an_unreachable_mail_server_is_retried_then_reported(
     env = {
         **service_env(isolation, mailbox),
         "MOTCUA_NOTIFY_SMTP_PORT": str(free_port()),  # nothing listens there
-        "MOTCUA_MAX_ATTEMPTS": "3",
+        "MOTCUA_NOTIFY_DELIVERY_TRIES": "3",
     }
     stack = Services(env=env, logs=tmp_path)
     try:
@@ -62,14 +87,19 @@ async def test_an_unreachable_mail_server_is_retried_then_reported(
         code = submit(stack)
         task_id, officer_id = await assigned_officer(stack, code)
         assert decide(stack, task_id, token(officer_id)).status_code == 200
-        events = await wait_for_types(stack, code, "notification.failed")
-        failure = _failure(events)
+        events = await eventually(
+            lambda: _failures(stack, code, 2)  # the receipt's e-mail and the decision's
+        )
+        failure = _failure(events, "dossier.approved")
         assert failure["permanent"] is False
         assert "gave up after 3 tries" in str(failure["reason"])
-        [delivery] = httpx.get(
-            f"{stack.url('notify')}/v1/deliveries", params={"dossier": code}
-        ).json()
+        delivery = _delivery(stack.url("notify"), code, "dossier.approved")
         assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
+        # Both events wait in the dead-letter queue, with why, for an operator.
+        parked = await drain(isolation.amqp_url, "motcua.notify.dead", expect=2)
+        reasons = {json.loads(m.body)["type"]: str(m.headers[REASON_HEADER]) for m in parked}
+        assert set(reasons) == {"dossier.received", "dossier.approved"}
+        assert all(r.startswith("gave up after 3 tries") for r in reasons.values())
     finally:
         stack.stop_all()
 
@@ -83,5 +113,9 @@ async def test_no_email_goes_to_a_citizen_who_did_not_choose_it(
     await wait_for_types(services, code, "dossier.approved")
     await asyncio.sleep(2)
     assert mailbox.messages == []
-    deliveries = httpx.get(f"{services.url('notify')}/v1/deliveries", params={"dossier": code})
+    deliveries = httpx.get(
+        f"{services.url('notify')}/v1/deliveries",
+        params={"dossier": code},
+        headers=inspector_headers(),
+    )
     assert deliveries.json() == []

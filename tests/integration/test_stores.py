@@ -13,9 +13,17 @@ from services.audit.domain import build_record
 from services.audit.store import AuditStore
 from services.intake.domain import Dossier
 from services.intake.store import DossierStore
+from services.notify.store import NotifyStore
 from services.review.domain import Schedule
 from services.review.store import TaskStore
-from shared.contracts import Channel, DossierApproved, DossierDecisionData, Event
+from shared.contracts import (
+    Channel,
+    DossierApproved,
+    DossierDecisionData,
+    Event,
+    NotificationSent,
+    NotificationSentData,
+)
 from shared.messaging import Broker
 from shared.storage import Document
 from tests.amqp import observe
@@ -222,3 +230,54 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
     assert repaired is not None and repaired.state == "refused" and not repaired.is_open
     projected = await store.tasks.find_one({"_id": "t2"})
     assert projected is not None and projected["state"] == "refused"
+
+
+async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = NotifyStore(mongo[isolation.database("notify")], _nowhere)
+    await store.setup()
+    now = datetime.now(UTC)
+    lease = timedelta(seconds=60)
+    fields = {"dossier_code": "D1", "channel": "sms", "recipient": "+849*****678"}
+    claims = await asyncio.gather(
+        *(store.claim("e1:applicant:sms", fields, now=now, lease=lease) for _ in range(8))
+    )
+    assert sorted(c.kind for c in claims).count("send") == 1
+    assert {c.kind for c in claims} <= {"send", "busy"}
+    [mine] = [c for c in claims if c.kind == "send"]
+    assert mine.delivery["attempts"] == 1
+
+    # An attempt whose outcome was never recorded is taken over once its lease has passed.
+    later = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease)
+    assert (later.kind, later.delivery["attempts"]) == ("send", 2)
+    # A transient failure waits for its retry; a recorded outcome is final.
+    waiting = await store.retry_later(
+        later.delivery, reason="HTTP 503", next_at=now + 2 * lease, now=now + lease
+    )
+    assert waiting["status"] == "retrying"
+    early = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease)
+    assert early.kind == "not_due"
+    due = await store.claim("e1:applicant:sms", fields, now=now + 2 * lease, lease=lease)
+    assert (due.kind, due.delivery["attempts"]) == ("send", 3)
+    event = submitted_event(code="D1")
+    sent = NotificationSent.caused_by(
+        event,
+        source="urn:test",
+        time=now,
+        data=NotificationSentData(
+            dossier_code="D1",
+            channel="sms",
+            recipient="+849*****678",
+            trigger_event_id=event.id,
+            trigger_event_type=event.type,
+            sent_at=now,
+        ),
+    )
+    await store.settle(due.delivery, status="sent", fields={}, event=sent, now=now)
+    final = await store.claim("e1:applicant:sms", fields, now=now + 9 * lease, lease=lease)
+    assert (final.kind, final.delivery["status"], final.delivery["attempts"]) == (
+        "finished",
+        "sent",
+        3,
+    )

@@ -1,38 +1,284 @@
-from datetime import UTC, datetime
+"""Notify's pure rules: routing, masking, SMS text, retry delays, webhook signatures, templates."""
 
-from services.notify.domain import decision_email, mask_email
-from shared.contracts import DossierApproved, DossierDecisionData, DossierRejected
+from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-def _data(reason: str | None = None) -> DossierDecisionData:
-    return DossierDecisionData(
-        dossier_code="G01.99-261128-0007",
-        task_id="t",
-        procedure_code="1.004194",
-        unit_id="U",
-        officer_id="o",
-        decided_at=datetime.now(UTC),
-        reason=reason,
-    )
+import pytest
+from pydantic import ValidationError
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from services.notify.api import SAMPLE_CONTEXT
+from services.notify.app import load_routing
+from services.notify.compose import template_context
+from services.notify.domain import (
+    Partner,
+    Routing,
+    SendError,
+    ascii_text,
+    backoff_delays,
+    fallback,
+    http_failure,
+    mask_email,
+    mask_phone,
+    phone_84,
+    pick_delay,
+    plan,
+    scrub,
+    sms_segments,
+    webhook_signature,
+)
+from services.notify.settings import NotifySettings
+from services.notify.templates import Templates, UnknownTemplate
+from shared.contracts import DossierApologyData, DossierApologyIssued, PortalStatus
+
+SETTINGS = NotifySettings()
+ROUTING = load_routing(SETTINGS.routing_file)
+TEMPLATES = Templates(SETTINGS.templates_dir)
+SECRET = "whsec_" + base64.b64encode(b"a partner's shared secret, 32 b!").decode()
+PARTNER = Partner(
+    id="portal", url="http://127.0.0.1:1/hook", secret=SECRET, events=["dossier.approved"]
+)
 
 
 def test_addresses_are_masked() -> None:
     assert mask_email("lan.nguyen@example.vn") == "l***@example.vn"
     assert "lan.nguyen" not in mask_email("lan.nguyen@example.vn")
+    assert mask_phone("+84912345678") == "+849*****678"
 
 
-def test_approval_email_is_vietnamese_with_the_code() -> None:
-    event = DossierApproved.create(source="s", subject="G01.99-261128-0007", data=_data())
-    email = decision_email(event, to="a@b.vn", full_name="Nguyễn Thị Lan")
-    assert "G01.99-261128-0007" in email.subject
-    assert "phê duyệt" in email.text
-    assert "Kính gửi Nguyễn Thị Lan" in email.text
+def test_phones_go_in_84_form() -> None:
+    assert phone_84("+84912345678") == "84912345678"
+    assert phone_84("0912345678") == "84912345678"
+    with pytest.raises(SendError) as err:
+        phone_84("12345")
+    assert err.value.permanent
 
 
-def test_rejection_email_gives_the_reason() -> None:
-    event = DossierRejected.create(
-        source="s", subject="G01.99-261128-0007", data=_data("Thiếu giấy tờ chứng minh chỗ ở")
+def test_vietnamese_becomes_plain_ascii() -> None:
+    text = "Hồ sơ của Nguyễn Thị Lan đã được phê duyệt. ĐĂNG KÝ TẠM TRÚ"
+    assert ascii_text(text) == "Ho so cua Nguyen Thi Lan da duoc phe duyet. DANG KY TAM TRU"
+
+
+def test_a_long_sms_is_cut_to_the_segment_limit() -> None:
+    long = "Lý do: thiếu giấy tờ chứng minh chỗ ở hợp pháp. " * 20
+    for max_segments in (1, 2, 3):
+        parts = sms_segments(long, max_segments=max_segments)
+        text = "".join(parts)
+        assert text.isascii() and text.endswith("...")
+        assert len(parts) == max_segments
+        assert all(len(p) <= (160 if max_segments == 1 else 153) for p in parts)
+    assert sms_segments("Ngắn gọn", max_segments=3) == ["Ngan gon"]
+
+
+def test_transient_and_permanent_http_failures() -> None:
+    assert http_failure(200, "") is None
+    for status in (408, 429, 500, 503):
+        failure = http_failure(status, "busy")
+        assert failure is not None and not failure.permanent
+    for status in (400, 401, 404, 422):
+        failure = http_failure(status, "no")
+        assert failure is not None and failure.permanent
+
+
+def test_backoff_doubles_and_picks_a_long_enough_queue() -> None:
+    delays = backoff_delays(30, 5)
+    assert delays == [30, 60, 120, 240]
+    assert pick_delay(delays, 45) == 1
+    assert pick_delay(delays, 1000) == 3
+    assert backoff_delays(1, 1) == [1]
+
+
+def test_signatures_verify_with_the_standard_webhooks_library() -> None:
+    body = b'{"type":"dossier.approved","subject":"G01.99-260609-0001"}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": webhook_signature(SECRET, "msg_1", now, body),
+    }
+    assert Webhook(SECRET).verify(body, headers)["type"] == "dossier.approved"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body.replace(b"approved", b"rejected"), headers)
+    old = now - 600
+    stale = {**headers, "webhook-timestamp": str(old)}
+    stale["webhook-signature"] = webhook_signature(SECRET, "msg_1", old, body)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(SECRET).verify(body, stale)
+
+
+def test_partners_need_a_whsec_secret_and_cannot_subscribe_to_notifications() -> None:
+    with pytest.raises(ValidationError):
+        Partner(id="p", url="http://x", secret="plain", events=["dossier.approved"])
+    with pytest.raises(ValidationError):
+        Partner(id="p", url="http://x", secret=SECRET, events=["notification.sent"])
+
+
+def test_routing_follows_the_citizens_choice_and_partner_subscriptions() -> None:
+    planned = plan(
+        "dossier.approved",
+        "e1",
+        routing=ROUTING,
+        partners=[PARTNER],
+        chosen=["sms", "zalo"],
+        available={"email", "sms", "zalo", "webhook"},
     )
-    email = decision_email(event, to="a@b.vn", full_name="Lan")
-    assert "không được chấp thuận" in email.subject
-    assert "Thiếu giấy tờ chứng minh chỗ ở" in email.text
+    assert {(p.recipient, p.channel) for p in planned} == {
+        ("partner:portal", "webhook"),
+        ("applicant", "sms"),
+        ("applicant", "zalo"),
+    }
+    assert len({p.delivery_id for p in planned}) == 3
+    # A channel without a configured provider is left out; unrouted events notify nobody.
+    assert [
+        p.channel
+        for p in plan(
+            "dossier.approved",
+            "e1",
+            routing=ROUTING,
+            partners=[],
+            chosen=["sms"],
+            available={"email"},
+        )
+    ] == []
+    assert (
+        plan(
+            "dossier.assigned",
+            "e1",
+            routing=ROUTING,
+            partners=[PARTNER],
+            chosen=["email"],
+            available={"email", "webhook"},
+        )
+        == []
+    )
+
+
+def test_zalo_falls_back_to_the_sms_delivery_itself() -> None:
+    available = {"email", "sms", "zalo"}
+    [zalo, sms] = sorted(
+        plan(
+            "dossier.received",
+            "e1",
+            routing=ROUTING,
+            partners=[],
+            chosen=["zalo", "sms"],
+            available=available,
+        ),
+        key=lambda p: p.channel,
+        reverse=True,
+    )
+    other = fallback(zalo, "e1", routing=ROUTING, available=available)
+    assert other is not None and other.delivery_id == sms.delivery_id  # never a second SMS
+    assert fallback(sms, "e1", routing=ROUTING, available=available) is None
+    assert fallback(zalo, "e1", routing=ROUTING, available={"zalo"}) is None
+
+
+@pytest.mark.parametrize("event_type", sorted(ROUTING.routes))
+def test_every_routed_event_has_a_template_for_each_channel(event_type: str) -> None:
+    for channel, route in ROUTING.applicant_channels(event_type).items():
+        rendered = TEMPLATES.render(route.template, channel, SAMPLE_CONTEXT)
+        if channel == "email":
+            assert "G01.99-260609-0001" in rendered.subject
+            assert "Kính gửi Nguyễn Thị Lan" in rendered.text
+            assert "<p>" in rendered.html
+        elif channel == "zalo":
+            assert rendered.data["dossier_code"] == "G01.99-260609-0001"
+            assert route.zalo_template_id
+        else:
+            assert "G01.99-260609-0001" in rendered.text
+
+
+def test_the_issue_requires_these_events_routed() -> None:
+    assert {
+        "dossier.received",
+        "dossier.supplement_requested",
+        "dossier.payment_requested",
+        "dossier.approved",
+        "dossier.rejected",
+        "dossier.refused",
+        "dossier.apology_issued",
+        "dossier.result_delivered",
+    } <= set(ROUTING.routes)
+
+
+def test_html_is_escaped_but_the_text_part_is_not() -> None:
+    context: dict[str, Any] = {**SAMPLE_CONTEXT, "reason": "<script>alert(1)</script> & co"}
+    rendered = TEMPLATES.render("rejected", "email", context)
+    assert "<script>" in rendered.text
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html and "&amp; co" in rendered.html
+
+
+def test_languages_fall_back_to_vietnamese() -> None:
+    english = TEMPLATES.render("approved", "email", SAMPLE_CONTEXT, language="en")
+    assert english.subject.startswith("Dossier G01.99-260609-0001 has been approved")
+    fallback_vi = TEMPLATES.render("received", "email", SAMPLE_CONTEXT, language="en")
+    assert "tiếp nhận" in fallback_vi.subject
+    with pytest.raises(UnknownTemplate):
+        TEMPLATES.render("no-such-template", "email", SAMPLE_CONTEXT)
+
+
+def test_the_apology_gives_the_reason_and_the_new_date_in_vietnam_time() -> None:
+    new_date = datetime(2026, 6, 15, 17, 30, tzinfo=UTC)  # already 16/06 in Hà Nội
+    event = DossierApologyIssued.create(
+        source="s",
+        subject="G01.99-260609-0001",
+        data=DossierApologyData(
+            dossier_code="G01.99-260609-0001",
+            task_id="t",
+            procedure_code="1.004194",
+            unit_id="U",
+            officer_id="o",
+            issued_at=new_date - timedelta(days=4),
+            reason="Cần xác minh thêm",
+            previous_promised_at=new_date - timedelta(days=3),
+            promised_at=new_date,
+            status_code=PortalStatus.IN_PROCESS,
+        ),
+    )
+    context = template_context(event, {"full_name": "Lan", "promised_at": None})
+    rendered = TEMPLATES.render("apology", "email", context)
+    assert "Cần xác minh thêm" in rendered.text
+    assert "Ngày hẹn trả kết quả mới: 16/06/2026" in rendered.text
+    assert "13/06/2026" in rendered.text  # the date that was missed
+    assert "Đăng ký tạm trú" in rendered.text
+
+
+def test_a_providers_error_never_carries_the_full_address() -> None:
+    assert scrub("550 <lan.nguyen@example.vn>: no such user", "email", "lan.nguyen@example.vn") == (
+        "550 <l***@example.vn>: no such user"
+    )
+    said = "invalid phone 84912345678 (0912345678, +84912345678)"
+    assert scrub(said, "sms", "+84912345678") == (
+        "invalid phone +849*****678 (+849*****678, +849*****678)"
+    )
+
+
+def test_a_routing_table_that_cannot_work_is_refused_at_start() -> None:
+    from services.notify.app import check_routes
+
+    assert check_routes(ROUTING, TEMPLATES) == []
+    broken = Routing.model_validate(
+        {
+            "routes": {
+                "dossier.received": {
+                    "applicant": {"sms": {"template": "nowhere"}, "zalo": {"template": "received"}}
+                }
+            }
+        }
+    )
+    assert check_routes(broken, TEMPLATES) == [
+        "dossier.received: no template nowhere/sms",
+        "dossier.received: Zalo needs a zalo_template_id",
+    ]
+    with pytest.raises(ValidationError, match="typo"):
+        Routing.model_validate({"routes": {}, "typo": 1})
+
+
+def test_the_lease_must_outlast_a_send() -> None:
+    with pytest.raises(ValidationError, match="must exceed the longest provider timeout"):
+        NotifySettings(delivery_lease_seconds=5, http_timeout_seconds=10)

@@ -1,0 +1,192 @@
+"""The channels: one small adapter per provider, all behind `Channel.send`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from typing import Protocol
+
+import httpx
+
+from services.notify.domain import (
+    Message,
+    Partner,
+    SendError,
+    http_failure,
+    phone_84,
+    sms_segments,
+    webhook_signature,
+)
+from services.notify.settings import NotifySettings
+
+
+class Channel(Protocol):
+    async def send(self, message: Message) -> str:
+        """Deliver `message`; return the provider's id for it. Raises SendError."""
+        ...
+
+
+class SmtpChannel:
+    """E-mail over SMTP (optional STARTTLS and AUTH), as plain text with an HTML alternative."""
+
+    def __init__(self, settings: NotifySettings) -> None:
+        self.settings = settings
+
+    async def send(self, message: Message) -> str:
+        email = EmailMessage()
+        email["From"] = self.settings.mail_from
+        email["To"] = message.to
+        email["Subject"] = message.subject
+        # The same Message-ID on every attempt: a resend after a crash is recognisable.
+        email["Message-ID"] = f"<{message.tracking_id}@motcua.local>"
+        email.set_content(message.text, charset="utf-8")
+        if message.html:
+            email.add_alternative(message.html, subtype="html", charset="utf-8")
+        await asyncio.to_thread(self._send, email)
+        return str(email["Message-ID"])
+
+    def _send(self, message: EmailMessage) -> None:
+        s = self.settings
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
+                if s.smtp_starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=s.smtp_ca_file))
+                if s.smtp_username:
+                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            replies = "; ".join(f"{code} {text!r}" for code, text in exc.recipients.values())
+            raise SendError(f"recipient refused: {replies}", permanent=min(codes) >= 500) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise SendError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
+
+
+# Timeouts, refused or dropped connections, a provider that hung up mid-answer: worth a retry.
+TRANSIENT_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+
+
+async def post_json(
+    client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    """POST, turning a transport error or a non-2xx answer into a classified SendError."""
+    try:
+        response = await client.post(
+            url, content=content, headers={"Content-Type": "application/json", **headers}
+        )
+    except TRANSIENT_ERRORS as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+    except httpx.HTTPError as exc:  # a bad URL or header: no retry can fix it
+        raise SendError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
+    failure = http_failure(response.status_code, response.text)
+    if failure is not None:
+        raise failure
+    return response
+
+
+def _json(response: httpx.Response) -> dict[str, object]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class SmsChannel:
+    """SMS through an HTTP gateway: ASCII text, at most `sms_max_segments` segments.
+
+    Request: `POST {sms_gateway_url}` with `Authorization: Bearer <key>` and JSON
+    `{"to": "84…", "sender": brandname, "text": …, "segments": n, "reference": tracking id}`;
+    any 2xx is accepted, with `message_id` as the provider's id when given."""
+
+    def __init__(self, settings: NotifySettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    async def send(self, message: Message) -> str:
+        s = self.settings
+        segments = sms_segments(message.text, max_segments=s.sms_max_segments)
+        body = {
+            "to": phone_84(message.to),
+            "sender": s.sms_sender,
+            "text": "".join(segments),
+            "segments": len(segments),
+            "reference": message.tracking_id,
+        }
+        key = s.sms_api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = await post_json(
+            self.client, s.sms_gateway_url, content=json.dumps(body).encode(), headers=headers
+        )
+        return str(_json(response).get("message_id") or message.tracking_id)
+
+
+class ZaloChannel:
+    """Zalo ZNS: `POST {base}/message/template`, `access_token` header; `error` ≠ 0 fails."""
+
+    def __init__(self, settings: NotifySettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    async def send(self, message: Message) -> str:
+        s = self.settings
+        if not message.template_id:
+            raise SendError("no Zalo template id is configured for this event", permanent=True)
+        body = {
+            "phone": phone_84(message.to),
+            "template_id": message.template_id,
+            "template_data": message.template_data,
+            "tracking_id": message.tracking_id,
+        }
+        response = await post_json(
+            self.client,
+            f"{s.zalo_base_url.rstrip('/')}/message/template",
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers={"access_token": s.zalo_access_token.get_secret_value()},
+        )
+        answer = _json(response)
+        error = answer.get("error")
+        if error != 0:
+            raise SendError(
+                f"Zalo error {error}: {answer.get('message', 'no message')}", permanent=True
+            )
+        data = answer.get("data")
+        msg_id = data.get("msg_id") if isinstance(data, dict) else None
+        return str(msg_id or message.tracking_id)
+
+
+class WebhookChannel:
+    """Partner webhooks: the CloudEvent as JSON, signed per Standard Webhooks."""
+
+    def __init__(self, partners: list[Partner], client: httpx.AsyncClient) -> None:
+        self.partners = {p.id: p for p in partners}
+        self.client = client
+
+    async def send(self, message: Message) -> str:
+        partner = self.partners.get(message.to)
+        if partner is None:
+            raise SendError(f"partner {message.to} is no longer configured", permanent=True)
+        timestamp = int(time.time())
+        message_id = f"msg_{message.tracking_id}"
+        headers = {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": webhook_signature(
+                partner.secret, message_id, timestamp, message.body
+            ),
+        }
+        await post_json(self.client, partner.url, content=message.body, headers=headers)
+        return message_id

@@ -1,0 +1,91 @@
+"""Delayed retries that never block the consumer, and parking what failed for good.
+
+One durable queue per backoff level, each with its own TTL (a per-queue TTL: a short delay is
+never stuck behind a longer one, as it would be with per-message TTLs in one queue). An expired
+message is dead-lettered through the default exchange straight back into notify's own queue,
+where the event is handled again: the deliveries already finished are skipped.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+from services.notify.domain import pick_delay
+from shared.contracts import CONTENT_TYPE, Event
+from shared.messaging import (
+    DEAD_EXCHANGE,
+    PUBLISH_TIMEOUT,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+)
+
+DELIVERY_HEADER = "x-motcua-delivery"
+
+
+class RetryQueues:
+    def __init__(self, channel: AbstractChannel, *, queue: str, delays: list[float]) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.delays = delays
+        self._dead: AbstractExchange | None = None
+
+    def name(self, delay: float) -> str:
+        # The delay is part of the name: changing the settings declares new queues instead of
+        # clashing with the arguments of the old ones (which keep draining into `queue`).
+        return f"{self.queue}.retry.{round(delay * 1000)}ms"
+
+    async def setup(self) -> None:
+        self._dead = await self.channel.declare_exchange(
+            DEAD_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        for delay in self.delays:
+            await self.channel.declare_queue(
+                self.name(delay),
+                durable=True,
+                arguments={
+                    "x-message-ttl": round(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                },
+            )
+
+    async def schedule(self, event: Event, *, at_least: float) -> float:
+        """Hand `event` back to notify after the shortest delay ≥ `at_least`; returns it."""
+        delay = self.delays[pick_delay(self.delays, at_least)]
+        await self.channel.default_exchange.publish(
+            _message(event, {}),
+            routing_key=self.name(delay),
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT,
+        )
+        return delay
+
+    async def park(self, event: Event, *, delivery_id: str, reason: str) -> None:
+        """Keep the event of a delivery that failed for good in `<queue>.dead`, with why."""
+        assert self._dead is not None, "setup() first"
+        headers = {
+            REASON_HEADER: reason[:1000],
+            QUEUE_HEADER: self.queue,
+            ROUTING_KEY_HEADER: event.type,
+            DELIVERY_HEADER: delivery_id,
+        }
+        await self._dead.publish(
+            _message(event, headers),
+            routing_key=self.queue,
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT,
+        )
+
+
+def _message(event: Event, headers: dict[str, str]) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=event.to_json(),
+        headers=dict(headers),
+        content_type=CONTENT_TYPE,
+        message_id=event.id,
+        correlation_id=event.correlationid,
+        type=event.type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

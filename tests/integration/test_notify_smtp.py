@@ -1,0 +1,136 @@
+"""Notify's e-mail channel against a real aiosmtpd server on loopback that requires AUTH."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from pydantic import SecretStr
+
+from services.notify.channels import SmtpChannel
+from services.notify.domain import Message, SendError
+from services.notify.settings import NotifySettings
+from tests.e2e.harness import Mailbox
+from tools.devstack import free_port
+
+pytestmark = [
+    pytest.mark.integration,
+    # The plain-text AUTH server is deliberate: the STARTTLS test covers the secure setup.
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
+]
+
+
+def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        b"motcua",
+        b"mat-khau",
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+def _server(box: Mailbox, **options: Any) -> Controller:
+    box.port = free_port()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=box.port,
+        authenticator=_authenticator,
+        auth_required=True,
+        **options,
+    )
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def guarded() -> Iterator[Mailbox]:
+    box = Mailbox()
+    controller = _server(box, auth_require_tls=False)
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (its own CA), with its key beside it."""
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"),
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return tmp_path / "cert.pem"
+
+
+async def test_starttls_then_auth(certificate: Path) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, certificate.parent / "key.pem")
+    box = Mailbox()
+    controller = _server(box, tls_context=context, require_starttls=True)
+    try:
+        settings = NotifySettings(
+            smtp_port=box.port,
+            smtp_starttls=True,
+            smtp_ca_file=certificate,
+            smtp_username="motcua",
+            smtp_password=SecretStr("mat-khau"),
+        )
+        await SmtpChannel(settings).send(MESSAGE)
+        [mail] = await box.wait(1)
+        assert mail["Subject"] == MESSAGE.subject
+        # Without STARTTLS this server takes nothing.
+        with pytest.raises(SendError):
+            await SmtpChannel(settings.model_copy(update={"smtp_starttls": False})).send(MESSAGE)
+        assert len(box.messages) == 1
+    finally:
+        controller.stop()
+
+
+MESSAGE = Message(
+    "email",
+    "lan.nguyen@example.vn",
+    "0123456789abcdef0123456789abcdef",
+    subject="Hồ sơ G01.99-260609-0001 đã được phê duyệt",
+    text="Kính gửi Nguyễn Thị Lan,\n\nHồ sơ đã được phê duyệt.\n",
+    html="<p>Kính gửi Nguyễn Thị Lan,</p>",
+)
+
+
+async def test_an_email_is_sent_with_auth_as_text_and_html(guarded: Mailbox) -> None:
+    settings = NotifySettings(
+        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    message_id = await SmtpChannel(settings).send(MESSAGE)
+    [mail] = await guarded.wait(1)
+    assert message_id == f"<{MESSAGE.tracking_id}@motcua.local>" == mail["Message-ID"]
+    assert mail["Subject"] == MESSAGE.subject
+    plain, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert plain is not None and "Nguyễn Thị Lan" in plain.get_content()
+    assert html is not None and html.get_content().strip() == MESSAGE.html
+
+
+async def test_a_wrong_password_is_a_permanent_failure(guarded: Mailbox) -> None:
+    settings = NotifySettings(
+        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("sai")
+    )
+    with pytest.raises(SendError) as err:
+        await SmtpChannel(settings).send(MESSAGE)
+    assert err.value.permanent and "535" in str(err.value)
+    assert guarded.messages == []
+
+
+async def test_without_auth_the_server_refuses_and_nothing_is_sent(guarded: Mailbox) -> None:
+    with pytest.raises(SendError) as err:
+        await SmtpChannel(NotifySettings(smtp_port=guarded.port)).send(MESSAGE)
+    assert err.value.permanent and "530" in str(err.value)
+    assert guarded.messages == []
