@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,6 +91,22 @@ class Partner(BaseModel):
     url: str = Field(pattern=r"^https?://")
     secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False)
     events: list[str] = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, url: str) -> str:
+        if not urlsplit(url).hostname:  # urlsplit raises ValueError on a broken IPv6 host
+            raise ValueError("the URL has no host")
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _decodable(cls, secret: str) -> str:
+        try:
+            webhook_key(secret)
+        except binascii.Error as exc:
+            raise ValueError("the part after whsec_ is not valid base64") from exc
+        return secret
 
     @field_validator("events")
     @classmethod
@@ -273,9 +291,14 @@ def pick_delay(delays: list[float], at_least: float) -> int:
 # --- Standard Webhooks -------------------------------------------------------------------------
 
 
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key a `whsec_` secret stands for (binascii.Error if it is not base64)."""
+    return base64.b64decode(secret.removeprefix("whsec_") + "==")
+
+
 def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """`v1,<base64 HMAC-SHA256 of id.timestamp.body>` keyed by the `whsec_` secret."""
-    key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    key = webhook_key(secret)
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"

@@ -124,7 +124,9 @@ async def deliver(
     n = notifier
     address = address_of(planned, contact)
     fields = delivery_fields(event, planned, address)
-    claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
+    claim = await n.store.claim(
+        planned.delivery_id, fields, now=n.clock(), lease=n.lease, tries=n.tries
+    )
     if claim.kind == "send":
         await n.store.keep_trigger(event)
     if claim.kind == "busy":  # come back when the other attempt must be over
@@ -140,6 +142,9 @@ async def deliver(
     delivery = claim.delivery
     if claim.kind == "send":
         delivery = await attempt(event, planned, delivery, address, contact, n=n, tries=n.tries)
+    elif claim.kind == "exhausted":
+        reason = f"gave up after {delivery['attempts']} tries: no outcome was recorded"
+        delivery = await give_up(event, planned, delivery, reason=reason, permanent=False, n=n)
     if delivery["status"] in FINISHED:
         # Also on a redelivery: publish the recorded outcome again, with the same event id.
         await n.store.outbox.flush(events_of(delivery, caused_by=event.id))
@@ -161,59 +166,30 @@ async def attempt(
     tries: int,
 ) -> Document:
     """One try at sending (the attempt is already recorded); records its outcome."""
-    attempts = int(delivery["attempts"])
-    common = {
-        "dossier_code": event.subject,
-        "channel": planned.channel,
-        "recipient": delivery["recipient"],
-        "trigger_event_id": event.id,
-        "trigger_event_type": event.type,
-    }
     try:
         message = compose(event, planned, address, contact, templates=n.templates)
         provider_id = await n.channels[planned.channel].send(message)
         # A fault test halts here: the provider has the message, its outcome is not recorded.
         await n.faults.reach("notify.send.after_provider")
-    except SendError as exc:
-        now = n.clock()
-        problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
-        if not exc.permanent and attempts < tries:
-            wanted = n.delays[min(attempts - 1, len(n.delays) - 1)]
-            delay = await n.retries.schedule(event, at_least=wanted)
-            log.info(
-                "delivery failed, retrying in %.1fs",
-                delay,
-                extra={"dossier": event.subject, "delivery": delivery["_id"], "reason": problem},
+    except Exception as caught:
+        if isinstance(caught, SendError):
+            exc = caught
+        else:  # a bug or a bad setting: retried like a transient failure, so the cap applies
+            log.exception(
+                "unexpected error while sending",
+                extra={"dossier": event.subject, "delivery": delivery["_id"]},
             )
-            return await n.store.retry_later(
-                delivery, reason=problem, next_at=now + timedelta(seconds=delay * 0.9), now=now
-            )
-        reason = problem if exc.permanent else f"gave up after {attempts} tries: {problem}"
-        failed = NotificationFailed.caused_by(
-            event,
-            source=n.source,
-            time=now,
-            key=delivery["_id"],
-            data=NotificationFailedData(
-                **common, failed_at=now, reason=reason, permanent=exc.permanent
-            ),
-        )
-        log.warning(
-            "notification failed",
-            extra={"dossier": event.subject, "recipient": common["recipient"], "reason": reason},
-        )
-        settled = await n.store.settle(
-            delivery, status="failed", fields={"reason": reason}, event=failed, now=now
-        )
-        await n.retries.park(event, delivery_id=delivery["_id"], reason=reason)
-        return settled
+            exc = SendError(f"unexpected error: {type(caught).__name__}", permanent=False)
+        return await _failed_attempt(event, planned, delivery, exc, address, n=n, tries=tries)
     now = n.clock()
     sent = NotificationSent.caused_by(
         event,
         source=n.source,
         time=now,
         key=delivery["_id"],
-        data=NotificationSentData(**common, sent_at=now, provider_message_id=provider_id),
+        data=NotificationSentData(
+            **_common(event, planned, delivery), sent_at=now, provider_message_id=provider_id
+        ),
     )
     return await n.store.settle(
         delivery,
@@ -222,6 +198,75 @@ async def attempt(
         event=sent,
         now=now,
     )
+
+
+def _common(event: Event, planned: Planned, delivery: Document) -> dict[str, Any]:
+    return {
+        "dossier_code": event.subject,
+        "channel": planned.channel,
+        "recipient": delivery["recipient"],
+        "trigger_event_id": event.id,
+        "trigger_event_type": event.type,
+    }
+
+
+async def _failed_attempt(
+    event: Event,
+    planned: Planned,
+    delivery: Document,
+    exc: SendError,
+    address: str,
+    *,
+    n: Notifier,
+    tries: int,
+) -> Document:
+    """Schedule a retry of a transient failure while tries are left; else settle as failed."""
+    attempts = int(delivery["attempts"])
+    now = n.clock()
+    problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
+    if not exc.permanent and attempts < tries:
+        wanted = n.delays[min(attempts - 1, len(n.delays) - 1)]
+        delay = await n.retries.schedule(event, at_least=wanted)
+        log.info(
+            "delivery failed, retrying in %.1fs",
+            delay,
+            extra={"dossier": event.subject, "delivery": delivery["_id"], "reason": problem},
+        )
+        return await n.store.retry_later(
+            delivery, reason=problem, next_at=now + timedelta(seconds=delay * 0.9), now=now
+        )
+    reason = problem if exc.permanent else f"gave up after {attempts} tries: {problem}"
+    return await give_up(event, planned, delivery, reason=reason, permanent=exc.permanent, n=n)
+
+
+async def give_up(
+    event: Event,
+    planned: Planned,
+    delivery: Document,
+    *,
+    reason: str,
+    permanent: bool,
+    n: Notifier,
+) -> Document:
+    """Settle a delivery as failed for good, report it, and park its event for an operator."""
+    now = n.clock()
+    common = _common(event, planned, delivery)
+    failed = NotificationFailed.caused_by(
+        event,
+        source=n.source,
+        time=now,
+        key=delivery["_id"],
+        data=NotificationFailedData(**common, failed_at=now, reason=reason, permanent=permanent),
+    )
+    log.warning(
+        "notification failed",
+        extra={"dossier": event.subject, "recipient": common["recipient"], "reason": reason},
+    )
+    settled = await n.store.settle(
+        delivery, status="failed", fields={"reason": reason}, event=failed, now=now
+    )
+    await n.retries.park(event, delivery_id=delivery["_id"], reason=reason)
+    return settled
 
 
 async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> Document:
@@ -253,7 +298,7 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
     }
     if not await n.store.create(planned.delivery_id, fields, now=n.clock()):
         raise ResendConflict(planned.delivery_id)
-    claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease)
+    claim = await n.store.claim(planned.delivery_id, fields, now=n.clock(), lease=n.lease, tries=1)
     if claim.kind != "send":
         raise ResendConflict(planned.delivery_id)
     delivery = await attempt(event, planned, claim.delivery, address, contact, n=n, tries=1)

@@ -23,9 +23,11 @@ class Claim:
 
     `send`: this handler holds a new attempt; `finished`: the outcome is recorded;
     `busy`: another attempt started less than a lease ago (`wait` seconds left);
-    `not_due`: a retry is scheduled and will come back by itself."""
+    `not_due`: a retry is scheduled and will come back by itself;
+    `exhausted`: every try was started and the last never recorded its outcome (the sender
+    crashed or hung each time): the holder settles it as failed."""
 
-    kind: Literal["send", "finished", "busy", "not_due"]
+    kind: Literal["send", "finished", "busy", "not_due", "exhausted"]
     delivery: Document
     wait: float = 0.0
 
@@ -75,7 +77,13 @@ class NotifyStore:
         return True
 
     async def claim(
-        self, delivery_id: str, fields: dict[str, Any], *, now: datetime, lease: timedelta
+        self,
+        delivery_id: str,
+        fields: dict[str, Any],
+        *,
+        now: datetime,
+        lease: timedelta,
+        tries: int,
     ) -> Claim:
         """Record an attempt before sending (by insert: of two handlers only one wins).
 
@@ -92,6 +100,8 @@ class NotifyStore:
             age = now - last["at"] if last else lease
             if age < lease:
                 return Claim("busy", delivery, wait=(lease - age).total_seconds())
+            if started >= tries:  # no try left to take over
+                return Claim("exhausted", {**delivery, "attempts": started})
         elif delivery["status"] == "retrying":
             due = delivery["next_at"]
             if now < due:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -63,6 +64,19 @@ def providers() -> Iterator[Providers]:
 def notify(
     isolation: Isolation, mailbox: Mailbox, providers: Providers, tmp_path: Path
 ) -> Iterator[Services]:
+    with notify_service(isolation, mailbox, providers, tmp_path) as stack:
+        yield stack
+
+
+@contextmanager
+def notify_service(
+    isolation: Isolation,
+    mailbox: Mailbox,
+    providers: Providers,
+    tmp_path: Path,
+    **overrides: str,
+) -> Iterator[Services]:
+    """Notify against the loopback providers; `overrides` replace its environment's values."""
     partners = tmp_path / "partners.yaml"
     partners.write_text(
         "partners:\n"
@@ -86,6 +100,7 @@ def notify(
         "MOTCUA_NOTIFY_SMTP_TIMEOUT_SECONDS": "3",
         "MOTCUA_RETRY_DELAY_SECONDS": "0.2",
         "MOTCUA_OUTBOX_INTERVAL_SECONDS": "0.5",
+        **overrides,
     }
     stack = Services(env=env, logs=tmp_path)
     try:
@@ -453,3 +468,27 @@ async def test_operators_resend_and_preview_templates(
         headers={"Accept-Language": "vi"},
     )
     assert unknown.status_code == 404 and unknown.json()["code"] == "template_not_found"
+
+
+async def test_an_unexpected_error_while_sending_is_capped_and_reported(
+    isolation: Isolation, mailbox: Mailbox, providers: Providers, tmp_path: Path
+) -> None:
+    code = "G01.99-260609-0009"
+    first = submitted(code, notify_by=["sms"])
+    # A gateway URL httpx refuses to parse: not an httpx.HTTPError, not a SendError.
+    broken = {
+        "MOTCUA_NOTIFY_SMS_GATEWAY_URL": "http://[::1/sms/send",
+        "MOTCUA_NOTIFY_DELIVERY_TRIES": "2",
+    }
+    with notify_service(isolation, mailbox, providers, tmp_path, **broken) as stack:
+        async with observe(isolation.amqp_url) as seen:
+            await publish(isolation, first, approved_event(first))
+            await eventually(lambda: notifications(seen, code, "failed", "sms"), timeout=30)
+            await asyncio.sleep(1.5)  # longer than another retry would wait
+        [failed] = notifications(seen, code, "failed", "sms")
+        assert failed["data"]["reason"].startswith("gave up after 2 tries: unexpected error")
+        assert failed["data"]["permanent"] is False
+        [log] = [d for d in deliveries(stack, code) if d["channel"] == "sms"]
+        assert (log["status"], log["attempts"]) == ("failed", 2)
+    parked = await drain(isolation.amqp_url, "motcua.notify.dead", expect=1)
+    assert [json.loads(m.body)["type"] for m in parked] == ["dossier.approved"]

@@ -232,16 +232,20 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
     assert projected is not None and projected["state"] == "refused"
 
 
+async def _notify_store(mongo: AsyncMongoClient[Document], isolation: Isolation) -> NotifyStore:
+    store = NotifyStore(mongo[isolation.database("notify")], _nowhere)
+    await store.setup()
+    return store
+
+
 async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
-    store = NotifyStore(mongo[isolation.database("notify")], _nowhere)
-    await store.setup()
-    now = datetime.now(UTC)
-    lease = timedelta(seconds=60)
+    store = await _notify_store(mongo, isolation)
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
     fields = {"dossier_code": "D1", "channel": "sms", "recipient": "+849*****678"}
     claims = await asyncio.gather(
-        *(store.claim("e1:applicant:sms", fields, now=now, lease=lease) for _ in range(8))
+        *(store.claim("e1:applicant:sms", fields, now=now, lease=lease, tries=5) for _ in range(8))
     )
     assert sorted(c.kind for c in claims).count("send") == 1
     assert {c.kind for c in claims} <= {"send", "busy"}
@@ -249,16 +253,16 @@ async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
     assert mine.delivery["attempts"] == 1
 
     # An attempt whose outcome was never recorded is taken over once its lease has passed.
-    later = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease)
+    later = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease, tries=5)
     assert (later.kind, later.delivery["attempts"]) == ("send", 2)
     # A transient failure waits for its retry; a recorded outcome is final.
     waiting = await store.retry_later(
         later.delivery, reason="HTTP 503", next_at=now + 2 * lease, now=now + lease
     )
     assert waiting["status"] == "retrying"
-    early = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease)
+    early = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease, tries=5)
     assert early.kind == "not_due"
-    due = await store.claim("e1:applicant:sms", fields, now=now + 2 * lease, lease=lease)
+    due = await store.claim("e1:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=5)
     assert (due.kind, due.delivery["attempts"]) == ("send", 3)
     event = submitted_event(code="D1")
     sent = NotificationSent.caused_by(
@@ -275,9 +279,26 @@ async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
         ),
     )
     await store.settle(due.delivery, status="sent", fields={}, event=sent, now=now)
-    final = await store.claim("e1:applicant:sms", fields, now=now + 9 * lease, lease=lease)
+    final = await store.claim("e1:applicant:sms", fields, now=now + 9 * lease, lease=lease, tries=5)
     assert (final.kind, final.delivery["status"], final.delivery["attempts"]) == (
         "finished",
         "sent",
         3,
     )
+
+
+async def test_a_delivery_whose_every_try_crashed_is_exhausted_not_retried_forever(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await _notify_store(mongo, isolation)
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+    fields = {"dossier_code": "D2", "channel": "sms", "recipient": "+849*****678"}
+    first = await store.claim("e2:applicant:sms", fields, now=now, lease=lease, tries=2)
+    assert (first.kind, first.delivery["attempts"]) == ("send", 1)
+    # Neither attempt records an outcome (the sender crashes each time).
+    second = await store.claim("e2:applicant:sms", fields, now=now + lease, lease=lease, tries=2)
+    assert (second.kind, second.delivery["attempts"]) == ("send", 2)
+    busy = await store.claim("e2:applicant:sms", fields, now=now + lease, lease=lease, tries=2)
+    assert busy.kind == "busy"
+    last = await store.claim("e2:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=2)
+    assert (last.kind, last.delivery["attempts"]) == ("exhausted", 2)

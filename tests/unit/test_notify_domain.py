@@ -117,6 +117,14 @@ def test_partners_need_a_whsec_secret_and_cannot_subscribe_to_notifications() ->
         Partner(id="p", url="http://x", secret=SECRET, events=["notification.sent"])
 
 
+def test_a_partner_secret_or_url_that_cannot_be_used_stops_the_start() -> None:
+    # Passes the pattern, but 29 base64 characters cannot be decoded.
+    with pytest.raises(ValidationError, match="base64"):
+        Partner(id="p", url="http://x", secret="whsec_" + "A" * 29, events=["dossier.approved"])
+    with pytest.raises(ValidationError):
+        Partner(id="p", url="http://[::1/", secret=SECRET, events=["dossier.approved"])
+
+
 def test_routing_follows_the_citizens_choice_and_partner_subscriptions() -> None:
     planned = plan(
         "dossier.approved",
