@@ -42,6 +42,7 @@ class HttpStub:
     script: deque[tuple[int, Any]] = field(default_factory=deque)
     scripts_for: dict[str, deque[tuple[int, Any]]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    delay: float = 0.0  # seconds before each answer: a slow provider
 
     @property
     def url(self) -> str:
@@ -73,6 +74,8 @@ class HttpStub:
         )
         script = next((q for k, q in self.scripts_for.items() if k.encode() in body), self.script)
         status, payload = script.popleft() if script else self.default
+        if self.delay:
+            await asyncio.sleep(self.delay)
         await JSONResponse(payload, status_code=status)(scope, receive, send)
 
     async def wait(self, count: int, timeout: float = 30) -> list[Recorded]:

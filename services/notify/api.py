@@ -87,8 +87,8 @@ async def resend_delivery(
     except handlers.ResendConflict as exc:
         raise Problem(
             409,
-            "Another resend of this delivery is under way; look at the delivery log.",
-            "Đang có một lần gửi lại khác; vui lòng xem nhật ký gửi.",
+            "This delivery or its latest resend is still under way; look at the delivery log.",
+            "Lần gửi này hoặc lần gửi lại gần nhất vẫn đang xử lý; vui lòng xem nhật ký gửi.",
             code="resend_conflict",
         ) from exc
     return view(doc)

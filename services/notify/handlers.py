@@ -47,7 +47,8 @@ class DeliveryNotFound(LookupError):
 
 
 class ResendConflict(Exception):
-    """Another resend of the same delivery was created at the same moment."""
+    """The delivery, or its latest resend, is still under way (or another resend of it was
+    created at the same moment)."""
 
 
 class Retries(Protocol):
@@ -277,12 +278,18 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
     if original is None or event is None:
         raise DeliveryNotFound(delivery_id)
     root = str(original.get("resend_of") or original["_id"])
+    # One resend at a time, once the message's last delivery is over: the new id follows from
+    # that state, so two requests at once compete for the same insert and only one sends.
+    first = original if root == original["_id"] else await n.store.delivery(root)
+    count, latest = await n.store.last_resend(root)
+    if any(d is not None and d["status"] not in FINISHED for d in (first, latest)):
+        raise ResendConflict(root)
     contact = await n.store.recipient(event.subject) or {}
     key = str(original["recipient_key"])
     partner = next((p for p in n.partners if f"partner:{p.id}" == key), None)
     template = original.get("template")
     planned = Planned(
-        f"{root}:resend{await n.store.resends_of(root) + 1}",
+        f"{root}:resend{count + 1}",
         key,
         original["channel"],
         route=ChannelRoute(template=template, zalo_template_id=original.get("zalo_template_id"))

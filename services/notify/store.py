@@ -55,8 +55,12 @@ class NotifyStore:
     async def delivery(self, delivery_id: str) -> Document | None:
         return await self.deliveries.find_one({"_id": delivery_id})
 
-    async def resends_of(self, delivery_id: str) -> int:
-        return await self.deliveries.count_documents({"resend_of": delivery_id})
+    async def last_resend(self, root: str) -> tuple[int, Document | None]:
+        """How many resends of `root` were created, and the latest (probed by _id: cheap)."""
+        count, latest = 0, None
+        while doc := await self.deliveries.find_one({"_id": f"{root}:resend{count + 1}"}):
+            count, latest = count + 1, doc
+        return count, latest
 
     async def create(self, delivery_id: str, fields: dict[str, Any], *, now: datetime) -> bool:
         """Insert the delivery if it is new; True if this call created it."""

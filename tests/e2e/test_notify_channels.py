@@ -470,6 +470,45 @@ async def test_operators_resend_and_preview_templates(
     assert unknown.status_code == 404 and unknown.json()["code"] == "template_not_found"
 
 
+async def test_a_double_click_or_a_resend_during_retries_sends_nothing_twice(
+    notify: Services, isolation: Isolation, providers: Providers
+) -> None:
+    done, retrying = "G01.99-260609-0010", "G01.99-260609-0011"
+    providers.sms.answer(*[(503, {"error": "busy"})] * 4, containing="84933333333")
+    first = submitted(done, notify_by=["sms"], phone="+84944444444")
+    second = submitted(retrying, notify_by=["sms"], phone="+84933333333")
+
+    def sms_of(code: str, status: str) -> list[dict[str, Any]]:
+        return [
+            d for d in deliveries(notify, code) if (d["channel"], d["status"]) == ("sms", status)
+        ]
+
+    async with observe(isolation.amqp_url):
+        await publish(isolation, first, approved_event(first), second, approved_event(second))
+        [sent] = await eventually(lambda: sms_of(done, "sent"))
+        [busy] = await eventually(lambda: sms_of(retrying, "retrying"))
+
+        url = f"{notify.url('notify')}/v1/deliveries/{{}}/resend"
+        # A resend while the original is still being retried would send it twice.
+        refused = httpx.post(url.format(busy["id"]), headers=bearer("admin"))
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "resend_conflict"
+
+        providers.sms.delay = 0.5  # the first resend is still at the provider
+        async with httpx.AsyncClient() as client:
+            clicks = await asyncio.gather(
+                *(client.post(url.format(sent["id"]), headers=bearer("admin")) for _ in range(2))
+            )
+        assert sorted(c.status_code for c in clicks) == [200, 409], [c.text for c in clicks]
+        assert len(providers.sms.matching("84944444444")) == 2  # the original and one resend
+        providers.sms.delay = 0
+        later = httpx.post(url.format(sent["id"]), headers=bearer("admin"))
+        assert later.status_code == 200, later.text
+        assert later.json()["id"] == f"{sent['id']}:resend2"
+        assert len(providers.sms.matching("84944444444")) == 3
+    assert not [d for d in sms_of(retrying, "sent") if d.get("resend_of")]
+
+
 async def test_an_unexpected_error_while_sending_is_capped_and_reported(
     isolation: Isolation, mailbox: Mailbox, providers: Providers, tmp_path: Path
 ) -> None:
