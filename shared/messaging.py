@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import aio_pika
@@ -38,6 +39,11 @@ ROUTING_KEY_HEADER = "x-motcua-original-routing-key"
 PUBLISH_TIMEOUT = 10.0
 
 Handler = Callable[[Event], Awaitable[None]]
+
+# The headers of the message being handled, for a handler that needs them (notify's replays).
+MESSAGE_HEADERS: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "motcua_message_headers", default=None
+)
 
 
 class PermanentFailure(Exception):
@@ -218,6 +224,7 @@ class Consumer:
             return
         with correlated(event.correlationid):
             started = time.perf_counter()
+            MESSAGE_HEADERS.set(message.headers or {})  # set for each message before its handler
             try:
                 await self.handle(event)
             except PermanentFailure as exc:

@@ -20,6 +20,7 @@ from services.notify.domain import (
     plan,
     scrub,
 )
+from services.notify.retries import DELIVERY_HEADER, REOPEN_HEADER
 from services.notify.store import FINISHED, NotifyStore
 from services.notify.templates import Templates
 from shared.clock import Clock
@@ -32,6 +33,7 @@ from shared.contracts import (
     NotificationSentData,
 )
 from shared.faults import FaultPoints
+from shared.messaging import MESSAGE_HEADERS
 from shared.outbox import events_of
 from shared.storage import Document
 
@@ -54,7 +56,7 @@ class ResendConflict(Exception):
 class Retries(Protocol):
     async def schedule(self, event: Event, *, at_least: float) -> float: ...
 
-    async def park(self, event: Event, *, delivery_id: str, reason: str) -> None: ...
+    async def park(self, event: Event, *, delivery_id: str, reason: str, reopen: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ async def handle(event: Event, *, notifier: Notifier) -> None:
     if contact is None and n.routing.applicant_channels(event.type):
         raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
     chosen = list(contact.get("notify_by", [])) if contact else None
+    reopen = replay_of(MESSAGE_HEADERS.get())
     for planned in plan(
         event.type,
         event.id,
@@ -92,7 +95,16 @@ async def handle(event: Event, *, notifier: Notifier) -> None:
         chosen=chosen,
         available=set(n.channels),
     ):
-        await deliver(event, planned, contact or {}, notifier=n)
+        wanted = reopen[1] if reopen and reopen[0] == planned.delivery_id else 0
+        await deliver(event, planned, contact or {}, notifier=n, reopen=wanted)
+
+
+def replay_of(headers: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """The delivery a replayed parked message reopens, and which reopening it is."""
+    delivery, number = (headers or {}).get(DELIVERY_HEADER), (headers or {}).get(REOPEN_HEADER)
+    if not isinstance(delivery, str) or not str(number or "").isdigit():
+        return None
+    return delivery, int(str(number))
 
 
 async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
@@ -120,13 +132,14 @@ async def deliver(
     *,
     notifier: Notifier,
     depth: int = 0,
+    reopen: int = 0,
 ) -> Document:
     """Send one delivery at most once; on a final failure, try the channel's fallback."""
     n = notifier
     address = address_of(planned, contact)
     fields = delivery_fields(event, planned, address)
     claim = await n.store.claim(
-        planned.delivery_id, fields, now=n.clock(), lease=n.lease, tries=n.tries
+        planned.delivery_id, fields, now=n.clock(), lease=n.lease, tries=n.tries, reopen=reopen
     )
     if claim.kind == "send":
         await n.store.keep_trigger(event)
@@ -144,7 +157,8 @@ async def deliver(
     if claim.kind == "send":
         delivery = await attempt(event, planned, delivery, address, contact, n=n, tries=n.tries)
     elif claim.kind == "exhausted":
-        reason = f"gave up after {delivery['attempts']} tries: no outcome was recorded"
+        tried = int(delivery["attempts"]) - int(delivery.get("base", 0))
+        reason = f"gave up after {tried} tries: no outcome was recorded"
         delivery = await give_up(event, planned, delivery, reason=reason, permanent=False, n=n)
     if delivery["status"] in FINISHED:
         # Also on a redelivery: publish the recorded outcome again, with the same event id.
@@ -187,7 +201,7 @@ async def attempt(
         event,
         source=n.source,
         time=now,
-        key=delivery["_id"],
+        key=outcome_key(delivery),
         data=NotificationSentData(
             **_common(event, planned, delivery), sent_at=now, provider_message_id=provider_id
         ),
@@ -199,6 +213,13 @@ async def attempt(
         event=sent,
         now=now,
     )
+
+
+def outcome_key(delivery: Document) -> str:
+    """What a delivery's notification.* event id derives from: a reopened delivery's new
+    outcome is a new event."""
+    reopens = int(delivery.get("reopens", 0))
+    return f"{delivery['_id']}:reopen{reopens}" if reopens else str(delivery["_id"])
 
 
 def _common(event: Event, planned: Planned, delivery: Document) -> dict[str, Any]:
@@ -222,7 +243,7 @@ async def _failed_attempt(
     tries: int,
 ) -> Document:
     """Schedule a retry of a transient failure while tries are left; else settle as failed."""
-    attempts = int(delivery["attempts"])
+    attempts = int(delivery["attempts"]) - int(delivery.get("base", 0))  # since a reopening
     now = n.clock()
     problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
     if not exc.permanent and attempts < tries:
@@ -256,7 +277,7 @@ async def give_up(
         event,
         source=n.source,
         time=now,
-        key=delivery["_id"],
+        key=outcome_key(delivery),
         data=NotificationFailedData(**common, failed_at=now, reason=reason, permanent=permanent),
     )
     log.warning(
@@ -266,7 +287,8 @@ async def give_up(
     settled = await n.store.settle(
         delivery, status="failed", fields={"reason": reason}, event=failed, now=now
     )
-    await n.retries.park(event, delivery_id=delivery["_id"], reason=reason)
+    reopen = int(delivery.get("reopens", 0)) + 1
+    await n.retries.park(event, delivery_id=delivery["_id"], reason=reason, reopen=reopen)
     return settled
 
 

@@ -22,6 +22,7 @@ from shared.messaging import (
 )
 
 DELIVERY_HEADER = "x-motcua-delivery"
+REOPEN_HEADER = "x-motcua-reopen"  # which replay of the delivery a parked message would be
 
 
 class RetryQueues:
@@ -62,14 +63,17 @@ class RetryQueues:
         )
         return delay
 
-    async def park(self, event: Event, *, delivery_id: str, reason: str) -> None:
-        """Keep the event of a delivery that failed for good in `<queue>.dead`, with why."""
+    async def park(self, event: Event, *, delivery_id: str, reason: str, reopen: int) -> None:
+        """Keep the event of a delivery that failed for good in `<queue>.dead`, with why.
+
+        Replayed (`python -m shared.deadletters replay`), it reopens that delivery once."""
         assert self._dead is not None, "setup() first"
         headers = {
             REASON_HEADER: reason[:1000],
             QUEUE_HEADER: self.queue,
             ROUTING_KEY_HEADER: event.type,
             DELIVERY_HEADER: delivery_id,
+            REOPEN_HEADER: str(reopen),
         }
         await self._dead.publish(
             _message(event, headers),

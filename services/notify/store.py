@@ -88,6 +88,7 @@ class NotifyStore:
         now: datetime,
         lease: timedelta,
         tries: int,
+        reopen: int = 0,
     ) -> Claim:
         """Record an attempt before sending (by insert: of two handlers only one wins).
 
@@ -96,6 +97,8 @@ class NotifyStore:
         await self.create(delivery_id, fields, now=now)
         delivery = await self.deliveries.find_one({"_id": delivery_id})
         assert delivery is not None
+        if reopen and delivery["status"] == "failed":
+            delivery = await self._reopen(delivery, reopen, now=now)
         if delivery["status"] in FINISHED:
             return Claim("finished", delivery)
         started = await self._started(delivery_id, int(delivery["attempts"]))
@@ -104,7 +107,7 @@ class NotifyStore:
             age = now - last["at"] if last else lease
             if age < lease:
                 return Claim("busy", delivery, wait=(lease - age).total_seconds())
-            if started >= tries:  # no try left to take over
+            if started - int(delivery.get("base", 0)) >= tries:  # no try left to take over
                 return Claim("exhausted", {**delivery, "attempts": started})
         elif delivery["status"] == "retrying":
             due = delivery["next_at"]
@@ -118,6 +121,25 @@ class NotifyStore:
         except DuplicateKeyError:
             return Claim("busy", delivery, wait=lease.total_seconds())
         return Claim("send", {**delivery, "attempts": number})
+
+    async def _reopen(self, delivery: Document, reopen: int, *, now: datetime) -> Document:
+        """Reopen a failed delivery for its `reopen`-th replay (by insert: once per replay, one
+        winner); its tries count afresh from the attempts made so far."""
+        try:
+            await self.attempts.insert_one(
+                {"_id": f"{delivery['_id']}:reopen{reopen}", "delivery_id": delivery["_id"]}
+            )
+        except DuplicateKeyError:  # this replay reopened it already
+            return delivery
+        update = {
+            "status": "pending",
+            "base": await self._started(delivery["_id"], int(delivery["attempts"])),
+            "reopens": reopen,
+            "next_at": None,
+            "updated_at": now,
+        }
+        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
+        return {**delivery, **update}
 
     async def _started(self, delivery_id: str, recorded: int) -> int:
         """How many attempts were started: those recorded, plus any begun since (probed by

@@ -30,6 +30,7 @@ from shared.contracts import (
     Event,
     PortalStatus,
 )
+from shared.deadletters import replay
 from shared.messaging import REASON_HEADER
 from shared.settings import DEV_JWT_SECRET
 from tests.amqp import Observer, drain, observe, publish_raw
@@ -531,3 +532,26 @@ async def test_an_unexpected_error_while_sending_is_capped_and_reported(
         assert (log["status"], log["attempts"]) == ("failed", 2)
     parked = await drain(isolation.amqp_url, "motcua.notify.dead", expect=1)
     assert [json.loads(m.body)["type"] for m in parked] == ["dossier.approved"]
+
+
+async def test_replaying_a_parked_delivery_sends_it_once_more(
+    notify: Services, isolation: Isolation, providers: Providers
+) -> None:
+    code = "G01.99-260609-0012"
+    providers.sms.answer((400, {"error": "gateway misconfigured"}))
+    first = submitted(code, notify_by=["sms"])
+    async with observe(isolation.amqp_url) as seen:
+        await publish(isolation, first, approved_event(first))
+        await eventually(lambda: notifications(seen, code, "failed", "sms"))
+        # The operator fixes the gateway (it now answers 200) and replays what was parked.
+        moved = await eventually(lambda: replay(isolation.amqp_url, "motcua.notify", 10))
+        assert moved == 1
+        [sent] = await eventually(lambda: notifications(seen, code, "sent", "sms"))
+        assert await replay(isolation.amqp_url, "motcua.notify", 10) == 0
+        await asyncio.sleep(1)  # room for a second send, if there were one
+    assert len(providers.sms.requests) == 2  # the refused one and the replayed one
+    assert len(notifications(seen, code, "sent", "sms")) == 1
+    [failed] = notifications(seen, code, "failed", "sms")
+    assert sent["id"] != failed["id"]
+    [log] = [d for d in deliveries(notify, code) if d["channel"] == "sms"]
+    assert (log["status"], log["attempts"]) == ("sent", 2)

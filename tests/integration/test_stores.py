@@ -21,6 +21,8 @@ from shared.contracts import (
     DossierApproved,
     DossierDecisionData,
     Event,
+    NotificationFailed,
+    NotificationFailedData,
     NotificationSent,
     NotificationSentData,
 )
@@ -302,3 +304,45 @@ async def test_a_delivery_whose_every_try_crashed_is_exhausted_not_retried_forev
     assert busy.kind == "busy"
     last = await store.claim("e2:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=2)
     assert (last.kind, last.delivery["attempts"]) == ("exhausted", 2)
+
+
+async def test_a_replay_reopens_a_failed_delivery_once_with_its_tries_afresh(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await _notify_store(mongo, isolation)
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+    fields = {"dossier_code": "D3", "channel": "sms", "recipient": "+849*****678"}
+    first = await store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1)
+    event = submitted_event(code="D3")
+    failed = NotificationFailed.caused_by(
+        event,
+        source="urn:test",
+        time=now,
+        data=NotificationFailedData(
+            dossier_code="D3",
+            channel="sms",
+            recipient="+849*****678",
+            trigger_event_id=event.id,
+            trigger_event_type=event.type,
+            failed_at=now,
+            reason="HTTP 400",
+            permanent=True,
+        ),
+    )
+    await store.settle(first.delivery, status="failed", fields={}, event=failed, now=now)
+    plain = await store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1)
+    assert plain.kind == "finished"  # a redelivery without the replay's header changes nothing
+    # Two copies of the same replayed message: one reopens and sends.
+    claims = await asyncio.gather(
+        *(
+            store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1, reopen=1)
+            for _ in range(4)
+        )
+    )
+    [mine] = [c for c in claims if c.kind == "send"]
+    assert (mine.delivery["attempts"], mine.delivery["base"]) == (2, 1)
+    # Its try is the first since the reopening: not exhausted by the earlier one.
+    later = await store.claim(
+        "e3:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=1, reopen=1
+    )
+    assert (later.kind, later.delivery["attempts"]) == ("exhausted", 2)
