@@ -17,7 +17,15 @@ from services.notify.domain import (
     tracking_id,
 )
 from services.notify.templates import Templates, UnknownTemplate
-from shared.contracts import Event
+from shared.contracts import DossierSubmittedData, Event
+
+
+def chosen_channels(data: DossierSubmittedData) -> list[str]:
+    """The channels the applicant chose. An explicit empty choice is an opt-out; only an
+    older event, which has no choice at all, falls back to e-mail when there is an address."""
+    if "notify_by" in data.model_fields_set:
+        return list(data.notify_by)
+    return ["email"] if data.applicant.email else []
 
 
 def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]:

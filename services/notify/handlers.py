@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from services.notify.channels import Channel
-from services.notify.compose import address_of, compose, delivery_fields
+from services.notify.compose import address_of, chosen_channels, compose, delivery_fields
 from services.notify.domain import (
     ChannelRoute,
     Partner,
@@ -115,9 +115,7 @@ async def remember(event: DossierSubmitted, *, store: NotifyStore) -> None:
             "full_name": data.applicant.full_name,
             "email": data.applicant.email,
             "phone": data.applicant.phone,
-            # No choice recorded (older events): e-mail, the only channel then, if there is an
-            # address to send to.
-            "notify_by": list(data.notify_by) or (["email"] if data.applicant.email else []),
+            "notify_by": chosen_channels(data),
             "procedure_code": data.procedure_code,
             "promised_at": data.promised_at,
             "fee": data.fee,

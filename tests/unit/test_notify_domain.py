@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notify.api import SAMPLE_CONTEXT
 from services.notify.app import load_routing
-from services.notify.compose import template_context
+from services.notify.compose import chosen_channels, template_context
 from services.notify.domain import (
     Partner,
     Routing,
@@ -33,7 +33,14 @@ from services.notify.domain import (
 )
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates, UnknownTemplate
-from shared.contracts import DossierApologyData, DossierApologyIssued, PortalStatus
+from shared.contracts import (
+    DossierApologyData,
+    DossierApologyIssued,
+    DossierSubmitted,
+    PortalStatus,
+    load,
+)
+from tests.factories import submitted_event
 
 SETTINGS = NotifySettings()
 ROUTING = load_routing(SETTINGS.routing_file)
@@ -290,3 +297,17 @@ def test_a_routing_table_that_cannot_work_is_refused_at_start() -> None:
 def test_the_lease_must_outlast_a_send() -> None:
     with pytest.raises(ValidationError, match="must exceed the longest provider timeout"):
         NotifySettings(delivery_lease_seconds=5, http_timeout_seconds=10)
+
+
+def test_an_empty_channel_choice_is_an_opt_out_and_only_an_old_event_falls_back_to_email() -> None:
+    raw = submitted_event(code="G01.99-260609-0001").model_dump(mode="json")
+
+    def decoded(**change: Any) -> DossierSubmitted:
+        data = {k: v for k, v in raw["data"].items() if k != "notify_by"} | change
+        event = load({**raw, "data": data})
+        assert isinstance(event, DossierSubmitted)
+        return event
+
+    assert chosen_channels(decoded(notify_by=[]).data) == []
+    assert chosen_channels(decoded(notify_by=["zalo"]).data) == ["zalo"]
+    assert chosen_channels(decoded().data) == ["email"]  # before the choice existed
