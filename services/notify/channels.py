@@ -13,6 +13,8 @@ from typing import Protocol
 import httpx
 
 from services.notify.domain import (
+    CREDENTIAL_SMTP_CODES,
+    ZALO_TRANSIENT_ERRORS,
     Message,
     Partner,
     SendError,
@@ -63,8 +65,11 @@ class SmtpChannel:
             replies = "; ".join(f"{code} {text!r}" for code, text in exc.recipients.values())
             raise SendError(f"recipient refused: {replies}", permanent=min(codes) >= 500) from exc
         except smtplib.SMTPResponseException as exc:
+            credentials = exc.smtp_code in CREDENTIAL_SMTP_CODES  # our login, not the message
             raise SendError(
-                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
+                permanent=exc.smtp_code >= 500 and not credentials,
+                slow=credentials,
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
@@ -161,7 +166,8 @@ class ZaloChannel:
         error = answer.get("error")
         if error != 0:
             raise SendError(
-                f"Zalo error {error}: {answer.get('message', 'no message')}", permanent=True
+                f"Zalo error {error}: {answer.get('message', 'no message')}",
+                permanent=error not in ZALO_TRANSIENT_ERRORS,
             )
         data = answer.get("data")
         msg_id = data.get("msg_id") if isinstance(data, dict) else None

@@ -30,11 +30,21 @@ PROCEDURE_NAMES = {
 
 
 class SendError(Exception):
-    """A channel could not deliver; `permanent` says whether retrying can help."""
+    """A channel could not deliver; `permanent` says whether retrying can help, `slow` that a
+    retry should wait longest (a credential or setting someone has to fix first)."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, slow: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.slow = slow
+
+
+# Our own credentials or proxy refused: nothing about the message is wrong, and everything sent
+# meanwhile would be lost if these were final. Retried, with the longest wait.
+CREDENTIAL_HTTP_STATUSES = (401, 403, 407)
+CREDENTIAL_SMTP_CODES = (454, 530, 535)
+# Zalo ZNS error codes worth a retry: -100 "unknown error, try again later" (zalo.cloud).
+ZALO_TRANSIENT_ERRORS = (-100,)
 
 
 @dataclass(frozen=True)
@@ -268,9 +278,12 @@ def sms_segments(text: str, *, max_segments: int) -> list[str]:
 
 
 def http_failure(status: int, detail: str) -> SendError | None:
-    """None for a 2xx answer; else a SendError, transient for 408, 429 and 5xx."""
+    """None for a 2xx answer; else a SendError, transient for 408, 429 and 5xx, and for our
+    own credentials refused (401, 403, 407: retried after the longest wait)."""
     if 200 <= status < 300:
         return None
+    if status in CREDENTIAL_HTTP_STATUSES:
+        return SendError(f"HTTP {status}: {detail[:200]}", permanent=False, slow=True)
     transient = status in (408, 429) or status >= 500
     return SendError(f"HTTP {status}: {detail[:200]}", permanent=not transient)
 
@@ -278,6 +291,12 @@ def http_failure(status: int, detail: str) -> SendError | None:
 def backoff_delays(base_seconds: float, tries: int) -> list[float]:
     """The wait before retry 1, 2, ... of a delivery that may be tried `tries` times."""
     return [base_seconds * 2**level for level in range(max(tries - 1, 1))]
+
+
+def retry_wait(delays: list[float], failure: SendError, *, tries_made: int) -> float:
+    """The wait before retrying after `tries_made` tries: the backoff, or its longest step for a
+    failure someone has to fix first (`slow`)."""
+    return delays[-1 if failure.slow else min(tries_made - 1, len(delays) - 1)]
 
 
 def pick_delay(delays: list[float], at_least: float) -> int:

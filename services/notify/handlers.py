@@ -18,6 +18,7 @@ from services.notify.domain import (
     SendError,
     fallback,
     plan,
+    retry_wait,
     scrub,
 )
 from services.notify.retries import DELIVERY_HEADER, REOPEN_HEADER
@@ -245,7 +246,7 @@ async def _failed_attempt(
     now = n.clock()
     problem = scrub(str(exc), planned.channel, address)  # providers echo addresses
     if not exc.permanent and attempts < tries:
-        wanted = n.delays[min(attempts - 1, len(n.delays) - 1)]
+        wanted = retry_wait(n.delays, exc, tries_made=attempts)
         delay = await n.retries.schedule(event, at_least=wanted)
         log.info(
             "delivery failed, retrying in %.1fs",

@@ -27,6 +27,7 @@ from services.notify.domain import (
     phone_84,
     pick_delay,
     plan,
+    retry_wait,
     scrub,
     sms_segments,
     webhook_signature,
@@ -86,9 +87,15 @@ def test_transient_and_permanent_http_failures() -> None:
     for status in (408, 429, 500, 503):
         failure = http_failure(status, "busy")
         assert failure is not None and not failure.permanent
-    for status in (400, 401, 404, 422):
+    for status in (400, 404, 422):
         failure = http_failure(status, "no")
         assert failure is not None and failure.permanent
+    for status in (401, 403, 407):  # our key refused: fixable, so nothing sent meanwhile is lost
+        failure = http_failure(status, "bad key")
+        assert failure is not None and not failure.permanent and failure.slow
+        assert retry_wait([1, 2, 4], failure, tries_made=1) == 4
+    busy = http_failure(503, "busy")
+    assert busy is not None and retry_wait([1, 2, 4], busy, tries_made=1) == 1
 
 
 def test_backoff_doubles_and_picks_a_long_enough_queue() -> None:
