@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import smtplib
 import ssl
@@ -54,12 +55,19 @@ class SmtpChannel:
     def _send(self, message: EmailMessage) -> None:
         s = self.settings
         try:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
+            # Not `with smtplib.SMTP(...)`: its exit raises when QUIT is not answered 221, which
+            # would count a delivered e-mail as failed.
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+            try:
                 if s.smtp_starttls:
                     smtp.starttls(context=ssl.create_default_context(cafile=s.smtp_ca_file))
                 if s.smtp_username:
                     smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
                 smtp.send_message(message)
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()  # the server has the message: its goodbye changes nothing
+            finally:
+                smtp.close()
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             replies = "; ".join(f"{code} {text!r}" for code, text in exc.recipients.values())

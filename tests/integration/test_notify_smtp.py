@@ -135,3 +135,23 @@ async def test_without_auth_the_server_refuses_and_nothing_is_sent(guarded: Mail
         await SmtpChannel(NotifySettings(smtp_port=guarded.port)).send(MESSAGE)
     assert not err.value.permanent and err.value.slow and "530" in str(err.value)
     assert guarded.messages == []
+
+
+class RudeMailbox(Mailbox):
+    """Takes the message, then answers QUIT with 421 instead of 221."""
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return "421 closing down"
+
+
+async def test_a_bad_answer_to_quit_does_not_undo_a_delivered_email() -> None:
+    box = RudeMailbox()
+    box.port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        provider_id = await SmtpChannel(NotifySettings(smtp_port=box.port)).send(MESSAGE)
+    finally:
+        controller.stop()
+    assert provider_id.endswith("@motcua.local>")
+    assert len(box.messages) == 1
