@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -182,7 +183,7 @@ async def attempt(
     """One try at sending (the attempt is already recorded); records its outcome."""
     try:
         message = compose(event, planned, address, contact, templates=n.templates)
-        provider_id = await n.channels[planned.channel].send(message)
+        provider_id = await bounded(n.channels[planned.channel].send(message), n.lease / 2)
         # A fault test halts here: the provider has the message, its outcome is not recorded.
         await n.faults.reach("notify.send.after_provider")
     except Exception as caught:
@@ -212,6 +213,16 @@ async def attempt(
         event=sent,
         now=now,
     )
+
+
+async def bounded(send: Awaitable[str], limit: timedelta) -> str:
+    """A send cut short well before its lease ends, so no other handler takes it over while it
+    is still running (an SMTP thread may linger: its resend carries the same Message-ID)."""
+    try:
+        async with asyncio.timeout(limit.total_seconds()):
+            return await send
+    except TimeoutError as exc:
+        raise SendError(f"no answer within {limit.total_seconds():g}s", permanent=False) from exc
 
 
 def outcome_key(delivery: Document) -> str:

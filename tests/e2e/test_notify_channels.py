@@ -555,3 +555,25 @@ async def test_replaying_a_parked_delivery_sends_it_once_more(
     assert sent["id"] != failed["id"]
     [log] = [d for d in deliveries(notify, code) if d["channel"] == "sms"]
     assert (log["status"], log["attempts"]) == ("sent", 2)
+
+
+async def test_a_send_that_outlasts_half_its_lease_is_cut_short_and_retried(
+    notify: Services, isolation: Isolation, providers: Providers
+) -> None:
+    code = "G01.99-260609-0013"
+    providers.sms.delay = LEASE / 2 + 0.5  # within the HTTP timeout, beyond the send's bound
+    first = submitted(code, notify_by=["sms"])
+
+    def sms(status: str) -> list[dict[str, Any]]:
+        return [
+            d for d in deliveries(notify, code) if (d["channel"], d["status"]) == ("sms", status)
+        ]
+
+    async with observe(isolation.amqp_url) as seen:
+        await publish(isolation, first, approved_event(first))
+        [retrying] = await eventually(lambda: sms("retrying"))
+        assert retrying["reason"] == f"no answer within {LEASE / 2:g}s"
+        providers.sms.delay = 0
+        await eventually(lambda: notifications(seen, code, "sent", "sms"))
+    [log] = sms("sent")
+    assert log["attempts"] == 2
