@@ -253,25 +253,59 @@ SINGLE_SEGMENT = 160
 CONCATENATED_SEGMENT = 153  # a 7-bit segment of a multi-part SMS keeps 7 characters of header
 
 
+# Characters with no decomposition: their ASCII look-alikes (before and after NFKD: `½` becomes
+# `1⁄2`). The backtick is ASCII but not GSM-7, so it becomes an apostrophe too.
+ASCII_LOOKALIKES = str.maketrans(
+    {
+        "đ": "d", "Đ": "D", "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "‘": "'",
+        "’": "'", "‚": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
+        "•": "-", "·": "-", "×": "x", "÷": "/", "⁄": "/", "…": "...",
+    }
+)  # fmt: skip
+# GSM-7 characters sent as an escape and the character: two septets each.
+GSM_EXTENDED = frozenset("[]{}\\^~|")
+
+
 def ascii_text(text: str) -> str:
-    """Vietnamese without diacritics, in plain ASCII: `Hồ sơ đã duyệt` → `Ho so da duyet`."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFKD", text)
+    """Vietnamese without diacritics, in plain ASCII: `Hồ sơ đã duyệt` → `Ho so da duyet`;
+    dashes and quotes as their ASCII look-alikes, anything else without one as a space."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(ASCII_LOOKALIKES))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return stripped.encode("ascii", errors="ignore").decode("ascii")
+    return "".join(ch if ch.isascii() else " " for ch in stripped.translate(ASCII_LOOKALIKES))
+
+
+def septets(text: str) -> int:
+    """The GSM-7 length of ASCII `text`: what an SMS segment's limit counts."""
+    return len(text) + sum(ch in GSM_EXTENDED for ch in text)
+
+
+def _fit(text: str, budget: int) -> int:
+    """How many leading characters of `text` fit in `budget` septets."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 2 if ch in GSM_EXTENDED else 1
+        if used > budget:
+            return index
+    return len(text)
 
 
 def sms_segments(text: str, *, max_segments: int) -> list[str]:
-    """`text` as ASCII SMS segments, cut (with `...`) to fit `max_segments`."""
+    """`text` as ASCII SMS segments, cut (with `...`) to fit `max_segments` (counted in GSM-7
+    septets: `[ ] { } \\ ^ ~ |` take two)."""
     text = " ".join(ascii_text(text).split())
-    if len(text) <= SINGLE_SEGMENT:
+    if septets(text) <= SINGLE_SEGMENT:
         return [text]
     limit = max_segments * CONCATENATED_SEGMENT if max_segments > 1 else SINGLE_SEGMENT
-    if len(text) > limit:
-        text = text[: limit - 3].rstrip() + "..."
-    if len(text) <= SINGLE_SEGMENT:
+    if septets(text) > limit:
+        text = text[: _fit(text, limit - 3)].rstrip() + "..."
+    if septets(text) <= SINGLE_SEGMENT:
         return [text]
-    return [text[i : i + CONCATENATED_SEGMENT] for i in range(0, len(text), CONCATENATED_SEGMENT)]
+    parts = []
+    while text:
+        cut = _fit(text, CONCATENATED_SEGMENT)
+        parts.append(text[:cut])
+        text = text[cut:]
+    return parts
 
 
 # --- failures and retries ----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from services.notify.domain import (
     plan,
     retry_wait,
     scrub,
+    septets,
     sms_segments,
     webhook_signature,
 )
@@ -80,6 +81,25 @@ def test_a_long_sms_is_cut_to_the_segment_limit() -> None:
         assert len(parts) == max_segments
         assert all(len(p) <= (160 if max_segments == 1 else 153) for p in parts)
     assert sms_segments("Ngắn gọn", max_segments=3) == ["Ngan gon"]
+
+
+def test_characters_without_a_decomposition_keep_their_meaning_in_ascii() -> None:
+    assert ascii_text("Từ 01/07–15/07") == "Tu 01/07-15/07"  # not 01/0715/07
+    assert ascii_text("“Giấy hẹn” ‘số 2’ — ½ phí × 2 • `x`") == (
+        "\"Giay hen\" 'so 2' - 1/2 phi x 2 - 'x'"
+    )
+    assert ascii_text("Phí ₫7.000") == "Phi  7.000"  # no look-alike: a space, not a merge
+
+
+def test_sms_length_counts_gsm7_septets() -> None:
+    assert septets("a[b]") == 6
+    braces = "{x}" * 70  # 210 characters, 350 septets: more than two segments
+    parts = sms_segments(braces, max_segments=2)
+    assert all(septets(p) <= 153 for p in parts) and len(parts) == 2
+    assert "".join(parts).endswith("...")
+    assert sms_segments("|" * 80, max_segments=1) == ["|" * 80]  # exactly 160 septets
+    [cut] = sms_segments("|" * 81, max_segments=1)
+    assert septets(cut) <= 160 and cut.endswith("...")
 
 
 def test_transient_and_permanent_http_failures() -> None:
