@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from tests.e2e.flows import (
     submit,
     timeline,
     token,
-    wait_for_types,
 )
 from tests.e2e.harness import Mailbox, Services, eventually
 from tests.factories import VALID_FORM
+from tests.httpstub import http_stub
 from tools.devstack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -105,17 +106,37 @@ async def test_an_unreachable_mail_server_is_retried_then_reported(
 
 
 async def test_no_email_goes_to_a_citizen_who_did_not_choose_it(
-    services: Services, mailbox: Mailbox
+    isolation: Isolation, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    code = submit(services, {**VALID_FORM, "notify_by": ["sms"]})
-    task_id, officer_id = await assigned_officer(services, code)
-    assert decide(services, task_id, token(officer_id)).status_code == 200
-    await wait_for_types(services, code, "dossier.approved")
-    await asyncio.sleep(2)
-    assert mailbox.messages == []
+    # A partner subscribed to the same decision: its webhook proves notify handled the event.
+    secret = "whsec_" + base64.b64encode(b"motcua-partner-secret-0123456789").decode()
+    with http_stub() as partner:
+        partners = tmp_path / "partners.yaml"
+        partners.write_text(
+            f"partners:\n  - id: portal\n    url: {partner.url}/hook\n"
+            f"    secret: {secret}\n    events: [dossier.approved]\n"
+        )
+        env = {**service_env(isolation, mailbox), "MOTCUA_NOTIFY_PARTNERS_FILE": str(partners)}
+        stack = Services(env=env, logs=tmp_path)
+        try:
+            stack.start_all()
+            code = submit(stack, {**VALID_FORM, "notify_by": ["sms"]})
+            task_id, officer_id = await assigned_officer(stack, code)
+            assert decide(stack, task_id, token(officer_id)).status_code == 200
+            await eventually(lambda: partner.matching(code))
+            deliveries = await eventually(lambda: _sent(stack, code))
+            await asyncio.sleep(1)  # room for an e-mail, if one were sent after the webhook
+            assert mailbox.messages == []
+            assert [d["channel"] for d in deliveries] == ["webhook"]
+        finally:
+            stack.stop_all()
+
+
+def _sent(stack: Services, code: str) -> list[dict[str, Any]]:
     deliveries = httpx.get(
-        f"{services.url('notify')}/v1/deliveries",
+        f"{stack.url('notify')}/v1/deliveries",
         params={"dossier": code},
         headers=inspector_headers(),
     )
-    assert deliveries.json() == []
+    assert deliveries.status_code == 200, deliveries.text
+    return [d for d in deliveries.json() if d["status"] == "sent"]

@@ -351,6 +351,15 @@ async def test_a_send_cut_short_by_a_crash_is_resent_with_the_same_id(
 
 
 async def test_a_busy_provider_is_retried_while_other_messages_keep_flowing(
+    isolation: Isolation, mailbox: Mailbox, providers: Providers, tmp_path: Path
+) -> None:
+    # One message at a time: had the handler slept through the backoff, the other dossier
+    # would wait behind it.
+    with notify_service(isolation, mailbox, providers, tmp_path, MOTCUA_PREFETCH="1") as notify:
+        await _busy_provider_is_retried(notify, isolation, providers)
+
+
+async def _busy_provider_is_retried(
     notify: Services, isolation: Isolation, providers: Providers
 ) -> None:
     slow, other = "G01.99-260609-0004", "G01.99-260609-0005"
