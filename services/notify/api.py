@@ -62,7 +62,7 @@ async def list_deliveries(
 ) -> list[DeliveryView]:
     """Any officer's token: the log names channels and masked recipients of a citizen."""
     cursor = notifier.store.deliveries.find({"dossier_code": dossier}).sort("created_at", 1)
-    return [view(doc) async for doc in cursor]
+    return [view(await notifier.store.current(doc)) async for doc in cursor]
 
 
 @router.post(

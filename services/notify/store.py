@@ -37,8 +37,13 @@ class NotifyStore:
         self.recipients = db["recipients"]
         self.deliveries = db["deliveries"]
         self.attempts = db["delivery_attempts"]
+        # One document per recorded outcome, `<delivery>#<n>`: inserted, never updated (updates
+        # cost O(collection) on FerretDB; inserts and reads by _id do not).
+        self.outcomes = db["delivery_outcomes"]
         self.triggers = db["trigger_events"]
-        self.outbox = Outbox(db, publish, service="notify", sources=[self.deliveries])
+        self.outbox = Outbox(
+            db, publish, service="notify", sources=[self.deliveries, self.outcomes]
+        )
 
     async def setup(self) -> None:
         await self.deliveries.create_index("dossier_code")
@@ -53,14 +58,38 @@ class NotifyStore:
         return await self.recipients.find_one({"_id": dossier_code})
 
     async def delivery(self, delivery_id: str) -> Document | None:
-        return await self.deliveries.find_one({"_id": delivery_id})
+        doc = await self.deliveries.find_one({"_id": delivery_id})
+        return await self.current(doc) if doc else None
+
+    async def current(self, delivery: Document) -> Document:
+        """The delivery as its latest recorded outcome and reopening leave it (read by _id)."""
+        delivery_id = delivery["_id"]
+        started = await self._started(delivery_id, 0)
+        merged = dict(delivery)
+        for number in (started, started - 1):  # the latest try, or the one before if under way
+            outcome = await self.outcomes.find_one({"_id": f"{delivery_id}#{number}"})
+            if number > 0 and outcome:
+                merged.update({k: v for k, v in outcome.items() if k not in ("_id", "delivery_id")})
+                break
+        reopen = await self._latest_reopen(delivery_id)
+        if reopen is not None:
+            merged.update(base=reopen["after"], reopens=reopen["number"])
+            if merged["status"] == "failed" and reopen["after"] >= int(merged["attempts"]):
+                merged.update(status="pending", next_at=None)
+        return merged
+
+    async def _latest_reopen(self, delivery_id: str) -> Document | None:
+        latest, number = None, 1
+        while marker := await self.attempts.find_one({"_id": f"{delivery_id}:reopen{number}"}):
+            latest, number = {**marker, "number": number}, number + 1
+        return latest
 
     async def last_resend(self, root: str) -> tuple[int, Document | None]:
         """How many resends of `root` were created, and the latest (probed by _id: cheap)."""
         count, latest = 0, None
         while doc := await self.deliveries.find_one({"_id": f"{root}:resend{count + 1}"}):
             count, latest = count + 1, doc
-        return count, latest
+        return count, await self.current(latest) if latest else None
 
     async def create(self, delivery_id: str, fields: dict[str, Any], *, now: datetime) -> bool:
         """Insert the delivery if it is new; True if this call created it."""
@@ -95,13 +124,13 @@ class NotifyStore:
         An attempt whose outcome was never recorded (the process died mid-send) is taken over
         once its lease has passed; the provider's tracking id lets it spot the resend."""
         await self.create(delivery_id, fields, now=now)
-        delivery = await self.deliveries.find_one({"_id": delivery_id})
+        delivery = await self.delivery(delivery_id)
         assert delivery is not None
         if reopen and delivery["status"] == "failed":
             delivery = await self._reopen(delivery, reopen, now=now)
         if delivery["status"] in FINISHED:
             return Claim("finished", delivery)
-        started = await self._started(delivery_id, int(delivery["attempts"]))
+        started = await self._started(delivery_id, int(delivery["attempts"]))  # from the outcome
         if started > int(delivery["attempts"]):  # an attempt without a recorded outcome
             last = await self.attempts.find_one({"_id": f"{delivery_id}#{started}"})
             age = now - last["at"] if last else lease
@@ -125,21 +154,19 @@ class NotifyStore:
     async def _reopen(self, delivery: Document, reopen: int, *, now: datetime) -> Document:
         """Reopen a failed delivery for its `reopen`-th replay (by insert: once per replay, one
         winner); its tries count afresh from the attempts made so far."""
+        after = await self._started(delivery["_id"], int(delivery["attempts"]))
         try:
             await self.attempts.insert_one(
-                {"_id": f"{delivery['_id']}:reopen{reopen}", "delivery_id": delivery["_id"]}
+                {
+                    "_id": f"{delivery['_id']}:reopen{reopen}",
+                    "delivery_id": delivery["_id"],
+                    "after": after,
+                    "at": now,
+                }
             )
         except DuplicateKeyError:  # this replay reopened it already
             return delivery
-        update = {
-            "status": "pending",
-            "base": await self._started(delivery["_id"], int(delivery["attempts"])),
-            "reopens": reopen,
-            "next_at": None,
-            "updated_at": now,
-        }
-        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
-        return {**delivery, **update}
+        return {**delivery, "status": "pending", "base": after, "reopens": reopen, "next_at": None}
 
     async def _started(self, delivery_id: str, recorded: int) -> int:
         """How many attempts were started: those recorded, plus any begun since (probed by
@@ -171,7 +198,7 @@ class NotifyStore:
             "next_at": next_at,
             "updated_at": now,
         }
-        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
+        await self._record(delivery, update)
         return {**delivery, **update}
 
     async def settle(
@@ -183,7 +210,7 @@ class NotifyStore:
         event: Event,
         now: datetime,
     ) -> Document:
-        """Record the outcome and its event in one update; only the attempt's holder calls it."""
+        """Record the outcome and its event in one insert; only the attempt's holder calls it."""
         update = {
             "status": status,
             "attempts": delivery["attempts"],
@@ -191,6 +218,19 @@ class NotifyStore:
             "updated_at": now,
             **outbox_fields([event]),
         }
-        await self.outbox.expect(self.deliveries, delivery["_id"], [event])
-        await self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": update})
+        await self.outbox.expect(
+            self.outcomes, f"{delivery['_id']}#{delivery['attempts']}", [event]
+        )
+        await self._record(delivery, update)
         return {**delivery, **update}
+
+    async def _record(self, delivery: Document, outcome: dict[str, Any]) -> None:
+        """Insert the outcome of the delivery's current attempt (a repeat is a no-op)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.outcomes.insert_one(
+                {
+                    "_id": f"{delivery['_id']}#{delivery['attempts']}",
+                    "delivery_id": delivery["_id"],
+                    **outcome,
+                }
+            )

@@ -287,6 +287,15 @@ async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
         "sent",
         3,
     )
+    # Outcomes are inserted beside the delivery, never written into it: updating the growing
+    # deliveries collection costs O(collection) on FerretDB.
+    raw = await store.deliveries.find_one({"_id": "e1:applicant:sms"})
+    assert raw is not None and (raw["status"], raw["attempts"]) == ("pending", 0)
+    outcomes = store.outcomes.find({"delivery_id": "e1:applicant:sms"}, {"status": 1})
+    assert sorted([(o["_id"], o["status"]) async for o in outcomes]) == [
+        ("e1:applicant:sms#2", "retrying"),
+        ("e1:applicant:sms#3", "sent"),
+    ]
 
 
 async def test_a_delivery_whose_every_try_crashed_is_exhausted_not_retried_forever(
