@@ -241,7 +241,7 @@ def scrub(text: str, channel: str, address: str) -> str:
     forms = {address}
     digits = "".join(ch for ch in address if ch.isdigit())
     if channel != "email" and len(digits) >= 9:
-        forms |= {digits, "0" + digits[-9:]}
+        forms |= {digits, "0" + digits[-9:], digits[-9:]}  # 84…, 0…, and the bare 9 digits
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, masked(channel, address))
     return text

@@ -298,6 +298,9 @@ def test_a_providers_error_never_carries_the_full_address() -> None:
     assert scrub(said, "sms", "+84912345678") == (
         "invalid phone +849*****678 (+849*****678, +849*****678)"
     )
+    assert scrub("no subscriber 912345678", "zalo", "+84912345678") == (
+        "no subscriber +849*****678"
+    )
 
 
 def test_a_routing_table_that_cannot_work_is_refused_at_start() -> None:
