@@ -57,11 +57,6 @@ def issue(
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify(token: str, *, secret: str, issuer: str) -> OfficerClaims:
-    """The claims of a valid HS256 token signed with `secret` by `issuer`."""
-    return _claims(token, secret, ALGORITHM, issuer, None)
-
-
 def _claims(
     token: str, key: Any, algorithm: str, issuer: str, audience: str | None
 ) -> OfficerClaims:

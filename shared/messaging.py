@@ -108,16 +108,7 @@ class Broker:
         """
         if self._exchange is None or not self.is_ready():
             raise NotReady("broker not connected")
-        message = aio_pika.Message(
-            body=event.to_json(),
-            content_type=CONTENT_TYPE,
-            message_id=event.id,
-            correlation_id=event.correlationid,
-            type=event.type,
-            timestamp=event.time,
-            app_id=f"motcua-{self.service}",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
+        message = event_message(event, app_id=f"motcua-{self.service}")
         await self._exchange.publish(
             message, routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT
         )
@@ -164,6 +155,24 @@ class Broker:
             mandatory=True,
             timeout=PUBLISH_TIMEOUT,
         )
+
+
+def event_message(
+    event: Event, *, headers: dict[str, Any] | None = None, app_id: str | None = None
+) -> aio_pika.Message:
+    """A persistent AMQP message carrying `event` in structured mode, as every publisher sends
+    it (the exchange, a delay queue, a dead-letter queue)."""
+    return aio_pika.Message(
+        body=event.to_json(),
+        headers=dict(headers or {}),
+        content_type=CONTENT_TYPE,
+        message_id=event.id,
+        correlation_id=event.correlationid,
+        type=event.type,
+        timestamp=event.time,
+        app_id=app_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
 
 
 def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:

@@ -12,13 +12,14 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from services.notify.domain import pick_delay
-from shared.contracts import CONTENT_TYPE, Event
+from shared.contracts import Event
 from shared.messaging import (
     DEAD_EXCHANGE,
     PUBLISH_TIMEOUT,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
+    event_message,
 )
 
 DELIVERY_HEADER = "x-motcua-delivery"
@@ -56,7 +57,7 @@ class RetryQueues:
         """Hand `event` back to notify after the shortest delay ≥ `at_least`; returns it."""
         delay = self.delays[pick_delay(self.delays, at_least)]
         await self.channel.default_exchange.publish(
-            _message(event, {}),
+            event_message(event),
             routing_key=self.name(delay),
             mandatory=True,
             timeout=PUBLISH_TIMEOUT,
@@ -76,20 +77,8 @@ class RetryQueues:
             REOPEN_HEADER: str(reopen),
         }
         await self._dead.publish(
-            _message(event, headers),
+            event_message(event, headers=headers),
             routing_key=self.queue,
             mandatory=True,
             timeout=PUBLISH_TIMEOUT,
         )
-
-
-def _message(event: Event, headers: dict[str, str]) -> aio_pika.Message:
-    return aio_pika.Message(
-        body=event.to_json(),
-        headers=dict(headers),
-        content_type=CONTENT_TYPE,
-        message_id=event.id,
-        correlation_id=event.correlationid,
-        type=event.type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +94,18 @@ class Schedule:
     paused_from: str | None = None
     paused_due_at: datetime | None = None
 
+    @classmethod
+    def of(cls, task: Task) -> Schedule:
+        """The task's clock as it stands (for steps that change who holds it, or its date)."""
+        return cls(
+            task.remind_at,
+            task.due_at,
+            task.promised_at,
+            task.paused_at,
+            task.paused_from,
+            task.paused_due_at,
+        )
+
     def fields(self) -> dict[str, Any]:
         return {
             "remind_at": self.remind_at,
@@ -118,9 +130,7 @@ def schedule(
         return Schedule(None, None, task.promised_at)
     if target.clock == "paused":
         if task.paused_at is not None:  # still paused (from one citizen's move to another)
-            return Schedule(
-                None, None, task.promised_at, task.paused_at, task.paused_from, task.paused_due_at
-            )
+            return replace(Schedule.of(task), remind_at=None, due_at=None)
         return Schedule(None, None, task.promised_at, now, task.state, task.due_at)
     start = calendar.next_working_moment(now)
     promised = task.promised_at

@@ -12,7 +12,6 @@ from services.review.domain import (
     Conflict,
     DomainError,
     NotFound,
-    Schedule,
     Task,
     check_action,
     pick_officer,
@@ -284,16 +283,4 @@ async def follow_citizen(
         status_code=step.status_code,
         schedule=planned,
         officer_id=task.officer_id,
-    )
-
-
-def unchanged(task: Task) -> Schedule:
-    """The task's clock as it stands (for steps that change who holds it, or its date)."""
-    return Schedule(
-        task.remind_at,
-        task.due_at,
-        task.promised_at,
-        task.paused_at,
-        task.paused_from,
-        task.paused_due_at,
     )

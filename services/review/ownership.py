@@ -15,13 +15,14 @@ from services.review.directory import Directory
 from services.review.domain import (
     Conflict,
     NotFound,
+    Schedule,
     Task,
     check_apology,
     check_claim,
     check_reassign,
     check_release,
 )
-from services.review.handlers import publish_step, unchanged
+from services.review.handlers import publish_step
 from services.review.roster import Officer
 from services.review.store import TaskStore
 from shared.calendar import WorkingCalendar
@@ -88,7 +89,7 @@ async def _commit(
     officer_id: str | None,
     promised_at: datetime | None = None,
 ) -> Task:
-    planned = unchanged(task)
+    planned = Schedule.of(task)
     if promised_at is not None:
         planned = replace(planned, promised_at=promised_at)
     doc = await tasks.transition(

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.calendar import WorkingCalendar
 from shared.contracts import EVENT_TYPES
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
@@ -236,22 +234,6 @@ def load(path: Path) -> Workflow:
 
 
 REMIND_AT_SHARE = 0.8  # remind when this share of a step's SLA is used
-
-
-def deadlines(
-    workflow: Workflow, state: str, since: datetime, calendar: WorkingCalendar
-) -> tuple[datetime | None, datetime | None]:
-    """(remind_at, due_at) of a step entered at `since`: None where the step has no SLA or its
-    clock does not run (the citizen's move)."""
-    spec = workflow.state(state)
-    if spec.terminal or spec.sla is None or spec.clock != "running":
-        return None, None
-    start = calendar.next_working_moment(since)
-    hours = spec.sla.hours
-    return (
-        calendar.add_working_hours(start, hours * REMIND_AT_SHARE),
-        calendar.add_working_hours(start, hours),
-    )
 
 
 class Registry:
