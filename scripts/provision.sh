@@ -2,8 +2,9 @@
 # Installs what Motcua needs on this machine, reusing whatever an earlier run installed:
 #   - the Python environment (.venv) from uv.lock, with uv itself in ~/.cache/motcua;
 #   - RabbitMQ from Debian's packages;
-#   - a MongoDB-wire server: MONGODB_URL if set, else `mongod` on PATH, else FerretDB built from
-#     its Go module (SQLite backend), kept in ~/.cache/motcua/bin.
+#   - a MongoDB-wire server: MONGODB_URL if set, else `mongod` on PATH, else the embedded server
+#     MOTCUA_DATABASE names (tools/devstack.py has the default): FerretDB built from its Go module
+#     (SQLite backend) in ~/.cache/motcua/bin, or nx-27017 from PyPI in its own virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ export PATH
 TOOLS="${MOTCUA_TOOLS_DIR:-$HOME/.cache/motcua}"
 FERRETDB_VERSION=v1.24.2
 FERRETDB_BIN="$TOOLS/bin/ferretdb-$FERRETDB_VERSION"
+NX_VERSION=0.8.1
+NX_DIR="$TOOLS/nx-27017-$NX_VERSION"
 say() { echo "[provision] $*" >&2; }
 APT_UPDATED=0
 apt_install() {
@@ -51,7 +54,24 @@ if [ -n "${MONGODB_URL:-}" ]; then
   say "database: MONGODB_URL"
 elif command -v mongod >/dev/null; then
   say "database: mongod on PATH"
-elif [ ! -x "$FERRETDB_BIN" ]; then
+fi
+DATABASE="${MOTCUA_DATABASE:-$("$PYTHON" -c 'import tools.devstack as d; print(d.DEFAULT_DATABASE)')}"
+if [ -n "${MONGODB_URL:-}" ] || command -v mongod >/dev/null; then
+  :
+elif [ "$DATABASE" = nx-27017 ] || [ "${MOTCUA_PROVISION_ALL_DATABASES:-0}" = 1 ]; then
+  if [ ! -e "$NX_DIR/.installed" ]; then
+    say "installing nx-27017 $NX_VERSION from PyPI into $NX_DIR"
+    rm -rf "$NX_DIR"
+    "$PYTHON" -m venv "$NX_DIR"
+    # Pinned whole, so every machine runs the server that was measured.
+    "$NX_DIR/bin/pip" install --quiet --disable-pip-version-check \
+      "nx-27017==$NX_VERSION" "neosqlite==1.17.2" "pymongo==4.20.1" "dnspython==2.9.2"
+    touch "$NX_DIR/.installed"
+  fi
+fi
+if [ -n "${MONGODB_URL:-}" ] || command -v mongod >/dev/null; then
+  :
+elif { [ "$DATABASE" = ferretdb ] || [ "${MOTCUA_PROVISION_ALL_DATABASES:-0}" = 1 ]; } && [ ! -x "$FERRETDB_BIN" ]; then
   command -v go >/dev/null || { say "Go is needed to build FerretDB"; exit 1; }
   say "building FerretDB $FERRETDB_VERSION from its Go module (SQLite backend)"
   # `go install .../cmd/ferretdb@v1.24.2` builds a binary that panics at start: the module

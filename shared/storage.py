@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 
 Document = dict[str, Any]
 
@@ -27,3 +29,19 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     except Exception:
         return False
     return True
+
+
+Indexes = Mapping[str, Sequence[IndexModel]]
+"""A service's declared indexes: collection name → its indexes (besides `_id`).
+
+Each service declares every index it relies on as `INDEXES` in `services/<name>/store.py`; the
+index-coverage test reads these declarations, so a query no declared index serves fails there,
+the way MongoDB's `notablescan` would in production.
+"""
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], indexes: Indexes) -> None:
+    """Create the declared indexes (a no-op for those that already exist)."""
+    for collection, models in indexes.items():
+        if models:
+            await db[collection].create_indexes(list(models))

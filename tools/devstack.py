@@ -6,7 +6,8 @@
                                                with MOTCUA_TEST_* pointing at them, then stopped.
 
 RabbitMQ runs as a private node (its own name, ports and data under .run/); the MongoDB-wire
-server is MONGODB_URL if set, else `mongod` on PATH, else FerretDB (SQLite backend). Standard
+server is MONGODB_URL if set, else `mongod` on PATH, else the embedded server MOTCUA_DATABASE
+names (ferretdb: FerretDB on SQLite; nx-27017: nx-27017 on SQLite). Standard
 library only, so it runs before the project's environment exists.
 """
 
@@ -34,6 +35,12 @@ RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 FERRETDB_VERSION = "v1.24.2"
 TOOLS_DIR = Path(os.environ.get("MOTCUA_TOOLS_DIR", Path.home() / ".cache" / "motcua"))
 FERRETDB_BIN = TOOLS_DIR / "bin" / f"ferretdb-{FERRETDB_VERSION}"
+NX_VERSION = "0.8.1"
+NX_DIR = TOOLS_DIR / f"nx-27017-{NX_VERSION}"
+NX_BIN = NX_DIR / "bin" / "nx-27017"
+# The embedded MongoDB-wire server (README: "Choosing the embedded database").
+EMBEDDED_DATABASES = ("ferretdb", "nx-27017")
+DEFAULT_DATABASE = "ferretdb"
 SERVICES = {"intake": 8001, "review": 8002, "notify": 8003, "audit": 8004}
 
 
@@ -161,7 +168,7 @@ class RabbitMQ:
 
 @dataclass
 class MongoWire:
-    """MONGODB_URL if set, else `mongod` on PATH, else FerretDB on SQLite; data under `home`."""
+    """MONGODB_URL if set, else `mongod` on PATH, else the embedded server; data under `home`."""
 
     home: Path
     port: int
@@ -177,6 +184,7 @@ class MongoWire:
         self.home.mkdir(parents=True, exist_ok=True)
         logfile = self.home / "server.out"
         mongod = shutil.which("mongod")
+        chosen = embedded_database()
         if mongod:
             (self.home / "db").mkdir(exist_ok=True)
             cmd = [
@@ -189,8 +197,19 @@ class MongoWire:
                 str(self.port),
             ]
             self.kind = "mongod"
+        elif chosen == "nx-27017":
+            (self.home / "nx").mkdir(exist_ok=True)
+            cmd = [
+                str(tool_binary(NX_BIN, f"nx-27017 {NX_VERSION}")),
+                f"--data-dir={self.home / 'nx'}",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                f"--log-file={self.home / 'nx.log'}",
+                f"--pid-file={self.home / 'nx.pid'}",
+            ]
+            self.kind = f"nx-27017 {NX_VERSION} (SQLite, one file per database)"
         else:
-            binary = ferretdb_binary()
+            binary = tool_binary(FERRETDB_BIN, f"FerretDB {FERRETDB_VERSION}")
             cmd = [
                 str(binary),
                 "--handler=sqlite",
@@ -218,13 +237,19 @@ class MongoWire:
             self.proc = None
 
 
-def ferretdb_binary() -> Path:
-    """FerretDB built from its Go module (kept in ~/.cache/motcua, reused across clones)."""
-    if FERRETDB_BIN.exists():
-        return FERRETDB_BIN
-    raise RuntimeError(
-        f"{FERRETDB_BIN} is missing: run `make deps` (it builds FerretDB {FERRETDB_VERSION})"
-    )
+def embedded_database() -> str:
+    """Which embedded server to start: MOTCUA_DATABASE, else the default chosen by measurement."""
+    chosen = os.environ.get("MOTCUA_DATABASE", "") or DEFAULT_DATABASE
+    if chosen not in EMBEDDED_DATABASES:
+        raise RuntimeError(f"MOTCUA_DATABASE={chosen!r}: choose one of {EMBEDDED_DATABASES}")
+    return chosen
+
+
+def tool_binary(path: Path, what: str) -> Path:
+    """A server `make deps` installed (kept in ~/.cache/motcua, reused across clones)."""
+    if path.exists() and (path != NX_BIN or (NX_DIR / ".installed").exists()):
+        return path
+    raise RuntimeError(f"{path} is missing: run `make deps` (it installs {what})")
 
 
 @dataclass
