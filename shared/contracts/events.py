@@ -34,6 +34,9 @@ class Residence(EventData):
 class DossierSubmittedData(EventData):
     dossier_code: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     channel: Channel
     submitted_at: datetime
     applicant: Applicant
@@ -74,6 +77,9 @@ class DossierAssignedData(EventData):
     dossier_code: str
     task_id: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     unit_id: str
     officer_id: str
     assigned_at: datetime
@@ -86,6 +92,9 @@ class DossierReassignedData(EventData):
     dossier_code: str
     task_id: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     unit_id: str
     officer_id: str | None = Field(description="The new holder; None: released to the unit.")
     previous_officer_id: str | None
@@ -99,6 +108,9 @@ class DossierDecisionData(EventData):
     dossier_code: str
     task_id: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     unit_id: str
     officer_id: str = Field(description="The officer who decided.")
     decided_at: datetime
@@ -142,6 +154,9 @@ class DossierTransitionData(EventData):
     dossier_code: str
     task_id: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     workflow_version: int
     action: str
     from_state: str
@@ -162,6 +177,9 @@ class DossierApologyData(EventData):
     dossier_code: str
     task_id: str
     procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
     unit_id: str
     officer_id: str = Field(description="The officer who issued the apology.")
     issued_at: datetime

@@ -74,17 +74,19 @@ class Services:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def start(self, name: str, **extra_env: str) -> None:
+        """Start service `name`; `review#2` starts a second replica of review, on its own port."""
+        service = name.partition("#")[0]
         port = self.ports.setdefault(name, free_port())
         env = {
             **os.environ,
             **self.env,
-            f"MOTCUA_{name.upper()}_PORT": str(port),
-            f"MOTCUA_{name.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            f"MOTCUA_{service.upper()}_PORT": str(port),
+            f"MOTCUA_{service.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}",
             **extra_env,
         }
-        log = (self.logs / f"{name}.log").open("ab")
+        log = (self.logs / f"{name.replace('#', '-')}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", f"services.{service}"],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -118,7 +120,7 @@ class Services:
         proc.wait(timeout=30)
 
     def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
+        path = self.logs / f"{name.replace('#', '-')}.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     def stop_all(self) -> None:
