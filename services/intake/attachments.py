@@ -14,6 +14,9 @@ The documents are written here rather than through the driver's `GridFSBucket`, 
   is kept in `metadata.uploaded_at` as an ISO 8601 string, and nothing reads `uploadDate`;
 - the file document is written last, once every chunk is stored: a partial upload is never a
   visible attachment (its orphan chunks are removed, or stay unreachable if the process died).
+  nx-27017 0.8.1 also makes a placeholder file document (no metadata, length 0) as soon as a
+  chunk is written, and keeps it when the chunks are deleted: so a file counts only with the
+  SHA-256 this adapter records in its metadata, and a failed upload deletes its file too.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ from bson import Binary, ObjectId
 from bson.errors import InvalidId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.intake.catalogue import Procedure
-from services.intake.messages import entry
 from shared.clock import utcnow
 from shared.storage import Document
 
@@ -75,6 +76,7 @@ class AttachmentStore:
         except BaseException:
             with contextlib.suppress(Exception):  # best effort: unreachable without the file
                 await self.chunks.delete_many({"files_id": file_id})
+                await self.files.delete_one({"_id": file_id})
             raise
         return {
             "id": str(file_id),
@@ -98,6 +100,8 @@ class AttachmentStore:
         ):
             raw = wanted[doc["_id"]]
             meta = doc.get("metadata") or {}
+            if not meta.get("sha256"):  # not (yet) a whole upload: see above
+                continue
             found[raw] = {
                 "id": raw,
                 "size": int(doc["length"]),
@@ -113,7 +117,7 @@ class AttachmentStore:
         except (InvalidId, TypeError):
             return None
         doc = await self.files.find_one({"_id": oid}, projection=["length", "metadata"])
-        if doc is None:
+        if doc is None or not (doc.get("metadata") or {}).get("sha256"):
             return None
         parts = [c async for c in self.chunks.find({"files_id": oid}).sort("n", 1)]
         data = b"".join(bytes(c["data"]) for c in parts)
@@ -125,56 +129,3 @@ class AttachmentStore:
 
 class CorruptAttachment(Exception):
     """A stored file's bytes no longer match its recorded length or SHA-256."""
-
-
-def references(raw: Any, limit: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Parse `attachments` of a submission: ([{document_type, id}], errors)."""
-    if raw is None:
-        return [], []
-    if not isinstance(raw, list):
-        return [], [entry("attachments", "list_type")]
-    if len(raw) > limit:
-        return [], [entry("attachments", "too_long")]
-    refs, errors = [], []
-    for i, item in enumerate(raw):
-        if (
-            not isinstance(item, dict)
-            or set(item) != {"document_type", "id"}
-            or not all(isinstance(v, str) for v in item.values())
-        ):
-            errors.append(entry(f"attachments.{i}", "attachment_shape"))
-            continue
-        refs.append({"document_type": item["document_type"], "id": item["id"]})
-    return refs, errors
-
-
-def check(
-    procedure: Procedure,
-    refs: list[dict[str, str]],
-    files: dict[str, dict[str, Any]],
-    *,
-    require: bool = True,
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The attachments as recorded on the dossier, and the errors: unknown files, documents
-    the procedure does not take, wrong media types, files too large, required ones missing."""
-    specs = {d.type: d for d in procedure.documents}
-    recorded, errors = [], []
-    for i, ref in enumerate(refs):
-        spec = specs.get(ref["document_type"])
-        meta = files.get(ref["id"])
-        if spec is None:
-            errors.append(entry(f"attachments.{i}.document_type", "unknown_document"))
-        elif meta is None:
-            errors.append(entry(f"attachments.{i}.id", "unknown_attachment"))
-        elif meta["media_type"] not in spec.media_types:
-            errors.append(entry(f"attachments.{i}.id", "media_type_not_allowed"))
-        elif meta["size"] > spec.max_bytes:
-            errors.append(entry(f"attachments.{i}.id", "attachment_too_large"))
-        else:
-            recorded.append({"document_type": spec.type, **meta})
-    if require:
-        given = {r["document_type"] for r in refs}
-        for spec in procedure.documents:
-            if spec.required and spec.type not in given:
-                errors.append(entry(f"attachments[{spec.type}]", "missing_document"))
-    return recorded, errors
