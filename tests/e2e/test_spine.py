@@ -141,7 +141,11 @@ async def test_invalid_input_is_refused_and_changes_nothing(
     for service in ("intake", "review", "notify", "audit"):
         db = client[isolation.database(service)]  # type: ignore[index]
         for name in set(await db.list_collection_names()) - seeded:
-            assert await db[name].count_documents({}) == 0, f"{service}.{name} has documents"
+            if name.endswith(".chunks"):
+                continue  # a chunk is part of a file: the file's collection is checked
+            # find_one, not count_documents: nx-27017 0.8.1 cannot count a GridFS collection
+            # ("no such column: data"), but finds in it.
+            assert await db[name].find_one({}) is None, f"{service}.{name} has documents"
 
 
 async def test_bad_messages_are_dead_lettered_with_reason_and_consumers_go_on(
