@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import FastAPI
 
 from services.intake import consumer, openapi
@@ -11,6 +9,7 @@ from services.intake.api import router
 from services.intake.attachments import AttachmentStore
 from services.intake.catalogue import load_catalogue
 from services.intake.handlers import Intake
+from services.intake.idempotency import RETENTION
 from services.intake.settings import IntakeSettings
 from services.intake.store import INDEXES, DossierStore, KeyStore
 from shared import web
@@ -33,7 +32,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         app.state.intake = Intake(
             dossiers=store,
             files=AttachmentStore(rt.db),
-            keys=KeyStore(rt.db, retention=timedelta(hours=settings.idempotency_retention_hours)),
+            keys=KeyStore(rt.db, retention=RETENTION),
             catalogue=catalogue,
             publish=store.publish,
             calendar=calendar,

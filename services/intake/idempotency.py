@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 LEASE = timedelta(seconds=30)
+RETENTION = timedelta(hours=24)  # how long a key keeps its first answer, then expires
 WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.05
 

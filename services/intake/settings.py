@@ -38,11 +38,6 @@ class IntakeSettings(ServiceSettings):
     rate_limit_burst: int = Field(
         default=40, ge=1, description="Write requests a client may send at once before waiting."
     )
-    idempotency_retention_hours: float = Field(
-        default=24,
-        gt=0,
-        description="How long an Idempotency-Key keeps its first answer (then it expires).",
-    )
     public_url: str = Field(
         default="http://127.0.0.1:8001", description="Base URL used as the events' source."
     )
