@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import FastAPI
 
 from services.intake import consumer, openapi
@@ -11,13 +14,30 @@ from services.intake.catalogue import load_catalogue
 from services.intake.handlers import Intake
 from services.intake.idempotency import RETENTION
 from services.intake.settings import IntakeSettings
-from services.intake.store import INDEXES, DossierStore, KeyStore
+from services.intake.store import (
+    CLEANUP_INTERVAL,
+    DossierStore,
+    KeyStore,
+    create_indexes,
+    remove_expired,
+)
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
 from shared.clock import utcnow
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.runtime import Runtime
-from shared.storage import ensure_indexes
+
+log = logging.getLogger(__name__)
+
+
+async def _expire(rt: Runtime) -> None:
+    """Remove expired idempotency keys and counters where the server has no TTL indexes."""
+    while True:
+        try:
+            await remove_expired(rt.db, utcnow())
+        except Exception:
+            log.warning("removing expired keys failed; will try again", exc_info=True)
+        await asyncio.sleep(CLEANUP_INTERVAL.total_seconds())
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -27,7 +47,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
-        await ensure_indexes(rt.db, INDEXES)
+        if not await create_indexes(rt.db):  # no TTL indexes here: expire keys ourselves
+            rt.background(_expire(rt), "intake-expiry")
         store = DossierStore(rt.db, rt.broker.publish)
         app.state.intake = Intake(
             dossiers=store,

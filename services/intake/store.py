@@ -24,14 +24,14 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.intake.domain import Access, Dossier, Step, code_series, dossier_code
 from services.intake.idempotency import KeyRecord
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields
-from shared.storage import Document, Indexes
+from shared.storage import Document, Indexes, ensure_indexes
 
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
 
@@ -47,6 +47,39 @@ INDEXES: Indexes = {
     # shared.outbox: the relay reads the pointers older than a few seconds.
     "outbox_pending": [IndexModel([("created_at", ASCENDING)])],
 }
+
+TTL_COLLECTIONS = ("counters", "idempotency_keys")
+CLEANUP_INTERVAL = timedelta(minutes=10)
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> bool:
+    """Create the declared indexes; False if the server refused TTL indexes (FerretDB 1.24:
+    "Index option expireAfterSeconds is not implemented yet"): then they are made without it,
+    and `remove_expired` must run now and then."""
+    try:
+        await ensure_indexes(db, INDEXES)
+    except OperationFailure as exc:
+        if "expireAfterSeconds" not in str(exc):
+            raise
+        plain = {
+            name: [IndexModel(list(m.document["key"].items())) for m in models]
+            if name in TTL_COLLECTIONS
+            else models
+            for name, models in INDEXES.items()
+        }
+        await ensure_indexes(db, plain)
+        return False
+    return True
+
+
+async def remove_expired(db: AsyncDatabase[Document], now: datetime) -> int:
+    """What a TTL index would have removed: one indexed delete per expiring collection."""
+    removed = 0
+    for name in TTL_COLLECTIONS:
+        result = await db[name].delete_many({"expires_at": {"$lt": now}})
+        removed += result.deleted_count
+    return removed
+
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 

@@ -21,7 +21,7 @@ from services.intake import handlers
 from services.intake.attachments import CHUNK_BYTES, AttachmentStore
 from services.intake.domain import Dossier, NotAllowedNow, Step
 from services.intake.handlers import Intake, Proof, Submit
-from services.intake.store import INDEXES, DossierStore, KeyStore
+from services.intake.store import INDEXES, DossierStore, KeyStore, create_indexes, remove_expired
 from shared.calendar import WorkingCalendar
 from shared.contracts import (
     Channel,
@@ -390,3 +390,25 @@ async def test_every_declared_index_can_be_created(
     for collection in INDEXES:
         names = [i["name"] async for i in await db[collection].list_indexes()]
         assert len(names) >= 2, (collection, names)
+
+
+async def test_where_ttl_indexes_are_refused_expired_keys_are_removed_by_one_delete_each(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """FerretDB 1.24 refuses TTL indexes: intake then removes what has expired itself, at a
+    long interval, with one indexed delete per expiring collection."""
+    db = mongo[isolation.database("intake")]
+    assert await create_indexes(db) in (True, False)
+    now = datetime.now(UTC).replace(microsecond=0)
+    keys = KeyStore(db, retention=timedelta(hours=1))
+    assert await keys.claim("old", "h", now - timedelta(hours=2))
+    assert await keys.claim("fresh", "h", now)
+    store = DossierStore(db, _nowhere)
+    await store.next_number("G01.99-261128", date(2026, 11, 28))
+    await store.next_number("G01.99-991231", date(2099, 12, 31))
+    await remove_expired(db, now)
+    assert [
+        d["_id"] async for d in db["idempotency_keys"].find({"_id": {"$in": ["old", "fresh"]}})
+    ] == ["fresh"]
+    assert await db["counters"].find_one({"_id": "G01.99-261128"}) is None
+    assert await db["counters"].find_one({"_id": "G01.99-991231"}) is not None
