@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from services.intake import handlers
-from services.intake.domain import STATUS_OF_EVENT, DomainError
+from services.intake.domain import DomainError
 from services.intake.ports import Dossiers
+from services.intake.status import STATUS_OF_EVENT
 from shared.contracts import Event
 from shared.messaging import PermanentFailure
 

@@ -1,4 +1,5 @@
 """Intake's pure rules: the dossier, its code, what the citizen may do and the status they see.
+(The status tables and how steps add up to a status are in `status.py`.)
 
 Each step decides here, with no I/O: `new_dossier`, `withdraw`, `supplement`, and
 `review_step` (what one of review's events means for the citizen's view). A decision returns
@@ -15,74 +16,30 @@ from datetime import date, datetime
 from typing import Any
 
 from services.intake.fields import normalise_mobile
+from services.intake.status import (
+    STATUS_CODES,
+    STATUS_OF_EVENT,
+    WITHDRAWABLE,
+    Step,
+    current_status,
+    in_order,
+    promised_date,
+)
 from services.intake.submission import Submission
 from shared.calendar import WorkingCalendar
 from shared.contracts import (
     Applicant,
     Channel,
-    DossierApproved,
-    DossierAssigned,
-    DossierRejected,
     DossierSubmitted,
     DossierSubmittedData,
     DossierSupplemented,
     DossierSupplementedData,
-    DossierSupplementRequested,
     DossierWithdrawn,
     DossierWithdrawnData,
     Event,
     PortalStatus,
     Residence,
 )
-
-# Intake's own view of a dossier's life, and the portal status code each state shows.
-STATUS_CODES: dict[str, PortalStatus] = {
-    "submitted": PortalStatus.NEW,
-    "assigned": PortalStatus.NEW,
-    "received": PortalStatus.RECEIVED,
-    "refused": PortalStatus.REFUSED,
-    "checked": PortalStatus.IN_PROCESS,
-    "supplement_requested": PortalStatus.SUPPLEMENT_REQUESTED,
-    "supplemented": PortalStatus.IN_PROCESS,
-    "payment_requested": PortalStatus.PAYMENT_REQUESTED,
-    "paid": PortalStatus.IN_PROCESS,
-    "withdrawn": PortalStatus.WITHDRAWN,
-    "stopped": PortalStatus.STOPPED,
-    "approved": PortalStatus.DECIDED,
-    "rejected": PortalStatus.DECIDED,
-    "delivered": PortalStatus.DELIVERED,
-}
-TERMINAL = frozenset({"refused", "withdrawn", "stopped", "delivered"})
-WITHDRAWABLE = frozenset(
-    {
-        "submitted",
-        "assigned",
-        "received",
-        "checked",
-        "supplement_requested",
-        "supplemented",
-        "payment_requested",
-        "paid",
-    }
-)
-# Steps the citizen is told of that do not change where the dossier stands.
-NOTICES = frozenset({"apology_issued"})
-
-# Review's events that move intake's view of a dossier forward.
-STATUS_OF_EVENT = {
-    DossierAssigned.event_type: "assigned",
-    "dossier.received": "received",
-    "dossier.refused": "refused",
-    "dossier.checked": "checked",
-    "dossier.payment_requested": "payment_requested",
-    "dossier.paid": "paid",
-    "dossier.stopped": "stopped",
-    "dossier.result_delivered": "delivered",
-    DossierSupplementRequested.event_type: "supplement_requested",
-    DossierApproved.event_type: "approved",
-    DossierRejected.event_type: "rejected",
-    "dossier.apology_issued": "apology_issued",  # a notice: the status stays, the date moves
-}
 
 
 class DomainError(Exception):
@@ -112,16 +69,6 @@ class UnsupportedMedia(DomainError):
 
 class EmptyFile(DomainError):
     """An upload without a byte."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One status the dossier reached, recorded once per event id."""
-
-    event_id: str
-    status: str
-    at: datetime
-    promised_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,33 +119,11 @@ class Dossier:
     def history(self) -> list[dict[str, Any]]:
         """Each status reached, in order, starting with the submission."""
         return [{"status": "submitted", "at": self.submitted_at}] + [
-            {"status": s.status, "at": s.at} for s in _ordered(self.steps)
+            {"status": s.status, "at": s.at} for s in in_order(self.steps)
         ]
 
     def with_step(self, step: Step) -> Dossier:
         return replace(self, steps=(*self.steps, step), version=self.version + 1)
-
-
-def _ordered(steps: tuple[Step, ...] | list[Step]) -> list[Step]:
-    return sorted(steps, key=lambda s: (s.at, s.event_id))
-
-
-def current_status(steps: tuple[Step, ...] | list[Step]) -> str:
-    """The status a dossier shows: the first terminal one reached, else the latest."""
-    ordered = [s for s in _ordered(steps) if s.status not in NOTICES]
-    terminal = [s for s in ordered if s.status in TERMINAL]
-    if terminal:
-        return terminal[0].status
-    return ordered[-1].status if ordered else "submitted"
-
-
-def promised_date(
-    steps: tuple[Step, ...] | list[Step], submitted: datetime | None
-) -> datetime | None:
-    """Ngày hẹn trả in force: the latest that review announced (after a pause or an
-    apology), else the receipt's."""
-    dated = [s for s in _ordered(steps) if s.promised_at]
-    return dated[-1].promised_at if dated else submitted
 
 
 def dossier_code(agency: str, day: date, number: int) -> str:

@@ -8,8 +8,9 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from services.intake.catalogue import Procedures
-from services.intake.domain import Dossier, Step
+from services.intake.domain import Dossier
 from services.intake.idempotency import KeyRecord
+from services.intake.status import Step
 from shared.contracts import Event
 
 Publish = Callable[[list[Event]], Awaitable[None]]

@@ -26,8 +26,9 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from services.intake.domain import Access, Dossier, Step, code_series, dossier_code
+from services.intake.domain import Access, Dossier, code_series, dossier_code
 from services.intake.idempotency import KeyRecord
+from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import Outbox, Publish, outbox_fields

@@ -19,8 +19,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.intake import handlers
 from services.intake.attachments import CHUNK_BYTES, AttachmentStore
-from services.intake.domain import Dossier, NotAllowedNow, Step
+from services.intake.domain import Dossier, NotAllowedNow
 from services.intake.handlers import Intake, Proof, Submit
+from services.intake.status import Step
 from services.intake.store import INDEXES, DossierStore, KeyStore, create_indexes, remove_expired
 from shared.calendar import WorkingCalendar
 from shared.contracts import (

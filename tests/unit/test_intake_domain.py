@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from services.intake.catalogue import FormError, load_catalogue
-from services.intake.domain import Step, current_status, dossier_code, promised_date
+from services.intake.domain import dossier_code
 from services.intake.fields import check_personal_id, normalise_mobile
 from services.intake.openapi import example
+from services.intake.status import Step, current_status, promised_date
 from services.intake.submission import parse
 from tests.factories import CATALOGUE
 

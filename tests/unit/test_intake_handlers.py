@@ -18,7 +18,6 @@ from services.intake.domain import (
     EmptyFile,
     NotAllowedNow,
     NotIntakes,
-    Step,
     UnknownDossier,
     UnsupportedMedia,
     hash_secret,
@@ -26,6 +25,7 @@ from services.intake.domain import (
 from services.intake.handlers import Intake, Proof, Submit
 from services.intake.idempotency import LEASE, KeyRecord, KeyReused, StillRunning, fingerprint
 from services.intake.openapi import example
+from services.intake.status import Step
 from shared.calendar import WorkingCalendar
 from shared.contracts import (
     Channel,
