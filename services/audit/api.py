@@ -152,29 +152,18 @@ async def record_proof(record_id: str, store: Store, _: Reader) -> dict[str, Any
 # --- search and export ---------------------------------------------------------------------
 
 
-class Filters(BaseModel):
-    dossier_code: str | None = None
-    type: str | None = None
-    actor: str | None = None
-    procedure_code: str | None = None
-    unit_id: str | None = None
-    personal_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
 @router.get("/records", summary="Search records, oldest first, a page at a time")
 async def search(
     request: Request,
     store: Store,
     _: Reader,
-    filters: Annotated[Filters, Query()],
+    filters: Annotated[reading.Filters, Query()],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     try:
         page, next_cursor = await reading.search(
-            reading.Filters(**filters.model_dump()),
+            filters,
             cursor=cursor,
             limit=limit,
             store=store,

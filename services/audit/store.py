@@ -263,11 +263,11 @@ class AuditStore:
         window = TimeRange("recorded_at", until=cutoff)
         return [d async for d in self.pending.find(window.query()) if window.holds(d)]
 
-    async def next_due(self, after: datetime) -> datetime | None:
-        """The earliest `recorded_at` of a pending marker recorded after `after`."""
+    async def next_due(self, after: datetime | None) -> datetime | None:
+        """The earliest `recorded_at` of a pending marker (recorded after `after`)."""
         window = TimeRange("recorded_at", after=after)
         cursor = self.pending.find(window.query(), {"recorded_at": 1}).sort("recorded_at", 1)
-        async for doc in cursor.limit(64):
+        async for doc in cursor.limit(1 if after is None else 64):
             if window.holds(doc):
                 at: datetime = doc["recorded_at"]
                 return at

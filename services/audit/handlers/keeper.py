@@ -146,10 +146,13 @@ async def keep_ledger(
             if holding:
                 now = clock()
                 if lease.polled or (due is not None and due <= now):
-                    if await settle(store=store, now=now, grace=grace, hmac_key=hmac_key):
-                        unsealed = True
-                    found = await store.next_due(now - grace)
-                    due = found + grace if found is not None else None
+                    # One indexed look at the tail; settle only when something is due.
+                    earliest = await store.next_due(None)
+                    if earliest is not None and earliest <= now - grace:
+                        if await settle(store=store, now=now, grace=grace, hmac_key=hmac_key):
+                            unsealed = True
+                        earliest = await store.next_due(now - grace)  # left: wait for it
+                    due = earliest + grace if earliest is not None else None
                 if last_sealed is None:
                     last = await store.last_seal()
                     last_sealed = last["sealed_at"] if last else clock()

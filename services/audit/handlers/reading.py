@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel
 
 from services.audit.domain import Record, with_states_before
 from services.audit.ports import Search
@@ -26,8 +27,9 @@ class BadCursor(ValueError):
     """A search cursor this API did not give."""
 
 
-@dataclass(frozen=True)
-class Filters:
+class Filters(BaseModel):
+    """What a search asks for (every field optional)."""
+
     dossier_code: str | None = None
     type: str | None = None
     actor: str | None = None
