@@ -83,16 +83,17 @@ async def timeline(code: str, store: Store, _: Reader) -> Timeline:
 
 @router.get("/dossiers/{code}/verify", summary="Check a dossier's chain and the seals over it")
 async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -> dict[str, Any]:
-    if not await store.timeline(code) and not await store.links(code):
-        raise _not_found(code)
     settings: AuditSettings = request.app.state.settings
-    broken = await handlers.verify_dossier(
-        code,
-        store=store,
-        hmac_key=_hmac_key(request),
-        trusted=settings.trusted_keys(),
-        unsealed_before=utcnow() - settings.unsealed_after(),
-    )
+    try:
+        broken = await handlers.verify_dossier(
+            code,
+            store=store,
+            hmac_key=_hmac_key(request),
+            trusted=settings.trusted_keys(),
+            unsealed_before=utcnow() - settings.unsealed_after(),
+        )
+    except handlers.UnknownDossier as exc:
+        raise _not_found(code) from exc
     return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
 
 
@@ -130,7 +131,7 @@ async def verify_all(
 
 @router.get("/seals/latest", summary="The newest seal: its Merkle root, signature and key")
 async def latest_seal(store: Store) -> dict[str, Any]:
-    seal = await store.last_seal()
+    seal = await reading.latest_seal(store=store)
     if seal is None:
         raise Problem(404, "Nothing is sealed yet.", "Chưa có niêm phong nào.", code="no_seal")
     return dict(jsonable(seal))

@@ -74,7 +74,9 @@ class Chains(Seals, Protocol):
 
 
 class Search(Protocol):
-    """What search, export and statistics read."""
+    """What timelines, search, export, statistics and the latest seal read."""
+
+    async def last_seal(self) -> Document | None: ...
 
     async def timeline(self, dossier_code: str) -> list[Record]: ...
     async def search(

@@ -426,6 +426,8 @@ async def test_verify_names_a_modified_record_and_a_forged_one() -> None:
     store.records["stray"] = {"_id": "stray", "type": "dossier.approved", "time": T0}
     found = await handlers.verify_all(store=store, since=None, hmac_key=KEY)
     assert found is not None and (found.kind, found.record_id) == ("inserted", "stray")
+    with pytest.raises(handlers.UnknownDossier):
+        await handlers.verify_dossier("D9", store=store, hmac_key=KEY)
 
 
 async def test_verify_names_a_deleted_seal_and_a_re_signed_one() -> None:

@@ -8,6 +8,7 @@ from services.audit.handlers.recording import LEGACY_PAGE, adopt_legacy, record,
 from services.audit.handlers.sealing import seal
 from services.audit.handlers.settling import ORPHAN_AGE, settle
 from services.audit.handlers.verifying import (
+    UnknownDossier,
     check_seal,
     check_seals,
     proof,
@@ -22,6 +23,7 @@ __all__ = [
     "LEGACY_PAGE",
     "ORPHAN_AGE",
     "LedgerLease",
+    "UnknownDossier",
     "Wakeup",
     "adopt_legacy",
     "check_seal",

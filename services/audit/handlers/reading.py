@@ -75,6 +75,11 @@ async def timeline(code: str, *, store: Search) -> list[Record]:
     return with_states_before(await store.timeline(code))
 
 
+async def latest_seal(*, store: Search) -> dict[str, Any] | None:
+    """The newest seal (its root is meant to be copied outside the database)."""
+    return await store.last_seal()
+
+
 async def search(
     filters: Filters, *, cursor: str | None, limit: int, store: Search, hmac_key: bytes
 ) -> tuple[list[Record], str | None]:

@@ -10,6 +10,10 @@ from services.audit.ports import Chains, Seals
 from services.audit.signing import signature_holds
 
 
+class UnknownDossier(LookupError):
+    """No record and no link of this dossier is stored."""
+
+
 def check_seal(
     seal: dict[str, Any], prev: dict[str, Any] | None, trusted: frozenset[str] = frozenset()
 ) -> ledger.Break | None:
@@ -95,9 +99,12 @@ async def verify_dossier(
     trusted: frozenset[str] = frozenset(),
     unsealed_before: datetime | None = None,
 ) -> ledger.Break | None:
-    """The first broken link of one dossier's chain or of the seals over it, or None."""
+    """The first broken link of one dossier's chain or of the seals over it, or None;
+    `UnknownDossier` when nothing of it is stored."""
     records = {r["_id"]: r for r in await store.timeline(code)}
     links = await store.links(code)
+    if not records and not links:
+        raise UnknownDossier(code)
     pending = await store.pending_of(code)
     found = ledger.check_chain(code, records, links, pending, ledger.marker_key(hmac_key))
     if found:
