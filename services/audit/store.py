@@ -49,7 +49,8 @@ SECOND = timedelta(seconds=1)
 #   markers for its verification (dossier_code);
 # - chain: a dossier's links (dossier_code, seq), a record's link (record_id), a seal's links
 #   (settled_at, _id);
-# - leases: old leases dropped (claimed_at); heads, seals and quarantine: by `_id` only.
+# - seals: the seal over a link (period_end), the last and all in order (`_id`);
+# - leases: old leases dropped (claimed_at); heads and quarantine: by `_id` only.
 _SEARCHED = ("dossier_code", "type", "actor", "procedure_code", "unit_id", "applicant_id_hmac")
 INDEXES: Indexes = {
     "records": [
@@ -63,7 +64,7 @@ INDEXES: Indexes = {
         IndexModel([("settled_at", 1), ("_id", 1)]),
     ],
     "heads": [],
-    "seals": [],
+    "seals": [IndexModel([("period_end", 1)])],
     "leases": [IndexModel([("claimed_at", 1)])],
     QUARANTINE: [],
     LEGACY: [],
@@ -449,6 +450,15 @@ class AuditStore:
     async def stray_records(self, limit: int = 10) -> list[Document]:
         """Records with no dossier code (never audit's: forged), a few."""
         return [d async for d in self.records.find({"dossier_code": None}).limit(limit)]
+
+    async def seal_covering(self, settled_at: datetime) -> Document | None:
+        """The seal whose period (start, end] holds `settled_at`, if any (by `period_end`)."""
+        window = TimeRange("period_end", since=settled_at)
+        cursor = self.seals.find(window.query()).sort("period_end", 1).limit(64)
+        async for seal in cursor:
+            if window.holds(seal) and seal["period_start"] < settled_at:
+                return seal
+        return None
 
     async def all_seals(self) -> list[Document]:
         return [d async for d in self.seals.find({"_id": {"$gte": 0}}).sort("_id", 1)]

@@ -116,6 +116,12 @@ class FakeAudit:
     async def all_seals(self) -> list[dict[str, Any]]:
         return [self.seals[k] for k in sorted(self.seals)]
 
+    async def seal_covering(self, settled_at: datetime) -> dict[str, Any] | None:
+        return next(
+            (s for s in self.seals.values() if s["period_start"] < settled_at <= s["period_end"]),
+            None,
+        )
+
     async def add_seal(self, seal: dict[str, Any]) -> bool:
         return self.seals.setdefault(seal["_id"], seal) is seal
 

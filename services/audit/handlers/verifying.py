@@ -175,19 +175,19 @@ async def proof(record_id: str, *, store: Chains) -> dict[str, Any] | None:
     link = await store.link_of(record_id)
     if rec is None or link is None:
         return None
-    for seal_doc in await store.all_seals():
-        if seal_doc["period_start"] < link["settled_at"] <= seal_doc["period_end"]:
-            links = await store.links_settled(seal_doc["period_start"], seal_doc["period_end"])
-            hashes = [lk["hash"] for lk in links]
-            if link["hash"] not in hashes:
-                return None
-            index = hashes.index(link["hash"])
-            return {
-                "record": rec,
-                "link": link,
-                "leaf_index": index,
-                "tree_size": len(hashes),
-                "path": ledger.inclusion_path(index, hashes),
-                "seal": seal_doc,
-            }
-    return None
+    seal_doc = await store.seal_covering(link["settled_at"])
+    if seal_doc is None:
+        return None
+    links = await store.links_settled(seal_doc["period_start"], seal_doc["period_end"])
+    hashes = [lk["hash"] for lk in links]
+    if link["hash"] not in hashes:
+        return None
+    index = hashes.index(link["hash"])
+    return {
+        "record": rec,
+        "link": link,
+        "leaf_index": index,
+        "tree_size": len(hashes),
+        "path": ledger.inclusion_path(index, hashes),
+        "seal": seal_doc,
+    }
