@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.audit.domain import ChainHead, Link, Marker, Record
+from services.audit.timerange import TimeRange
 from shared.storage import Document
 
 
@@ -81,8 +82,14 @@ class Search(Protocol):
 
     async def timeline(self, dossier_code: str) -> list[Record]: ...
     async def search(
-        self, query: dict[str, Any], window: Any, after: tuple[datetime, str] | None, limit: int
+        self,
+        query: dict[str, Any],
+        window: TimeRange,
+        after: tuple[datetime, str] | None,
+        limit: int,
     ) -> list[Record]: ...
-    def stream(self, query: dict[str, Any], window: Any, page: int) -> AsyncIterator[Record]: ...
+    def stream(
+        self, query: dict[str, Any], window: TimeRange, page: int
+    ) -> AsyncIterator[Record]: ...
     async def dossiers_records(self, codes: list[str]) -> list[Record]: ...
     async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]: ...

@@ -16,14 +16,13 @@
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
 
 Two nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys` and
-`TimeRange`); the code stays correct on MongoDB 7.
+`timerange.TimeRange`); the code stays correct on MongoDB 7.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import IndexModel
@@ -34,13 +33,13 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from services.audit import ledger
 from services.audit.batching import PartialWrite
 from services.audit.domain import ChainHead, occurrence_key
+from services.audit.timerange import TimeRange, floor_second
 from shared.storage import Document, Indexes, ensure_indexes
 
 EPOCH = ledger.EPOCH
 QUARANTINE = "legacy_quarantine"
 LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
 DUPLICATE_KEY = 11000
-SECOND = timedelta(seconds=1)
 
 # Every query audit sends, and the index that serves it:
 # - records: timeline (dossier_code), search by each filter then (time, _id) for the cursor's
@@ -105,49 +104,6 @@ async def create_indexes(db: AsyncDatabase[Document]) -> None:
     """Create audit's declared `INDEXES` (on nx-27017, as it can keep them)."""
     nx = await is_nx_27017(db)
     await ensure_indexes(db, without_ids_in_compound_keys(INDEXES) if nx else INDEXES)
-
-
-def _floor_second(at: datetime) -> datetime:
-    return at.replace(microsecond=0)
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A range of times on one field, asked of the database to the whole second around it and
-    then cut exactly here.
-
-    nx-27017 0.8.1 defect: it compares datetimes (`$gt`, `$gte`, `$lt`, `$lte`, `$eq`) through
-    SQLite's `datetime()`, which drops the fraction of a second: `{"t": {"$gt": 12:00:00.000}}`
-    misses 12:00:00.500, so a seal missed the links settled in the same second as the previous
-    seal's end. On MongoDB the widened query returns at most the extra documents of the two
-    edge seconds, which `holds` leaves out."""
-
-    field: str
-    after: datetime | None = None  # exclusive
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-    through: datetime | None = None  # inclusive
-
-    def query(self) -> dict[str, Any]:
-        lower = [t for t in (self.after, self.since) if t is not None]
-        upper = [t for t in (self.until, self.through) if t is not None]
-        bounds: dict[str, datetime] = {}
-        if lower:
-            bounds["$gte"] = _floor_second(min(lower))
-        if upper:
-            bounds["$lt"] = _floor_second(max(upper)) + SECOND
-        return {self.field: bounds} if bounds else {}
-
-    def holds(self, doc: Document) -> bool:
-        at = doc.get(self.field)
-        if not isinstance(at, datetime):
-            return False
-        return (
-            (self.after is None or at > self.after)
-            and (self.since is None or at >= self.since)
-            and (self.until is None or at < self.until)
-            and (self.through is None or at <= self.through)
-        )
 
 
 def insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
@@ -369,7 +325,7 @@ class AuditStore:
 
     async def drop_leases_before(self, cutoff: datetime) -> None:
         # The cutoff is taken down to its second (see `TimeRange`): never too many dropped.
-        await self.leases.delete_many({"claimed_at": {"$lt": _floor_second(cutoff)}})
+        await self.leases.delete_many({"claimed_at": {"$lt": floor_second(cutoff)}})
 
     # --- reading -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from services.audit import consumer, handlers, ledger
 from services.audit.batching import Batcher
 from services.audit.domain import ChainHead, Link, Marker, Record, occurrence_key
 from services.audit.handlers import reading
-from services.audit.store import TimeRange
+from services.audit.timerange import TimeRange
 from shared.calendar import WorkingCalendar
 from shared.clock import utcnow
 from shared.contracts.registry import EVENT_TYPES

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.audit.store import INDEXES, TimeRange, without_ids_in_compound_keys
+from services.audit.store import INDEXES, without_ids_in_compound_keys
+from services.audit.timerange import TimeRange
 
 AT = datetime(2026, 11, 2, 8, 0, 0, 250000, tzinfo=UTC)
 

@@ -35,7 +35,8 @@ from services.audit.ports import Keeper, Leases
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
-LEASES_KEPT = timedelta(days=1)  # old ledger leases are deleted after a seal
+LEASES_KEPT = timedelta(days=1)  # old ledger leases are deleted after a seal,
+LEASE_SWEEP = 200  # and every 200 leases (about an hour of renewals, with no seal)
 
 
 class LedgerLease:
@@ -143,6 +144,8 @@ async def keep_ledger(
             if holding and not was_holder:  # taken over: read everything again
                 last_sealed, unsealed, due = None, None, clock()
             was_holder = holding
+            if holding and lease.polled and lease.n is not None and lease.n % LEASE_SWEEP == 0:
+                await store.drop_leases_before(clock() - LEASES_KEPT)  # idle for long: no seals
             if holding:
                 now = clock()
                 if lease.polled or (due is not None and due <= now):

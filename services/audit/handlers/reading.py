@@ -14,7 +14,7 @@ from services.audit.domain import Record, with_states_before
 from services.audit.ports import Search
 from services.audit.privacy import keyed_hash
 from services.audit.statistics import summarise
-from services.audit.store import TimeRange
+from services.audit.timerange import TimeRange
 from shared.calendar import WorkingCalendar
 
 MAX_STATISTICS_DAYS = 366
