@@ -1,17 +1,19 @@
-"""Review's pure rules: tasks, who gets one, and who may act on it."""
+"""Review's pure rules: the `Task` aggregate, who gets one, who may see and act on it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.review.roster import Officer
 from services.review.workflow import REMIND_AT_SHARE, NotAllowed, Step, Workflow
+from shared import roles
 from shared.calendar import WorkingCalendar
 
-UNIT_WIDE_ROLES = frozenset({"chief", "supervisor"})
+UNIT_WIDE_ROLES = roles.UNIT_WIDE
+MAX_STEPS = 1000  # a task's own history is bounded: one document never outgrows MongoDB's 16 MB
 
 
 class DomainError(Exception):
@@ -48,8 +50,38 @@ class InvalidAction(DomainError):
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One step a task took: what, by whom, when, and where it left the task."""
+
+    version: int
+    action: str
+    state: str
+    officer_id: str | None
+    decided_by: str
+    decided_at: datetime
+    reason: str | None
+    promised_at: datetime | None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "action": self.action,
+            "state": self.state,
+            "officer_id": self.officer_id,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+            "reason": self.reason,
+            "promised_at": self.promised_at,
+        }
+
+
+TimerKind = str  # "reminder" (dossier.due_soon) or "overdue" (dossier.overdue)
+
+
+@dataclass(frozen=True)
 class Task:
-    """An officer's piece of work on one dossier, in a state of its procedure's workflow."""
+    """An officer's piece of work on one dossier, in a state of its procedure's workflow,
+    with the steps it took (its own bounded history) and its next SLA timer."""
 
     id: str
     dossier_code: str
@@ -76,10 +108,20 @@ class Task:
     paused_at: datetime | None = None
     paused_from: str | None = None
     paused_due_at: datetime | None = None
+    procedure_name: str | None = None
+    steps: tuple[Transition, ...] = ()
+    timer_at: datetime | None = None  # the next timer to fire: reminder, then overdue
+    timer_kind: TimerKind | None = None
+    emitted: tuple[Mapping[str, Any], ...] = ()  # every event it emitted, as stored (its outbox)
 
     @property
     def is_open(self) -> bool:
         return not self.terminal
+
+    @property
+    def procedure_label(self) -> str:
+        """The procedure's Vietnamese name, or its code when the submission gave none."""
+        return self.procedure_name or self.procedure_code
 
 
 @dataclass(frozen=True)
@@ -153,6 +195,79 @@ def schedule(
     return Schedule(remind, due, promised)
 
 
+def may_see(task: Task, officer: Officer) -> bool:
+    """Officers of the task's unit see it, and the one it was escalated to."""
+    return task.unit_id == officer.unit or task.escalated_to == officer.id
+
+
+def may_act(task: Task, officer: Officer) -> bool:
+    """Its holder, the unit's chiefs and supervisors, and the one it was escalated to."""
+    return (
+        officer.unit == task.unit_id
+        and (officer.id == task.officer_id or officer.role in UNIT_WIDE_ROLES)
+    ) or officer.id == task.escalated_to
+
+
+def allowed_actions(task: Task, workflow: Workflow, officer: Officer) -> list[str]:
+    """The workflow actions `officer` may take on `task` now (none if it is not theirs)."""
+    if not may_act(task, officer):
+        return []
+    return [a.name for a in workflow.actions_from(task.state, officer.role) if not a.trigger]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One part of a queue: open tasks of a unit, held by an officer, released to a unit's
+    pool, or escalated to a supervisor (the fields that are set all hold)."""
+
+    unit_id: str | None = None
+    officer_id: str | None = None
+    released: bool = False
+    escalated_to: str | None = None
+
+
+def queue_scopes(officer: Officer) -> list[Scope]:
+    """What an officer's queue holds: their own tasks and their unit's released ones; for
+    chiefs and supervisors the whole unit; for supervisors also what was escalated to them."""
+    if officer.role == roles.OFFICER:
+        scopes = [Scope(officer_id=officer.id), Scope(unit_id=officer.unit, released=True)]
+    else:
+        scopes = [Scope(unit_id=officer.unit)]
+    if officer.role in roles.ESCALATED_TO:
+        scopes.append(Scope(escalated_to=officer.id))
+    return scopes
+
+
+def history_scope(officer: Officer) -> Scope:
+    """Whose finished work an officer may page through: the unit's for chiefs and
+    supervisors, their own otherwise."""
+    if officer.role == roles.OFFICER:
+        return Scope(officer_id=officer.id)
+    return Scope(unit_id=officer.unit)
+
+
+Position = str
+"""Where a task sorts in a page: its sort moment (UTC, fixed width) then its id, as one string,
+so ties are broken by id and one indexed field serves the sort. It starts with a letter: nx-27017
+reads a string that begins like an ISO date as a date, and then compares it as one."""
+
+NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts a task without a deadline last
+
+
+def _position(moment: datetime, task_id: str) -> Position:
+    return f"d{moment.astimezone(UTC):%Y%m%dT%H%M%S%f}|{task_id}"
+
+
+def queue_position(task: Task) -> Position:
+    """Where an open task sorts in a queue: soonest due first, no due date last."""
+    return _position(task.due_at or NO_DUE, task.id)
+
+
+def history_position(task: Task) -> Position:
+    """Where a finished task sorts (read in reverse: most recently decided first)."""
+    return _position(task.decided_at or task.created_at, task.id)
+
+
 def pick_officer(candidates: Sequence[Officer], open_tasks: Mapping[str, int]) -> Officer:
     """The candidate with the fewest open tasks (ties go to the first listed)."""
     if not candidates:
@@ -185,7 +300,7 @@ def check_action(
         raise Conflict(str(exc), allowed=exc.allowed) from exc
 
 
-HOLDERS = frozenset({"officer", "chief"})  # roles that hold tasks and can claim them
+HOLDERS = roles.HOLDERS  # roles that hold tasks and can claim them
 
 
 def check_claim(task: Task, officer: Officer) -> None:
@@ -214,7 +329,7 @@ def check_reassign(
     """A supervisor of the task's unit (or the one it escalated to) hands it to an active
     officer or chief of that unit; returns the new holder."""
     responsible = officer.id in (supervisor, task.escalated_to) or officer.unit == task.unit_id
-    if officer.role != "supervisor" or not responsible:
+    if officer.role not in roles.REASSIGNERS or not responsible:
         raise Forbidden(f"only a supervisor responsible for unit {task.unit_id} may reassign")
     if task.terminal:
         raise Conflict(f"task {task.id} is closed ({task.state})")
@@ -235,7 +350,7 @@ def check_reassign(
     return target
 
 
-APOLOGY_ROLES = frozenset({"chief", "supervisor"})
+APOLOGY_ROLES = roles.APOLOGISERS
 
 
 def check_apology(
