@@ -11,17 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import handlers, ownership
+from services.review.access import allowed_actions
 from services.review.auth import CurrentOfficer
 from services.review.directory import Directory
-from services.review.domain import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidAction,
-    NotFound,
-    Task,
-    allowed_actions,
-)
+from services.review.domain import Conflict, DomainError, Forbidden, InvalidAction, NotFound, Task
 from services.review.ports import Publish
 from services.review.roster import Officer
 from services.review.settings import ReviewSettings

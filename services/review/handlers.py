@@ -10,20 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.review import steps
+from services.review.access import (
+    Position,
+    history_position,
+    history_scope,
+    may_see,
+    queue_position,
+    queue_scopes,
+)
 from services.review.domain import (
     Conflict,
     DomainError,
     Forbidden,
     InvalidAction,
     NotFound,
-    Position,
     Task,
-    history_position,
-    history_scope,
-    may_see,
     pick_officer,
-    queue_position,
-    queue_scopes,
 )
 from services.review.ports import Directory, Publish, QueueFilter, Tasks
 from services.review.roster import Officer

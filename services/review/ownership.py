@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.review import steps
+from services.review import handover
 from services.review.domain import Task
 from services.review.handlers import commit, load
 from services.review.ports import Directory, Publish, Tasks
@@ -29,7 +29,7 @@ async def claim(
 ) -> Task:
     """Take a task that was released to the unit."""
     task = await load(tasks, task_id)
-    decision = steps.claim(task, officer, now=clock(), source=source)
+    decision = handover.claim(task, officer, now=clock(), source=source)
     return await commit(tasks, publish, task, decision)
 
 
@@ -45,7 +45,7 @@ async def release(
 ) -> Task:
     """Give a task back to the unit, for a colleague to claim."""
     task = await load(tasks, task_id)
-    decision = steps.release(task, officer, reason, now=clock(), source=source)
+    decision = handover.release(task, officer, reason, now=clock(), source=source)
     return await commit(tasks, publish, task, decision)
 
 
@@ -64,7 +64,7 @@ async def reassign(
     """A supervisor hands a task to another officer of its unit."""
     task = await load(tasks, task_id)
     roster = await directory.roster()
-    decision = steps.reassign(
+    decision = handover.reassign(
         task,
         officer,
         roster.officer(to),
@@ -91,7 +91,7 @@ async def apologise(
     """Issue the apology for a late dossier with its new promised date
     (phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
     task = await load(tasks, task_id)
-    decision = steps.apologise(
+    decision = handover.apologise(
         task, officer, promised_at, reason, now=clock(), calendar=calendar, source=source
     )
     return await commit(tasks, publish, task, decision)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.review.domain import Position, Scope, Task
+from services.review.access import Position, Scope
+from services.review.deadlines import Firing
+from services.review.domain import Task
 from services.review.roster import Officer, Roster, Unit
-from services.review.steps import Decision, Firing
+from services.review.steps import Decision
 from shared.contracts import Event
 
 Publish = Callable[[list[Event]], Awaitable[list[Event]]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
 
 from services.review.domain import (
     MAX_STEPS,
@@ -19,10 +18,6 @@ from services.review.domain import (
     TimerKind,
     Transition,
     check_action,
-    check_apology,
-    check_claim,
-    check_reassign,
-    check_release,
     schedule,
 )
 from services.review.roster import Officer
@@ -31,16 +26,9 @@ from shared import roles
 from shared.calendar import WorkingCalendar
 from shared.contracts import (
     EVENT_TYPES,
-    DossierApologyData,
-    DossierApologyIssued,
     DossierAssigned,
     DossierAssignedData,
     DossierDecisionData,
-    DossierDueSoon,
-    DossierOverdue,
-    DossierReassigned,
-    DossierReassignedData,
-    DossierSlaData,
     DossierSubmitted,
     DossierSupplementRequested,
     DossierSupplementRequestedData,
@@ -50,7 +38,6 @@ from shared.contracts import (
 )
 
 DECISIONS = frozenset({"dossier.approved", "dossier.rejected"})
-Change = Literal["claim", "release", "reassign"]
 
 
 @dataclass(frozen=True)
@@ -326,201 +313,4 @@ def citizen_moved(
         reason=None,
         calendar=calendar,
         source=source,
-    )
-
-
-def _keep_state(
-    task: Task,
-    action: str,
-    by: Officer,
-    at: datetime,
-    reason: str | None,
-    events: list[Event],
-    *,
-    officer_id: str | None,
-    promised_at: datetime | None = None,
-) -> Decision:
-    plan = Schedule.of(task)
-    if promised_at is not None:
-        plan = replace(plan, promised_at=promised_at)
-    after, recorded = advance(
-        task,
-        state=task.state,
-        action=action,
-        actor=by.id,
-        at=at,
-        reason=reason,
-        plan=plan,
-        officer_id=officer_id,
-        terminal=task.terminal,
-        status_code=task.status_code,
-    )
-    return Decision(after, recorded, events)
-
-
-def hand_over(
-    task: Task,
-    change: Change,
-    *,
-    to: str | None,
-    by: Officer,
-    at: datetime,
-    reason: str | None,
-    source: str,
-) -> Decision:
-    """Who holds the task changes (claim, release, reassign); the workflow state stays."""
-    event = DossierReassigned.create(
-        source=source,
-        subject=task.dossier_code,
-        time=at,
-        correlationid=task.correlation_id,
-        data=DossierReassignedData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            procedure_code=task.procedure_code,
-            procedure_name=task.procedure_label,
-            unit_id=task.unit_id,
-            officer_id=to,
-            previous_officer_id=task.officer_id,
-            by=by.id,
-            action=change,
-            at=at,
-            reason=reason,
-        ),
-    )
-    return _keep_state(task, change, by, at, reason, [event], officer_id=to)
-
-
-def claim(task: Task, officer: Officer, *, now: datetime, source: str) -> Decision:
-    """An officer takes a task released to the unit."""
-    check_claim(task, officer)
-    return hand_over(task, "claim", to=officer.id, by=officer, at=now, reason=None, source=source)
-
-
-def release(
-    task: Task, officer: Officer, reason: str | None, *, now: datetime, source: str
-) -> Decision:
-    """The holder gives the task back to the unit."""
-    check_release(task, officer)
-    return hand_over(task, "release", to=None, by=officer, at=now, reason=reason, source=source)
-
-
-def reassign(
-    task: Task,
-    officer: Officer,
-    target: Officer | None,
-    reason: str | None,
-    *,
-    supervisor: str | None,
-    now: datetime,
-    source: str,
-) -> Decision:
-    """A supervisor hands the task to another holder of its unit."""
-    new_holder = check_reassign(task, officer, target, supervisor=supervisor)
-    return hand_over(
-        task, "reassign", to=new_holder.id, by=officer, at=now, reason=reason, source=source
-    )
-
-
-def apologise(
-    task: Task,
-    officer: Officer,
-    promised_at: datetime,
-    reason: str,
-    *,
-    now: datetime,
-    calendar: WorkingCalendar,
-    source: str,
-) -> Decision:
-    """The apology for a late dossier with its new promised date
-    (phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
-    check_apology(task, officer, now=now, promised_at=promised_at, reason=reason, calendar=calendar)
-    event = DossierApologyIssued.create(
-        source=source,
-        subject=task.dossier_code,
-        time=now,
-        correlationid=task.correlation_id,
-        data=DossierApologyData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            procedure_code=task.procedure_code,
-            procedure_name=task.procedure_label,
-            unit_id=task.unit_id,
-            officer_id=officer.id,
-            issued_at=now,
-            reason=reason,
-            previous_promised_at=task.promised_at,
-            promised_at=promised_at,
-            status_code=task.status_code,
-        ),
-    )
-    return _keep_state(
-        task,
-        "apologise",
-        officer,
-        now,
-        reason,
-        [event],
-        officer_id=task.officer_id,
-        promised_at=promised_at,
-    )
-
-
-@dataclass(frozen=True)
-class Firing:
-    """A timer that is due: its once-only key, the event it publishes, and the task's next
-    timer (and, for an overdue step, who it is escalated to)."""
-
-    key: str
-    kind: TimerKind
-    moment: datetime
-    event: Event
-    next_at: datetime | None
-    next_kind: TimerKind | None
-    escalated_to: str | None
-
-
-def due_timer(task: Task, *, now: datetime, supervisor: str | None, source: str) -> Firing | None:
-    """The timer of `task` due at `now`, if any. One firing per deadline: its key names the
-    state and the moment, so a step resumed after a pause, already overdue, is not announced
-    twice."""
-    moment, kind = task.timer_at, task.timer_kind
-    if task.terminal or moment is None or kind is None or moment > now:
-        return None
-    key = f"{task.id}:{task.state}:{moment:%Y%m%dT%H%M%S}:{kind}"
-    overdue = kind == "overdue"
-    escalated_to = supervisor if overdue else None
-    model = DossierOverdue if overdue else DossierDueSoon
-    event = model(
-        id=derived_id(key, model.event_type),
-        source=source,
-        type=model.event_type,
-        time=now,
-        subject=task.dossier_code,
-        correlationid=task.correlation_id,
-        data=DossierSlaData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            state=task.state,
-            due_at=task.due_at or moment,
-            unit_id=task.unit_id,
-            officer_id=task.officer_id,
-            escalated_to=escalated_to,
-        ),
-    )
-    next_at, next_kind = (None, None)
-    if not overdue and task.due_at is not None:
-        next_at, next_kind = task.due_at, "overdue"
-    return Firing(key, kind, moment, event, next_at, next_kind, escalated_to)
-
-
-def after_firing(task: Task, firing: Firing) -> Task:
-    """The task once its timer fired: on to its next timer, escalated if it is overdue; a new
-    version, so a step decided on the old one cannot overwrite the escalation."""
-    return replace(
-        task,
-        version=task.version + 1,
-        timer_at=firing.next_at,
-        timer_kind=firing.next_kind,
-        escalated_to=firing.escalated_to or task.escalated_to,
     )

@@ -27,18 +27,12 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.review.access import NO_DUE, Position, Scope, history_position, queue_position
+from services.review.deadlines import Firing
 from services.review.directory import INDEXES as DIRECTORY_INDEXES
-from services.review.domain import (
-    NO_DUE,
-    Position,
-    Scope,
-    Task,
-    Transition,
-    history_position,
-    queue_position,
-)
+from services.review.domain import Task, Transition
 from services.review.ports import QueueFilter
-from services.review.steps import Decision, Firing
+from services.review.steps import Decision
 from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, events_of, outbox_fields

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 
-from services.review import steps
+from services.review import deadlines
 from services.review.ports import Directory, Publish, Tasks
 from shared.clock import Clock
 from shared.contracts import Event
@@ -37,14 +37,14 @@ async def fire_due(
             return fired
         roster = await directory.roster()
         for task in due:
-            firing = steps.due_timer(
+            firing = deadlines.due_timer(
                 task, now=now, supervisor=roster.supervisor_for(task.unit_id), source=source
             )
             if firing is None:
                 continue
             first = await tasks.fire(firing)
             # Also when it had fired (a crash before this): move the task on, or it stays due.
-            await tasks.timer_fired(task, steps.after_firing(task, firing))
+            await tasks.timer_fired(task, deadlines.after_firing(task, firing))
             if not first:
                 continue  # fired before: by another replica, or before a restart
             log.info("timer fired", extra={"dossier": task.dossier_code, "kind": firing.kind})
