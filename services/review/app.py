@@ -15,6 +15,7 @@ from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
 from services.review.timers import Timers
+from services.review.upgrade import upgrade
 from services.review.workflow import load_all
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
@@ -40,6 +41,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             log.warning("MOTCUA_JWT_SECRET is the development default: set your own")
         store = TaskStore(rt.db, rt.broker.publish)
         await store.setup()
+        await upgrade(rt.db)
         app.state.tasks = store
         directory = Directory(rt.db, ttl=settings.directory_cache_seconds)
         added = await directory.seed(roster)

@@ -33,6 +33,11 @@ class Firing:
     escalated_to: str | None
 
 
+def timer_key(task: Task, moment: datetime, kind: TimerKind) -> str:
+    """The once-only key of a timer: the task, its state, the moment and the kind."""
+    return f"{task.id}:{task.state}:{moment:%Y%m%dT%H%M%S}:{kind}"
+
+
 def due_timer(task: Task, *, now: datetime, supervisor: str | None, source: str) -> Firing | None:
     """The timer of `task` due at `now`, if any. One firing per deadline: its key names the
     state and the moment, so a step resumed after a pause, already overdue, is not announced
@@ -40,7 +45,7 @@ def due_timer(task: Task, *, now: datetime, supervisor: str | None, source: str)
     moment, kind = task.timer_at, task.timer_kind
     if task.terminal or moment is None or kind is None or moment > now:
         return None
-    key = f"{task.id}:{task.state}:{moment:%Y%m%dT%H%M%S}:{kind}"
+    key = timer_key(task, moment, kind)
     overdue = kind == "overdue"
     escalated_to = supervisor if overdue else None
     model = DossierOverdue if overdue else DossierDueSoon

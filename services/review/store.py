@@ -55,6 +55,8 @@ INDEXES: Indexes = {
         IndexModel([("officer_id", ASCENDING), ("closed_key", DESCENDING)]),
     ],
     "timers_fired": [],  # by _id only
+    # Before tasks held their own steps (read once by upgrade.py, then never).
+    "transitions": [IndexModel([("task_id", ASCENDING), ("version", DESCENDING)])],
     "outbox_pending": [IndexModel("created_at"), IndexModel("doc_id")],
     **DIRECTORY_INDEXES,
 }

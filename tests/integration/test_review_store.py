@@ -15,7 +15,8 @@ from pymongo import AsyncMongoClient, monitoring
 
 from services.review import handlers, mover, steps
 from services.review.roster import Officer
-from services.review.store import TaskStore
+from services.review.store import TaskStore, to_doc
+from services.review.upgrade import upgrade
 from services.review.workflow import load_all
 from shared.calendar import WorkingCalendar
 from shared.contracts import Event
@@ -242,3 +243,51 @@ async def test_an_officer_action_costs_four_round_trips_and_one_publish(
     ]
     assert len(sent) <= 4
     assert [e.type for e in published] == ["dossier.approved"]
+
+
+async def test_a_database_of_the_old_shape_is_upgraded_once_at_start(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Tasks written before tasks held their steps: the task a projection left behind by a
+    crash, its steps in `transitions`, its reminder already fired."""
+    db = mongo[isolation.database("review")]
+    store = await _store(mongo, isolation)
+    t0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    old = to_doc(
+        review_task(
+            state="receiving",
+            created_at=t0,
+            remind_at=t0 + timedelta(hours=1),
+            due_at=t0 + timedelta(hours=2),
+        )
+    )
+    for field_name in ("queue_key", "queue_at", "steps", "timer_at", "timer_kind"):
+        old.pop(field_name)
+    old["outbox"] = []
+    await db["tasks"].insert_one(old)
+    await db["transitions"].insert_one(
+        {
+            "_id": "t1:2",
+            "task_id": "t1",
+            "version": 2,
+            "action": "receive",
+            "state": "checking",
+            "terminal": False,
+            "status_code": 4,
+            "decided_by": "o1",
+            "decided_at": t0,
+            "officer_id": "o1",
+            "remind_at": t0 + timedelta(hours=1),
+            "due_at": t0 + timedelta(hours=2),
+            "outbox": [],
+        }
+    )
+    await db["timers_fired"].insert_one({"_id": "t1:checking:20261201T030000:reminder"})
+    assert await upgrade(db) == 1
+    assert await upgrade(db) == 0  # once
+    task = await store.load("t1")
+    assert task is not None and (task.state, task.version) == ("checking", 2)
+    assert [s.action for s in task.steps] == ["receive"]
+    assert (task.timer_at, task.timer_kind) == (t0 + timedelta(hours=2), "overdue")
+    page = await handlers.queue(CHIEF, tasks=store, clock=lambda: t0)
+    assert [t.id for t in page.tasks] == ["t1"]
