@@ -39,4 +39,4 @@ def test_a_token_naming_a_role_outside_the_vocabulary_is_refused() -> None:
 
 def test_an_officer_of_the_directory_cannot_hold_a_role_outside_it() -> None:
     with pytest.raises(ValidationError, match="role"):
-        Officer(id="x", name="X", role="inspector", unit="U")  # type: ignore[arg-type]
+        Officer.model_validate({"id": "x", "name": "X", "role": "inspector", "unit": "U"})
