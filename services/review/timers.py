@@ -23,6 +23,7 @@ from shared.contracts import Event
 
 log = logging.getLogger(__name__)
 BATCH = 100
+MIN_PAUSE = 0.1  # seconds
 
 
 async def fire_due(
@@ -86,7 +87,8 @@ class Timers:
         upcoming = await self.tasks.next_timer()
         if upcoming is None:
             return poll
-        return max(0.0, min(poll, (upcoming - self.clock()).total_seconds()))
+        # A floor, so a timer that cannot be handled yet never spins the loop.
+        return max(MIN_PAUSE, min(poll, (upcoming - self.clock()).total_seconds()))
 
     async def run(self, poll: float) -> None:
         while True:
