@@ -19,7 +19,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.notify.domain import webhook_signature
+from services.notify.messages import webhook_signature
 from shared import auth
 from shared.contracts import (
     DossierReceived,
@@ -163,7 +163,7 @@ def deliveries(stack: Services, code: str) -> list[dict[str, Any]]:
         headers=inspector_headers(),
     )
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["deliveries"])
 
 
 def notifications(

@@ -13,7 +13,6 @@ from services.audit.domain import build_record
 from services.audit.store import AuditStore
 from services.intake.domain import Dossier
 from services.intake.store import DossierStore
-from services.notify.store import NotifyStore
 from services.review.domain import Schedule
 from services.review.store import TaskStore
 from shared.contracts import (
@@ -21,10 +20,6 @@ from shared.contracts import (
     DossierApproved,
     DossierDecisionData,
     Event,
-    NotificationFailed,
-    NotificationFailedData,
-    NotificationSent,
-    NotificationSentData,
 )
 from shared.messaging import Broker
 from shared.storage import Document
@@ -232,126 +227,3 @@ async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
     assert repaired is not None and repaired.state == "refused" and not repaired.is_open
     projected = await store.tasks.find_one({"_id": "t2"})
     assert projected is not None and projected["state"] == "refused"
-
-
-async def _notify_store(mongo: AsyncMongoClient[Document], isolation: Isolation) -> NotifyStore:
-    store = NotifyStore(mongo[isolation.database("notify")], _nowhere)
-    await store.setup()
-    return store
-
-
-async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = await _notify_store(mongo, isolation)
-    now, lease = datetime.now(UTC), timedelta(seconds=60)
-    fields = {"dossier_code": "D1", "channel": "sms", "recipient": "+849*****678"}
-    claims = await asyncio.gather(
-        *(store.claim("e1:applicant:sms", fields, now=now, lease=lease, tries=5) for _ in range(8))
-    )
-    assert sorted(c.kind for c in claims).count("send") == 1
-    assert {c.kind for c in claims} <= {"send", "busy"}
-    [mine] = [c for c in claims if c.kind == "send"]
-    assert mine.delivery["attempts"] == 1
-
-    # An attempt whose outcome was never recorded is taken over once its lease has passed.
-    later = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease, tries=5)
-    assert (later.kind, later.delivery["attempts"]) == ("send", 2)
-    # A transient failure waits for its retry; a recorded outcome is final.
-    waiting = await store.retry_later(
-        later.delivery, reason="HTTP 503", next_at=now + 2 * lease, now=now + lease
-    )
-    assert waiting["status"] == "retrying"
-    early = await store.claim("e1:applicant:sms", fields, now=now + lease, lease=lease, tries=5)
-    assert early.kind == "not_due"
-    due = await store.claim("e1:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=5)
-    assert (due.kind, due.delivery["attempts"]) == ("send", 3)
-    event = submitted_event(code="D1")
-    sent = NotificationSent.caused_by(
-        event,
-        source="urn:test",
-        time=now,
-        data=NotificationSentData(
-            dossier_code="D1",
-            channel="sms",
-            recipient="+849*****678",
-            trigger_event_id=event.id,
-            trigger_event_type=event.type,
-            sent_at=now,
-        ),
-    )
-    await store.settle(due.delivery, status="sent", fields={}, event=sent, now=now)
-    final = await store.claim("e1:applicant:sms", fields, now=now + 9 * lease, lease=lease, tries=5)
-    assert (final.kind, final.delivery["status"], final.delivery["attempts"]) == (
-        "finished",
-        "sent",
-        3,
-    )
-    # Outcomes are inserted beside the delivery, never written into it: updating the growing
-    # deliveries collection costs O(collection) on FerretDB.
-    raw = await store.deliveries.find_one({"_id": "e1:applicant:sms"})
-    assert raw is not None and (raw["status"], raw["attempts"]) == ("pending", 0)
-    outcomes = store.outcomes.find({"delivery_id": "e1:applicant:sms"}, {"status": 1})
-    assert sorted([(o["_id"], o["status"]) async for o in outcomes]) == [
-        ("e1:applicant:sms#2", "retrying"),
-        ("e1:applicant:sms#3", "sent"),
-    ]
-
-
-async def test_a_delivery_whose_every_try_crashed_is_exhausted_not_retried_forever(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = await _notify_store(mongo, isolation)
-    now, lease = datetime.now(UTC), timedelta(seconds=60)
-    fields = {"dossier_code": "D2", "channel": "sms", "recipient": "+849*****678"}
-    first = await store.claim("e2:applicant:sms", fields, now=now, lease=lease, tries=2)
-    assert (first.kind, first.delivery["attempts"]) == ("send", 1)
-    # Neither attempt records an outcome (the sender crashes each time).
-    second = await store.claim("e2:applicant:sms", fields, now=now + lease, lease=lease, tries=2)
-    assert (second.kind, second.delivery["attempts"]) == ("send", 2)
-    busy = await store.claim("e2:applicant:sms", fields, now=now + lease, lease=lease, tries=2)
-    assert busy.kind == "busy"
-    last = await store.claim("e2:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=2)
-    assert (last.kind, last.delivery["attempts"]) == ("exhausted", 2)
-
-
-async def test_a_replay_reopens_a_failed_delivery_once_with_its_tries_afresh(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = await _notify_store(mongo, isolation)
-    now, lease = datetime.now(UTC), timedelta(seconds=60)
-    fields = {"dossier_code": "D3", "channel": "sms", "recipient": "+849*****678"}
-    first = await store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1)
-    event = submitted_event(code="D3")
-    failed = NotificationFailed.caused_by(
-        event,
-        source="urn:test",
-        time=now,
-        data=NotificationFailedData(
-            dossier_code="D3",
-            channel="sms",
-            recipient="+849*****678",
-            trigger_event_id=event.id,
-            trigger_event_type=event.type,
-            failed_at=now,
-            reason="HTTP 400",
-            permanent=True,
-        ),
-    )
-    await store.settle(first.delivery, status="failed", fields={}, event=failed, now=now)
-    plain = await store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1)
-    assert plain.kind == "finished"  # a redelivery without the replay's header changes nothing
-    # Two copies of the same replayed message: one reopens and sends.
-    claims = await asyncio.gather(
-        *(
-            store.claim("e3:applicant:sms", fields, now=now, lease=lease, tries=1, reopen=1)
-            for _ in range(4)
-        )
-    )
-    [mine] = [c for c in claims if c.kind == "send"]
-    assert (mine.delivery["attempts"], mine.delivery["base"]) == (2, 1)
-    # Its try is the first since the reopening: not exhausted by the earlier one.
-    later = await store.claim(
-        "e3:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=1, reopen=1
-    )
-    assert (later.kind, later.delivery["attempts"]) == ("exhausted", 2)
