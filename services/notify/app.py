@@ -109,7 +109,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         consumer = NotifyConsumer(notifier, table(routing, partners))
         await rt.consume(QUEUE, consumer.bindings, consumer)
         # Retries come back by themselves (delay queues); this only finds what a crash left.
-        sweep = handlers.sweep_forever(notifier=notifier, interval=settings.sweep_interval_seconds)
+        sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)
         rt.background(sweep, "delivery-sweep")
 
     return web.service_app(

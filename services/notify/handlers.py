@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 # Of handlers racing for one delivery one writes; a loser reads again and decides again.
 LOAD_ROUNDS = 5
+# The sweep's one indexed query on the live collection, this often: it only finds what a crash
+# or a lost message left (retries come back by themselves, through the delay queues).
+SWEEP_INTERVAL = 60.0
 
 
 # --- events --------------------------------------------------------------------------------------

@@ -72,12 +72,6 @@ class NotifySettings(ServiceSettings):
         gt=0,
         description="How long a started send is left alone before it counts as interrupted.",
     )
-    sweep_interval_seconds: float = Field(
-        default=300.0,
-        gt=0,
-        description="How often one indexed query looks for deliveries a crash or a lost "
-        "message left in flight (finished but unpublished, or overdue long past their lease).",
-    )
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> NotifySettings:

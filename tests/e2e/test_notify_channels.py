@@ -125,6 +125,7 @@ def submitted(
             "notify_by": notify_by,
             "promised_at": PROMISED,
             "fee": 7000,
+            "procedure_name": "Đăng ký tạm trú",  # intake names the procedure on its events
         }
     )
     return event.model_copy(update={"data": data})
