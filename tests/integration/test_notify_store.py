@@ -342,3 +342,37 @@ async def test_a_retried_delivery_costs_two_round_trips_more_per_try(
     )
     assert [(d.status, d.attempts) for d in page] == [("sent", 2)]
     assert len(commands.take()) == 2  # a log page: one indexed query on each collection
+
+
+async def test_idle_the_sweep_is_one_indexed_query_and_it_finishes_what_a_crash_left(
+    counted: tuple[Notifier, Commands, dict[str, FakeChannel]], isolation: Isolation
+) -> None:
+    notifier, commands, _ = counted
+    store = notifier.deliveries
+    assert isinstance(store, NotifyStore)
+    now = datetime.now(UTC)
+    for number in range(30):  # history the sweep must not read
+        _, claimed = await take(store, _fresh(f"h{number}:applicant:sms", now), now)
+        done = await store.save(claimed, sent(claimed, provider_id="p", now=now, source="u"))
+        assert done is not None
+        await store.archive(done)
+    commands.take()
+    assert await handlers.sweep(notifier=notifier) == 0
+    assert [(n, c) for n, c, _ in commands.take()] == [("find", LIVE)]
+
+    # As if notify died between recording an outcome and publishing it.
+    _, claimed = await take(store, _fresh("c1:applicant:sms", now, code="DC"), now)
+    done = await store.save(claimed, sent(claimed, provider_id="p", now=now, source="u"))
+    assert done is not None
+    await store.live.update_one({"_id": done.id}, {"$set": {"check_at": now - LEASE}})
+    commands.take()
+    async with observe(isolation.amqp_url) as seen:
+        assert await handlers.sweep(notifier=notifier) == 1
+        [published] = await seen.wait_for("notification.sent")
+    assert published["id"] == done.outbox[0].id
+    assert [(n, c) for n, c, _ in commands.take()] == [
+        ("find", LIVE),
+        ("update", HISTORY),
+        ("delete", LIVE),
+    ]
+    assert await store.live.count_documents({"_id": done.id}) == 0
