@@ -1,6 +1,6 @@
 """Notify's delivering use cases: remember who to tell, tell them once per channel, sweep what a
-crash left behind. Each loads the delivery once, lets `domain` decide, and saves
-the decision in one guarded write; the ports below are all it knows of the world."""
+crash left behind. Each loads the delivery once, lets `domain` decide, and saves the decision in
+one guarded write; the ports of `ports.py` are all it knows of the world."""
 
 from __future__ import annotations
 
