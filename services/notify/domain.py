@@ -285,7 +285,7 @@ def nudged(delivery: Delivery, *, now: datetime) -> Delivery:
 # --- resends -------------------------------------------------------------------------------------
 
 
-def resend_id(original: Delivery, root: Delivery | None, resends: Iterable[Delivery]) -> str | None:
+def resend_id(original: Delivery, root: Delivery, resends: Iterable[Delivery]) -> str | None:
     """The id of an operator's next resend of `original`'s message, or None while the message's
     first delivery or its latest resend is still under way. Two requests at once compute the
     same id, so only one of them creates it."""

@@ -33,7 +33,9 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
         raise DeliveryNotFound(delivery_id)
     root = resend_root(original)
     first = original if root == original.id else await n.deliveries.load(root)
-    new_id = resend_id(original, first, await n.deliveries.resends(root))
+    if first is None:
+        raise DeliveryNotFound(root)
+    new_id = resend_id(original, first, await n.deliveries.resends(first))
     if new_id is None:
         raise ResendConflict(root)
     event = original.trigger

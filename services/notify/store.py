@@ -33,12 +33,9 @@ RECIPIENTS = "recipients"
 # with a compound index naming `_id` ("JSON path error near '_id'"); `log_key` orders alike.
 _BY_DOSSIER = IndexModel([("dossier_code", ASCENDING), ("log_key", ASCENDING)], name="dossier_log")
 INDEXES: Indexes = {
-    LIVE: [
-        _BY_DOSSIER,
-        IndexModel([("check_at", ASCENDING)], name="stuck"),  # the sweep
-        IndexModel([("resend_of", ASCENDING)], name="resends"),
-    ],
-    HISTORY: [_BY_DOSSIER, IndexModel([("resend_of", ASCENDING)], name="resends")],
+    # The log, and a message's resends (of the same dossier); the sweep's due moments.
+    LIVE: [_BY_DOSSIER, IndexModel([("check_at", ASCENDING)], name="stuck")],
+    HISTORY: [_BY_DOSSIER],
     RECIPIENTS: [],  # read by _id (the dossier code) only
 }
 
@@ -126,14 +123,11 @@ class NotifyStore:
             )
         await self.live.delete_one({"_id": delivery.id, "version": delivery.version})
 
-    async def resends(self, root: str) -> list[Delivery]:
-        """Every resend of the delivery `root` (an indexed read in each collection)."""
-        found = [
-            delivery_of(doc, archived=False) async for doc in self.live.find({"resend_of": root})
-        ]
-        found += [
-            delivery_of(doc, archived=True) async for doc in self.history.find({"resend_of": root})
-        ]
+    async def resends(self, root: Delivery) -> list[Delivery]:
+        """Every resend of the delivery `root`, among its dossier's (the log's index)."""
+        query = {"dossier_code": root.dossier_code, "resend_of": root.id}
+        found = [delivery_of(doc, archived=False) async for doc in self.live.find(query)]
+        found += [delivery_of(doc, archived=True) async for doc in self.history.find(query)]
         return found
 
     async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]:

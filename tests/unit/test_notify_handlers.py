@@ -84,9 +84,9 @@ class FakeDeliveries:
         if (live := self.live.get(delivery.id)) and live.version == delivery.version:
             del self.live[delivery.id]
 
-    async def resends(self, root: str) -> list[Delivery]:
+    async def resends(self, root: Delivery) -> list[Delivery]:
         both = [*self.live.values(), *self.history.values()]
-        return [d for d in both if d.resend_of == root]
+        return [d for d in both if d.resend_of == root.id]
 
     async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]:
         due = [d for d in self.live.values() if d.check_at is not None and d.check_at < now]
