@@ -119,3 +119,41 @@ async def test_a_double_click_on_two_replicas_resends_once(
     assert len(providers.sms.requests) == 2  # the original and one resend
     log = [d for d in deliveries(replicas, code) if d["channel"] == "sms"]
     assert sorted(d["id"] for d in log) == [delivery["id"], f"{delivery['id']}:resend1"]
+
+
+async def test_a_replica_dying_mid_send_leaves_its_deliveries_to_the_other_sent_once_each(
+    replicas: Services,
+    isolation: Isolation,
+    providers: Providers,  # noqa: F811
+) -> None:
+    replicas.kill("notify#2")
+    replicas.start("notify#2", MOTCUA_FAULT_POINTS="notify.send.after_provider")
+    replicas.wait_ready("notify#2")
+    codes = [f"G01.99-260609-{n:04d}" for n in range(50, 58)]
+    firsts = [
+        submitted(code, notify_by=["sms"], phone=f"+849111111{n:02d}")
+        for n, code in enumerate(codes)
+    ]
+    async with observe(isolation.amqp_url) as seen:
+        await publish(isolation, *firsts, *(approved_event(first) for first in firsts))
+        # The second replica halts after its provider took a message, before recording it.
+        await eventually(lambda: "fault point reached" in replicas.log("notify#2"))
+        replicas.kill("notify#2")  # its messages go back to the queue, to the first replica
+        await eventually(
+            lambda: len({e["id"] for e in seen.events("notification.sent")}) >= 2 * len(codes),
+            timeout=60,
+        )
+        await asyncio.sleep(2)  # room for a duplicate, if there were one
+    sent = seen.events("notification.sent")
+    assert len({e["id"] for e in sent}) == 2 * len(codes)  # SMS and webhook of each approval
+    for n, code in enumerate(codes):
+        tries = providers.sms.matching(f"849111111{n:02d}")
+        # Sent once, or (cut short by the crash) again with the same reference to drop it by.
+        assert 1 <= len(tries) <= 2 and len({t.json()["reference"] for t in tries}) == 1
+        log = deliveries(replicas, code)
+        assert sorted((d["channel"], d["status"]) for d in log) == [
+            ("sms", "sent"),
+            ("webhook", "sent"),
+        ]
+    hooks = [r for r in providers.partner.requests if b"dossier.approved" in r.body]
+    assert len({h.headers["webhook-id"] for h in hooks}) == len(codes)
