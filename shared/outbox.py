@@ -6,18 +6,23 @@ events. Just before that write, a small pointer per event goes into the service'
 `outbox_pending` collection; after the write, the events are published with confirms and their
 pointers deleted. A relay publishes what a crash or a broker outage left pointed at, and drops
 pointers whose write never happened. The pending collection holds only events in flight, so the
-relay reads little, and no large document is ever updated to mark an event published (FerretDB
-1.24 updates and deletes in time proportional to the collection's size).
+relay reads little, and no large document is ever updated to mark an event published.
+
+The relay works when there is work: at start-up (a crashed process's events), right after a
+flush failed (an in-process signal), when a pointer it saw comes of age, and otherwise once per
+long interval with one query on the `created_at` index (another replica's crash).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -25,12 +30,16 @@ from pymongo.errors import BulkWriteError
 from shared.clock import utcnow
 from shared.contracts import Event, load
 from shared.metrics import OUTBOX_PENDING
-from shared.storage import Document
+from shared.storage import Document, Indexes
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
 STALE_AFTER = timedelta(minutes=2)
+RELAY_BATCH = 100
+PENDING = "outbox_pending"
+OUTBOX_INDEXES: Indexes = {PENDING: [IndexModel([("created_at", 1)])]}
+"""The index the relay's query needs; include it in a service's `INDEXES` (`**OUTBOX_INDEXES`)."""
 
 
 def outbox_fields(events: Iterable[Event]) -> dict[str, Any]:
@@ -58,10 +67,14 @@ class Outbox:
         service: str,
         sources: Iterable[AsyncCollection[Document]],
     ) -> None:
-        self.pending = db["outbox_pending"]
+        self.pending = db[PENDING]
         self.sources = {c.name: c for c in sources}
         self.publish = publish
         self.service = service
+        self.wake = asyncio.Event()
+        """Set when a flush failed: the relay runs without waiting for its interval."""
+        self.next_due: datetime | None = None
+        """When the youngest pointer the last round left alone comes of age."""
 
     async def expect(
         self, source: AsyncCollection[Document], doc_id: str, events: Iterable[Event]
@@ -81,42 +94,81 @@ class Outbox:
                 raise
 
     async def flush(self, events: Iterable[Event]) -> list[Event]:
-        """Publish `events` (confirmed), then drop their pointers. Returns them."""
-        published = []
-        for event in events:
-            await self.publish(event)
-            await self.pending.delete_one({"_id": event.id})
-            published.append(event)
+        """Publish `events` (confirmed), then drop their pointers. Returns them.
+
+        A failed publish wakes the relay, which publishes what is left once it comes of age."""
+        published: list[Event] = []
+        try:
+            for event in events:
+                await self.publish(event)
+                published.append(event)
+        except BaseException:
+            self.wake.set()
+            raise
+        finally:
+            if published:
+                ids = [e.id for e in published]
+                if len(ids) == 1:
+                    await self.pending.delete_one({"_id": ids[0]})
+                else:
+                    await self.pending.delete_many({"_id": {"$in": ids}})
         return published
 
     async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
-        """Publish events left pointed at for longer than `older_than`; return how many."""
+        """Publish events left pointed at for longer than `older_than`; return how many.
+
+        One query on the `created_at` index reads the oldest pointers; those younger than
+        `older_than` (a write or a flush may still be under way) set `next_due` instead."""
         now = utcnow()
+        cutoff = now - older_than
         count = 0
-        async for pointer in self.pending.find({"created_at": {"$lt": now - older_than}}):
+        self.next_due = None
+        cursor = self.pending.find({"created_at": {"$lte": now}}).sort("created_at", 1)
+        async for pointer in cursor.limit(RELAY_BATCH):
+            created: datetime = pointer["created_at"]
+            if created >= cutoff:
+                self.next_due = created + older_than
+                break
             source = self.sources.get(pointer.get("source", ""))
             doc = await source.find_one({"_id": pointer["doc_id"]}) if source is not None else None
             stored = next(
                 (e for e in (doc or {}).get("outbox", []) if e.get("id") == pointer["_id"]), None
             )
             if stored is None:
-                if now - pointer["created_at"] > STALE_AFTER:  # the write never happened
+                if now - created > STALE_AFTER:  # the write never happened
                     await self.pending.delete_one({"_id": pointer["_id"]})
+                else:  # the write may still come: look again when it would be stale
+                    due = created + STALE_AFTER
+                    self.next_due = min(self.next_due or due, due)
                 continue
             for event in await self.flush([load(stored)]):
                 OUTBOX_PENDING.labels(self.service, event.type).inc()
                 count += 1
         return count
 
-    async def run(self, interval: float) -> None:
-        """Relay forever; failures are logged and tried again on the next round."""
+    async def run(
+        self, interval: float, *, retry: float = 1.0, grace: timedelta = timedelta(seconds=5)
+    ) -> None:
+        """Relay until cancelled: at start, on a failed flush, when a pointer comes of age
+        (`grace` after it was written), else every `interval` seconds. A failed round is tried
+        again after `retry` seconds, doubling up to `interval`."""
+        backoff = retry
         while True:
+            self.wake.clear()
             try:
-                count = await self.relay_once()
+                count = await self.relay_once(older_than=grace)
                 if count:
                     log.info("outbox relay published %d event(s)", count)
+                backoff = retry
+                pause = interval
+                if self.next_due is not None:
+                    pause = min(interval, max(0.05, (self.next_due - utcnow()).total_seconds()))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("outbox relay round failed; will try again", exc_info=True)
-            await asyncio.sleep(interval)
+                await asyncio.sleep(backoff)  # a failing broker must not make us spin
+                pause, backoff = 0.0, min(backoff * 2, interval)
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), pause)

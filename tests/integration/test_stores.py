@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from services.audit.domain import build_record
@@ -27,7 +29,8 @@ from shared.contracts import (
     NotificationSentData,
 )
 from shared.messaging import Broker
-from shared.storage import Document
+from shared.outbox import Outbox, outbox_fields
+from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
 from tests.factories import review_task, submitted_event
@@ -355,3 +358,67 @@ async def test_a_replay_reopens_a_failed_delivery_once_with_its_tries_afresh(
         "e3:applicant:sms", fields, now=now + 2 * lease, lease=lease, tries=1, reopen=1
     )
     assert (later.kind, later.delivery["attempts"]) == ("exhausted", 2)
+
+
+def _commands_of(service: str) -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "motcua_db_commands"
+        for sample in metric.samples
+        if sample.name == "motcua_db_commands_total" and sample.labels["service"] == service
+    )
+
+
+async def test_the_outbox_relay_sends_no_command_between_long_interval_rounds(
+    isolation: Isolation,
+) -> None:
+    service = f"relay-{uuid.uuid4().hex[:8]}"
+    client = mongo_client(isolation.mongodb_url, service=service)
+    db = client[isolation.database("relay")]
+    outbox = Outbox(db, _nowhere, service=service, sources=[db["things"]])
+    relay = asyncio.create_task(outbox.run(interval=60))
+    try:
+        await asyncio.sleep(0.5)
+        started = _commands_of(service)
+        assert started == 1  # the start-up round: one query on the created_at index
+        await asyncio.sleep(2.0)
+        assert _commands_of(service) == started
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await client.drop_database(isolation.database("relay"))
+        await client.close()
+
+
+async def test_the_outbox_relay_wakes_on_a_failed_flush_and_publishes_it(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    db = mongo[isolation.database("relay")]
+    published: list[Event] = []
+    down = True
+
+    async def publish(event: Event) -> None:
+        if down:
+            raise ConnectionError("broker away")
+        published.append(event)
+
+    outbox = Outbox(db, publish, service="test", sources=[db["things"]])
+    relay = asyncio.create_task(outbox.run(interval=60, grace=timedelta(milliseconds=200)))
+    try:
+        await asyncio.sleep(0.3)  # the start-up round found nothing: the relay now waits
+        event = submitted_event()
+        await outbox.expect(db["things"], "d1", [event])
+        await db["things"].insert_one({"_id": "d1", **outbox_fields([event])})
+        with pytest.raises(ConnectionError):
+            await outbox.flush([event])
+        down = False
+        for _ in range(50):  # well before the 60 s interval
+            if published:
+                break
+            await asyncio.sleep(0.1)
+        assert [e.id for e in published] == [event.id]
+        assert await outbox.pending.count_documents({}) == 0
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
