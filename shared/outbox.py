@@ -11,6 +11,10 @@ relay reads little, and no large document is ever updated to mark an event publi
 The relay works when there is work: at start-up (a crashed process's events), right after a
 flush failed (an in-process signal), when a pointer it saw comes of age, and otherwise once per
 long interval with one query on the `created_at` index (another replica's crash).
+
+`inline_fields`/`inline_set` + `settle` are a cheaper scheme for collections whose updates
+are isolated (MongoDB, nx-27017): the write marks its own events pending, so a step costs the
+write and one clearing update instead of pointer insert, write and pointer delete.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -56,6 +60,63 @@ def events_of(doc: Document, *, caused_by: str | None = None) -> list[Event]:
     ]
 
 
+INLINE_PENDING, INLINE_SINCE = "outbox_pending", "outbox_pending_since"
+
+
+def inline_indexes(*collections: str) -> Indexes:
+    """The index the relay needs on each collection that marks its own pending events."""
+    return {name: [IndexModel([(INLINE_SINCE, 1)], sparse=True)] for name in collections}
+
+
+def _instant(value: Any) -> datetime:
+    """A stored moment as a datetime. nx-27017 0.8.1 defect: a datetime written by an update
+    operator (`$set`, `$min`) is read back as a naive string ('2026-12-01 15:53:08.723000')."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return cast(datetime, value)
+
+
+def _millis(at: datetime | None) -> int:
+    """A moment as epoch milliseconds: the inline mark is a number, which every server compares
+    right even after an update operator wrote it (see `_instant` for the nx-27017 defect)."""
+    return int((at or utcnow()).timestamp() * 1000)
+
+
+def inline_fields(events: Iterable[Event], *, at: datetime | None = None) -> dict[str, Any]:
+    """The fields of a new document that records `events` and marks them unpublished.
+
+    The inline scheme: no pointer collection. The write itself marks its events pending (one
+    round trip), `Outbox.settle` publishes them and clears the mark (one more); the relay finds
+    what a crash left marked with one query on `outbox_pending_since` per collection."""
+    listed = list(events)
+    fields = outbox_fields(listed)
+    if listed:
+        fields |= {INLINE_PENDING: [e.id for e in listed], INLINE_SINCE: _millis(at)}
+    return fields
+
+
+def inline_set(
+    loaded: Document, events: Iterable[Event], *, at: datetime | None = None
+) -> dict[str, Any]:
+    """Fields to `$set`, in the step's own conditional `update_one` of the document `loaded`,
+    that append `events` to its outbox marked unpublished.
+
+    Whole values, computed from the loaded document (the update's guard makes it current): an
+    nx-27017 0.8.1 defect turns every element of an array of sub-documents into a JSON string
+    when anything is `$push`ed onto it."""
+    listed = list(events)
+    if not listed:
+        return {}
+    since = _millis(at)
+    if loaded.get(INLINE_SINCE) is not None:
+        since = min(int(loaded[INLINE_SINCE]), since)
+    return {
+        "outbox": [*loaded.get("outbox", []), *outbox_fields(listed)["outbox"]],
+        INLINE_PENDING: [*loaded.get(INLINE_PENDING, []), *(e.id for e in listed)],
+        INLINE_SINCE: since,
+    }
+
+
 class Outbox:
     """One service's outbox over the collections whose documents record events."""
 
@@ -66,9 +127,12 @@ class Outbox:
         *,
         service: str,
         sources: Iterable[AsyncCollection[Document]],
+        inline: Iterable[AsyncCollection[Document]] = (),
     ) -> None:
         self.pending = db[PENDING]
         self.sources = {c.name: c for c in sources}
+        self.inline = list(inline)
+        """Collections whose documents mark their own unpublished events (`inline_fields`)."""
         self.publish = publish
         self.service = service
         self.wake = asyncio.Event()
@@ -114,6 +178,49 @@ class Outbox:
                     await self.pending.delete_many({"_id": {"$in": ids}})
         return published
 
+    async def settle(
+        self, source: AsyncCollection[Document], doc_id: Any, events: Iterable[Event]
+    ) -> list[Event]:
+        """Publish `events` that `source`'s document `doc_id` marked inline, then clear their
+        mark: one update when they were its only pending events, two otherwise."""
+        published: list[Event] = []
+        try:
+            for event in events:
+                await self.publish(event)
+                published.append(event)
+        except BaseException:
+            self.wake.set()
+            raise
+        finally:
+            ids = [e.id for e in published]
+            # "Exactly these ids", as $all + $size: nx-27017 0.8.1 refuses a filter that
+            # compares an array field to an array value ("type 'list' is not supported").
+            exactly = {"$all": ids, "$size": len(ids)} if ids else {"$size": 0}
+            done = await source.update_one(
+                {"_id": doc_id, INLINE_PENDING: exactly},
+                {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}},
+            )
+            if done.matched_count == 0 and ids:
+                await source.update_one({"_id": doc_id}, {"$pullAll": {INLINE_PENDING: ids}})
+        return published
+
+    async def _relay_inline(self, now: datetime, cutoff: datetime, older_than: timedelta) -> int:
+        count = 0
+        for source in self.inline:
+            cursor = source.find({INLINE_SINCE: {"$lte": _millis(now)}}).sort(INLINE_SINCE, 1)
+            async for doc in cursor.limit(RELAY_BATCH):
+                since = datetime.fromtimestamp(doc[INLINE_SINCE] / 1000, UTC)
+                if since >= cutoff:
+                    due = since + older_than
+                    self.next_due = min(self.next_due or due, due)
+                    break
+                ids = set(doc.get(INLINE_PENDING, []))
+                stored = [load(e) for e in doc.get("outbox", []) if e.get("id") in ids]
+                for event in await self.settle(source, doc["_id"], stored):
+                    OUTBOX_PENDING.labels(self.service, event.type).inc()
+                    count += 1
+        return count
+
     async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
         """Publish events left pointed at for longer than `older_than`; return how many.
 
@@ -125,9 +232,10 @@ class Outbox:
         self.next_due = None
         cursor = self.pending.find({"created_at": {"$lte": now}}).sort("created_at", 1)
         async for pointer in cursor.limit(RELAY_BATCH):
-            created: datetime = pointer["created_at"]
+            created = _instant(pointer["created_at"])
             if created >= cutoff:
-                self.next_due = created + older_than
+                due = created + older_than
+                self.next_due = min(self.next_due or due, due)
                 break
             source = self.sources.get(pointer.get("source", ""))
             doc = await source.find_one({"_id": pointer["doc_id"]}) if source is not None else None
@@ -144,7 +252,7 @@ class Outbox:
             for event in await self.flush([load(stored)]):
                 OUTBOX_PENDING.labels(self.service, event.type).inc()
                 count += 1
-        return count
+        return count + await self._relay_inline(now, cutoff, older_than)
 
     async def run(
         self, interval: float, *, retry: float = 1.0, grace: timedelta = timedelta(seconds=5)

@@ -29,7 +29,7 @@ from shared.contracts import (
     NotificationSentData,
 )
 from shared.messaging import Broker
-from shared.outbox import Outbox, outbox_fields
+from shared.outbox import Outbox, inline_fields, inline_set, outbox_fields
 from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
@@ -147,6 +147,7 @@ async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
 async def test_the_relay_drops_pointers_whose_write_never_happened(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
+    """Also the nx-27017 0.8.1 defect: the `$set` below stores `created_at` as a string."""
     store = DossierStore(mongo[isolation.database("intake")], _nowhere)
     # As if the process died between pointing at an event and writing the dossier.
     await store.outbox.expect(store.dossiers, "G01.99-261128-0042", [submitted_event()])
@@ -422,3 +423,49 @@ async def test_the_outbox_relay_wakes_on_a_failed_flush_and_publishes_it(
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
+
+
+async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
+    isolation: Isolation,
+) -> None:
+    """Works around three nx-27017 0.8.1 defects: a datetime written by an update operator
+    reads back as a string (the mark is epoch milliseconds), an array-equality filter is
+    refused (settle matches with $all + $size), and `$push` onto an array of sub-documents
+    turns them into JSON strings (inline_set sets whole values)."""
+    service = f"inline-{uuid.uuid4().hex[:8]}"
+    client = mongo_client(isolation.mongodb_url, service=service)
+    db = client[isolation.database("relay")]
+    things = db["things"]
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    outbox = Outbox(db, publish, service=service, sources=[], inline=[things])
+    try:
+        # A step that completes: the insert marks its event, settle clears the mark.
+        first, second, third = submitted_event(), submitted_event(), submitted_event()
+        await things.insert_one({"_id": "a", **inline_fields([first])})
+        before = _commands_of(service)
+        assert await outbox.settle(things, "a", [first]) == [first]
+        assert _commands_of(service) == before + 1  # one update clears the only mark
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and "outbox_pending" not in doc and "outbox_pending_since" not in doc
+        # A step whose process died after its conditional update appended an event.
+        old = datetime.now(UTC) - timedelta(minutes=1)
+        loaded = await things.find_one({"_id": "a"})
+        assert loaded is not None
+        changed = {"v": 2, **inline_set(loaded, [second], at=old)}
+        await things.update_one({"_id": "a", "v": None}, {"$set": changed})
+        await things.insert_one({"_id": "b", **inline_fields([third])})  # in flight: too young
+        assert await outbox.relay_once() == 1
+        assert [e.id for e in published] == [first.id, second.id]
+        assert outbox.next_due is not None  # "b" comes of age in a few seconds
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and "outbox_pending" not in doc
+        assert [e["id"] for e in doc["outbox"]] == [first.id, second.id]  # kept for redelivery
+        assert await outbox.relay_once(older_than=timedelta(0)) == 1
+        assert await things.count_documents({"outbox_pending_since": {"$exists": True}}) == 0
+    finally:
+        await client.drop_database(isolation.database("relay"))
+        await client.close()
