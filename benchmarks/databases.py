@@ -14,6 +14,8 @@ root). The same PyMongo script then measures, for each:
     seconds stops there ("too slow at N");
   - `insert_many` of 32 documents, GridFS upload + download of 1 MB with metadata (a datetime
     in it, as intake stores), and the bare insert rate (one `insert_one` at a time);
+  - one outbox step's writes (no publish): pointer insert + update + pointer delete, against
+    the inline scheme's update + settle (shared.outbox);
   - the server's resident memory (with its children) at the largest size reached.
 Prints a markdown table.
 """
@@ -60,6 +62,7 @@ class Result:
     gridfs: str = "–"
     insert_rate: str = "–"
     rss_mb: str = "–"
+    outbox: str = "–"
     note: str = ""
 
 
@@ -139,9 +142,13 @@ def _server(kind: str) -> Iterator[tuple[str, int]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def _timed(n: int, call: Callable[[int], Awaitable[object]]) -> list[float]:
+async def _timed(
+    n: int, call: Callable[[int], Awaitable[object]], deadline: float = float("inf")
+) -> list[float]:
     samples = []
     for i in range(n):
+        if time.monotonic() > deadline:
+            raise TooSlow(f"past the budget after {i} of {n}")
         started = time.perf_counter()
         await call(i)
         samples.append(time.perf_counter() - started)
@@ -184,7 +191,7 @@ async def _lookups(
             await coll.insert_many(batch, ordered=False)
             loaded += len(batch)
             if time.monotonic() > deadline:
-                raise TooSlow(f"too slow at {size} (loading: {loaded} in {budget:.0f}s)")
+                raise TooSlow(f"too slow at {size:,} (loaded {loaded:,} in {budget:.0f}s)")
         rnd = random.Random(size)
         ids = [f"d{rnd.randrange(size):07d}" for _ in range(200)]
         pairs = [(rnd.randrange(97), rnd.randrange(101)) for _ in range(50)]
@@ -199,12 +206,13 @@ async def _lookups(
             a, b = pairs[i]
             returned.append(len(await coll.find({"a": a, "b": b}).to_list()))
 
-        by_id = await _timed(200, one)
-        two_fields = await _timed(50, two)
+        try:
+            by_id = await _timed(200, one, deadline)
+            two_fields = await _timed(50, two, deadline)
+        except TooSlow as exc:
+            raise TooSlow(f"too slow at {size:,} (lookups {exc})") from None
         result.by_id[size] = _ms(by_id)
         result.two_fields[size] = f"{_ms(two_fields)} ({statistics.mean(returned):.0f} docs)"
-        if time.monotonic() > deadline:
-            raise TooSlow(f"too slow at {size} (lookups past {budget:.0f}s)")
 
 
 async def _writes(db: AsyncDatabase[Doc], result: Result) -> None:
@@ -219,6 +227,35 @@ async def _writes(db: AsyncDatabase[Doc], result: Result) -> None:
         await single.insert_one({"_id": count, "at": datetime.now(UTC), "pad": PAD})
         count += 1
     result.insert_rate = f"{count / (time.perf_counter() - started):.0f}/s"
+
+
+async def _outbox(db: AsyncDatabase[Doc], result: Result) -> None:
+    """One step's writes (no publish) by the pointer scheme, then by the inline one."""
+    from shared.outbox import Outbox, inline_set
+    from tests.factories import submitted_event
+
+    async def nothing(event: object) -> None:
+        pass
+
+    steps = db["steps"]
+    outbox = Outbox(db, nothing, service="bench", sources=[steps], inline=[steps])
+    await steps.insert_many([{"_id": str(i), "v": 0, "outbox": []} for i in range(100)])
+
+    async def pointer(i: int) -> None:
+        events = [submitted_event()]
+        await outbox.expect(steps, str(i), events)
+        await steps.update_one({"_id": str(i), "v": 0}, {"$set": {"v": 1}})
+        await outbox.flush(events)
+
+    async def inline(i: int) -> None:
+        events = [submitted_event()]
+        loaded = {"_id": str(i), "v": 1, "outbox": []}
+        changed = {"v": 2, **inline_set(loaded, events)}
+        await steps.update_one({"_id": str(i), "v": 1}, {"$set": changed})
+        await outbox.settle(steps, str(i), events)
+
+    by_pointer, by_inline = await _timed(100, pointer), await _timed(100, inline)
+    result.outbox = f"{_ms(by_pointer)} (3 trips) · {_ms(by_inline)} (2 trips)"
 
 
 async def _gridfs(db: AsyncDatabase[Doc], result: Result) -> None:
@@ -249,6 +286,9 @@ async def _gridfs(db: AsyncDatabase[Doc], result: Result) -> None:
 
 async def measure(kind: str, sizes: list[int], budget: float) -> Result:
     result = Result(kind)
+    if kind == "ferretdb-pg" and not (PG_BIN / "initdb").exists():
+        result.note = "PostgreSQL 15 missing: MOTCUA_PROVISION_ALL_DATABASES=1 make deps"
+        return result
     with _server(kind) as (url, pid):
         client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True)
         db = client["bench"]
@@ -256,6 +296,7 @@ async def measure(kind: str, sizes: list[int], budget: float) -> Result:
             await _isolation(db, result)
             await _writes(db, result)
             await _gridfs(db, result)
+            await _outbox(db, result)
             try:
                 await _lookups(db["docs"], sizes, budget, result)
             except TooSlow as exc:
@@ -270,12 +311,13 @@ def table(results: list[Result], sizes: list[int]) -> str:
     head = ["candidate", "lost of 100 `$inc`", "racing rounds ≠ 1 winner"]
     head += [f"`_id` p50/p95 ms @{s:,}" for s in sizes]
     head += [f"2-field find p50/p95 ms @{s:,}" for s in sizes]
-    head += ["insert_many 32 p50/p95 ms", "GridFS 1 MB up + down", "bare inserts", "RSS MB", "note"]
+    head += ["insert_many 32 p50/p95 ms", "GridFS 1 MB up + down", "bare inserts"]
+    head += ["outbox step p50/p95 ms: pointer · inline", "RSS MB", "note"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [r.name, r.lost_incs, r.racing_rounds]
         row += [r.by_id.get(s, "–") for s in sizes] + [r.two_fields.get(s, "–") for s in sizes]
-        row += [r.insert_many_32, r.gridfs, r.insert_rate, r.rss_mb, r.note]
+        row += [r.insert_many_32, r.gridfs, r.insert_rate, r.outbox, r.rss_mb, r.note]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
