@@ -9,7 +9,8 @@ after): nx-27017 and FerretDB on SQLite as `make deps` installs them, FerretDB o
 root). The same PyMongo script then measures, for each:
   - isolation: 100 concurrent `$inc` on one document (lost updates), and 20 racers on a
     conditional `update_one` over 20 rounds (rounds with other than one winner);
-  - `find_one` by `_id` and a `find` on two indexed fields, p50/p95, at each size of a
+  - `find_one` by `_id`, `find_one` on a unique indexed field and a `find` on two fields of
+    a compound index, p50/p95, at each size of a
     collection of ~400-byte documents; a candidate whose loading or lookups exceed `--budget`
     seconds stops there ("too slow at N");
   - `insert_many` of 32 documents, GridFS upload + download of 1 MB with metadata (a datetime
@@ -58,6 +59,7 @@ class Result:
     racing_rounds: str = "–"
     by_id: dict[int, str] = field(default_factory=dict)
     two_fields: dict[int, str] = field(default_factory=dict)
+    one_field: dict[int, str] = field(default_factory=dict)
     insert_many_32: str = "–"
     gridfs: str = "–"
     insert_rate: str = "–"
@@ -176,13 +178,21 @@ async def _isolation(db: AsyncDatabase[Doc], result: Result) -> None:
 
 
 def _doc(i: int) -> Doc:
-    return {"_id": f"d{i:07d}", "a": i % 97, "b": i % 101, "at": datetime.now(UTC), "pad": PAD}
+    return {
+        "_id": f"d{i:07d}",
+        "k": f"k{i:07d}",
+        "a": i % 97,
+        "b": i % 101,
+        "at": datetime.now(UTC),
+        "pad": PAD,
+    }
 
 
 async def _lookups(
     coll: AsyncCollection[Doc], sizes: list[int], budget: float, result: Result
 ) -> None:
     await coll.create_index([("a", 1), ("b", 1)])
+    await coll.create_index([("k", 1)])
     deadline = time.monotonic() + budget
     loaded = 0
     for size in sizes:
@@ -200,6 +210,9 @@ async def _lookups(
         async def one(i: int, ids: list[str] = ids) -> None:
             await coll.find_one({"_id": ids[i]})
 
+        async def key(i: int, ids: list[str] = ids) -> None:
+            await coll.find_one({"k": "k" + ids[i][1:]})
+
         async def two(
             i: int, pairs: list[tuple[int, int]] = pairs, returned: list[int] = returned
         ) -> None:
@@ -208,10 +221,12 @@ async def _lookups(
 
         try:
             by_id = await _timed(200, one, deadline)
+            by_key = await _timed(200, key, deadline)
             two_fields = await _timed(50, two, deadline)
         except TooSlow as exc:
             raise TooSlow(f"too slow at {size:,} (lookups {exc})") from None
         result.by_id[size] = _ms(by_id)
+        result.one_field[size] = _ms(by_key)
         result.two_fields[size] = f"{_ms(two_fields)} ({statistics.mean(returned):.0f} docs)"
 
 
@@ -310,13 +325,15 @@ async def measure(kind: str, sizes: list[int], budget: float) -> Result:
 def table(results: list[Result], sizes: list[int]) -> str:
     head = ["candidate", "lost of 100 `$inc`", "racing rounds ≠ 1 winner"]
     head += [f"`_id` p50/p95 ms @{s:,}" for s in sizes]
+    head += [f"indexed key p50/p95 ms @{s:,}" for s in sizes]
     head += [f"2-field find p50/p95 ms @{s:,}" for s in sizes]
     head += ["insert_many 32 p50/p95 ms", "GridFS 1 MB up + down", "bare inserts"]
     head += ["outbox step p50/p95 ms: pointer · inline", "RSS MB", "note"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [r.name, r.lost_incs, r.racing_rounds]
-        row += [r.by_id.get(s, "–") for s in sizes] + [r.two_fields.get(s, "–") for s in sizes]
+        row += [r.by_id.get(s, "–") for s in sizes] + [r.one_field.get(s, "–") for s in sizes]
+        row += [r.two_fields.get(s, "–") for s in sizes]
         row += [r.insert_many_32, r.gridfs, r.insert_rate, r.outbox, r.rss_mb, r.note]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -336,6 +353,7 @@ def main() -> None:
         started = time.monotonic()
         results.append(asyncio.run(measure(kind, sizes, args.budget)))
         print(f"[bench] {kind}: {time.monotonic() - started:.0f}s", flush=True)
+        print(table(results[-1:], sizes).splitlines()[-1], flush=True)  # a row as it comes
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores\n")
     print(table(results, sizes))
 
