@@ -16,12 +16,8 @@ from services.audit.store import AuditStore
 from services.intake.domain import Dossier
 from services.intake.store import DossierStore
 from services.notify.store import NotifyStore
-from services.review.domain import Schedule
-from services.review.store import TaskStore
 from shared.contracts import (
     Channel,
-    DossierApproved,
-    DossierDecisionData,
     Event,
     NotificationFailed,
     NotificationFailedData,
@@ -33,7 +29,7 @@ from shared.outbox import Outbox, inline_fields, inline_set, outbox_fields
 from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
-from tests.factories import review_task, submitted_event
+from tests.factories import submitted_event
 
 pytestmark = pytest.mark.integration
 
@@ -158,84 +154,6 @@ async def test_the_relay_drops_pointers_whose_write_never_happened(
     )
     assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
     assert await store.outbox.pending.count_documents({}) == 0
-
-
-async def test_two_concurrent_decisions_one_wins(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = TaskStore(mongo[isolation.database("review")], _nowhere)
-    await store.setup()
-    now = datetime.now(UTC)
-    task = review_task(state="assigned", created_at=now)
-    await store.create(task, [])
-
-    def event(officer: str) -> DossierApproved:
-        return DossierApproved.create(
-            source="s",
-            subject="D1",
-            data=DossierDecisionData(
-                dossier_code="D1",
-                task_id="t1",
-                procedure_code="1.004194",
-                unit_id="U",
-                officer_id=officer,
-                decided_at=now,
-            ),
-        )
-
-    officers = [f"o{i}" for i in range(20)]
-    results = await asyncio.gather(
-        *(
-            store.transition(
-                task,
-                state="approved",
-                actor=o,
-                at=now,
-                reason=None,
-                events=[event(o)],
-                schedule=Schedule(None, None, None),
-                officer_id=task.officer_id,
-            )
-            for o in officers
-        )
-    )
-    winners = [r for r in results if r is not None]
-    assert len(winners) == 1
-    assert await store.transitions.count_documents({"task_id": "t1"}) == 1
-    decided = await store.get("t1")
-    assert decided is not None
-    assert (decided.state, decided.version) == ("approved", 2)
-    assert decided.decided_by == winners[0]["decided_by"]
-    assert len(winners[0]["outbox"]) == 1
-
-
-async def test_a_task_projection_left_behind_by_a_crash_is_repaired_on_read(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = TaskStore(mongo[isolation.database("review")], _nowhere)
-    await store.setup()
-    now = datetime.now(UTC)
-    task = review_task(id="t2", dossier_code="D2", state="assigned", created_at=now)
-    await store.create(task, [])
-    # As if the process died between inserting the transition and projecting it.
-    await store.transitions.insert_one(
-        {
-            "_id": "t2:2",
-            "task_id": "t2",
-            "version": 2,
-            "state": "refused",
-            "terminal": True,
-            "decided_by": "o1",
-            "decided_at": now,
-            "reason": "x",
-            "outbox": [],
-        }
-    )
-    assert await store.open_tasks({"officer_id": "o1"}) == []
-    repaired = await store.get("t2")
-    assert repaired is not None and repaired.state == "refused" and not repaired.is_open
-    projected = await store.tasks.find_one({"_id": "t2"})
-    assert projected is not None and projected["state"] == "refused"
 
 
 async def _notify_store(mongo: AsyncMongoClient[Document], isolation: Isolation) -> NotifyStore:
