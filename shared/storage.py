@@ -30,6 +30,7 @@ UNRECORDED = frozenset(
         "isMaster",
         "ping",
         "buildInfo",
+        "serverStatus",
         "buildinfo",
         "endSessions",
         "saslStart",
