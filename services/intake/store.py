@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,7 +31,7 @@ from services.intake.idempotency import KeyRecord
 from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
-from shared.outbox import Outbox, Publish, outbox_fields
+from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, outbox_fields
 from shared.storage import Document, Indexes, ensure_indexes
 
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
@@ -45,8 +45,7 @@ INDEXES: Indexes = {
     # GridFS's own indexes: chunks are read by file in order; files are read by `_id`.
     "attachments.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
     "attachments.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
-    # shared.outbox: the relay reads the pointers older than a few seconds.
-    "outbox_pending": [IndexModel([("created_at", ASCENDING)])],
+    **OUTBOX_INDEXES,  # the relay reads the pointers older than a few seconds
 }
 
 TTL_COLLECTIONS = ("counters", "idempotency_keys")
@@ -104,17 +103,24 @@ class DossierStore:
         self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
 
     async def next_number(self, series: str, day: date) -> int:
-        """The next number of `series` (one isolated `$inc`, so never the same one twice)."""
-        update = {"$inc": {"n": 1}, "$set": {"expires_at": _midnight(day) + COUNTER_DAYS}}
-        for _ in range(2):  # two first upserts of one series: the loser retries once
+        """The next number of `series` (one isolated `$inc`, so never the same one twice).
+
+        The day's first number inserts the counter: `expires_at` is written by an insert, as
+        nx-27017 0.8.1 stores a datetime given to `$set` as a naive string, which no TTL index
+        expires."""
+        for _ in range(3):  # the first of a day: insert the counter, or lose to who did
+            doc = await self.counters.find_one_and_update(
+                {"_id": series}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                return int(doc["n"])
             try:
-                doc = await self.counters.find_one_and_update(
-                    {"_id": series}, update, upsert=True, return_document=ReturnDocument.AFTER
+                await self.counters.insert_one(
+                    {"_id": series, "n": 1, "expires_at": _midnight(day) + COUNTER_DAYS}
                 )
             except DuplicateKeyError:
                 continue
-            assert doc is not None  # an upsert returns the document it wrote
-            return int(doc["n"])
+            return 1
         raise RuntimeError(f"could not count series {series}")
 
     async def add(self, dossier: Dossier, events: list[Event], *, series: str, number: int) -> bool:
@@ -219,7 +225,7 @@ class KeyStore:
         return KeyRecord(
             key=key,
             body_hash=doc["body_hash"],
-            claimed_at=doc["claimed_at"],
+            claimed_at=_instant(doc["claimed_at"]),
             lease=int(doc.get("lease", 0)),
             answer=doc.get("answer"),
         )
@@ -263,6 +269,14 @@ def _document(dossier: Dossier, events: list[Event], series: str, number: int) -
     if dossier.idempotency_key is not None:
         doc["idempotency_key"] = dossier.idempotency_key
     return doc
+
+
+def _instant(value: Any) -> datetime:
+    """A stored moment as a datetime: nx-27017 0.8.1 reads a datetime that `$set` wrote (a
+    taken-over key's `claimed_at`) back as a naive string."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return cast(datetime, value)
 
 
 def _midnight(day: date) -> datetime:
