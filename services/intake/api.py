@@ -1,25 +1,26 @@
-"""Intake's HTTP routes: parse, call a handler, answer."""
+"""Intake's HTTP routes: parse, call a handler, map its errors to problem+json."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake import attachments, handlers
-from services.intake.attachments import AttachmentStore
-from services.intake.catalogue import Catalogue, FormError, Procedure
-from services.intake.domain import Dossier, NotAllowedNow
-from services.intake.idempotency import IdempotencyStore, KeyReused, StillRunning, fingerprint
-from services.intake.settings import IntakeSettings
-from services.intake.store import DossierStore
-from services.intake.submission import parse
-from shared.calendar import WorkingCalendar
-from shared.clock import utcnow
+from services.intake import handlers
+from services.intake.catalogue import Catalogue, FormError
+from services.intake.domain import (
+    Busy,
+    Dossier,
+    EmptyFile,
+    NotAllowedNow,
+    UnknownDossier,
+    UnsupportedMedia,
+)
+from services.intake.handlers import Intake, Proof, Submit
+from services.intake.idempotency import KeyReused, StillRunning
+from services.intake.receipts import Receipt, receipt
 from shared.contracts import Channel
 from shared.limits import RateLimiter, rate_limited
 from shared.problems import Problem
@@ -27,12 +28,8 @@ from shared.web import OfficerClaims, from_state
 
 router = APIRouter(prefix="/v1")
 
-Dossiers = Annotated[DossierStore, Depends(from_state("dossiers", DossierStore))]
-Files = Annotated[AttachmentStore, Depends(from_state("files", AttachmentStore))]
-Settings = Annotated[IntakeSettings, Depends(from_state("settings", IntakeSettings))]
+Wired = Annotated[Intake, Depends(from_state("intake", Intake))]
 Procedures = Annotated[Catalogue, Depends(from_state("catalogue", Catalogue))]
-Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
-Keys = Annotated[IdempotencyStore, Depends(from_state("keys", IdempotencyStore))]
 Limited = Depends(rate_limited(from_state("limiter", RateLimiter)))
 SecretHeader = Annotated[
     str | None,
@@ -42,56 +39,22 @@ SecretHeader = Annotated[
         description="The secret (mã tra cứu) printed on the receipt.",
     ),
 ]
-
-
-@dataclass(frozen=True)
-class Intake:
-    """What a submission needs, as the app wired it."""
-
-    dossiers: DossierStore
-    files: AttachmentStore
-    keys: IdempotencyStore
-    settings: IntakeSettings
-    catalogue: Catalogue
-    calendar: WorkingCalendar
-
-
-def _intake(
-    dossiers: Dossiers,
-    files: Files,
-    keys: Keys,
-    settings: Settings,
-    catalogue: Procedures,
-    calendar: Calendar,
-) -> Intake:
-    return Intake(dossiers, files, keys, settings, catalogue, calendar)
-
-
-Wired = Annotated[Intake, Depends(_intake)]
-
-
-class Receipt(BaseModel):
-    """Where a dossier stands, with the national portal's status code (1–10).
-
-    On submission this is the receipt (giấy tiếp nhận): the code, when the clock started, the
-    promised result date (ngày hẹn trả), the fee, and once only, the secret to follow it."""
-
-    code: str
-    procedure_code: str
-    procedure_version: int
-    status: str
-    status_code: int
-    channel: int
-    submitted_at: datetime
-    submitted_by: str | None = None
-    received_at: datetime | None = None
-    promised_at: datetime | None = None
-    fee: int | None = None
-    documents: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    access_secret: str | None = Field(
-        default=None, description="Only on the submission's answer: keep it to follow the dossier."
-    )
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique string (e.g. a UUID): a retry with the same key and body "
+        "returns the first answer and creates nothing new.",
+    ),
+]
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Idempotency-Key reused with another body, or still in progress"},
+    413: {"description": "Body too large"},
+    422: {"description": "Invalid fields (problem+json, one entry per field)"},
+    429: {"description": "Too many requests from this address (Retry-After)"},
+}
 
 
 class WithdrawalRequest(BaseModel):
@@ -105,28 +68,6 @@ class SupplementRequest(BaseModel):
 
     attachments: list[dict[str, Any]] = Field(min_length=1)
     note: str | None = Field(default=None, max_length=1000)
-
-
-def _receipt(dossier: Dossier, secret: str | None = None) -> Receipt:
-    return Receipt(
-        code=dossier.code,
-        procedure_code=dossier.procedure_code,
-        procedure_version=dossier.procedure_version,
-        status=dossier.status,
-        status_code=int(dossier.status_code),
-        channel=int(dossier.channel),
-        submitted_at=dossier.submitted_at,
-        submitted_by=dossier.submitted_by,
-        received_at=dossier.received_at,
-        promised_at=dossier.promised_at,
-        fee=dossier.fee,
-        documents=[
-            {k: d[k] for k in ("document_type", "id", "sha256", "size") if k in d}
-            for d in dossier.attachments
-        ],
-        history=[{"status": h["status"], "at": h["at"]} for h in dossier.history],
-        access_secret=secret,
-    )
 
 
 def invalid(errors: list[dict[str, str]]) -> Problem:
@@ -150,105 +91,40 @@ def _not_found(code: str) -> Problem:
     )
 
 
-async def _documents(
-    procedure: Procedure, refs: list[dict[str, str]], files: AttachmentStore, *, require: bool
-) -> list[dict[str, Any]]:
-    """The referenced files as the dossier records them, or 422 naming each bad reference."""
-    found = await files.describe([r["id"] for r in refs])
-    recorded, errors = attachments.check(procedure, refs, found, require=require)
-    if errors:
-        raise invalid(errors)
-    return recorded
-
-
-async def _accept(
-    body: dict[str, Any],
-    intake: Intake,
-    *,
-    channel: Channel,
-    submitted_by: str | None,
-    idempotency_key: str | None,
-) -> JSONResponse:
-    """Validate everything first (a failed request changes nothing, not even its key), then
-    submit once per Idempotency-Key."""
-    dossiers, keys, settings = intake.dossiers, intake.keys, intake.settings
-    try:
-        submission = parse(
-            body, intake.catalogue, channel=int(channel), max_attachments=settings.max_attachments
-        )
-    except FormError as exc:
-        raise invalid(exc.errors) from exc
-    documents = await _documents(
-        submission.procedure, list(submission.attachments), intake.files, require=True
+def _busy(code: str) -> Problem:
+    return Problem(
+        409,
+        f"Dossier {code} is changing right now; please try again.",
+        "Hồ sơ đang được cập nhật; vui lòng thử lại.",
+        code="dossier_busy",
+        headers={"Retry-After": "1"},
     )
 
-    async def work(taking_over: bool = False) -> dict[str, Any]:
-        done = (
-            await dossiers.by_idempotency_key(idempotency_key)
-            if idempotency_key and taking_over
-            else None
-        )
-        if done is not None:  # a holder died after storing: answer from what it stored
-            return _receipt(done).model_dump(mode="json")
-        secret = handlers.new_secret()
-        dossier = await handlers.submit(
-            submission,
-            dossiers=dossiers,
-            calendar=intake.calendar,
-            clock=utcnow,
-            agency=settings.agency_code,
-            source=f"{settings.public_url}/v1/dossiers",
-            idempotency_key=idempotency_key,
-            submitted_by=submitted_by,
-            documents=documents,
-            secret=secret,
-        )
-        return _receipt(dossier, secret).model_dump(mode="json")
 
-    replayed = False
-    if idempotency_key is None:
-        answer = await work()
-    else:
-        try:
-            answer, first = await keys.run(idempotency_key, fingerprint(body), work)
-        except KeyReused as exc:
-            raise Problem(
-                409,
-                "This Idempotency-Key was used with a different submission.",
-                "Khóa Idempotency-Key này đã được dùng cho một hồ sơ khác.",
-                code="idempotency_key_reused",
-            ) from exc
-        except StillRunning as exc:
-            raise Problem(
-                409,
-                "The first request with this Idempotency-Key is still being processed.",
-                "Yêu cầu đầu tiên với khóa này đang được xử lý.",
-                code="idempotency_key_in_progress",
-                headers={"Retry-After": "1"},
-            ) from exc
-        replayed = not first
+async def _submit(cmd: Submit, intake: Intake) -> JSONResponse:
+    try:
+        answer, replayed = await handlers.submit(cmd, intake=intake)
+    except FormError as exc:
+        raise invalid(exc.errors) from exc
+    except KeyReused as exc:
+        raise Problem(
+            409,
+            "This Idempotency-Key was used with a different submission.",
+            "Khóa Idempotency-Key này đã được dùng cho một hồ sơ khác.",
+            code="idempotency_key_reused",
+        ) from exc
+    except StillRunning as exc:
+        raise Problem(
+            409,
+            "The first request with this Idempotency-Key is still being processed.",
+            "Yêu cầu đầu tiên với khóa này đang được xử lý.",
+            code="idempotency_key_in_progress",
+            headers={"Retry-After": "1"},
+        ) from exc
     headers = {"Location": f"/v1/dossiers/{answer['code']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(answer, status_code=201, headers=headers)
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Any unique string (e.g. a UUID): a retry with the same key and body "
-        "returns the first answer and creates nothing new.",
-    ),
-]
-SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    409: {"description": "Idempotency-Key reused with another body, or still in progress"},
-    413: {"description": "Body too large"},
-    422: {"description": "Invalid fields (problem+json, one entry per field)"},
-    429: {"description": "Too many requests from this address (Retry-After)"},
-}
 
 
 @router.post(
@@ -265,9 +141,7 @@ async def submit_dossier(
     intake: Wired,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await _accept(
-        body, intake, channel=Channel.ONLINE, submitted_by=None, idempotency_key=idempotency_key
-    )
+    return await _submit(Submit(body, Channel.ONLINE, None, idempotency_key), intake)
 
 
 @router.post(
@@ -284,30 +158,21 @@ async def submit_at_desk(
     intake: Wired,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await _accept(
-        body,
-        intake,
-        channel=Channel.DESK,
-        submitted_by=officer.officer_id,
-        idempotency_key=idempotency_key,
-    )
+    cmd = Submit(body, Channel.DESK, officer.officer_id, idempotency_key)
+    return await _submit(cmd, intake)
 
 
-async def owned_dossier(
+def proof(
     code: str,
-    dossiers: Dossiers,
     secret_header: SecretHeader = None,
     secret: Annotated[str | None, Query(max_length=100)] = None,
     phone: Annotated[str | None, Query(max_length=20)] = None,
-) -> Dossier:
-    """The dossier `code`, for its applicant only: the receipt's secret or their phone."""
-    found = await dossiers.get_with_access(code)
-    if found is None or not handlers.may_see(found[1], secret=secret_header or secret, phone=phone):
-        raise _not_found(code)
-    return found[0]
+) -> Proof:
+    """The dossier's code with the receipt's secret or the applicant's phone."""
+    return Proof(code, secret_header or secret, phone)
 
 
-Owned = Annotated[Dossier, Depends(owned_dossier)]
+Proven = Annotated[Proof, Depends(proof)]
 
 
 @router.get(
@@ -317,8 +182,11 @@ Owned = Annotated[Dossier, Depends(owned_dossier)]
     summary="A dossier's status, for its applicant (secret or phone)",
     responses={404: {"description": "No such dossier for this secret or phone"}},
 )
-async def get_dossier(dossier: Owned) -> Receipt:
-    return _receipt(dossier)
+async def get_dossier(given: Proven, intake: Wired) -> Receipt:
+    try:
+        return receipt(await handlers.look_up(given, dossiers=intake.dossiers))
+    except UnknownDossier as exc:
+        raise _not_found(given.code) from exc
 
 
 @router.post(
@@ -330,19 +198,14 @@ async def get_dossier(dossier: Owned) -> Receipt:
     dependencies=[Limited],
 )
 async def withdraw_dossier(
-    dossier: Owned,
-    dossiers: Dossiers,
-    settings: Settings,
-    body: WithdrawalRequest | None = None,
+    given: Proven, intake: Wired, body: WithdrawalRequest | None = None
 ) -> Receipt:
     try:
-        dossier = await handlers.withdraw(
-            dossier,
-            body.reason if body else None,
-            dossiers=dossiers,
-            clock=utcnow,
-            source=f"{settings.public_url}/v1/dossiers",
-        )
+        dossier = await handlers.withdraw(given, body.reason if body else None, intake=intake)
+    except UnknownDossier as exc:
+        raise _not_found(given.code) from exc
+    except Busy as exc:
+        raise _busy(given.code) from exc
     except NotAllowedNow as exc:
         raise Problem(
             409,
@@ -350,7 +213,7 @@ async def withdraw_dossier(
             "Hồ sơ không thể rút nữa.",
             code="not_withdrawable",
         ) from exc
-    return _receipt(dossier)
+    return receipt(dossier)
 
 
 @router.post(
@@ -361,28 +224,16 @@ async def withdraw_dossier(
     responses={409: {"description": "No supplement is requested now"}},
     dependencies=[Limited],
 )
-async def supplement_dossier(
-    dossier: Owned,
-    body: SupplementRequest,
-    dossiers: Dossiers,
-    files: Files,
-    settings: Settings,
-    catalogue: Procedures,
-) -> Receipt:
-    procedure = catalogue.get(dossier.procedure_code)
-    refs, errors = attachments.references(body.attachments, settings.max_attachments)
-    if errors or procedure is None:
-        raise invalid(errors)
-    documents = await _documents(procedure, refs, files, require=False)
+async def supplement_dossier(given: Proven, body: SupplementRequest, intake: Wired) -> Receipt:
+    dossier: Dossier
     try:
-        dossier = await handlers.supplement(
-            dossier,
-            documents,
-            body.note,
-            dossiers=dossiers,
-            clock=utcnow,
-            source=f"{settings.public_url}/v1/dossiers",
-        )
+        dossier = await handlers.supplement(given, body.attachments, body.note, intake=intake)
+    except UnknownDossier as exc:
+        raise _not_found(given.code) from exc
+    except FormError as exc:
+        raise invalid(exc.errors) from exc
+    except Busy as exc:
+        raise _busy(given.code) from exc
     except NotAllowedNow as exc:
         raise Problem(
             409,
@@ -390,7 +241,7 @@ async def supplement_dossier(
             "Hồ sơ không ở trạng thái cần bổ sung.",
             code="no_supplement_requested",
         ) from exc
-    return _receipt(dossier)
+    return receipt(dossier)
 
 
 @router.post(
@@ -403,24 +254,28 @@ async def supplement_dossier(
 )
 async def upload_attachment(
     request: Request,
-    files: Files,
-    catalogue: Procedures,
+    intake: Wired,
     document_type: Annotated[str, Query(pattern=r"^[a-z0-9_]+$", max_length=50)],
     content_type: Annotated[str, Header(alias="Content-Type")] = "application/octet-stream",
 ) -> dict[str, Any]:
     media_type = content_type.split(";")[0].strip().lower()
-    accepted = {m for p in catalogue for d in p.documents for m in d.media_types}
-    if media_type not in accepted:
+    try:
+        return await handlers.upload(
+            await request.body(),
+            media_type=media_type,
+            document_type=document_type,
+            files=intake.files,
+            catalogue=intake.catalogue,
+        )
+    except UnsupportedMedia as exc:
         raise Problem(
             415,
             f"Files of type {media_type} are not accepted.",
             f"Không nhận tệp loại {media_type}.",
             code="unsupported_media_type",
-        )
-    data = await request.body()
-    if not data:
-        raise Problem(422, "The file is empty.", "Tệp rỗng.", code="empty_file")
-    return await files.put(data, media_type=media_type, document_type=document_type)
+        ) from exc
+    except EmptyFile as exc:
+        raise Problem(422, "The file is empty.", "Tệp rỗng.", code="empty_file") from exc
 
 
 @router.get("/procedures", tags=["procedures"], summary="The procedure catalogue")

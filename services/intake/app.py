@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
-from functools import partial
+import asyncio
+import logging
 
 from fastapi import FastAPI
 
-from services.intake import handlers, openapi
+from services.intake import consumer, openapi
 from services.intake.api import router
 from services.intake.attachments import AttachmentStore
 from services.intake.catalogue import load_catalogue
-from services.intake.idempotency import IdempotencyStore
+from services.intake.handlers import Intake
+from services.intake.idempotency import RETENTION
 from services.intake.settings import IntakeSettings
-from services.intake.store import DossierStore
+from services.intake.store import (
+    CLEANUP_INTERVAL,
+    DossierStore,
+    KeyStore,
+    create_indexes,
+    remove_expired,
+)
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
+from shared.clock import utcnow
 from shared.limits import BodySizeLimit, RateLimiter
 from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _expire(rt: Runtime) -> None:
+    """Remove expired idempotency keys and counters where the server has no TTL indexes."""
+    while True:
+        try:
+            await remove_expired(rt.db, utcnow())
+        except Exception:
+            log.warning("removing expired keys failed; will try again", exc_info=True)
+        await asyncio.sleep(CLEANUP_INTERVAL.total_seconds())
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -26,16 +47,22 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     calendar = WorkingCalendar(load_overrides(settings.shared.calendar_file))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
+        if not await create_indexes(rt.db):  # no TTL indexes here: expire keys ourselves
+            rt.background(_expire(rt), "intake-expiry")
         store = DossierStore(rt.db, rt.broker.publish)
-        await store.setup()
-        app.state.dossiers = store
-        app.state.keys = IdempotencyStore(rt.db)
-        app.state.files = AttachmentStore(rt.db)
-        await rt.consume(
-            "motcua.intake.status",
-            sorted(handlers.STATUS_OF_EVENT),
-            partial(handlers.track_status, dossiers=store),
+        app.state.intake = Intake(
+            dossiers=store,
+            files=AttachmentStore(rt.db),
+            keys=KeyStore(rt.db, retention=RETENTION),
+            catalogue=catalogue,
+            publish=store.publish,
+            calendar=calendar,
+            clock=utcnow,
+            agency=settings.agency_code,
+            source=f"{settings.public_url}/v1/dossiers",
+            max_attachments=settings.max_attachments,
         )
+        await rt.consume(consumer.QUEUE, consumer.bindings(), consumer.consumer(store))
         rt.relay(store.outbox)
 
     app = web.service_app(
@@ -45,7 +72,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         start=start,
     )
     app.state.catalogue = catalogue
-    app.state.calendar = calendar
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.add_middleware(
         BodySizeLimit,

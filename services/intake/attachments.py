@@ -1,44 +1,83 @@
-"""Attachments (giấy tờ đính kèm), kept in intake's own database with GridFS.
+"""Attachments (giấy tờ đính kèm), kept in intake's own database in GridFS's layout.
 
 Why GridFS: the files stay in the database intake already owns and backs up, with no second
-server to run or secure; it works the same on MongoDB and on FerretDB; files are written in
-255 KiB chunks, so a scanned document never meets the 16 MiB document limit. Each file keeps
-its SHA-256, size, media type and declared document type.
+server to run or secure; files are cut into 255 KiB chunks, so a scanned document never meets
+the 16 MiB document limit, and any GridFS reader (the driver's bucket, `mongofiles`) reads them.
+Each file keeps its SHA-256, size, media type and declared document type.
+
+The documents are written here rather than through the driver's `GridFSBucket`, for three reasons:
+- the bucket's upload first sends two unfiltered `find_one`s (to decide whether to create its
+  indexes), a collection scan per upload that no declared index serves; here an upload is two
+  writes (the chunks, then the file), the indexes are declared in `store.INDEXES`;
+- nx-27017's GridFS defect: it refuses a file whose `metadata` holds a `datetime` ("Object of type
+  datetime is not JSON serializable") and returns `uploadDate` as a string. So the upload time
+  is kept in `metadata.uploaded_at` as an ISO 8601 string, and nothing reads `uploadDate`;
+- the file document is written last, once every chunk is stored: a partial upload is never a
+  visible attachment (its orphan chunks are removed, or stay unreachable if the process died).
+  nx-27017 0.8.1 also makes a placeholder file document (no metadata, length 0) as soon as a
+  chunk is written, and keeps it when the chunks are deleted: so a file counts only with the
+  SHA-256 this adapter records in its metadata, and a failed upload deletes its file too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
+from bson import Binary, ObjectId
 from bson.errors import InvalidId
-from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.intake.catalogue import Procedure
-from services.intake.messages import entry
 from shared.clock import utcnow
 from shared.storage import Document
 
+BUCKET = "attachments"
+CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
+
 
 class AttachmentStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.bucket = AsyncGridFSBucket(db, bucket_name="attachments")
-        self.files = db["attachments.files"]
+    """Files in GridFS's layout: `attachments.chunks` (files_id, n, data), `attachments.files`."""
 
-    async def put(self, data: bytes, *, media_type: str, document_type: str) -> dict[str, Any]:
-        """Store one file; return what the citizen refers to it by."""
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.files = db[f"{BUCKET}.files"]
+        self.chunks = db[f"{BUCKET}.chunks"]
+
+    async def put(
+        self, data: bytes, *, media_type: str, document_type: str, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Store one file (two writes); return what the citizen refers to it by."""
         digest = hashlib.sha256(data).hexdigest()
-        metadata = {
-            "sha256": digest,
-            "media_type": media_type,
-            "document_type": document_type,
-            "uploaded_at": utcnow(),
-        }
-        file_id = await self.bucket.upload_from_stream(
-            f"{document_type}-{digest[:12]}", data, metadata=metadata
-        )
+        file_id = ObjectId()
+        chunks = [
+            {"files_id": file_id, "n": n, "data": Binary(data[at : at + CHUNK_BYTES])}
+            for n, at in enumerate(range(0, len(data), CHUNK_BYTES))
+        ]
+        uploaded = now or utcnow()
+        try:
+            if chunks:
+                await self.chunks.insert_many(chunks, ordered=True)
+            await self.files.insert_one(
+                {
+                    "_id": file_id,
+                    "length": len(data),
+                    "chunkSize": CHUNK_BYTES,
+                    "uploadDate": uploaded,
+                    "filename": f"{document_type}-{digest[:12]}",
+                    "metadata": {
+                        "sha256": digest,
+                        "media_type": media_type,
+                        "document_type": document_type,
+                        "uploaded_at": uploaded.isoformat(),  # never a datetime: see above
+                    },
+                }
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: unreachable without the file
+                await self.chunks.delete_many({"files_id": file_id})
+                await self.files.delete_one({"_id": file_id})
+            raise
         return {
             "id": str(file_id),
             "document_type": document_type,
@@ -48,73 +87,45 @@ class AttachmentStore:
         }
 
     async def describe(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Size, media type and hash of the files among `ids` that exist."""
-        found: dict[str, dict[str, Any]] = {}
+        """Size, media type and hash of the files among `ids` that exist (one keyed query)."""
+        wanted: dict[ObjectId, str] = {}
         for raw in ids:
-            try:
-                oid = ObjectId(raw)
-            except (InvalidId, TypeError):
+            with contextlib.suppress(InvalidId, TypeError):
+                wanted[ObjectId(raw)] = raw
+        if not wanted:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        async for doc in self.files.find(
+            {"_id": {"$in": list(wanted)}}, projection=["length", "metadata"]
+        ):
+            raw = wanted[doc["_id"]]
+            meta = doc.get("metadata") or {}
+            if not meta.get("sha256"):  # not (yet) a whole upload: see above
                 continue
-            doc = await self.files.find_one({"_id": oid})
-            if doc is not None:
-                meta = doc.get("metadata", {})
-                found[raw] = {
-                    "id": raw,
-                    "size": int(doc["length"]),
-                    "media_type": meta.get("media_type"),
-                    "sha256": meta.get("sha256"),
-                }
+            found[raw] = {
+                "id": raw,
+                "size": int(doc["length"]),
+                "media_type": meta.get("media_type"),
+                "sha256": meta.get("sha256"),
+            }
         return found
 
-
-def references(raw: Any, limit: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Parse `attachments` of a submission: ([{document_type, id}], errors)."""
-    if raw is None:
-        return [], []
-    if not isinstance(raw, list):
-        return [], [entry("attachments", "list_type")]
-    if len(raw) > limit:
-        return [], [entry("attachments", "too_long")]
-    refs, errors = [], []
-    for i, item in enumerate(raw):
-        if (
-            not isinstance(item, dict)
-            or set(item) != {"document_type", "id"}
-            or not all(isinstance(v, str) for v in item.values())
-        ):
-            errors.append(entry(f"attachments.{i}", "attachment_shape"))
-            continue
-        refs.append({"document_type": item["document_type"], "id": item["id"]})
-    return refs, errors
+    async def read(self, file_id: str) -> bytes | None:
+        """The stored bytes of one file, checked against its SHA-256 (None if unknown)."""
+        try:
+            oid = ObjectId(file_id)
+        except (InvalidId, TypeError):
+            return None
+        doc = await self.files.find_one({"_id": oid}, projection=["length", "metadata"])
+        if doc is None or not (doc.get("metadata") or {}).get("sha256"):
+            return None
+        parts = [c async for c in self.chunks.find({"files_id": oid}).sort("n", 1)]
+        data = b"".join(bytes(c["data"]) for c in parts)
+        expected = (doc.get("metadata") or {}).get("sha256")
+        if len(data) != int(doc["length"]) or hashlib.sha256(data).hexdigest() != expected:
+            raise CorruptAttachment(file_id)
+        return data
 
 
-def check(
-    procedure: Procedure,
-    refs: list[dict[str, str]],
-    files: dict[str, dict[str, Any]],
-    *,
-    require: bool = True,
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The attachments as recorded on the dossier, and the errors: unknown files, documents
-    the procedure does not take, wrong media types, files too large, required ones missing."""
-    specs = {d.type: d for d in procedure.documents}
-    recorded, errors = [], []
-    for i, ref in enumerate(refs):
-        spec = specs.get(ref["document_type"])
-        meta = files.get(ref["id"])
-        if spec is None:
-            errors.append(entry(f"attachments.{i}.document_type", "unknown_document"))
-        elif meta is None:
-            errors.append(entry(f"attachments.{i}.id", "unknown_attachment"))
-        elif meta["media_type"] not in spec.media_types:
-            errors.append(entry(f"attachments.{i}.id", "media_type_not_allowed"))
-        elif meta["size"] > spec.max_bytes:
-            errors.append(entry(f"attachments.{i}.id", "attachment_too_large"))
-        else:
-            recorded.append({"document_type": spec.type, **meta})
-    if require:
-        given = {r["document_type"] for r in refs}
-        for spec in procedure.documents:
-            if spec.required and spec.type not in given:
-                errors.append(entry(f"attachments[{spec.type}]", "missing_document"))
-    return recorded, errors
+class CorruptAttachment(Exception):
+    """A stored file's bytes no longer match its recorded length or SHA-256."""

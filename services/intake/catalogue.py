@@ -9,10 +9,11 @@ and refuses a file that does not hold together, naming it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -186,6 +187,14 @@ def check_rules(procedure: Procedure, form: dict[str, Any]) -> list[dict[str, st
     return errors
 
 
+class Procedures(Protocol):
+    """What reads the catalogue needs (the Catalogue, or a test's fake)."""
+
+    def get(self, code: str) -> Procedure | None: ...
+
+    def __iter__(self) -> Iterator[Procedure]: ...
+
+
 class Catalogue:
     """Every procedure, by code."""
 
@@ -195,7 +204,7 @@ class Catalogue:
     def get(self, code: str) -> Procedure | None:
         return self.procedures.get(code)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Procedure]:
         return iter(sorted(self.procedures.values(), key=lambda p: p.code))
 
 

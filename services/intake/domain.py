@@ -1,42 +1,44 @@
-"""Intake's pure rules: the dossier, its code and the status citizens see."""
+"""Intake's pure rules: the dossier, its code, what the citizen may do and the status they see.
+(The status tables and how steps add up to a status are in `status.py`.)
+
+Each step decides here, with no I/O: `new_dossier`, `withdraw`, `supplement`, and
+`review_step` (what one of review's events means for the citizen's view). A decision returns
+the dossier's new state and the events it emits; the store records them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from shared.contracts import Channel, PortalStatus
-
-# Intake's own view of a dossier's life, and the portal status code each state shows.
-STATUS_CODES: dict[str, PortalStatus] = {
-    "submitted": PortalStatus.NEW,
-    "assigned": PortalStatus.NEW,
-    "received": PortalStatus.RECEIVED,
-    "refused": PortalStatus.REFUSED,
-    "checked": PortalStatus.IN_PROCESS,
-    "supplement_requested": PortalStatus.SUPPLEMENT_REQUESTED,
-    "supplemented": PortalStatus.IN_PROCESS,
-    "payment_requested": PortalStatus.PAYMENT_REQUESTED,
-    "paid": PortalStatus.IN_PROCESS,
-    "withdrawn": PortalStatus.WITHDRAWN,
-    "stopped": PortalStatus.STOPPED,
-    "approved": PortalStatus.DECIDED,
-    "rejected": PortalStatus.DECIDED,
-    "delivered": PortalStatus.DELIVERED,
-}
-TERMINAL = frozenset({"refused", "withdrawn", "stopped", "delivered"})
-WITHDRAWABLE = frozenset(
-    {
-        "submitted",
-        "assigned",
-        "received",
-        "checked",
-        "supplement_requested",
-        "supplemented",
-        "payment_requested",
-        "paid",
-    }
+from services.intake.fields import normalise_mobile
+from services.intake.status import (
+    STATUS_CODES,
+    STATUS_OF_EVENT,
+    WITHDRAWABLE,
+    Step,
+    current_status,
+    in_order,
+    promised_date,
+)
+from services.intake.submission import Submission
+from shared.calendar import WorkingCalendar
+from shared.contracts import (
+    Applicant,
+    Channel,
+    DossierSubmitted,
+    DossierSubmittedData,
+    DossierSupplemented,
+    DossierSupplementedData,
+    DossierWithdrawn,
+    DossierWithdrawnData,
+    Event,
+    PortalStatus,
+    Residence,
 )
 
 
@@ -48,24 +50,80 @@ class NotAllowedNow(DomainError):
     """The dossier's current status does not allow this."""
 
 
-# Steps the citizen is told of that do not change where the dossier stands.
-NOTICES = frozenset({"apology_issued"})
+class NotIntakes(DomainError):
+    """An event type intake does not follow."""
 
 
-def current_status(statuses: list[dict[str, Any]]) -> str:
-    """The status a dossier shows: the first terminal one reached, else the latest."""
-    ordered = sorted((s for s in statuses if s["status"] not in NOTICES), key=lambda s: s["at"])
-    terminal = [s for s in ordered if s["status"] in TERMINAL]
-    if terminal:
-        return str(terminal[0]["status"])
-    return str(ordered[-1]["status"]) if ordered else "submitted"
+class UnknownDossier(DomainError):
+    """No such dossier, or not for this secret or phone (the same answer: codes cannot be
+    probed)."""
 
 
-def promised_date(statuses: list[dict[str, Any]], submitted: datetime | None) -> datetime | None:
-    """Ngày hẹn trả in force: the latest that review announced (after a pause or an
-    apology), else the receipt's."""
-    dated = sorted((s for s in statuses if s.get("promised_at")), key=lambda s: s["at"])
-    return dated[-1]["promised_at"] if dated else submitted
+class Busy(DomainError):
+    """The dossier kept changing while this step was being decided; try again."""
+
+
+class UnsupportedMedia(DomainError):
+    """No procedure takes files of this type."""
+
+
+class EmptyFile(DomainError):
+    """An upload without a byte."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """What proves a citizen's right to see a dossier: the receipt's secret, or their phone."""
+
+    secret_sha256: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Dossier:
+    """A submitted dossier as intake keeps it: what was filed, and each step since."""
+
+    code: str
+    procedure_code: str
+    channel: Channel
+    submitted_at: datetime
+    form: dict[str, Any]
+    submitted_by: str | None = None
+    procedure_version: int = 1
+    received_at: datetime | None = None
+    receipt_promised_at: datetime | None = None
+    fee: int | None = None
+    notify_by: tuple[str, ...] = ()
+    attachments: tuple[dict[str, Any], ...] = ()
+    steps: tuple[Step, ...] = ()
+    access: Access = field(default_factory=Access)
+    correlation_id: str | None = None
+    version: int = 1
+    idempotency_key: str | None = None
+    # The events the dossier recorded, as the store keeps them (None when loaded without).
+    outbox: tuple[dict[str, Any], ...] | None = field(default=None, repr=False)
+
+    @property
+    def status(self) -> str:
+        return current_status(self.steps)
+
+    @property
+    def status_code(self) -> PortalStatus:
+        return STATUS_CODES[self.status]
+
+    @property
+    def promised_at(self) -> datetime | None:
+        return promised_date(self.steps, self.receipt_promised_at)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Each status reached, in order, starting with the submission."""
+        return [{"status": "submitted", "at": self.submitted_at}] + [
+            {"status": s.status, "at": s.at} for s in in_order(self.steps)
+        ]
+
+    def with_step(self, step: Step) -> Dossier:
+        return replace(self, steps=(*self.steps, step), version=self.version + 1)
 
 
 def dossier_code(agency: str, day: date, number: int) -> str:
@@ -73,25 +131,149 @@ def dossier_code(agency: str, day: date, number: int) -> str:
     return f"{agency}-{day:%y%m%d}-{number:04d}"
 
 
-@dataclass(frozen=True)
-class Dossier:
-    """A submitted dossier as intake keeps it."""
+def code_series(agency: str, day: date) -> str:
+    """The series a day's codes are counted in."""
+    return f"{agency}-{day:%y%m%d}"
 
-    code: str
-    procedure_code: str
-    channel: Channel
-    submitted_at: datetime
-    form: dict[str, Any]
-    status: str = "submitted"
-    submitted_by: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    procedure_version: int = 1
-    received_at: datetime | None = None
-    promised_at: datetime | None = None
-    fee: int | None = None
-    notify_by: tuple[str, ...] = ()
-    attachments: tuple[dict[str, Any], ...] = ()
 
-    @property
-    def status_code(self) -> PortalStatus:
-        return STATUS_CODES[self.status]
+def new_secret() -> str:
+    """The citizen's key to their dossier's status (mã tra cứu), shown once on the receipt."""
+    return secrets.token_urlsafe(12)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def may_see(access: Access, *, secret: str | None, phone: str | None) -> bool:
+    """Whether the caller proved to be the applicant: the receipt's secret, or their phone."""
+    if secret and access.secret_sha256:
+        return hmac.compare_digest(hash_secret(secret), access.secret_sha256)
+    if phone and access.phone:
+        try:
+            return normalise_mobile(phone) == access.phone
+        except ValueError:
+            return False
+    return False
+
+
+def new_dossier(
+    submission: Submission,
+    code: str,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    source: str,
+    secret: str,
+    submitted_by: str | None = None,
+    documents: list[dict[str, Any]] | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Dossier, list[Event]]:
+    """Tiếp nhận: the new dossier under `code`, with its receipt dates, and `dossier.submitted`."""
+    procedure = submission.procedure
+    saturday = procedure.saturday_morning
+    received_at = calendar.next_working_moment(now, saturday_morning=saturday)
+    promised_at = calendar.promised_at(
+        now, procedure.deadline.working_days, saturday_morning=saturday
+    )
+    form = submission.form
+    residence = form.get("residence")
+    event = DossierSubmitted.create(
+        source=source,
+        subject=code,
+        time=now,
+        data=DossierSubmittedData(
+            dossier_code=code,
+            procedure_code=procedure.code,
+            procedure_name=procedure.name_vi,
+            procedure_version=procedure.version,
+            channel=Channel(submission.channel),
+            submitted_at=now,
+            received_at=received_at,
+            promised_at=promised_at,
+            applicant=Applicant.model_validate(submission.applicant),
+            residence=Residence.model_validate(residence)
+            if isinstance(residence, dict) and {"ward_code", "address"} <= set(residence)
+            else None,
+            receiving_unit=procedure.receiving_unit,
+            ward_code=submission.ward_code,
+            submitted_by=submitted_by,
+            fee=submission.fee,
+            notify_by=list(submission.notify_by),
+            applicant_kind=submission.applicant_kind,
+            form=form,
+            documents=documents or [],
+        ),
+    )
+    dossier = Dossier(
+        code=code,
+        procedure_code=procedure.code,
+        channel=Channel(submission.channel),
+        submitted_at=now,
+        form=form,
+        submitted_by=submitted_by,
+        procedure_version=procedure.version,
+        received_at=received_at,
+        receipt_promised_at=promised_at,
+        fee=submission.fee,
+        notify_by=submission.notify_by,
+        attachments=tuple(documents or ()),
+        access=Access(hash_secret(secret), submission.applicant.get("phone")),
+        correlation_id=event.correlationid,
+        idempotency_key=idempotency_key,
+    )
+    return dossier, [event]
+
+
+def withdraw(
+    dossier: Dossier, reason: str | None, *, now: datetime, source: str
+) -> tuple[Dossier, list[Event]]:
+    """Rút hồ sơ: allowed until a decision."""
+    if dossier.status not in WITHDRAWABLE:
+        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}")
+    data = DossierWithdrawnData(dossier_code=dossier.code, withdrawn_at=now, reason=reason)
+    return _citizen_step(dossier, "withdrawn", DossierWithdrawn, data, now, source)
+
+
+def supplement(
+    dossier: Dossier,
+    documents: list[dict[str, Any]],
+    note: str | None,
+    *,
+    now: datetime,
+    source: str,
+) -> tuple[Dossier, list[Event]]:
+    """Bổ sung hồ sơ: only while a supplement is requested."""
+    if dossier.status != "supplement_requested":
+        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}, no supplement asked")
+    data = DossierSupplementedData(
+        dossier_code=dossier.code, supplemented_at=now, documents=documents, note=note
+    )
+    return _citizen_step(dossier, "supplemented", DossierSupplemented, data, now, source)
+
+
+def _citizen_step(
+    dossier: Dossier,
+    status: str,
+    model: type[Event],
+    data: Any,
+    now: datetime,
+    source: str,
+) -> tuple[Dossier, list[Event]]:
+    event = model.create(
+        source=source,
+        subject=dossier.code,
+        time=now,
+        correlationid=dossier.correlation_id,
+        data=data,
+    )
+    return dossier.with_step(Step(event.id, status, now)), [event]
+
+
+def review_step(event: Event) -> Step:
+    """What one of review's events means for the citizen: the status reached (and the
+    promised date it announces, if any)."""
+    status = STATUS_OF_EVENT.get(event.type)
+    if status is None:
+        raise NotIntakes(f"intake does not handle {event.type}")
+    return Step(event.id, status, event.time, getattr(event.data, "promised_at", None))

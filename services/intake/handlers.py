@@ -1,236 +1,230 @@
-"""Intake's use cases."""
+"""Intake's use cases, one function per verb: load → decide (domain.py) → save → publish.
+
+Each depends only on the ports of `ports.py`, gathered in `Intake`, so the API, the consumer
+and the unit tests (with in-memory fakes) call them the same way.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import logging
-import secrets
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from services.intake.domain import WITHDRAWABLE, Dossier, NotAllowedNow
-from services.intake.fields import normalise_mobile
-from services.intake.store import DossierStore
-from services.intake.submission import Submission
-from shared.calendar import VIETNAM, WorkingCalendar
-from shared.clock import Clock
-from shared.contracts import (
-    Applicant,
-    Channel,
-    DossierApproved,
-    DossierAssigned,
-    DossierRejected,
-    DossierSubmitted,
-    DossierSubmittedData,
-    DossierSupplemented,
-    DossierSupplementedData,
-    DossierSupplementRequested,
-    DossierWithdrawn,
-    DossierWithdrawnData,
-    Event,
-    EventData,
-    Residence,
+from services.intake import domain
+from services.intake.catalogue import FormError, Procedure
+from services.intake.documents import check, references
+from services.intake.domain import (
+    Busy,
+    Dossier,
+    EmptyFile,
+    UnknownDossier,
+    UnsupportedMedia,
+    code_series,
+    dossier_code,
+    may_see,
 )
-from shared.messaging import PermanentFailure
-from shared.outbox import events_of
+from services.intake.idempotency import (
+    POLL_SECONDS,
+    WAIT_SECONDS,
+    Next,
+    StillRunning,
+    fingerprint,
+    next_step,
+)
+from services.intake.ports import Attachments, Dossiers, Keys, Procedures, Publish
+from services.intake.receipts import receipt
+from services.intake.submission import Submission, parse
+from shared.calendar import VIETNAM, WorkingCalendar
+from shared.clock import Clock, utcnow
+from shared.contracts import Channel, Event
 
 log = logging.getLogger(__name__)
 
-
-# Review's events that move intake's view of a dossier forward.
-STATUS_OF_EVENT = {
-    DossierAssigned.event_type: "assigned",
-    "dossier.received": "received",
-    "dossier.refused": "refused",
-    "dossier.checked": "checked",
-    "dossier.payment_requested": "payment_requested",
-    "dossier.paid": "paid",
-    "dossier.stopped": "stopped",
-    "dossier.result_delivered": "delivered",
-    DossierSupplementRequested.event_type: "supplement_requested",
-    DossierApproved.event_type: "approved",
-    DossierRejected.event_type: "rejected",
-    "dossier.apology_issued": "apology_issued",  # a notice: the status stays, the date moves
-}
+MAX_CODE_TRIES = 1000  # numbers taken by dossiers stored before the series had a counter
+SAVE_TRIES = 5  # a citizen's step re-decided when review's events moved the dossier meanwhile
 
 
-async def submit(
-    submission: Submission,
-    *,
-    dossiers: DossierStore,
-    calendar: WorkingCalendar,
-    clock: Clock,
-    agency: str,
-    source: str,
-    submitted_by: str | None = None,
-    idempotency_key: str | None = None,
-    documents: list[dict[str, Any]] | None = None,
-    secret: str | None = None,
-) -> Dossier:
-    """Give the dossier a code and a promised date, store it with its `dossier.submitted`
-    event, then publish."""
-    now = clock()
-    procedure = submission.procedure
-    saturday = procedure.saturday_morning
-    received_at = calendar.next_working_moment(now, saturday_morning=saturday)
-    promised_at = calendar.promised_at(
-        now, procedure.deadline.working_days, saturday_morning=saturday
+@dataclass(frozen=True)
+class Intake:
+    """The ports and settings intake's handlers run with (wired in app.py)."""
+
+    dossiers: Dossiers
+    files: Attachments
+    keys: Keys
+    catalogue: Procedures
+    publish: Publish
+    calendar: WorkingCalendar
+    clock: Clock = utcnow
+    agency: str = "G01.99"
+    source: str = "http://127.0.0.1:8001/v1/dossiers"
+    max_attachments: int = 20
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Nộp hồ sơ: the body as sent, by which channel, by whom, under which Idempotency-Key."""
+
+    body: Any
+    channel: Channel = Channel.ONLINE
+    submitted_by: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A dossier's code with what proves the caller is its applicant."""
+
+    code: str
+    secret: str | None = None
+    phone: str | None = None
+
+
+async def submit(cmd: Submit, *, intake: Intake) -> tuple[dict[str, Any], bool]:
+    """The receipt, and whether it is the replay of a first answer. Everything is validated
+    first (a failed request changes nothing, not even its key); then the dossier is filed once
+    per Idempotency-Key."""
+    submission = parse(
+        cmd.body, intake.catalogue, channel=int(cmd.channel), max_attachments=intake.max_attachments
     )
-    form = submission.form
-    residence = form.get("residence")
-
-    def build(code: str) -> tuple[Dossier, list[Event]]:
-        dossier = Dossier(
-            code=code,
-            procedure_code=procedure.code,
-            channel=Channel(submission.channel),
-            submitted_at=now,
-            form=form,
-            submitted_by=submitted_by,
-            history=[{"status": "submitted", "at": now}],
-            procedure_version=procedure.version,
-            received_at=received_at,
-            promised_at=promised_at,
-            fee=submission.fee,
-            notify_by=submission.notify_by,
-            attachments=tuple(documents or ()),
-        )
-        event = DossierSubmitted.create(
-            source=source,
-            subject=code,
-            time=now,
-            data=DossierSubmittedData(
-                dossier_code=code,
-                procedure_code=procedure.code,
-                procedure_version=procedure.version,
-                channel=Channel(submission.channel),
-                submitted_at=now,
-                received_at=received_at,
-                promised_at=promised_at,
-                applicant=Applicant.model_validate(submission.applicant),
-                residence=Residence.model_validate(residence)
-                if isinstance(residence, dict) and {"ward_code", "address"} <= set(residence)
-                else None,
-                receiving_unit=procedure.receiving_unit,
-                ward_code=submission.ward_code,
-                submitted_by=submitted_by,
-                fee=submission.fee,
-                notify_by=list(submission.notify_by),
-                applicant_kind=submission.applicant_kind,
-                form=form,
-                documents=documents or [],
-            ),
-        )
-        return dossier, [event]
-
-    dossier, doc = await dossiers.add_new(
-        agency,
-        now.astimezone(VIETNAM).date(),
-        build,
-        idempotency_key=idempotency_key,
-        secret_sha256=hash_secret(secret) if secret else None,
+    documents = await _documents(
+        submission.procedure, list(submission.attachments), intake.files, require=True
     )
-    try:
-        await dossiers.outbox.flush(events_of(doc))
-    except Exception:
-        # Stored is what matters to the citizen: the outbox relay publishes it shortly.
-        log.warning(
-            "dossier.submitted not published yet", extra={"dossier": dossier.code}, exc_info=True
+    key = cmd.idempotency_key
+    if key is None:
+        return await _file(submission, documents, cmd, intake), False
+    body_hash = fingerprint(cmd.body)
+    if await intake.keys.claim(key, body_hash, intake.clock()):
+        answer = await _file(submission, documents, cmd, intake)
+        await intake.keys.answer(key, answer)
+        return answer, False
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while True:
+        record = await intake.keys.get(key)
+        step = next_step(record, body_hash, intake.clock())
+        assert record is not None
+        if step is Next.REPLAY and record.answer is not None:
+            return record.answer, True
+        if step is Next.TAKE_OVER and await intake.keys.take_over(record, intake.clock()):
+            # The holder died: answer from what it may have stored, else file it now.
+            done = await intake.dossiers.by_idempotency_key(key)
+            answer = (
+                receipt(done).model_dump(mode="json")
+                if done is not None
+                else await _file(submission, documents, cmd, intake)
+            )
+            await intake.keys.answer(key, answer)
+            return answer, False
+        if asyncio.get_running_loop().time() > deadline:
+            raise StillRunning(key)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _file(
+    submission: Submission, documents: list[dict[str, Any]], cmd: Submit, intake: Intake
+) -> dict[str, Any]:
+    """Give the dossier the next code of the day, store it with `dossier.submitted`, publish."""
+    now = intake.clock()
+    day = now.astimezone(VIETNAM).date()
+    series = code_series(intake.agency, day)
+    secret = domain.new_secret()
+    for _ in range(MAX_CODE_TRIES):
+        number = await intake.dossiers.next_number(series, day)
+        dossier, events = domain.new_dossier(
+            submission,
+            dossier_code(intake.agency, day, number),
+            now=now,
+            calendar=intake.calendar,
+            source=intake.source,
+            secret=secret,
+            submitted_by=cmd.submitted_by,
+            documents=documents,
+            idempotency_key=cmd.idempotency_key,
         )
-    return dossier
+        if await intake.dossiers.add(dossier, events, series=series, number=number):
+            await _publish(intake.publish, events, dossier.code)
+            return receipt(dossier, secret).model_dump(mode="json")
+    raise RuntimeError(f"no free dossier code in series {series}")
 
 
-def new_secret() -> str:
-    """The citizen's key to their dossier's status (mã tra cứu), shown once on the receipt."""
-    return secrets.token_urlsafe(12)
+async def look_up(proof: Proof, *, dossiers: Dossiers) -> Dossier:
+    """Tra cứu: the dossier, for its applicant only (one read by key)."""
+    return await _owned(proof, dossiers, with_outbox=False)
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def may_see(access: dict[str, Any], *, secret: str | None, phone: str | None) -> bool:
-    """Whether the caller proved to be the applicant: the receipt's secret, or their phone."""
-    if secret and access.get("secret_sha256"):
-        return hmac.compare_digest(hash_secret(secret), str(access["secret_sha256"]))
-    if phone and access.get("phone"):
-        try:
-            return normalise_mobile(phone) == str(access["phone"])
-        except ValueError:
-            return False
-    return False
-
-
-async def withdraw(
-    dossier: Dossier, reason: str | None, *, dossiers: DossierStore, clock: Clock, source: str
-) -> Dossier:
+async def withdraw(proof: Proof, reason: str | None, *, intake: Intake) -> Dossier:
     """Rút hồ sơ: allowed until a decision; publishes `dossier.withdrawn` once."""
-    if dossier.status not in WITHDRAWABLE:
-        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}")
-    now = clock()
-    data = DossierWithdrawnData(dossier_code=dossier.code, withdrawn_at=now, reason=reason)
-    return await _citizen_step(dossiers, dossier, "withdrawn", DossierWithdrawn, data, now, source)
+    for _ in range(SAVE_TRIES):
+        dossier = await _owned(proof, intake.dossiers)
+        changed, events = domain.withdraw(dossier, reason, now=intake.clock(), source=intake.source)
+        if await intake.dossiers.save(changed, events):
+            await _publish(intake.publish, events, dossier.code)
+            return changed
+    raise Busy(proof.code)
 
 
 async def supplement(
-    dossier: Dossier,
-    documents: list[dict[str, Any]],
-    note: str | None,
-    *,
-    dossiers: DossierStore,
-    clock: Clock,
-    source: str,
+    proof: Proof, attachments: list[dict[str, Any]], note: str | None, *, intake: Intake
 ) -> Dossier:
     """Bổ sung hồ sơ: only while a supplement is requested; publishes `dossier.supplemented`."""
-    if dossier.status != "supplement_requested":
-        raise NotAllowedNow(f"dossier {dossier.code} is {dossier.status}, no supplement asked")
-    now = clock()
-    data = DossierSupplementedData(
-        dossier_code=dossier.code, supplemented_at=now, documents=documents, note=note
-    )
-    return await _citizen_step(
-        dossiers, dossier, "supplemented", DossierSupplemented, data, now, source
-    )
+    dossier = await _owned(proof, intake.dossiers)
+    procedure = intake.catalogue.get(dossier.procedure_code)
+    refs, errors = references(attachments, intake.max_attachments)
+    if errors or procedure is None:
+        raise FormError(errors)
+    documents = await _documents(procedure, refs, intake.files, require=False)
+    for _ in range(SAVE_TRIES):
+        changed, events = domain.supplement(
+            dossier, documents, note, now=intake.clock(), source=intake.source
+        )
+        if await intake.dossiers.save(changed, events):
+            await _publish(intake.publish, events, dossier.code)
+            return changed
+        dossier = await _owned(proof, intake.dossiers)
+    raise Busy(proof.code)
 
 
-async def _citizen_step(
-    dossiers: DossierStore,
-    dossier: Dossier,
-    status: str,
-    model: type[Event],
-    data: EventData,
-    at: datetime,
-    source: str,
-) -> Dossier:
-    """Record the citizen's step with its event (published at once, or by the relay)."""
-    event = model.create(
-        source=source,
-        subject=dossier.code,
-        time=at,
-        correlationid=await dossiers.correlation_id(dossier.code),
-        data=data,
-    )
-    if await dossiers.record_status(dossier.code, status, at, event.id, [event]) is not None:
-        try:
-            await dossiers.outbox.flush([event])
-        except Exception:
-            log.warning(
-                "%s not published yet", event.type, extra={"dossier": dossier.code}, exc_info=True
-            )
-    reloaded = await dossiers.get(dossier.code)
-    assert reloaded is not None
-    return reloaded
+async def record_review_event(event: Event, *, dossiers: Dossiers) -> None:
+    """Keep the citizen-facing status in step with review's events: one keyed write per
+    event, idempotent on its id, whatever order they arrive in."""
+    step = domain.review_step(event)
+    if await dossiers.add_step(event.subject, step) is None:
+        raise UnknownDossier(event.subject)
 
 
-async def track_status(event: Event, *, dossiers: DossierStore) -> None:
-    """Keep the citizen-facing status in step with review's events (idempotent, order-proof)."""
-    status = STATUS_OF_EVENT.get(event.type)
-    if status is None:
-        raise PermanentFailure(f"intake does not handle {event.type}")
-    if not await dossiers.exists(event.subject):
-        raise PermanentFailure(f"unknown dossier {event.subject}")
-    promised_at = getattr(event.data, "promised_at", None)
-    await dossiers.record_status(
-        event.subject, status, event.time, event.id, promised_at=promised_at
-    )
+async def upload(
+    data: bytes, *, media_type: str, document_type: str, files: Attachments, catalogue: Procedures
+) -> dict[str, Any]:
+    """Keep one file a procedure may take; what the citizen refers to it by."""
+    if media_type not in {m for p in catalogue for d in p.documents for m in d.media_types}:
+        raise UnsupportedMedia(media_type)
+    if not data:
+        raise EmptyFile()
+    return await files.put(data, media_type=media_type, document_type=document_type)
+
+
+async def _owned(proof: Proof, dossiers: Dossiers, *, with_outbox: bool = True) -> Dossier:
+    dossier = await dossiers.get(proof.code, with_outbox=with_outbox)
+    if dossier is None or not may_see(dossier.access, secret=proof.secret, phone=proof.phone):
+        raise UnknownDossier(proof.code)
+    return dossier
+
+
+async def _documents(
+    procedure: Procedure, refs: list[dict[str, str]], files: Attachments, *, require: bool
+) -> list[dict[str, Any]]:
+    """The referenced files as the dossier records them (one read), or FormError naming each
+    bad reference."""
+    found = await files.describe([r["id"] for r in refs]) if refs else {}
+    recorded, errors = check(procedure, refs, found, require=require)
+    if errors:
+        raise FormError(errors)
+    return recorded
+
+
+async def _publish(publish: Publish, events: list[Event], code: str) -> None:
+    try:
+        await publish(events)
+    except Exception:
+        # Stored is what matters to the citizen: the outbox relay publishes it shortly.
+        log.warning("%s not published yet", events[0].type, extra={"dossier": code}, exc_info=True)

@@ -1,29 +1,27 @@
 """Safe retries: an `Idempotency-Key` makes a repeated submission return the first answer.
 
-A key is claimed by inserting it (one insert wins, on MongoDB and FerretDB alike). The claimant
-submits and records its answer; a retry with the same key and body gets that answer, waiting a
-little if the first request is still at work; the same key with another body is a conflict. If a
-claimant died before answering, a retry after the lease takes the claim over, once.
+A key is claimed by inserting it (one insert wins). The claimant submits and records its answer
+on the key; a retry with the same key and body gets that answer, waiting a little if the first
+request is still at work; the same key with another body is a conflict. If a claimant died
+before answering, a retry after the lease takes the key over (a conditional update on the
+key's lease number: exactly one retry wins). Keys expire after their retention window.
+
+This module decides (pure); `store.KeyStore` keeps the keys, `handlers.submit` runs the steps.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
-
-from shared.clock import utcnow
-from shared.storage import Document
-
 LEASE = timedelta(seconds=30)
+RETENTION = timedelta(hours=24)  # how long a key keeps its first answer, then expires
 WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.05
 
 
 class KeyReused(Exception):
@@ -34,61 +32,37 @@ class StillRunning(Exception):
     """The first request with this key has not answered yet; retry shortly."""
 
 
+@dataclass(frozen=True)
+class KeyRecord:
+    """A claimed key: the body it was claimed for, and the answer once there is one."""
+
+    key: str
+    body_hash: str
+    claimed_at: datetime
+    lease: int = 0
+    answer: dict[str, Any] | None = None
+
+
+class Next(Enum):
+    REPLAY = "replay"  # answer with the first request's answer
+    WAIT = "wait"  # the holder is at work: look again shortly
+    TAKE_OVER = "take_over"  # the holder's lease ran out without an answer
+
+
 def fingerprint(body: Any) -> str:
     """SHA-256 of the body's canonical JSON: the same submission in any key order matches."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class IdempotencyStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.keys = db["idempotency_keys"]
-        # Answers are inserted beside the claims, never written into them: an update costs
-        # time in proportion to the collection on FerretDB, an insert or a find by _id does not.
-        self.answers = db["idempotency_answers"]
-
-    async def run(
-        self, key: str, body_hash: str, work: Callable[[bool], Awaitable[dict[str, Any]]]
-    ) -> tuple[dict[str, Any], bool]:
-        """The answer for `key`: from `work(taking_over)` if this call holds the key (True),
-        else the first caller's (False). Taking over a dead holder's key, `work` must first
-        look for what that holder may have left done."""
-        taking_over = False
-        mine = await self._claim(key, {"body_hash": body_hash})
-        while not mine:
-            record, answer = await self._wait(key, body_hash)
-            if answer is not None:
-                return answer, False
-            # The holder has not answered within its lease: one retry per lease takes over.
-            period = int((utcnow() - record["claimed_at"]) / LEASE)
-            if not await self._claim(f"{key}#{period}", {}):
-                raise StillRunning(key)
-            mine = taking_over = True
-        answer = await work(taking_over)
-        with contextlib.suppress(DuplicateKeyError):  # a taken-over holder answered after all
-            await self.answers.insert_one({"_id": key, "answer": answer})
-        return answer, True
-
-    async def _claim(self, claim_id: str, fields: dict[str, Any]) -> bool:
-        try:
-            await self.keys.insert_one({"_id": claim_id, "claimed_at": utcnow(), **fields})
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def _wait(self, key: str, body_hash: str) -> tuple[Document, dict[str, Any] | None]:
-        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-        while True:
-            record = await self.keys.find_one({"_id": key})
-            if record is None:  # pragma: no cover - keys are never deleted while in use
-                raise StillRunning(key)
-            if record["body_hash"] != body_hash:
-                raise KeyReused(key)
-            answered = await self.answers.find_one({"_id": key})
-            if answered is not None:
-                return record, answered["answer"]
-            if utcnow() - record["claimed_at"] > LEASE:
-                return record, None
-            if asyncio.get_running_loop().time() > deadline:
-                raise StillRunning(key)
-            await asyncio.sleep(0.05)
+def next_step(record: KeyRecord | None, body_hash: str, now: datetime) -> Next:
+    """What a request that found `record` holding its key does next."""
+    if record is None:  # expired between the claim and this read: the first one is gone
+        raise StillRunning("key expired")
+    if record.body_hash != body_hash:
+        raise KeyReused(record.key)
+    if record.answer is not None:
+        return Next.REPLAY
+    if now - record.claimed_at > LEASE:
+        return Next.TAKE_OVER
+    return Next.WAIT

@@ -1,183 +1,325 @@
-"""Intake's MongoDB adapter: `dossiers` (each with its outbox) and their `statuses`.
+"""Intake's MongoDB adapter: dossiers (each with its steps and its outbox), the per-day code
+counters, the idempotency keys, and the declared indexes of every collection intake queries.
 
-Every write here is an insert, never a read-modify-write update: FerretDB 1.24 applies updates
-(even conditional ones and `$inc`) as read-then-write without isolation, so concurrent updates
-of one document can both "win" or lose each other's changes. A unique `_id` is enforced
-atomically on both FerretDB and MongoDB, so inserts are what we build on.
+The store records facts and decides nothing. Every hot path is keyed:
+- a dossier is one document under its code: what was filed, each status it reached (a map keyed
+  by event id, so a redelivered event is recorded once), and the events it emitted;
+- the next number of a day's series is one `$inc` on that series' counter (which MongoDB
+  isolates, so two replicas never share a code), and counters expire after their day;
+- an idempotency key expires after its retention window (a TTL index).
+A finished dossier stays where it is and costs a lookup by key, like any other.
+
+nx-27017 0.8.1 stores a subdocument `$push`ed into an array as a JSON string, and silently
+ignores `$set` of an array element (`outbox.1`): so a citizen's step writes the dossier's whole
+`steps` map and `outbox` list under a version guard, which is as correct on MongoDB.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import re
 from collections.abc import Callable
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from services.intake.domain import Dossier, current_status, dossier_code, promised_date
+from services.intake.domain import Access, Dossier, code_series, dossier_code
+from services.intake.idempotency import KeyRecord
+from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
-from shared.outbox import Outbox, Publish, outbox_fields
-from shared.storage import Document
+from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, outbox_fields
+from shared.storage import Document, Indexes, ensure_indexes
 
-Build = Callable[[str], tuple[Dossier, list[Event]]]
-MAX_CODE_TRIES = 1000
+COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
+
+INDEXES: Indexes = {
+    # By `_id` (the code) on every hot path; by idempotency key only when a retry takes over
+    # the key of a request that died.
+    "dossiers": [IndexModel([("idempotency_key", ASCENDING)], sparse=True)],
+    "counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    "idempotency_keys": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    # GridFS's own indexes: chunks are read by file in order; files are read by `_id`.
+    "attachments.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
+    "attachments.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
+    **OUTBOX_INDEXES,  # the relay reads the pointers older than a few seconds
+}
+
+TTL_COLLECTIONS = ("counters", "idempotency_keys")
+CLEANUP_INTERVAL = timedelta(minutes=10)
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> bool:
+    """Create the declared indexes; False if the server refused TTL indexes (FerretDB 1.24:
+    "Index option expireAfterSeconds is not implemented yet"): then they are made without it,
+    and `remove_expired` must run now and then."""
+    try:
+        await ensure_indexes(db, INDEXES)
+    except OperationFailure as exc:
+        if "expireAfterSeconds" not in str(exc):
+            raise
+        plain = {
+            name: [IndexModel(list(m.document["key"].items())) for m in models]
+            if name in TTL_COLLECTIONS
+            else models
+            for name, models in INDEXES.items()
+        }
+        await ensure_indexes(db, plain)
+        return False
+    return True
+
+
+async def remove_expired(db: AsyncDatabase[Document], now: datetime) -> int:
+    """What a TTL index would have removed: one indexed delete per expiring collection."""
+    removed = 0
+    for name in TTL_COLLECTIONS:
+        result = await db[name].delete_many({"expires_at": {"$lt": now}})
+        removed += result.deleted_count
+    return removed
+
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def step_key(event_id: str) -> str:
+    """The field name a step is kept under: its event id, or a hash of an id that could not
+    be a field name (dots, dollars)."""
+    return (
+        event_id
+        if _SAFE_KEY.match(event_id)
+        else "h" + hashlib.sha256(event_id.encode()).hexdigest()
+    )
 
 
 class DossierStore:
-    """Dossiers keyed by their code; each document carries the events it emitted."""
+    """Dossiers keyed by their code; each document carries its steps and the events it emitted."""
 
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
-        self.statuses = db["statuses"]
-        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers, self.statuses])
-        self._code_lock = asyncio.Lock()
-        self._next_number: dict[str, int] = {}
+        self.counters = db["counters"]
+        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
 
-    async def setup(self) -> None:
-        await self.dossiers.create_index([("code_series", 1), ("code_number", DESCENDING)])
-        await self.statuses.create_index([("dossier_code", 1), ("at", 1)])
-        await self.dossiers.create_index("idempotency_key")
+    async def next_number(self, series: str, day: date) -> int:
+        """The next number of `series` (one isolated `$inc`, so never the same one twice).
+
+        The day's first number inserts the counter: `expires_at` is written by an insert, as
+        nx-27017 0.8.1 stores a datetime given to `$set` as a naive string, which no TTL index
+        expires."""
+        for _ in range(3):  # the first of a day: insert the counter, or lose to who did
+            doc = await self.counters.find_one_and_update(
+                {"_id": series}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                return int(doc["n"])
+            try:
+                await self.counters.insert_one(
+                    {"_id": series, "n": 1, "expires_at": _midnight(day) + COUNTER_DAYS}
+                )
+            except DuplicateKeyError:
+                continue
+            return 1
+        raise RuntimeError(f"could not count series {series}")
+
+    async def add(self, dossier: Dossier, events: list[Event], *, series: str, number: int) -> bool:
+        """Insert a new dossier with its events; False if its code is already taken."""
+        return await self._insert(_document(dossier, events, series, number), events)
 
     async def add_new(
-        self,
-        agency: str,
-        day: date,
-        build: Build,
-        *,
-        idempotency_key: str | None = None,
-        secret_sha256: str | None = None,
+        self, agency: str, day: date, build: Callable[[str], tuple[Dossier, list[Event]]]
     ) -> tuple[Dossier, Document]:
-        """Insert a dossier under the next free code of `agency` on `day`, with its events.
-
-        The code is the document's `_id`, so two writers (even two intake replicas) can never
-        take the same one: the loser of a race gets a duplicate key and takes the next number.
-        """
-        series = f"{agency}-{day:%y%m%d}"
-        async with self._code_lock:  # one allocation at a time within this process
-            number = self._next_number.get(series) or await self._highest(series) + 1
-            for _ in range(MAX_CODE_TRIES):
-                code = dossier_code(agency, day, number)
-                dossier, events = build(code)
-                doc = self._document(dossier, events, series, number)
-                if idempotency_key is not None:
-                    doc["idempotency_key"] = idempotency_key
-                if secret_sha256 is not None:
-                    doc["secret_sha256"] = secret_sha256
-                await self.outbox.expect(self.dossiers, dossier.code, events)
-                try:
-                    await self.dossiers.insert_one(doc)
-                except DuplicateKeyError:  # another replica took it: skip past its numbers
-                    number = max(number + 1, await self._highest(series) + 1)
-                    continue
-                self._next_number[series] = number + 1
+        """Insert the dossier `build` makes under the next code of `agency` on `day` (for
+        tests and tools; the submit handler does the same through `next_number` and `add`)."""
+        series = code_series(agency, day)
+        while True:
+            number = await self.next_number(series, day)
+            dossier, events = build(dossier_code(agency, day, number))
+            doc = _document(dossier, events, series, number)
+            if await self._insert(doc, events):
                 return dossier, doc
-        raise RuntimeError(f"no free dossier code in series {series}")
 
-    async def _highest(self, series: str) -> int:
-        doc = await self.dossiers.find_one(
-            {"code_series": series}, sort=[("code_number", DESCENDING)], projection=["code_number"]
-        )
-        return int(doc["code_number"]) if doc else 0
+    async def _insert(self, doc: Document, events: list[Event]) -> bool:
+        await self.outbox.expect(self.dossiers, doc["_id"], events)
+        try:
+            await self.dossiers.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
-    @staticmethod
-    def _document(dossier: Dossier, events: list[Event], series: str, number: int) -> Document:
-        return {
-            "_id": dossier.code,
-            "code_series": series,
-            "code_number": number,
-            "procedure_code": dossier.procedure_code,
-            "channel": int(dossier.channel),
-            "submitted_at": dossier.submitted_at,
-            "submitted_by": dossier.submitted_by,
-            "form": dossier.form,
-            "procedure_version": dossier.procedure_version,
-            "received_at": dossier.received_at,
-            "promised_at": dossier.promised_at,
-            "fee": dossier.fee,
-            "notify_by": list(dossier.notify_by),
-            "attachments": list(dossier.attachments),
-            "updated_at": utcnow(),
-            **outbox_fields(events),
-        }
-
-    async def get(self, code: str) -> Dossier | None:
-        found = await self.get_with_access(code)
-        return found[0] if found else None
-
-    async def get_with_access(self, code: str) -> tuple[Dossier, Document] | None:
-        """The dossier and what proves a citizen's access to it (secret hash, phone)."""
-        doc = await self.dossiers.find_one({"_id": code})
-        if doc is None:
-            return None
-        cursor = self.statuses.find({"dossier_code": code}).sort([("at", 1), ("_id", 1)])
-        access = {
-            "secret_sha256": doc.get("secret_sha256"),
-            "phone": doc["form"].get("applicant", {}).get("phone"),
-        }
-        return _to_dossier(doc, [s async for s in cursor]), access
+    async def get(self, code: str, *, with_outbox: bool = True) -> Dossier | None:
+        """The dossier `code` (one read by key); without its recorded events for a lookup."""
+        projection = None if with_outbox else {"outbox": 0}
+        doc = await self.dossiers.find_one({"_id": code}, projection=projection)
+        return _to_dossier(doc) if doc else None
 
     async def by_idempotency_key(self, key: str) -> Dossier | None:
-        doc = await self.dossiers.find_one({"idempotency_key": key}, projection=["_id"])
-        return await self.get(doc["_id"]) if doc else None
+        doc = await self.dossiers.find_one({"idempotency_key": key}, projection={"outbox": 0})
+        return _to_dossier(doc) if doc else None
 
-    async def record_status(
-        self,
-        code: str,
-        status: str,
-        at: datetime,
-        event_id: str,
-        events: list[Event] = (),  # type: ignore[assignment]
-        promised_at: datetime | None = None,
-    ) -> Document | None:
-        """Note that the dossier reached `status` (once per event id), with the events this
-        emits; None if it was already noted."""
-        doc: Document = {
-            "_id": event_id,
-            "dossier_code": code,
-            "status": status,
-            "at": at,
-            "promised_at": promised_at,
-            **outbox_fields(events),
+    async def save(self, dossier: Dossier, events: list[Event]) -> bool:
+        """Write the dossier's steps and its new events, if nothing changed it since it was
+        loaded (its version); False otherwise."""
+        if dossier.outbox is None:
+            raise ValueError("a dossier loaded without its outbox cannot be saved")
+        outbox = list(dossier.outbox) + outbox_fields(events)["outbox"]
+        await self.outbox.expect(self.dossiers, dossier.code, events)
+        result = await self.dossiers.update_one(
+            {"_id": dossier.code, "version": dossier.version - 1},
+            {
+                "$set": {
+                    "steps": _steps_field(dossier.steps),
+                    "outbox": outbox,
+                    "version": dossier.version,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return result.matched_count == 1
+
+    async def add_step(self, code: str, step: Step) -> bool | None:
+        """Record that the dossier reached `step` (once per event id): True if recorded now,
+        False if it was already, None if there is no such dossier."""
+        key = f"steps.{step_key(step.event_id)}"
+        result = await self.dossiers.update_one(
+            {"_id": code, key: {"$exists": False}},
+            {"$set": {key: _step_field(step), "updated_at": utcnow()}, "$inc": {"version": 1}},
+        )
+        if result.matched_count:
+            return True
+        known = await self.dossiers.find_one({"_id": code}, projection={"_id": 1})
+        return False if known is not None else None
+
+    async def publish(self, events: list[Event]) -> None:
+        """Publish stored events (confirmed) and drop their outbox pointers."""
+        await self.outbox.flush(events)
+
+
+class KeyStore:
+    """Idempotency keys: claimed by inserting them, answered by a keyed update, expired by TTL."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, retention: timedelta) -> None:
+        self.keys = db["idempotency_keys"]
+        self.retention = retention
+
+    async def claim(self, key: str, body_hash: str, now: datetime) -> bool:
+        """Take `key` for this request; False if someone has it already."""
+        doc = {
+            "_id": key,
+            "body_hash": body_hash,
+            "claimed_at": now,
+            "lease": 0,
+            "expires_at": now + self.retention,
         }
-        await self.outbox.expect(self.statuses, event_id, events)
         try:
-            await self.statuses.insert_one(doc)
+            await self.keys.insert_one(doc)
         except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, key: str) -> KeyRecord | None:
+        doc = await self.keys.find_one({"_id": key})
+        if doc is None:
             return None
-        return doc
+        return KeyRecord(
+            key=key,
+            body_hash=doc["body_hash"],
+            claimed_at=_instant(doc["claimed_at"]),
+            lease=int(doc.get("lease", 0)),
+            answer=doc.get("answer"),
+        )
 
-    async def correlation_id(self, code: str) -> str | None:
-        """The correlation id of the dossier's events (that of its `dossier.submitted`)."""
-        doc = await self.dossiers.find_one({"_id": code}, projection=["outbox"])
-        outbox = (doc or {}).get("outbox") or [{}]
-        value = outbox[0].get("correlationid")
-        return str(value) if value else None
+    async def take_over(self, record: KeyRecord, now: datetime) -> bool:
+        """Hold the key of a holder that never answered; exactly one retry per lease wins."""
+        result = await self.keys.update_one(
+            {"_id": record.key, "lease": record.lease, "answer": {"$exists": False}},
+            {"$set": {"claimed_at": now, "lease": record.lease + 1}},
+        )
+        return result.matched_count == 1
 
-    async def exists(self, code: str) -> bool:
-        return await self.dossiers.count_documents({"_id": code}, limit=1) > 0
+    async def answer(self, key: str, answer: dict[str, Any]) -> None:
+        """Keep the answer that every retry with this key gets."""
+        await self.keys.update_one({"_id": key}, {"$set": {"answer": answer}})
 
 
-def _to_dossier(doc: dict[str, Any], statuses: list[dict[str, Any]]) -> Dossier:
-    history = [{"status": "submitted", "at": doc["submitted_at"]}] + [
-        {"status": s["status"], "at": s["at"]} for s in statuses
-    ]
+def _document(dossier: Dossier, events: list[Event], series: str, number: int) -> Document:
+    doc = {
+        "_id": dossier.code,
+        "code_series": series,
+        "code_number": number,
+        "procedure_code": dossier.procedure_code,
+        "channel": int(dossier.channel),
+        "submitted_at": dossier.submitted_at,
+        "submitted_by": dossier.submitted_by,
+        "form": dossier.form,
+        "procedure_version": dossier.procedure_version,
+        "received_at": dossier.received_at,
+        "promised_at": dossier.receipt_promised_at,
+        "fee": dossier.fee,
+        "notify_by": list(dossier.notify_by),
+        "attachments": list(dossier.attachments),
+        "secret_sha256": dossier.access.secret_sha256,
+        "correlation_id": dossier.correlation_id,
+        "steps": _steps_field(dossier.steps),
+        "version": dossier.version,
+        "updated_at": utcnow(),
+        **outbox_fields(events),
+    }
+    if dossier.idempotency_key is not None:
+        doc["idempotency_key"] = dossier.idempotency_key
+    return doc
+
+
+def _instant(value: Any) -> datetime:
+    """A stored moment as a datetime: nx-27017 0.8.1 reads a datetime that `$set` wrote (a
+    taken-over key's `claimed_at`) back as a naive string."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return cast(datetime, value)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=utcnow().tzinfo)
+
+
+def _step_field(step: Step) -> dict[str, Any]:
+    return {
+        "event_id": step.event_id,
+        "status": step.status,
+        "at": step.at,
+        "promised_at": step.promised_at,
+    }
+
+
+def _steps_field(steps: tuple[Step, ...]) -> dict[str, Any]:
+    return {step_key(s.event_id): _step_field(s) for s in steps}
+
+
+def _to_dossier(doc: dict[str, Any]) -> Dossier:
+    steps = tuple(
+        Step(s["event_id"], s["status"], s["at"], s.get("promised_at"))
+        for s in (doc.get("steps") or {}).values()
+    )
+    outbox = doc.get("outbox")
     return Dossier(
         code=doc["_id"],
         procedure_code=doc["procedure_code"],
         channel=Channel(doc["channel"]),
         submitted_at=doc["submitted_at"],
         form=doc["form"],
-        status=current_status(statuses),
         submitted_by=doc.get("submitted_by"),
-        history=history,
         procedure_version=doc.get("procedure_version", 1),
         received_at=doc.get("received_at"),
-        promised_at=promised_date(statuses, doc.get("promised_at")),
+        receipt_promised_at=doc.get("promised_at"),
         fee=doc.get("fee"),
         notify_by=tuple(doc.get("notify_by", ())),
         attachments=tuple(doc.get("attachments", ())),
+        steps=steps,
+        access=Access(doc.get("secret_sha256"), doc["form"].get("applicant", {}).get("phone")),
+        correlation_id=doc.get("correlation_id")
+        or ((outbox or [{}])[0].get("correlationid") if outbox else None),
+        version=int(doc.get("version", 1)),
+        idempotency_key=doc.get("idempotency_key"),
+        outbox=tuple(outbox) if outbox is not None else None,
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.intake.attachments import references
-from services.intake.catalogue import Catalogue, FormError, Procedure, check_rules, lookup
+from services.intake.catalogue import FormError, Procedure, Procedures, check_rules, lookup
+from services.intake.documents import references
 from services.intake.messages import entry, from_validation_error
 
 NOTIFY_CHANNELS = ("sms", "email", "zalo")
@@ -45,7 +45,7 @@ class Submission:
 
 
 def parse(
-    body: Any, catalogue: Catalogue, *, channel: int, max_attachments: int = 20
+    body: Any, catalogue: Procedures, *, channel: int, max_attachments: int = 20
 ) -> Submission:
     """A valid submission, or FormError listing every invalid field."""
     if not isinstance(body, dict):

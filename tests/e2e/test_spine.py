@@ -8,8 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
 
 from shared.messaging import REASON_HEADER
+from shared.storage import Document
 from tests.amqp import drain, observe, publish_raw
 from tests.conftest import Isolation
 from tests.e2e.flows import (
@@ -117,6 +120,19 @@ async def test_officer_endpoints_refuse_missing_bad_and_foreign_tokens(services:
     assert status(services, code)["status"] == "assigned"
 
 
+async def _empty(collection: AsyncCollection[Document]) -> bool:
+    """Whether `collection` holds nothing. nx-27017 0.8.1 cannot count some collections (GridFS
+    files and chunks: "no such column: data" / "id"), and answers a `find_one({})` on others
+    with "'list' object has no attribute 'limit'": so each is tried in turn."""
+    try:
+        return await collection.count_documents({}) == 0
+    except OperationFailure as counting:
+        try:
+            return await collection.find_one({}) is None
+        except OperationFailure:
+            raise counting from None
+
+
 async def test_invalid_input_is_refused_and_changes_nothing(
     services: Services, isolation: Isolation, mongo: object
 ) -> None:
@@ -141,7 +157,9 @@ async def test_invalid_input_is_refused_and_changes_nothing(
     for service in ("intake", "review", "notify", "audit"):
         db = client[isolation.database(service)]  # type: ignore[index]
         for name in set(await db.list_collection_names()) - seeded:
-            assert await db[name].count_documents({}) == 0, f"{service}.{name} has documents"
+            if name.endswith("chunks"):  # nx-27017 lists `attachments.chunks` as `..._chunks`
+                continue  # a chunk is part of a file: the file's collection is checked
+            assert await _empty(db[name]), f"{service}.{name} has documents"
 
 
 async def test_bad_messages_are_dead_lettered_with_reason_and_consumers_go_on(

@@ -48,59 +48,6 @@ def _builder(day: datetime) -> Callable[[str], tuple[Dossier, list[Event]]]:
     return build
 
 
-async def test_concurrent_submissions_on_two_replicas_never_share_a_code(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    db = mongo[isolation.database("intake")]
-    replicas = [DossierStore(db, _nowhere), DossierStore(db, _nowhere)]
-    await replicas[0].setup()
-    now = datetime(2026, 11, 28, 3, tzinfo=UTC)
-    day = date(2026, 11, 28)
-    results = await asyncio.gather(
-        *(replicas[i % 2].add_new("G01.99", day, _builder(now)) for i in range(100))
-    )
-    codes = [dossier.code for dossier, _ in results]
-    assert len(set(codes)) == 100
-    assert await db["dossiers"].count_documents({}) == 100
-    assert min(codes) == "G01.99-261128-0001"
-    # Every stored event names the code its dossier got.
-    for dossier, doc in results:
-        assert doc["outbox"][0]["subject"] == dossier.code
-    next_day, _ = await replicas[0].add_new("G01.99", day + timedelta(days=1), _builder(now))
-    assert next_day.code == "G01.99-261129-0001"
-
-
-async def test_status_follows_events_whatever_their_arrival_order(
-    mongo: AsyncMongoClient[Document], isolation: Isolation
-) -> None:
-    store = DossierStore(mongo[isolation.database("intake")], _nowhere)
-    t0 = datetime.now(UTC).replace(microsecond=0)
-    dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
-    at = [t0 + timedelta(minutes=m) for m in range(5)]
-    # A supplement loop, then the decision; delivered out of order and once twice.
-    assert await store.record_status(dossier.code, "supplement_requested", at[3], "e4")
-    assert await store.record_status(dossier.code, "assigned", at[0], "e1")
-    assert await store.record_status(dossier.code, "supplement_requested", at[1], "e2")
-    assert await store.record_status(dossier.code, "supplemented", at[2], "e3")
-    assert await store.record_status(dossier.code, "assigned", at[0], "e1") is None
-    found = await store.get(dossier.code)
-    assert found is not None
-    assert (found.status, int(found.status_code)) == ("supplement_requested", 5)
-    assert await store.record_status(dossier.code, "approved", at[4], "e5")
-    assert await store.record_status(dossier.code, "delivered", at[4], "e6")
-    assert await store.record_status(dossier.code, "supplemented", at[4], "e7")  # late: ignored
-    found = await store.get(dossier.code)
-    assert found is not None
-    assert (found.status, int(found.status_code)) == ("delivered", 10)
-    assert [h["status"] for h in found.history][:5] == [
-        "submitted",
-        "assigned",
-        "supplement_requested",
-        "supplemented",
-        "supplement_requested",
-    ]
-
-
 async def test_audit_records_an_event_once(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:

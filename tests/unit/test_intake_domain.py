@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from services.intake.catalogue import FormError, load_catalogue
-from services.intake.domain import current_status, dossier_code, promised_date
+from services.intake.domain import dossier_code
 from services.intake.fields import check_personal_id, normalise_mobile
 from services.intake.openapi import example
+from services.intake.status import Step, current_status, promised_date
 from services.intake.submission import parse
 from tests.factories import CATALOGUE
 
@@ -232,13 +233,9 @@ def test_an_apology_moves_the_promised_date_but_not_the_status() -> None:
     day = datetime(2026, 12, 1, 8, tzinfo=UTC)
     receipt_date = day + timedelta(days=7)
     statuses = [
-        {"status": "received", "at": day, "promised_at": receipt_date},
-        {
-            "status": "apology_issued",
-            "at": day + timedelta(days=8),
-            "promised_at": day + timedelta(days=12),
-        },
-        {"status": "supplement_requested", "at": day + timedelta(days=9), "promised_at": None},
+        Step("e1", "received", day, receipt_date),
+        Step("e2", "apology_issued", day + timedelta(days=8), day + timedelta(days=12)),
+        Step("e3", "supplement_requested", day + timedelta(days=9)),
     ]
     assert current_status(statuses) == "supplement_requested"
     assert promised_date(statuses, receipt_date) == day + timedelta(days=12)

@@ -1,0 +1,47 @@
+"""Intake's event subscriptions: which of review's events it follows, and what each does.
+
+One table, event type → handler; decode errors, unknown types and unknown dossiers are
+dead-lettered at once (retrying cannot help), anything else is retried by shared.messaging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from services.intake import handlers
+from services.intake.domain import DomainError
+from services.intake.ports import Dossiers
+from services.intake.status import STATUS_OF_EVENT
+from shared.contracts import Event
+from shared.messaging import PermanentFailure
+
+Handler = Callable[[Event, Dossiers], Awaitable[None]]
+
+
+async def _record_step(event: Event, dossiers: Dossiers) -> None:
+    await handlers.record_review_event(event, dossiers=dossiers)
+
+
+# Every status review announces is one step of the dossier the citizen follows.
+HANDLERS: dict[str, Handler] = dict.fromkeys(STATUS_OF_EVENT, _record_step)
+QUEUE = "motcua.intake.status"
+
+
+def bindings() -> list[str]:
+    """The event types intake's queue is bound to."""
+    return sorted(HANDLERS)
+
+
+def consumer(dossiers: Dossiers) -> Callable[[Event], Awaitable[None]]:
+    """The message handler of intake's queue."""
+
+    async def handle(event: Event) -> None:
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            raise PermanentFailure(f"intake does not handle {event.type}")
+        try:
+            await handler(event, dossiers)
+        except DomainError as exc:
+            raise PermanentFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    return handle

@@ -1,0 +1,52 @@
+"""What intake's handlers depend on: the ports its adapters (store.py, attachments.py, the
+catalogue, the clock, the outbox) satisfy, and the in-memory fakes of the unit tests too."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from services.intake.catalogue import Procedures
+from services.intake.domain import Dossier
+from services.intake.idempotency import KeyRecord
+from services.intake.status import Step
+from shared.contracts import Event
+
+Publish = Callable[[list[Event]], Awaitable[None]]
+"""Publish stored events now (confirmed); what fails is published later by the relay."""
+
+
+class Dossiers(Protocol):
+    async def next_number(self, series: str, day: date) -> int: ...
+
+    async def add(
+        self, dossier: Dossier, events: list[Event], *, series: str, number: int
+    ) -> bool: ...
+
+    async def get(self, code: str, *, with_outbox: bool = True) -> Dossier | None: ...
+
+    async def by_idempotency_key(self, key: str) -> Dossier | None: ...
+
+    async def save(self, dossier: Dossier, events: list[Event]) -> bool: ...
+
+    async def add_step(self, code: str, step: Step) -> bool | None: ...
+
+
+class Attachments(Protocol):
+    async def put(self, data: bytes, *, media_type: str, document_type: str) -> dict[str, Any]: ...
+
+    async def describe(self, ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+
+class Keys(Protocol):
+    async def claim(self, key: str, body_hash: str, now: datetime) -> bool: ...
+
+    async def get(self, key: str) -> KeyRecord | None: ...
+
+    async def take_over(self, record: KeyRecord, now: datetime) -> bool: ...
+
+    async def answer(self, key: str, answer: dict[str, Any]) -> None: ...
+
+
+__all__ = ["Attachments", "Dossiers", "Keys", "Procedures", "Publish"]
