@@ -133,7 +133,7 @@ class CommandRecorder(monitoring.CommandListener):
             **query,
             "site": call_site(),
         }
-        line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
+        line = json.dumps(record, default=str) + "\n"  # ASCII: one record per line, always
         with self._lock:
             if self._log is None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ an index with a limit.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -54,9 +55,12 @@ def declared(service: str) -> Mapping[str, IndexKeys] | None:
 
 def records(folder: Path) -> Iterator[dict[str, Any]]:
     for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        # Lines end with "\n" only (records are ASCII JSON); a process killed mid-write may
+        # leave its last line cut short, which is no query to check.
+        for line in path.read_text(encoding="utf-8").split("\n"):
             if line.strip():
-                yield json.loads(line)
+                with contextlib.suppress(json.JSONDecodeError):
+                    yield json.loads(line)
 
 
 def _branches(query: Mapping[str, Any]) -> list[set[str]]:

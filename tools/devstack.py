@@ -40,7 +40,7 @@ NX_DIR = TOOLS_DIR / f"nx-27017-{NX_VERSION}"
 NX_BIN = NX_DIR / "bin" / "nx-27017"
 # The embedded MongoDB-wire server (README: "Choosing the embedded database").
 EMBEDDED_DATABASES = ("ferretdb", "nx-27017")
-DEFAULT_DATABASE = "ferretdb"
+DEFAULT_DATABASE = "nx-27017"
 SERVICES = {"intake": 8001, "review": 8002, "notify": 8003, "audit": 8004}
 
 

@@ -44,11 +44,6 @@ def breakdown(counts: Counts) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until every service's background loops wake on work instead of polling (issue 10; "
-    "each service's engineer fixes theirs); the lead removes this mark at merge",
-)
 async def test_an_idle_stack_sends_the_database_under_one_command_a_second(
     isolation: Isolation, mailbox: Mailbox, tmp_path: Path
 ) -> None:

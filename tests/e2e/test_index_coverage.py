@@ -96,11 +96,6 @@ def test_the_recorded_log_is_read_back(tmp_path: Path) -> None:
     assert [p.keys for p in unserved(records(tmp_path), DECLARED)] == [("unit_id",)]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until every service declares INDEXES in services/<service>/store.py and uses "
-    "only indexed queries (issue 10); the lead removes this mark at merge",
-)
 def test_every_query_of_the_e2e_session_is_served_by_an_index(command_log: Path) -> None:
     log = list(records(command_log))
     if not log:
