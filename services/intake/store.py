@@ -16,30 +16,42 @@ ignores `$set` of an array element (`outbox.1`): so a citizen's step writes the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.intake.domain import Access, Dossier, code_series, dossier_code
 from services.intake.idempotency import KeyRecord
+from services.intake.ports import FiledBefore
 from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, outbox_fields
 from shared.storage import Document, Indexes, ensure_indexes
 
+log = logging.getLogger(__name__)
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
 
 INDEXES: Indexes = {
     # By `_id` (the code) on every hot path; by idempotency key only when a retry takes over
-    # the key of a request that died.
-    "dossiers": [IndexModel([("idempotency_key", ASCENDING)], sparse=True)],
+    # the key of a request that died, or a second filing under one key is refused (unique).
+    # By series, highest number first, once per series: to seed a counter that does not exist
+    # yet past the numbers dossiers of that series already hold.
+    "dossiers": [
+        IndexModel([("idempotency_key", ASCENDING)], sparse=True, unique=True),
+        IndexModel([("code_series", ASCENDING), ("code_number", DESCENDING)]),
+    ],
+    # Before dossiers held their steps: one document per step, read by dossier by the upgrade
+    # only, and by `_id` by the relay (pointers written before the upgrade).
+    "statuses": [IndexModel([("dossier_code", ASCENDING), ("at", ASCENDING)])],
     "counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     "idempotency_keys": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     # GridFS's own indexes: chunks are read by file in order; files are read by `_id`.
@@ -57,7 +69,7 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
     "Index option expireAfterSeconds is not implemented yet"): then they are made without it,
     and `remove_expired` must run now and then."""
     try:
-        await ensure_indexes(db, INDEXES)
+        await _replace_changed(db, INDEXES)
     except OperationFailure as exc:
         if "expireAfterSeconds" not in str(exc):
             raise
@@ -70,6 +82,35 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
         await ensure_indexes(db, plain)
         return False
     return True
+
+
+# The server refused an index because one of that name or those keys exists with other
+# options (IndexOptionsConflict, IndexKeySpecsConflict): the old, non-unique idempotency index.
+_CHANGED_OPTIONS = (85, 86)
+_DUPLICATE = 11000
+
+
+async def _replace_changed(db: AsyncDatabase[Document], indexes: Indexes) -> None:
+    """`ensure_indexes`, replacing a declared index whose options changed since it was made;
+    where stored dossiers already share an idempotency key (filed twice before the unique
+    index), the index stays non-unique and a warning says so."""
+    for name, models in indexes.items():
+        try:
+            await ensure_indexes(db, {name: models})
+            continue
+        except OperationFailure as exc:
+            if exc.code == _DUPLICATE:
+                log.warning("%s: duplicate keys stored, index left non-unique", name)
+                plain = [IndexModel(list(m.document["key"].items()), sparse=True) for m in models]
+                await ensure_indexes(db, {name: plain})
+                continue
+            if exc.code not in _CHANGED_OPTIONS:
+                raise
+        for model in models:
+            if model.document.get("unique"):
+                with contextlib.suppress(OperationFailure):
+                    await db[name].drop_index(model.document["name"])
+        await ensure_indexes(db, {name: models})
 
 
 async def remove_expired(db: AsyncDatabase[Document], now: datetime) -> int:
@@ -100,31 +141,40 @@ class DossierStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
         self.counters = db["counters"]
-        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
+        # `statuses`: pointers written before the upgrade name it; its documents keep their events.
+        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers, db["statuses"]])
 
     async def next_number(self, series: str, day: date) -> int:
         """The next number of `series` (one isolated `$inc`, so never the same one twice).
 
-        The day's first number inserts the counter: `expires_at` is written by an insert, as
-        nx-27017 0.8.1 stores a datetime given to `$set` as a naive string, which no TTL index
-        expires."""
+        The day's first number inserts the counter, past the highest number a dossier of the
+        series already holds (stored before counters, or after the counter expired): one
+        indexed read. `expires_at` is written by an insert, as nx-27017 0.8.1 stores a
+        datetime given to `$set` as a naive string, which no TTL index expires."""
         for _ in range(3):  # the first of a day: insert the counter, or lose to who did
             doc = await self.counters.find_one_and_update(
                 {"_id": series}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
             )
             if doc is not None:
                 return int(doc["n"])
+            top = await self.dossiers.find_one(
+                {"code_series": series},
+                sort=[("code_number", DESCENDING)],
+                projection={"code_number": 1},
+            )
+            number = int((top or {}).get("code_number") or 0) + 1
             try:
                 await self.counters.insert_one(
-                    {"_id": series, "n": 1, "expires_at": _midnight(day) + COUNTER_DAYS}
+                    {"_id": series, "n": number, "expires_at": _midnight(day) + COUNTER_DAYS}
                 )
             except DuplicateKeyError:
                 continue
-            return 1
+            return number
         raise RuntimeError(f"could not count series {series}")
 
     async def add(self, dossier: Dossier, events: list[Event], *, series: str, number: int) -> bool:
-        """Insert a new dossier with its events; False if its code is already taken."""
+        """Insert a new dossier with its events; False if its code is already taken,
+        `FiledBefore` if a dossier was filed under its idempotency key already."""
         return await self._insert(_document(dossier, events, series, number), events)
 
     async def add_new(
@@ -145,6 +195,12 @@ class DossierStore:
         try:
             await self.dossiers.insert_one(doc)
         except DuplicateKeyError:
+            # The code, or the idempotency key (unique): told apart by one read by that key.
+            key = doc.get("idempotency_key")
+            if key is not None:
+                first = await self.by_idempotency_key(key)
+                if first is not None and first.code != doc["_id"]:
+                    raise FiledBefore(first) from None
             return False
         return True
 
@@ -238,9 +294,14 @@ class KeyStore:
         )
         return result.matched_count == 1
 
-    async def answer(self, key: str, answer: dict[str, Any]) -> None:
-        """Keep the answer that every retry with this key gets."""
-        await self.keys.update_one({"_id": key}, {"$set": {"answer": answer}})
+    async def answer(self, key: str, answer: dict[str, Any], *, lease: int) -> bool:
+        """Keep the answer that every retry with this key gets, if the key is still held under
+        `lease` and unanswered; False if a retry took it over meanwhile (its answer stands)."""
+        result = await self.keys.update_one(
+            {"_id": key, "lease": lease, "answer": {"$exists": False}},
+            {"$set": {"answer": answer}},
+        )
+        return result.matched_count == 1
 
 
 def _document(dossier: Dossier, events: list[Event], series: str, number: int) -> Document:
