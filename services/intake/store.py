@@ -16,7 +16,6 @@ ignores `$set` of an array element (`outbox.1`): so a citizen's step writes the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
@@ -69,7 +68,7 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
     "Index option expireAfterSeconds is not implemented yet"): then they are made without it,
     and `remove_expired` must run now and then."""
     try:
-        await _replace_changed(db, INDEXES)
+        await _create_each(db, INDEXES)
     except OperationFailure as exc:
         if "expireAfterSeconds" not in str(exc):
             raise
@@ -79,38 +78,58 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
             else models
             for name, models in INDEXES.items()
         }
-        await ensure_indexes(db, plain)
+        await _create_each(db, plain)
         return False
     return True
 
 
-# The server refused an index because one of that name or those keys exists with other
-# options (IndexOptionsConflict, IndexKeySpecsConflict): the old, non-unique idempotency index.
+# MongoDB refuses an index on keys that an index of other options already covers
+# (IndexOptionsConflict, IndexKeySpecsConflict): the old plain `idempotency_key` index, until
+# the upgrade replaces it (`replace_unique`).
 _CHANGED_OPTIONS = (85, 86)
 _DUPLICATE = 11000
 
 
-async def _replace_changed(db: AsyncDatabase[Document], indexes: Indexes) -> None:
-    """`ensure_indexes`, replacing a declared index whose options changed since it was made;
-    where stored dossiers already share an idempotency key (filed twice before the unique
-    index), the index stays non-unique and a warning says so."""
+async def _create_each(db: AsyncDatabase[Document], indexes: Indexes) -> None:
     for name, models in indexes.items():
-        try:
-            await ensure_indexes(db, {name: models})
-            continue
-        except OperationFailure as exc:
-            if exc.code == _DUPLICATE:
-                log.warning("%s: duplicate keys stored, index left non-unique", name)
-                plain = [IndexModel(list(m.document["key"].items()), sparse=True) for m in models]
-                await ensure_indexes(db, {name: plain})
-                continue
-            if exc.code not in _CHANGED_OPTIONS:
-                raise
         for model in models:
-            if model.document.get("unique"):
-                with contextlib.suppress(OperationFailure):
-                    await db[name].drop_index(model.document["name"])
-        await ensure_indexes(db, {name: models})
+            try:
+                await _create_or_plain(db, name, model)
+            except OperationFailure as exc:
+                if exc.code not in _CHANGED_OPTIONS:
+                    raise
+                log.warning("%s: an index of before on %s is kept", name, model.document["key"])
+
+
+async def _create_or_plain(db: AsyncDatabase[Document], name: str, model: IndexModel) -> None:
+    """Create `model`; where stored documents already share its keys (dossiers filed twice
+    under one key before the index was unique), a plain one instead, and a warning. The build
+    fails with code 11000 on MongoDB, with no code on nx-27017 0.8.1 ("UNIQUE constraint")."""
+    try:
+        await ensure_indexes(db, {name: [model]})
+    except OperationFailure as exc:
+        if not model.document.get("unique") or (
+            exc.code != _DUPLICATE and "UNIQUE constraint" not in str(exc)
+        ):
+            raise
+        keys = list(model.document["key"].items())
+        log.warning("%s: stored documents share %s, index left plain", name, keys)
+        await ensure_indexes(db, {name: [IndexModel(keys, sparse=True)]})
+
+
+async def replace_unique(db: AsyncDatabase[Document]) -> None:
+    """Make the declared unique indexes in place of whatever index of before has their keys.
+
+    Once, by the upgrade: nx-27017 0.8.1 silently keeps the old index when asked for one on the
+    same keys with other options, and its `listIndexes` reports neither `unique` nor `sparse`
+    (nor MongoDB's names), so the old index is dropped by its keys, whatever it reports."""
+    for name, models in INDEXES.items():
+        for model in [m for m in models if m.document.get("unique")]:
+            keys = dict(model.document["key"])
+            async for index in await db[name].list_indexes():
+                if dict(index["key"]) == keys:
+                    await db[name].drop_index(index["name"])
+            await _create_or_plain(db, name, model)
 
 
 async def remove_expired(db: AsyncDatabase[Document], now: datetime) -> int:

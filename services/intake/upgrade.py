@@ -3,7 +3,8 @@
 Before, each step a dossier reached was a document of `statuses` (its `_id` the event id, with
 `dossier_code`, `status`, `at`, `promised_at` and the events it emitted), and dossiers had no
 `version`. Here every dossier gets `version: 1` where it has none, and the steps of `statuses`
-are folded into its `steps` map (keyed by event id, as `store.add_step` keys them). Each write
+are folded into its `steps` map (keyed by event id, as `store.add_step` keys them), and the
+plain index of before on `idempotency_key` becomes the unique one. Each write
 is guarded by the version it was decided on, so a step or a citizen's action recorded meanwhile
 is never overwritten (the fold is decided again on what it finds); two replicas running it at
 once only repeat what is already done. `statuses` stays: the relay still reads the events of
@@ -18,7 +19,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.intake.store import step_key
+from services.intake.store import replace_unique, step_key
 from shared.storage import Document
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def upgrade(db: AsyncDatabase[Document]) -> int:
     dossiers were written."""
     if await db[META].find_one({"_id": MARKER}) is not None:
         return 0
+    await replace_unique(db)  # one dossier per idempotency key, where the index was plain
     dossiers = db["dossiers"]
     versioned = await dossiers.update_many(
         {"_id": {"$gte": ""}, "version": {"$exists": False}}, {"$set": {"version": 1}}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from services.intake import handlers
 from services.intake.domain import code_series, dossier_code
@@ -210,3 +211,35 @@ async def test_an_answer_is_kept_only_under_the_lease_it_was_claimed_with(
     assert not await keys.answer("k", {"code": "again"}, lease=1)  # answered: kept
     again = await keys.get("k")
     assert again is not None and again.answer == {"code": "retry's"}
+
+
+async def test_the_plain_idempotency_index_of_before_becomes_unique(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """The store of before made a plain index on `idempotency_key`. MongoDB refuses the unique
+    one on the same keys; nx-27017 0.8.1 silently keeps the old one (and its `listIndexes` says
+    nothing of `unique`): the upgrade drops it by its keys and makes the unique one."""
+    db = mongo[isolation.database("intake")]
+    await db["dossiers"].create_index([("code_series", 1), ("code_number", -1)])
+    await db["statuses"].create_index([("dossier_code", 1), ("at", 1)])
+    await db["dossiers"].create_index("idempotency_key")
+    await create_indexes(db)
+    await upgrade(db)
+    await db["dossiers"].insert_many([{"_id": "a", "idempotency_key": "k"}, {"_id": "b"}])
+    await db["dossiers"].insert_one({"_id": "c"})  # sparse: many without a key
+    with pytest.raises(DuplicateKeyError):
+        await db["dossiers"].insert_one({"_id": "d", "idempotency_key": "k"})
+
+
+async def test_where_dossiers_of_before_share_a_key_the_index_stays_plain_and_intake_starts(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """The unique index's build fails (code 11000 on MongoDB; no code at all on nx-27017)."""
+    db = mongo[isolation.database("intake")]
+    await db["dossiers"].insert_many([{"_id": c, "idempotency_key": "twice"} for c in "ab"])
+    await create_indexes(db)
+    await upgrade(db)
+    await create_indexes(db)  # the next start
+    assert await upgrade(db) == 0
+    found = db["dossiers"].find({"idempotency_key": "twice"})
+    assert [d["_id"] async for d in found] == ["a", "b"]
