@@ -9,7 +9,8 @@ is guarded by the version it was decided on, so a step or a citizen's action rec
 is never overwritten (the fold is decided again on what it finds); two replicas running it at
 once only repeat what is already done. `statuses` stays: the relay still reads the events of
 pointers written before (see `DossierStore.outbox`). A marker in `intake_meta` makes later
-starts skip it (one read by key).
+starts skip it (one read by key); a database without dossiers gets none (a new one: nothing to
+upgrade, and a refused request must leave intake's collections empty).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ async def upgrade(db: AsyncDatabase[Document]) -> int:
     dossiers were written."""
     if await db[META].find_one({"_id": MARKER}) is not None:
         return 0
+    if await db["dossiers"].find_one({"_id": {"$gte": ""}}, projection={"_id": 1}) is None:
+        return 0  # a new database: nothing of before, no marker (the first start with dossiers)
     await replace_unique(db)  # one dossier per idempotency key, where the index was plain
     dossiers = db["dossiers"]
     versioned = await dossiers.update_many(

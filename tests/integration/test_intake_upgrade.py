@@ -223,9 +223,10 @@ async def test_the_plain_idempotency_index_of_before_becomes_unique(
     await db["dossiers"].create_index([("code_series", 1), ("code_number", -1)])
     await db["statuses"].create_index([("dossier_code", 1), ("at", 1)])
     await db["dossiers"].create_index("idempotency_key")
+    await db["dossiers"].insert_one({"_id": "a", "idempotency_key": "k"})  # filed before
     await create_indexes(db)
     await upgrade(db)
-    await db["dossiers"].insert_many([{"_id": "a", "idempotency_key": "k"}, {"_id": "b"}])
+    await db["dossiers"].insert_one({"_id": "b"})
     await db["dossiers"].insert_one({"_id": "c"})  # sparse: many without a key
     with pytest.raises(DuplicateKeyError):
         await db["dossiers"].insert_one({"_id": "d", "idempotency_key": "k"})
@@ -243,3 +244,13 @@ async def test_where_dossiers_of_before_share_a_key_the_index_stays_plain_and_in
     assert await upgrade(db) == 0
     found = db["dossiers"].find({"idempotency_key": "twice"})
     assert [d["_id"] async for d in found] == ["a", "b"]
+
+
+async def test_a_new_database_is_left_as_it_is(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Nothing of before to upgrade: no marker either (a refused request leaves intake empty)."""
+    db = mongo[isolation.database("intake")]
+    await create_indexes(db)
+    assert await upgrade(db) == 0
+    assert await db["intake_meta"].count_documents({"_id": MARKER}) == 0
