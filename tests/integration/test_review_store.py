@@ -227,11 +227,11 @@ async def test_a_queue_pages_by_due_time_stable_under_ties_and_a_chiefs_page_is_
             cursor = page.next_cursor
             if cursor is None:
                 break
-        # Not overdue: due later than now, so the tasks without a deadline are not listed.
+        # Not overdue: due later than now, or never (a task without a deadline is never late).
         later = await handlers.queue(
             CHIEF, tasks=store, clock=lambda: t0 + timedelta(hours=2, minutes=30), overdue=False
         )
-        assert [t.id for t in later.tasks] == ["t2", "t3", "t4", "t0"]
+        assert [t.id for t in later.tasks] == ["t2", "t3", "t4", "t0", "t6", "t7"]
     flat = [i for p in pages for i in p]
     assert flat == ["t1", "t5", "t2", "t3", "t4", "t0", "t6", "t7"]
     assert [len(p) for p in pages] == [3, 3, 2]
