@@ -11,6 +11,7 @@ from datetime import datetime
 
 from services.review import steps
 from services.review.access import (
+    NO_DUE,
     Position,
     history_position,
     history_scope,
@@ -223,6 +224,8 @@ async def queue(
     before = due_before
     if overdue:
         before = min(before, now) if before else now
+    elif overdue is False and before is None:
+        before = NO_DUE  # not overdue: due later, so a task without a deadline is not listed
     where = QueueFilter(
         state=state,
         procedure_code=procedure,
