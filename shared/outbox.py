@@ -138,6 +138,7 @@ class Outbox:
         self.wake = asyncio.Event()
         """Set when a flush failed: the relay runs without waiting for its interval."""
         self.next_due: datetime | None = None
+        self.backlog = False  # the last round read a full batch and published: more waits
         """When the youngest pointer the last round left alone comes of age."""
 
     async def expect(
@@ -156,6 +157,14 @@ class Outbox:
         except BulkWriteError as exc:  # already pointed at (a redelivered input): fine
             if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
                 raise
+
+    async def discard(self, events: Iterable[Event]) -> None:
+        """Drop the pointers of events whose write lost a race (it never happened), at once
+        rather than when they go stale: a waiting pointer holds its document back (review
+        moves no task to history while an event of it may still be unpublished)."""
+        ids = [e.id for e in events]
+        if ids:
+            await self.pending.delete_many({"_id": {"$in": ids}})
 
     async def flush(self, events: Iterable[Event]) -> list[Event]:
         """Publish `events` (confirmed), then drop their pointers. Returns them.
@@ -208,7 +217,9 @@ class Outbox:
         count = 0
         for source in self.inline:
             cursor = source.find({INLINE_SINCE: {"$lte": _millis(now)}}).sort(INLINE_SINCE, 1)
+            read = published = 0
             async for doc in cursor.limit(RELAY_BATCH):
+                read += 1
                 since = datetime.fromtimestamp(doc[INLINE_SINCE] / 1000, UTC)
                 if since >= cutoff:
                     due = since + older_than
@@ -218,7 +229,9 @@ class Outbox:
                 stored = [load(e) for e in doc.get("outbox", []) if e.get("id") in ids]
                 for event in await self.settle(source, doc["_id"], stored):
                     OUTBOX_PENDING.labels(self.service, event.type).inc()
-                    count += 1
+                    published += 1
+            count += published
+            self.backlog = self.backlog or (read == RELAY_BATCH and published > 0)
         return count
 
     async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
@@ -230,8 +243,11 @@ class Outbox:
         cutoff = now - older_than
         count = 0
         self.next_due = None
+        self.backlog = False
         cursor = self.pending.find({"created_at": {"$lte": now}}).sort("created_at", 1)
+        read = 0
         async for pointer in cursor.limit(RELAY_BATCH):
+            read += 1
             created = _instant(pointer["created_at"])
             if created >= cutoff:
                 due = created + older_than
@@ -252,6 +268,9 @@ class Outbox:
             for event in await self.flush([load(stored)]):
                 OUTBOX_PENDING.labels(self.service, event.type).inc()
                 count += 1
+        # A full batch that published something: more may wait behind it (a broker outage's
+        # backlog), so the next round follows at once instead of an interval later.
+        self.backlog = read == RELAY_BATCH and count > 0
         return count + await self._relay_inline(now, cutoff, older_than)
 
     async def run(
@@ -268,8 +287,8 @@ class Outbox:
                 if count:
                     log.info("outbox relay published %d event(s)", count)
                 backoff = retry
-                pause = interval
-                if self.next_due is not None:
+                pause = 0.0 if self.backlog else interval
+                if self.next_due is not None and not self.backlog:
                     pause = min(interval, max(0.05, (self.next_due - utcnow()).total_seconds()))
             except asyncio.CancelledError:
                 raise

@@ -58,6 +58,9 @@ def command_collection(name: str, command: Mapping[str, Any]) -> str:
     return target if isinstance(target, str) else ""
 
 
+JOIN_STAGES = ("$lookup", "$unionWith", "$graphLookup")  # stages that query another collection
+
+
 def command_query(name: str, command: Mapping[str, Any]) -> dict[str, Any] | None:
     """The filters, sort and limit of a query command; None for what is not a query."""
     filters: list[Any]
@@ -77,6 +80,7 @@ def command_query(name: str, command: Mapping[str, Any]) -> dict[str, Any] | Non
         filters = [u.get("q") or {} for u in command.get("updates", [])]
     elif name == "aggregate":
         stages = list(command.get("pipeline", []))
+        joins = [key for stage in stages for key in stage if key in JOIN_STAGES]
         first = stages[0] if stages else {}
         filters = [first["$match"]] if "$match" in first else [{}]
         rest = stages[1:] if "$match" in first else stages
@@ -90,7 +94,14 @@ def command_query(name: str, command: Mapping[str, Any]) -> dict[str, Any] | Non
                 break
     else:
         return None
-    return {"filters": filters, "sort": dict(sort) if sort else None, "limit": limit or None}
+    query: dict[str, Any] = {
+        "filters": filters,
+        "sort": dict(sort) if sort else None,
+        "limit": limit or None,
+    }
+    if name == "aggregate" and joins:
+        query["joins"] = joins
+    return query
 
 
 def call_site() -> str:

@@ -65,14 +65,13 @@ def records(folder: Path) -> Iterator[dict[str, Any]]:
 
 def _branches(query: Mapping[str, Any]) -> list[set[str]]:
     """The sets of field names each alternative of a filter names (`$or` splits it)."""
-    names = {k for k in query if not k.startswith("$")}
-    for clause in query.get("$and", []):
-        for branch in _branches(clause):
-            names |= branch
+    result = [{k for k in query if not k.startswith("$")}]
+    for clause in query.get("$and", []):  # every clause holds: each of its branches may be taken
+        result = [r | b for r in result for b in _branches(clause)]
     alternatives = query.get("$or")
-    if not alternatives:
-        return [names]
-    return [names | b for clause in alternatives for b in _branches(clause)]
+    if alternatives:
+        result = [r | b for r in result for clause in alternatives for b in _branches(clause)]
+    return result
 
 
 def _sort_served(sort: Sequence[str], names: set[str], indexes: IndexKeys) -> bool:
@@ -115,6 +114,9 @@ def unserved(log: Iterable[Mapping[str, Any]], declarations: Declarations) -> li
         if service not in declarations:
             continue
         indexes = declarations[service].get(collection, [])
+        joins = tuple(record.get("joins") or ())
+        if joins:  # a stage that reads another collection: none of its queries is checked here
+            found[Unserved(service, collection, joins, sort, str(record.get("site")))] = None
         for query in record.get("filters") or [{}]:
             for names in _branches(query):
                 if served(

@@ -186,7 +186,7 @@ def seal_body(seal: dict[str, Any]) -> bytes:
 class Break:
     """The first thing found wrong: what kind, where, and in words."""
 
-    kind: str  # modified | deleted | inserted | broken_link | bad_signature | unsealed
+    kind: str  # modified | deleted | inserted | duplicated | broken_link | bad_signature | unsealed
     detail: str
     dossier_code: str | None = None
     record_id: str | None = None
@@ -204,8 +204,8 @@ def check_chain(
     pending: dict[str, dict[str, Any]],
     marker_key: bytes,
 ) -> Break | None:
-    """Walk one dossier's chain from its first link; records not chained must be pending,
-    with a marker whose MAC (under `marker_key`) holds for them."""
+    """Walk one dossier's chain from its first link; each record is chained once, and records
+    not chained must be pending, with a marker whose MAC (under `marker_key`) holds for them."""
     prev = GENESIS
     chained: set[str] = set()
     for expected, link in enumerate(sorted(links, key=lambda lk: int(lk["seq"]))):
@@ -223,6 +223,14 @@ def check_chain(
         if link["prev_hash"] != prev:
             return Break(
                 "broken_link", f"link {seq} does not follow link {seq - 1}", dossier_code, rid, seq
+            )
+        if rid in chained:
+            return Break(
+                "duplicated",
+                f"record {rid} is chained twice (again at link {seq})",
+                dossier_code,
+                rid,
+                seq,
             )
         record = records.get(rid)
         if record is None:

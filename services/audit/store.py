@@ -6,7 +6,8 @@
   not chained yet, written *before* the record (so a record with no marker and no link is one
   nobody received: an insertion), holding a MAC of the record (`ledger.marker_mac`) so that a
   forged marker is told from audit's own. Settling deletes it.
-- `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
+- `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain), a
+  unique `record_id` (a record is chained once, whatever two settlers do).
 - `heads`: per dossier, where its chain ends (`_id` = dossier code, next `seq`, last `hash`):
   read by key, moved on by a conditional update after the links are written, so appending to
   a chain costs the same whatever its length. Never trusted by verification (links are).
@@ -59,7 +60,7 @@ INDEXES: Indexes = {
     "pending": [IndexModel([("recorded_at", 1)]), IndexModel([("dossier_code", 1)])],
     "chain": [
         IndexModel([("dossier_code", 1), ("seq", 1)]),
-        IndexModel([("record_id", 1)]),
+        IndexModel([("record_id", 1)], unique=True),  # a record is chained once
         IndexModel([("settled_at", 1), ("_id", 1)]),
     ],
     "heads": [],
@@ -100,9 +101,23 @@ def without_ids_in_compound_keys(indexes: Indexes) -> Indexes:
     return out
 
 
+async def _drop_non_unique_versions(db: AsyncDatabase[Document], indexes: Indexes) -> None:
+    """Drop an existing index that a declared unique index of the same keys replaces (audit
+    once declared `chain.record_id` non-unique). MongoDB refuses to create it over the old
+    one (IndexOptionsConflict); nx-27017 0.8.1 says it did and keeps the old one, not unique."""
+    for collection, models in indexes.items():
+        wanted = {tuple(m.document["key"].items()) for m in models if m.document.get("unique")}
+        if not wanted:
+            continue
+        for name, info in (await db[collection].index_information()).items():
+            if tuple(info["key"]) in wanted and not info.get("unique"):
+                await db[collection].drop_index(name)
+
+
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
     """Create audit's declared `INDEXES` (on nx-27017, as it can keep them)."""
     nx = await is_nx_27017(db)
+    await _drop_non_unique_versions(db, INDEXES)
     await ensure_indexes(db, without_ids_in_compound_keys(INDEXES) if nx else INDEXES)
 
 
@@ -233,7 +248,10 @@ class AuditStore(HistoryReader):
         }
 
     async def add_links(self, links: list[Document]) -> bool:
-        """Append one dossier's links in order; False if another settler took a place."""
+        """Append one dossier's links in order; False if another settler took a place or
+        chained one of the records (the unique `record_id` index). The insert is ordered: the
+        links before the refused one are written, those after it are not (no hole), and the
+        settler catches its head up over them by key."""
         try:
             await self.chain.insert_many(links, ordered=True)
         except BulkWriteError as exc:
@@ -264,6 +282,11 @@ class AuditStore(HistoryReader):
         while link := await self.chain.find_one({"_id": f"{dossier_code}#{seq + len(links)}"}):
             links.append(link)
         return links
+
+    async def link_after(self, dossier_code: str, seq: int) -> bool:
+        """Whether the dossier has a link at a place after `seq` (one query on its index)."""
+        query = {"dossier_code": dossier_code, "seq": {"$gt": seq}}
+        return await self.chain.find_one(query, {"_id": 1}) is not None
 
     async def drop_pending(self, ids: Iterable[str]) -> None:
         ids = list(ids)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notify.compose import address_of, chosen_channels, compose
@@ -31,8 +31,9 @@ from services.notify.ports import (
     Notifier,
     RecipientNotKnownYet,
     Replay,
+    Unreadable,
 )
-from services.notify.routing import Planned, fallback, plan
+from services.notify.routing import ChannelRoute, Partner, Planned, fallback, plan
 from shared.clock import Clock
 from shared.contracts import DossierSubmitted, Event
 
@@ -43,6 +44,8 @@ LOAD_ROUNDS = 5
 # The sweep's one indexed query on the live collection, this often: it only finds what a crash
 # or a lost message left (retries come back by themselves, through the delay queues).
 SWEEP_INTERVAL = 60.0
+# When the sweep looks again at a stored delivery it cannot read (an operator must repair it).
+UNREADABLE_AFTER = timedelta(hours=1)
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -135,12 +138,42 @@ async def deliver(
     elif decision.kind == "exhausted":
         delivery = await give_up(delivery, reason=exhausted_reason(delivery), permanent=False, n=n)
     # Also on a redelivery: publish the recorded outcome again, with the same event id.
+    await settle(delivery, planned, contact, notifier=n, depth=depth)
+    return delivery
+
+
+async def settle(
+    delivery: Delivery,
+    planned: Planned,
+    contact: Mapping[str, Any],
+    *,
+    notifier: Notifier,
+    depth: int = 0,
+) -> None:
+    """A finished delivery's end: publish its outcome and move it to history; if it failed for
+    good, deliver the same event by the channel's fallback (Zalo → SMS), if any."""
+    n = notifier
     await conclude(delivery, notifier=n)
     if delivery.status == "failed" and depth < 2:
+        event = delivery.trigger
         other = fallback(planned, event.id, routing=n.routing, available=set(n.channels))
         if other is not None:
             await deliver(event, other, contact, notifier=n, depth=depth + 1)
-    return delivery
+
+
+def planned_of(
+    delivery: Delivery, *, partners: list[Partner], delivery_id: str | None = None
+) -> Planned:
+    """The plan a stored delivery was made from (under `delivery_id`, for a resend of it)."""
+    key = delivery.recipient_key
+    partner = next((p for p in partners if f"partner:{p.id}" == key), None)
+    template = delivery.template
+    route = (
+        ChannelRoute(template=template, zalo_template_id=delivery.zalo_template_id)
+        if template
+        else None
+    )
+    return Planned(delivery_id or delivery.id, key, delivery.channel, route=route, partner=partner)
 
 
 async def take(
@@ -264,22 +297,54 @@ async def _record(previous: Delivery, outcome: Delivery, n: Notifier) -> Deliver
 async def sweep(*, notifier: Notifier, limit: int = 100) -> int:
     """Finish what a crash or a lost message left in flight long past its due moment (one
     indexed query): publish and move a finished delivery; give up a try that can have no
-    other; hand any other's event back to notify. Returns how many it took up."""
+    other (then try its fallback channel, as `deliver` does); hand any other's event back to
+    notify. Each is taken up on its own: one that cannot be read or handled is logged (an
+    unreadable one is looked at again only after UNREADABLE_AFTER) and the others go on.
+    Returns how many it took up."""
     n = notifier
     now = n.clock()
     stuck = await n.deliveries.stuck(now, limit=limit)
     for delivery in stuck:
-        if delivery.finished:
-            await conclude(delivery, notifier=n)
+        if isinstance(delivery, Unreadable):
+            log.error(
+                "a stored delivery cannot be read; looking again in %s: %s",
+                UNREADABLE_AFTER,
+                delivery.error,
+                extra={"delivery": delivery.id},
+            )
+            await n.deliveries.postpone(delivery, now + UNREADABLE_AFTER)
             continue
-        tries = 1 if delivery.resend_of else n.tries  # a resend is tried once, and only by hand
-        decision = claim(delivery, now=now, lease=n.lease, tries=tries)
-        if decision.kind == "exhausted" or delivery.resend_of:
-            reason = exhausted_reason(delivery)
-            await conclude(await give_up(delivery, reason=reason, permanent=False, n=n), notifier=n)
-        elif await n.deliveries.save(delivery, nudged(delivery, now=now)) is not None:
-            await n.retries.schedule(delivery.trigger, at_least=0)
+        try:
+            await _sweep_one(delivery, now=now, n=n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning(
+                "the sweep could not take up a delivery",
+                exc_info=True,
+                extra={"delivery": delivery.id},
+            )
     return len(stuck)
+
+
+async def _sweep_one(delivery: Delivery, *, now: datetime, n: Notifier) -> None:
+    if delivery.resend_of:  # a resend is tried once, and only by hand: no fallback either
+        if not delivery.finished:
+            reason = exhausted_reason(delivery)
+            delivery = await give_up(delivery, reason=reason, permanent=False, n=n)
+        await conclude(delivery, notifier=n)
+        return
+    decision = claim(delivery, now=now, lease=n.lease, tries=n.tries)
+    if decision.kind == "exhausted":
+        reason = exhausted_reason(delivery)
+        delivery = await give_up(delivery, reason=reason, permanent=False, n=n)
+    elif not delivery.finished:
+        if await n.deliveries.save(delivery, nudged(delivery, now=now)) is not None:
+            await n.retries.schedule(delivery.trigger, at_least=0)
+        return
+    failed_for_good = delivery.status == "failed"  # its fallback needs the applicant's contact
+    contact = await n.recipients.recipient(delivery.dossier_code) if failed_for_good else None
+    await settle(delivery, planned_of(delivery, partners=n.partners), contact or {}, notifier=n)
 
 
 async def sweep_forever(*, notifier: Notifier, interval: float) -> None:

@@ -18,10 +18,10 @@ from services.notify.domain import (
     resend_id,
     resend_root,
 )
-from services.notify.handlers import attempt, conclude
+from services.notify.handlers import attempt, conclude, planned_of
 from services.notify.messages import APPLICANT_CHANNELS, masked, sms_segments
 from services.notify.ports import Deliveries, DeliveryNotFound, Notifier, ResendConflict
-from services.notify.routing import ChannelRoute, Planned, Routing
+from services.notify.routing import Routing
 from services.notify.templates import Rendered, Templates
 
 
@@ -40,15 +40,7 @@ async def resend(delivery_id: str, *, requested_by: str, notifier: Notifier) -> 
         raise ResendConflict(root)
     event = original.trigger
     contact = await n.recipients.recipient(event.subject) or {}
-    key = original.recipient_key
-    partner = next((p for p in n.partners if f"partner:{p.id}" == key), None)
-    template = original.template
-    route = (
-        ChannelRoute(template=template, zalo_template_id=original.zalo_template_id)
-        if template
-        else None
-    )
-    planned = Planned(new_id, key, original.channel, route=route, partner=partner)
+    planned = planned_of(original, partners=n.partners, delivery_id=new_id)
     address = address_of(planned, contact)
     fresh = new_delivery(
         event,

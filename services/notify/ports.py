@@ -38,6 +38,16 @@ class ResendConflict(Exception):
     created at the same moment)."""
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored delivery that cannot be decoded (its trigger, say): its key, why, and the
+    document as read (a guarded write of it is keyed by the version it holds)."""
+
+    id: str
+    error: str
+    stored: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Deliveries(Protocol):
     async def load(self, delivery_id: str) -> Delivery | None: ...
 
@@ -47,7 +57,9 @@ class Deliveries(Protocol):
 
     async def resends(self, root: Delivery) -> list[Delivery]: ...
 
-    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]: ...
+    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery | Unreadable]: ...
+
+    async def postpone(self, unreadable: Unreadable, until: datetime) -> bool: ...
 
     async def log(
         self, dossier_code: str, *, after: LogKey | None, limit: int

@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notify.domain import Delivery, LogKey, log_key
+from services.notify.ports import Unreadable
 from shared.contracts import load
 from shared.storage import Document, Indexes, ensure_indexes
 
@@ -103,11 +104,12 @@ class NotifyStore:
             await self.live.insert_one(doc)
         except DuplicateKeyError:
             return None
-        if previous.version:
-            return saved
-        # A new one: another handler may have created, finished and moved it between our two
-        # reads and this insert. Its history entry is there by now if so: step back.
-        if await self.history.find_one({"_id": new.id}, {"_id": 1}) is not None:
+        # Another handler may have taken the same step from the same read, sent, and moved its
+        # outcome to history (deleting its live copy) before this insert: a history entry newer
+        # than what we read says so (history is written before the live copy is deleted, so it
+        # is there by now). Step back, so nothing is sent twice.
+        newer = {"_id": new.id, "version": {"$gt": previous.version}}
+        if await self.history.find_one(newer, {"_id": 1}) is not None:
             await self.live.delete_one({"_id": new.id, "version": saved.version})
             return None
         return saved
@@ -130,10 +132,27 @@ class NotifyStore:
         found += [delivery_of(doc, archived=True) async for doc in self.history.find(query)]
         return found
 
-    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]:
-        """Deliveries still in `live` past their due moment plus a grace (the sweep's query)."""
+    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery | Unreadable]:
+        """Deliveries still in `live` past their due moment plus a grace (the sweep's query),
+        each decoded on its own: a document that cannot be read comes back as `Unreadable`."""
         cursor = self.live.find({"check_at": {"$lt": now}}).sort("check_at", 1).limit(limit)
-        return [delivery_of(doc, archived=False) async for doc in cursor]
+        found: list[Delivery | Unreadable] = []
+        async for doc in cursor:
+            try:
+                found.append(delivery_of(doc, archived=False))
+            except Exception as exc:
+                found.append(Unreadable(str(doc["_id"]), f"{type(exc).__name__}: {exc}", doc))
+        return found
+
+    async def postpone(self, unreadable: Unreadable, until: datetime) -> bool:
+        """Move a live document's due moment to `until`, unless it was written since it was
+        read; whether it was moved. The whole document is written again: nx-27017 0.8.1 stores
+        a datetime given to `$set` as a naive string, which `stuck`'s `$lt` would never match
+        again."""
+        doc = {**unreadable.stored, "check_at": until}
+        guard = {"_id": unreadable.id, "version": unreadable.stored.get("version")}
+        result = await self.live.replace_one(guard, doc)
+        return result.matched_count == 1
 
     async def log(
         self, dossier_code: str, *, after: LogKey | None, limit: int

@@ -71,7 +71,11 @@ class TaskStore:
         self.tasks = db["tasks"]
         self.closed = db["tasks_history"]
         self.fired = db["timers_fired"]
-        self.outbox = Outbox(db, publish, service="review", sources=[self.tasks, self.fired])
+        # `transitions` held the events of the previous shape: a pointer left at one before an
+        # upgrade is still published from there.
+        self.outbox = Outbox(
+            db, publish, service="review", sources=[self.tasks, self.fired, db["transitions"]]
+        )
         self.timers_changed = asyncio.Event()  # wakes the timer loop of this process
         self.task_finished = asyncio.Event()  # wakes the mover of this process
 
@@ -126,6 +130,7 @@ class TaskStore:
     async def save(self, before: Task, decision: Decision) -> bool:
         await self.outbox.expect(self.tasks, before.id, decision.events)
         if not await self._replace(before, decision.task, decision.events):
+            await self.outbox.discard(decision.events)  # lost the race: they were never written
             return False
         if decision.task.timer_at is not None:
             self.timers_changed.set()
@@ -247,4 +252,10 @@ def to_doc(task: Task) -> Document:
 def to_task(doc: Document) -> Task:
     known = {k: doc[k] for k in _TASK_FIELDS if k in doc}
     steps = tuple(Transition(**{k: s.get(k) for k in _STEP_FIELDS}) for s in doc.get("steps", []))
-    return Task(id=doc["_id"], dossier=doc.get("dossier", {}), steps=steps, **known)
+    return Task(
+        id=doc["_id"],
+        dossier=doc.get("dossier", {}),
+        steps=steps,
+        emitted=tuple(doc.get("outbox", [])),  # the next write keeps them: the relay reads them
+        **known,
+    )

@@ -58,7 +58,8 @@ async def upgrade(db: AsyncDatabase[Document]) -> int:
         new = to_doc(task)
         new["steps"] = [step_doc(s) for s in task.steps]
         new["outbox"] = [e for s in [doc, *steps] for e in s.get("outbox", [])]
-        await db["tasks"].replace_one({"_id": doc["_id"]}, new)
+        # Guarded: another replica upgrading at the same time may have served a step already.
+        await db["tasks"].replace_one({"_id": doc["_id"], "queue_key": {"$exists": False}}, new)
         count += 1
     await db["directory_meta"].replace_one(
         {"_id": MARKER}, {"_id": MARKER, "value": 1}, upsert=True

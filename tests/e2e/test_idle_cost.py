@@ -19,7 +19,10 @@ from tests.e2e.harness import SERVICES, Mailbox, Services
 
 pytestmark = pytest.mark.e2e
 
-IDLE_SECONDS = 15.0
+# Long enough for every background loop at its production interval to run in the window: the
+# outbox relays (30 s) and audit's lease (renewed every 20 s) twice, review's timers and mover
+# (15 s) four times, notify's sweep (60 s) once.
+IDLE_SECONDS = 65.0
 Counts = Counter[tuple[str, str, str]]
 
 

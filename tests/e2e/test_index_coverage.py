@@ -83,6 +83,20 @@ def test_each_statement_of_an_update_and_each_branch_of_an_or_is_checked() -> No
     assert [p.keys for p in problems] == [("dossier_code",), ("unit_id",)]
 
 
+def test_an_or_inside_an_and_is_checked_branch_by_branch() -> None:
+    nested = _find("tasks", {"$and": [{"$or": [{"officer_id": "o"}, {"unit_id": "U"}]}]})
+    assert [p.keys for p in unserved([nested], DECLARED)] == [("unit_id",)]
+
+
+def test_a_pipeline_that_reads_another_collection_fails() -> None:
+    joined = {
+        **_find("tasks", {"officer_id": "o"}),
+        "command": "aggregate",
+        "joins": ["$lookup"],
+    }
+    assert [p.keys for p in unserved([joined], DECLARED)] == [("$lookup",)]
+
+
 def test_a_query_on_an_undeclared_collection_fails() -> None:
     log = [_find("fired", {"_id": "x"}), _find("fired", {"task_id": "t"})]
     assert [p.keys for p in unserved(log, DECLARED)] == [("task_id",)]

@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 
 from services.audit import handlers, ledger
 from services.audit.batching import Batcher
+from services.audit.domain import ChainHead
 from services.audit.signing import public_hex
 from services.audit.store import QUARANTINE, AuditStore
 from shared.clock import Clock, utcnow
@@ -184,7 +185,8 @@ async def test_a_whole_link_removed_or_added_is_caught_by_the_seal(
     assert found is not None and (found.kind, found.seal) == ("deleted", 0)
 
     await store.chain.insert_one(dict(last_link))
-    await store.chain.insert_one(dict(last_link, _id="D1#99", seq=99))
+    # (of another record: the unique `record_id` index refuses a second link of one)
+    await store.chain.insert_one(dict(last_link, _id="D1#99", seq=99, record_id="forged-99"))
     found = await handlers.verify_all(store=store, hmac_key=KEY, since=None)
     assert found is not None and (found.kind, found.seal) == ("inserted", 0)
 
@@ -564,3 +566,117 @@ async def test_a_restarted_ledger_keeper_seals_when_the_last_seal_is_old(
         await asyncio.gather(task, return_exceptions=True)
     last = await store.last_seal()
     assert last is not None and (last["seq"], last["count"]) == (1, 5)
+
+
+class RacedStore(AuditStore):
+    """Audit's store, where another settler (a lease holder that resumed after a pause) runs a
+    whole round right after this one's first read of the chain returns."""
+
+    racing = False
+
+    async def _race(self) -> None:
+        if self.racing:
+            self.racing = False
+            rival = AuditStore(self.records.database)
+            now, grace = T0 + timedelta(hours=4), timedelta(seconds=5)
+            assert await handlers.settle(store=rival, now=now, grace=grace, hmac_key=KEY) == 5
+
+    async def heads_of(self, codes: list[str]) -> dict[str, ChainHead]:
+        read = await super().heads_of(codes)
+        await self._race()
+        return read
+
+    async def chained_ids(self, record_ids: list[str]) -> set[str]:
+        read = await super().chained_ids(record_ids)
+        await self._race()
+        return read
+
+
+async def test_two_settlers_racing_chain_each_record_once(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """The other settler's whole round between this one's reads of the chain: the records
+    are seen chained (the heads are read first) and only lose their markers."""
+    store = RacedStore(mongo[isolation.database("audit")])
+    await store.setup()
+    await sealed(store, ["D1"])
+    await record_all(
+        store, [e.model_copy(update={"id": f"{e.id}-b"}) for e in dossier_events("D1")]
+    )
+    store.racing = True
+    now, grace = T0 + timedelta(hours=4), timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=now, grace=grace, hmac_key=KEY) == 0
+    assert not store.racing
+    links = await store.links("D1")
+    assert [lk["seq"] for lk in links] == list(range(10))
+    assert len({lk["record_id"] for lk in links}) == 10
+    assert (await store.heads_of(["D1"]))["D1"].seq == 10
+    assert await store.pending_ids("D1") == set()
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+
+
+async def test_the_database_refuses_a_second_link_of_a_record_and_the_head_still_moves(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """The unique `chain.record_id` index: an ordered insert stops at the link of a record
+    chained already (the links before it are written, none after it), and the settler that
+    missed the record's link (a stale read, here forced) catches its head up over its own."""
+    db = mongo[isolation.database("audit")]
+    await db["chain"].create_index([("record_id", 1)])  # as audit declared it before
+    store = AuditStore(db)
+    await store.setup()
+    unique = [i for i in (await store.chain.index_information()).values() if i.get("unique")]
+    assert [tuple(i["key"]) for i in unique] == [(("record_id", 1),)]
+    await sealed(store, ["D1"])
+    [first, second, *_] = await store.links("D1")
+    head = (await store.heads_of(["D1"]))["D1"]
+    again = ledger.make_link(
+        dossier_code="D1",
+        seq=head.seq,
+        record=await store.record(str(second["record_id"])) or {},
+        prev_hash=head.hash,
+        settled_at=T0 + timedelta(hours=3),
+    )
+    assert not await store.add_links([again])
+    assert len(await store.links("D1")) == 5
+
+    new = dossier_events("D1")[0].model_copy(update={"id": "0-new"})  # sorts before `first`
+    await record_all(store, [new])
+    old = await store.record(str(first["record_id"]))
+    assert old is not None
+    marker = {"_id": old["_id"], "dossier_code": "D1", "recorded_at": T0}
+    await store.pending.insert_one(
+        {**marker, "mac": ledger.marker_mac(ledger.marker_key(KEY), old)}
+    )
+
+    async def none_chained(ids: list[str]) -> set[str]:
+        return set()
+
+    store.chained_ids = none_chained  # type: ignore[method-assign,assignment]
+    now, grace = T0 + timedelta(hours=4), timedelta(seconds=5)
+    assert await handlers.settle(store=store, now=now, grace=grace, hmac_key=KEY) == 0
+    links = await store.links("D1")
+    assert [lk["record_id"] for lk in links][5:] == ["0-new"]
+    assert (await store.heads_of(["D1"]))["D1"].seq == 6
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+
+
+async def test_a_stale_head_is_not_moved_into_a_deleted_link_s_hole(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """A crash left the head behind and a middle link was deleted: catching up stops at the
+    hole and sees a link after it, so the head stays; the next link never fills the hole."""
+    store = await fresh_store(mongo, isolation, "audit")
+    await sealed(store, ["D1"])
+    [first, *_] = await store.links("D1")
+    await store.heads.update_one({"_id": "D1"}, {"$set": {"seq": 1, "hash": first["hash"]}})
+    await store.chain.delete_one({"_id": "D1#3"})
+    await record_all(store, [dossier_events("D1")[0].model_copy(update={"id": "later-1"})])
+    now, grace = T0 + timedelta(hours=4), timedelta(seconds=5)
+    for _ in range(2):
+        assert await handlers.settle(store=store, now=now, grace=grace, hmac_key=KEY) == 0
+    assert {lk["_id"] for lk in await store.links("D1")} == {"D1#0", "D1#1", "D1#2", "D1#4"}
+    assert (await store.heads_of(["D1"]))["D1"].seq == 1
+    assert await store.pending_ids("D1") == {"later-1"}
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
+    assert found is not None and (found.kind, found.seq) == ("deleted", 3)

@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import AsyncMongoClient
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.audit import handlers
 from services.audit.batching import Batcher
@@ -87,3 +87,23 @@ async def test_nx_27017_defect_datetimes_compare_to_the_whole_second(
             proof = await handlers.proof(str(link["record_id"]), store=store)
             assert proof is not None and proof["tree_size"] == 5
     assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
+
+
+async def test_nx_27017_defect_a_unique_index_over_a_non_unique_one_is_not_made(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `createIndexes` of a unique index whose keys (and so name) an
+    existing non-unique index has answers ok and keeps the old one, not unique (MongoDB
+    refuses it, IndexOptionsConflict). Audit declared `chain.record_id` non-unique before:
+    its setup drops that one first, and the database then refuses a record's second link."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe"]
+        await probe.create_index([("k", 1)])
+        await probe.create_index([("k", 1)], unique=True)
+        assert not any(i.get("unique") for i in (await probe.index_information()).values())
+    await db["chain"].create_index([("record_id", 1)])
+    await AuditStore(db).setup()
+    await db["chain"].insert_one({"_id": "D#0", "record_id": "r"})
+    with pytest.raises(DuplicateKeyError):
+        await db["chain"].insert_one({"_id": "D#1", "record_id": "r"})

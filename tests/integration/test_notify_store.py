@@ -15,13 +15,14 @@ from pymongo import AsyncMongoClient, monitoring
 from services.notify import handlers, operators
 from services.notify.domain import (
     Delivery,
+    claim,
     decode_cursor,
     failed,
     new_delivery,
     retrying,
     sent,
 )
-from services.notify.ports import Notifier
+from services.notify.ports import Notifier, Unreadable
 from services.notify.retries import RetryQueues
 from services.notify.routing import ChannelRoute, Planned
 from services.notify.store import HISTORY, LIVE, NotifyStore, document
@@ -31,7 +32,7 @@ from shared.storage import Document
 from tests.amqp import observe
 from tests.conftest import Isolation
 from tests.factories import approved_event, submitted_event
-from tests.unit.test_notify_handlers import ROUTING, TEMPLATES, FakeChannel, submitted
+from tests.unit.test_notify_handlers import ROUTING, TEMPLATES, FakeChannel, submitted, world
 
 pytestmark = pytest.mark.integration
 
@@ -179,6 +180,74 @@ async def test_a_new_delivery_already_in_history_is_not_created_again(
     claimed = replace(fresh, attempts=1, status="sending", lease_until=now + LEASE)
     assert await store.save(fresh, claimed) is None
     assert await store.live.count_documents({"_id": fresh.id}) == 0
+
+
+async def test_a_reopen_inserted_after_another_replica_reopened_sent_and_moved_it_steps_back(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Two replicas decide "reopen, send" from the same history copy; the first reopens, sends,
+    records and moves it (deleting its live copy) before the second's insert lands: that insert
+    meets no duplicate key, and must step back instead of sending again."""
+    store = await _store(mongo, isolation)
+    other = NotifyStore(store.db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    fresh = _fresh("e7:applicant:sms", now, code="D7")
+    _, first = await take(store, fresh, now, tries=1)
+    gave_up = await store.save(
+        first, failed(first, reason="x", permanent=True, now=now, source="u")
+    )
+    assert gave_up is not None
+    await store.archive(gave_up)
+    read_a, read_b = await store.load(fresh.id), await other.load(fresh.id)
+    assert read_a is not None and read_b is not None and read_b.archived
+    mine, theirs = (
+        claim(read, now=now, lease=LEASE, tries=1, reopen=1) for read in (read_a, read_b)
+    )
+    assert (mine.kind, theirs.kind) == ("send", "send")  # both decided from version V
+    reopened = await store.save(read_a, mine.delivery)
+    assert reopened is not None
+    done = await store.save(reopened, sent(reopened, provider_id="p", now=now, source="u"))
+    assert done is not None
+    await store.archive(done)
+    assert await store.live.count_documents({"_id": fresh.id}) == 0
+    assert await other.save(read_b, theirs.delivery) is None  # so it does not send
+    assert await store.live.count_documents({"_id": fresh.id}) == 0
+    kept = await store.history.find_one({"_id": fresh.id})
+    assert kept is not None and (kept["status"], kept["version"]) == ("sent", done.version)
+
+
+async def test_a_stored_delivery_that_cannot_be_read_is_put_off_and_the_others_are_swept(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Also the workaround of an nx-27017 0.8.1 defect: a datetime given to `$set` is stored as
+    a naive string, which `check_at < now` never matches again; the put-off document is
+    written whole."""
+    store = await _store(mongo, isolation)
+    now = datetime.now(UTC).replace(microsecond=0)
+    good, bad = _fresh("e8:applicant:sms", now, code="D8"), _fresh("e9:applicant:sms", now)
+    for delivery, due in ((good, now), (bad, now - timedelta(days=1))):  # the bad one first
+        done = sent(replace(delivery, attempts=1, version=2), provider_id="p", now=due, source="u")
+        doc = document(replace(done, check_at=due))
+        if delivery is bad:
+            doc["trigger"] = {**doc["trigger"], "type": "dossier.no_such_event"}
+        await store.live.insert_one(doc)
+    w = world()
+    later = now + timedelta(hours=1)
+    notifier = replace(w.notifier, deliveries=store, recipients=store, clock=at(later))
+    assert await handlers.sweep(notifier=notifier) == 2
+    assert [e.type for e in w.published] == ["notification.sent"]  # the good one, finished
+    assert await store.live.count_documents({"_id": good.id}) == 0
+    assert await store.history.count_documents({"_id": good.id}) == 1
+    assert await handlers.sweep(notifier=notifier) == 0  # put off: not read at every sweep
+    raw = await store.live.find_one({"_id": bad.id})
+    assert raw is not None and raw["trigger"]["type"] == "dossier.no_such_event"
+    assert raw["check_at"] == later + handlers.UNREADABLE_AFTER
+    past = replace(notifier, clock=at(later + handlers.UNREADABLE_AFTER + timedelta(seconds=1)))
+    [again] = await store.stuck(past.clock(), limit=10)  # then looked at again
+    assert isinstance(again, Unreadable) and again.id == bad.id
+    # A guarded write: not over a version written since it was read.
+    await store.live.update_one({"_id": bad.id}, {"$inc": {"version": 1}})
+    assert not await store.postpone(again, later)
 
 
 async def test_the_delivery_log_pages_through_deliveries_in_flight_and_finished(

@@ -113,6 +113,34 @@ async def test_two_concurrent_decisions_one_wins(
     assert [s.decided_by for s in decided.steps] == [winner.task.decided_by]  # one step kept
     raw = await store.tasks.find_one({"_id": "t1"})
     assert raw is not None and [e["id"] for e in raw["outbox"]] == [winner.events[0].id]
+    # The losers' pointers go at once (their writes never happened): none holds the task back.
+    assert await store.outbox.pending.count_documents({"doc_id": "t1"}) == 1  # the winner's
+
+
+async def test_a_step_keeps_the_events_of_the_steps_before_it_until_they_are_published(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """A broker blip: `receive`'s publish failed, then the officer refuses at once. The second
+    write must keep `receive`'s event in the task, or the relay finds its pointer with nothing
+    to publish and drops it as never written: the event would be lost."""
+    store = await _store(mongo, isolation)
+    task = review_task(state="receiving", created_at=datetime.now(UTC))
+    await store.create(task, [])
+    now = datetime.now(UTC)
+    received = steps.take_action(
+        task, ONE, HOLDER, "receive", None, now=now, calendar=CALENDAR, source="s"
+    )
+    assert await store.save(task, received)  # stored; its publish fails (not attempted here)
+    loaded = await store.load("t1")
+    assert loaded is not None
+    refused = steps.take_action(
+        loaded, ONE, CHIEF, "reject", "x", now=now, calendar=CALENDAR, source="s"
+    )
+    assert await store.save(loaded, refused)
+    raw = await store.tasks.find_one({"_id": "t1"})
+    assert raw is not None
+    stored = [e["id"] for e in raw["outbox"]]
+    assert stored == [received.events[0].id, refused.events[0].id]
 
 
 async def test_a_step_stored_but_not_published_is_published_by_the_relay_once(
@@ -199,6 +227,11 @@ async def test_a_queue_pages_by_due_time_stable_under_ties_and_a_chiefs_page_is_
             cursor = page.next_cursor
             if cursor is None:
                 break
+        # Not overdue: due later than now, or never (a task without a deadline is never late).
+        later = await handlers.queue(
+            CHIEF, tasks=store, clock=lambda: t0 + timedelta(hours=2, minutes=30), overdue=False
+        )
+        assert [t.id for t in later.tasks] == ["t2", "t3", "t4", "t0", "t6", "t7"]
     flat = [i for p in pages for i in p]
     assert flat == ["t1", "t5", "t2", "t3", "t4", "t0", "t6", "t7"]
     assert [len(p) for p in pages] == [3, 3, 2]

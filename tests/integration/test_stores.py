@@ -20,7 +20,7 @@ from shared.contracts import (
     Event,
 )
 from shared.messaging import Broker
-from shared.outbox import Outbox, inline_fields, inline_set, outbox_fields
+from shared.outbox import RELAY_BATCH, Outbox, inline_fields, inline_set, outbox_fields
 from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
@@ -206,3 +206,33 @@ async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
     finally:
         await client.drop_database(isolation.database("relay"))
         await client.close()
+
+
+async def test_the_outbox_relay_drains_a_backlog_larger_than_a_batch_at_once(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """After a broker outage, what piled up goes out at once, not one batch per interval."""
+    db = mongo[isolation.database("relay")]
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    outbox = Outbox(db, publish, service="test", sources=[db["things"]])
+    events = [submitted_event(code=f"D{i}") for i in range(RELAY_BATCH + 50)]
+    old = datetime.now(UTC) - timedelta(minutes=1)
+    await db["things"].insert_many([{"_id": e.subject, **outbox_fields([e])} for e in events])
+    await outbox.pending.insert_many(
+        [{"_id": e.id, "source": "things", "doc_id": e.subject, "created_at": old} for e in events]
+    )
+    relay = asyncio.create_task(outbox.run(interval=60))
+    try:
+        for _ in range(100):  # well before the 60 s interval
+            if len(published) == len(events):
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(e.id for e in published) == sorted(e.id for e in events)
+        assert await outbox.pending.count_documents({}) == 0
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)

@@ -173,6 +173,22 @@ def test_each_kind_of_tampering_is_named() -> None:
     assert found is not None and found.kind == "modified" and found.seq == 3
 
 
+def test_a_record_chained_twice_is_named_duplicated() -> None:
+    """Two settlers that both chained a record (a valid chain otherwise: each link follows
+    the one before) leave it at two places; verification names the second."""
+    records, links = _chain(3)
+    again = ledger.make_link(
+        dossier_code="D",
+        seq=3,
+        record=records["e1"],
+        prev_hash=links[-1]["hash"],
+        settled_at=links[-1]["settled_at"],
+    )
+    found = ledger.check_chain("D", records, [*links, again], {}, MARKER_KEY)
+    assert found is not None
+    assert (found.kind, found.record_id, found.seq) == ("duplicated", "e1", 3)
+
+
 def test_hashes_are_over_rfc8785_canonical_json() -> None:
     value = {"b": 1, "a": [1.5, "é"], "t": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)}
     assert (

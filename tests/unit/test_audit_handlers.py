@@ -28,7 +28,8 @@ LATER = T0 + timedelta(hours=2)
 class FakeAudit:
     """Audit's storage in memory: the same facts, the same one-winner rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unique_records: bool = True) -> None:
+        self.unique_records = unique_records  # the unique `chain.record_id` index
         self.records: dict[str, Record] = {}
         self.pending: dict[str, Marker] = {}
         self.chain: dict[str, Link] = {}
@@ -87,8 +88,9 @@ class FakeAudit:
         return {c: self.heads[c] for c in codes if c in self.heads}
 
     async def add_links(self, links: list[Link]) -> bool:
-        for link in links:
-            if link["_id"] in self.chain:
+        chained = {lk["record_id"] for lk in self.chain.values()} if self.unique_records else set()
+        for link in links:  # ordered: stops at the first refused link
+            if link["_id"] in self.chain or link["record_id"] in chained:
                 return False
             self.chain[link["_id"]] = link
         return True
@@ -104,6 +106,11 @@ class FakeAudit:
         while (link := self.chain.get(f"{dossier_code}#{seq + len(out)}")) is not None:
             out.append(link)
         return out
+
+    async def link_after(self, dossier_code: str, seq: int) -> bool:
+        return any(
+            lk["dossier_code"] == dossier_code and lk["seq"] > seq for lk in self.chain.values()
+        )
 
     async def drop_pending(self, ids: Iterable[str]) -> None:
         for i in ids:
@@ -332,6 +339,105 @@ async def test_settle_catches_a_head_up_that_a_crash_left_behind() -> None:
     assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 1
     assert store.chain["D1#5"]["record_id"] == "later-1"
     assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+
+
+class RacedAudit(FakeAudit):
+    """A fake where another settler runs a whole round (through `rival`) right after this
+    one's first read of the chain returns (its heads or which records are chained)."""
+
+    def __init__(self, *, unique_records: bool) -> None:
+        super().__init__(unique_records=unique_records)
+        self.racing = False
+
+    async def _race(self) -> None:
+        if self.racing:
+            self.racing = False
+            rival = FakeAudit()
+            rival.__dict__ = self.__dict__  # the same storage
+            assert await handlers.settle(store=rival, now=LATER, grace=GRACE, hmac_key=KEY) > 0
+
+    async def chained_ids(self, record_ids: list[str]) -> set[str]:
+        read = await super().chained_ids(record_ids)
+        await self._race()
+        return read
+
+    async def heads_of(self, codes: list[str]) -> dict[str, ChainHead]:
+        read = await super().heads_of(codes)
+        await self._race()
+        return read
+
+
+@pytest.mark.parametrize("unique_records", [False, True])
+async def test_two_settlers_never_chain_the_same_records_twice(unique_records: bool) -> None:
+    """A lease taken over while its holder was paused: the other settler runs a whole round
+    between this one's reads of the chain. Heads are read first, so the records are seen
+    chained and only lose their markers (even with no unique `record_id` index)."""
+    store = RacedAudit(unique_records=unique_records)
+    await recorded(store, ["D1"])
+    await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY)  # D1#0-4
+    await recorded(
+        store,
+        ["D1"],
+        events=[e.model_copy(update={"id": f"{e.id}-b"}) for e in dossier_events("D1")],
+    )
+    store.racing = True
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 0
+    assert not store.racing and sorted(store.chain) == [f"D1#{i}" for i in range(10)]
+    assert store.heads["D1"].seq == 10 and not store.pending
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+
+
+async def test_a_record_is_never_chained_twice_even_when_a_settler_misses_its_link() -> None:
+    """Whatever a settler believes (here: none of the records chained, as a stale read),
+    the unique `record_id` refuses a second link of a record; the links before the refused
+    one are written and the head is caught up over them, and nothing is chained twice."""
+    store = FakeAudit()
+    await recorded(store, ["D1"])
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 5
+    [first, *_] = await store.links("D1")
+    new = dossier_events("D1")[0].model_copy(update={"id": "0-new"})  # sorts before `first`
+    await recorded(store, [], events=[new])
+    store.pending[first["record_id"]] = {**store.pending["0-new"], "_id": first["record_id"]}
+    record = store.records[first["record_id"]]
+    store.pending[first["record_id"]]["mac"] = ledger.marker_mac(ledger.marker_key(KEY), record)
+    store.chained_ids = lambda ids: asyncio.sleep(0, set())  # type: ignore[method-assign,assignment]
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 0
+    assert [lk["record_id"] for lk in await store.links("D1")][5:] == ["0-new"]
+    assert store.heads["D1"].seq == 6
+    assert await handlers.verify_dossier("D1", store=store, hmac_key=KEY) is None
+
+
+async def test_a_stale_head_is_never_moved_into_the_hole_of_a_deleted_link() -> None:
+    store = FakeAudit()
+    await recorded(store, ["D1"])
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 5
+    store.heads["D1"] = ChainHead("D1", 1, store.chain["D1#0"]["hash"])  # a crash left it
+    del store.chain["D1#3"]  # and someone deleted a link
+    later = dossier_events("D1")[0].model_copy(update={"id": "later-1"})
+    await recorded(store, [], events=[later])
+    for _ in range(2):
+        assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 0
+    assert "D1#3" not in store.chain and store.heads["D1"].seq == 1  # no hole filled
+    assert "later-1" in store.pending
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
+    assert found is not None and (found.kind, found.seq) == ("deleted", 3)
+
+
+async def test_a_stale_head_is_not_moved_past_a_link_that_does_not_follow() -> None:
+    """A hole at the stale head itself is filled by the first link of a round; the link
+    after it does not follow it, and the head is not moved past that."""
+    store = FakeAudit()
+    await recorded(store, ["D1"])
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 5
+    store.heads["D1"] = ChainHead("D1", 2, store.chain["D1#1"]["hash"])
+    del store.chain["D1#2"]
+    events = [dossier_events("D1")[0].model_copy(update={"id": f"later-{i}"}) for i in (1, 2)]
+    await recorded(store, [], events=events)
+    for _ in range(3):
+        assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 0
+    assert store.heads["D1"].seq == 3  # over its own link, not past link 3
+    found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
+    assert found is not None and (found.kind, found.seq) == ("broken_link", 3)
 
 
 async def test_settle_never_stamps_a_link_inside_a_sealed_period() -> None:

@@ -4,7 +4,8 @@ channels, the clock, publishing): no network, seconds to run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from services.notify.ports import (
     Notifier,
     RecipientNotKnownYet,
     ResendConflict,
+    Unreadable,
 )
 from services.notify.retries import DELIVERY_HEADER, REOPEN_HEADER
 from services.notify.routing import Partner
@@ -53,7 +55,9 @@ class FakeDeliveries:
     def __init__(self) -> None:
         self.live: dict[str, Delivery] = {}
         self.history: dict[str, Delivery] = {}
-        self.before_save: Callable[[Delivery], None] | None = None  # a racing writer
+        self.before_save: Callable[[Delivery], Awaitable[None] | None] | None = None  # a racer
+        # Stored documents that cannot be decoded: key → (version, check_at).
+        self.unreadable: dict[str, tuple[int, datetime]] = {}
 
     async def load(self, delivery_id: str) -> Delivery | None:
         if delivery_id in self.live:
@@ -64,14 +68,17 @@ class FakeDeliveries:
     async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
         if self.before_save is not None:
             hook, self.before_save = self.before_save, None
-            hook(previous)
+            if inspect.isawaitable(raced := hook(previous)):
+                await raced
         saved = replace(new, version=previous.version + 1, archived=False)
         if previous.version and not previous.archived:
             stored = self.live.get(new.id)
             if stored is None or stored.version != previous.version:
                 return None
-        elif new.id in self.live or (not previous.version and new.id in self.history):
+        elif new.id in self.live:  # the insert of a new or reopened one: a duplicate key
             return None
+        elif (kept := self.history.get(new.id)) and kept.version > previous.version:
+            return None  # the insert's step back: moved to history since it was read
         self.live[new.id] = saved
         return saved
 
@@ -88,9 +95,22 @@ class FakeDeliveries:
         both = [*self.live.values(), *self.history.values()]
         return [d for d in both if d.resend_of == root.id]
 
-    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]:
-        due = [d for d in self.live.values() if d.check_at is not None and d.check_at < now]
-        return sorted(due, key=lambda d: d.check_at or now)[:limit]
+    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery | Unreadable]:
+        due: list[tuple[datetime, Delivery | Unreadable]] = [
+            (d.check_at, d) for d in self.live.values() if d.check_at is not None
+        ]
+        due += [
+            (at, Unreadable(key, "bad trigger", {"_id": key, "version": v}))
+            for key, (v, at) in self.unreadable.items()
+        ]
+        return [d for at, d in sorted(due, key=lambda pair: pair[0]) if at < now][:limit]
+
+    async def postpone(self, unreadable: Unreadable, until: datetime) -> bool:
+        version = unreadable.stored.get("version")
+        if (bad := self.unreadable.get(unreadable.id)) and bad[0] == version:
+            self.unreadable[unreadable.id] = (bad[0], until)
+            return True
+        return False
 
     async def log(
         self, dossier_code: str, *, after: LogKey | None, limit: int
@@ -363,13 +383,19 @@ async def test_a_try_whose_sender_died_is_taken_over_and_the_last_one_is_given_u
     assert w.kinds() == [("notification.failed", "sms")] and len(w.retries.parked) == 1
 
 
-async def test_a_replayed_parked_delivery_is_reopened_once_with_its_tries_afresh() -> None:
+async def parked_sms() -> tuple[World, Event, tuple[str, int]]:
+    """A decision whose SMS was refused for good (one try) and parked: the replay to send."""
     w = world(tries=1, sms=FakeChannel(SendError("HTTP 400", permanent=True)))
     first = submitted()
     await handlers.on_submitted(first, notifier=w.notifier)
     decision = approved_event(first)
     await handlers.on_event(decision, notifier=w.notifier)
     [(delivery_id, _, reopen)] = w.retries.parked
+    return w, decision, (delivery_id, reopen)
+
+
+async def test_a_replayed_parked_delivery_is_reopened_once_with_its_tries_afresh() -> None:
+    w, decision, (delivery_id, reopen) = await parked_sms()
     await handlers.on_event(decision, notifier=w.notifier)  # a plain redelivery: nothing new
     assert w.channels["sms"].sent == []
     for _ in range(2):  # two copies of the replayed message
@@ -380,6 +406,27 @@ async def test_a_replayed_parked_delivery_is_reopened_once_with_its_tries_afresh
     failed, sent = w.published[0], w.published[-1]
     assert (failed.type, sent.type) == ("notification.failed", "notification.sent")
     assert failed.id != sent.id  # a reopened delivery's outcome is a new event
+
+
+async def test_a_replay_another_replica_reopened_and_finished_first_is_not_sent_again() -> None:
+    """Two replicas decide "reopen, send" from the same history copy; the first reopens, sends
+    and moves its outcome to history before the second's insert lands: the second steps back."""
+    w, decision, replay = await parked_sms()
+    delivery_id = replay[0]
+
+    async def other_replica_first(previous: Delivery) -> None:
+        assert previous.archived  # we decided on the history copy
+        await handlers.on_event(decision, notifier=w.notifier, replay=replay)
+        assert delivery_id not in w.deliveries.live  # sent, recorded and moved already
+
+    w.deliveries.before_save = other_replica_first
+    await handlers.on_event(decision, notifier=w.notifier, replay=replay)
+    assert len(w.channels["sms"].sent) == 1
+    assert delivery_id not in w.deliveries.live
+    done = w.deliveries.history[delivery_id]
+    assert (done.status, done.attempts, done.reopens) == ("sent", 2, 1)
+    sent_ids = {e.id for e in w.published if e.type == "notification.sent"}
+    assert len(sent_ids) == 1  # the loser republishes the winner's outcome, same id
 
 
 async def test_the_outcome_of_a_try_that_outlived_its_lease_is_dropped() -> None:
@@ -482,6 +529,67 @@ async def test_the_sweep_gives_up_a_resend_whose_sender_died() -> None:
     assert await handlers.sweep(notifier=w.notifier) == 1
     gave_up = w.deliveries.history[f"{original.id}:resend1"]
     assert (gave_up.status, gave_up.resend_of) == ("failed", original.id)
+
+
+async def test_the_sweep_gives_up_an_exhausted_zalo_message_and_falls_back_to_sms() -> None:
+    w = world(tries=1)
+    first = submitted(notify_by=["zalo"])
+    await handlers.on_submitted(first, notifier=w.notifier)
+    decision = approved_event(first)
+    zalo_id = f"{decision.id}:applicant:zalo"
+    w.channels["zalo"].failures.append(SystemExit())  # the sender dies mid-send
+    with pytest.raises(SystemExit):
+        await handlers.on_event(decision, notifier=w.notifier)  # (its message is acked later)
+    w.clock.advance(3600)
+    assert await handlers.sweep(notifier=w.notifier) == 1
+    assert w.deliveries.history[zalo_id].status == "failed"
+    assert len(w.channels["sms"].sent) == 1  # the fallback `deliver` would have tried
+    assert w.kinds() == [("notification.failed", "zalo"), ("notification.sent", "sms")]
+    assert w.deliveries.live == {}
+
+
+async def test_a_delivery_that_cannot_be_read_is_put_off_and_the_others_are_swept() -> None:
+    w = world()
+    first = submitted()
+    await handlers.on_submitted(first, notifier=w.notifier)
+    await handlers.on_event(approved_event(first), notifier=w.notifier)
+    [done] = w.deliveries.history.values()
+    w.deliveries.live[done.id] = replace(done, check_at=T0, archived=False)  # not yet moved
+    w.deliveries.unreadable["bad"] = (3, T0 - timedelta(days=1))  # oldest: first in the sweep
+    w.published.clear()
+    w.clock.advance(60)
+    assert await handlers.sweep(notifier=w.notifier) == 2
+    assert w.deliveries.live == {} and len(w.published) == 1  # the readable one was finished
+    assert w.deliveries.unreadable["bad"] == (3, w.clock.now + handlers.UNREADABLE_AFTER)
+    assert await handlers.sweep(notifier=w.notifier) == 0  # not read again at every sweep
+    w.clock.advance(handlers.UNREADABLE_AFTER.total_seconds() + 1)
+    assert await handlers.sweep(notifier=w.notifier) == 1  # looked at again, later
+
+
+async def test_a_delivery_the_sweep_fails_to_take_up_does_not_stop_the_others() -> None:
+    w = world()
+    first = submitted(notify_by=["sms", "email"])
+    await handlers.on_submitted(first, notifier=w.notifier)
+    decision = approved_event(first)
+    await handlers.on_event(decision, notifier=w.notifier)
+    for delivery in list(w.deliveries.history.values()):
+        w.deliveries.live[delivery.id] = replace(
+            w.deliveries.history.pop(delivery.id), archived=False, check_at=T0
+        )
+    w.published.clear()
+    failing = [True]
+
+    async def publish(event: Event) -> None:
+        if failing.pop(0) if failing else False:
+            raise ConnectionError("broker away")
+        w.published.append(event)
+
+    w.notifier = replace(w.notifier, publish=publish)
+    w.clock.advance(3600)
+    assert await handlers.sweep(notifier=w.notifier) == 2
+    assert len(w.published) == 1 and len(w.deliveries.live) == 1  # one later, the other now
+    assert await handlers.sweep(notifier=w.notifier) == 1
+    assert len(w.published) == 2 and w.deliveries.live == {}
 
 
 # --- operators -------------------------------------------------------------------------------

@@ -32,9 +32,15 @@ async def settle(*, store: Tail, now: datetime, grace: timedelta, hmac_key: byte
         by_dossier[str(marker["dossier_code"])].append(marker)
     ids = [str(m["_id"]) for m in markers]
     settled_at = settled_time(now, await store.last_seal())
+    # The heads are read before which records are chained: a record chained by another
+    # settler after its head was read here is then seen as chained (and only loses its
+    # marker), and one chained after that takes a place at or after that head, which this
+    # round's insert then finds taken. Read the other way round, a whole round of another
+    # settler in between would let this one append the same records again after the new head
+    # (the unique `chain.record_id` index refuses that too).
+    heads = await store.heads_of(sorted(by_dossier))
     records = {str(r["_id"]): r for r in await store.records_by_id(ids)}
     chained = await store.chained_ids(ids)
-    heads = await store.heads_of(sorted(by_dossier))
     # A marker whose record is not written yet is kept for a while (the write may be slow);
     # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
     orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
@@ -71,14 +77,37 @@ async def settle(*, store: Tail, now: datetime, grace: timedelta, hmac_key: byte
 
 
 async def _catch_up(store: Tail, head: ChainHead | None, code: str) -> None:
-    """A place after the head is taken: another settler chained this dossier, or this one
-    crashed between writing links and moving the head (or the chain predates heads). The head
-    is moved past the links found there, read by key; the records are retried next round."""
+    """A place after the head is taken, or a record of this round is chained already: another
+    settler chained this dossier, or this one crashed between writing links and moving the
+    head (or the chain predates heads). The head is moved past the links found there, read by
+    key; the records are retried next round. Never into a hole that links after it show to be
+    a deleted link (the next link would fill it and hide the deletion), nor past a link that
+    does not follow the one before it: that is logged, and verification names it."""
     start = head or ChainHead(code)
     found = await store.links_from(code, start.seq)
-    log.warning("dossier %s has %d link(s) past its head; catching the head up", code, len(found))
-    if found:
-        await store.move_head(head, head_after(start, found))
+    gap = start.seq + len(found)
+    if await store.link_after(code, gap):
+        log.error(
+            "link %d of dossier %s is missing while later links exist (deleted?); not moving "
+            "its head into the hole",
+            gap,
+            code,
+        )
+        return
+    prev, follows = start.hash, 0
+    for link in found:
+        if link.get("prev_hash") != prev:
+            log.error(
+                "link %s of dossier %s does not follow the link before it; not moving its "
+                "head past it",
+                link.get("_id"),
+                code,
+            )
+            break
+        prev, follows = str(link["hash"]), follows + 1
+    log.warning("dossier %s has %d link(s) past its head; catching the head up", code, follows)
+    if follows:
+        await store.move_head(head, head_after(start, found[:follows]))
 
 
 def _report(code: str, forged: list[str], lost: list[Marker]) -> None:
