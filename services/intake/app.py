@@ -21,6 +21,7 @@ from services.intake.store import (
     create_indexes,
     remove_expired,
 )
+from services.intake.upgrade import upgrade
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
 from shared.clock import utcnow
@@ -49,6 +50,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def start(rt: Runtime, app: FastAPI) -> None:
         if not await create_indexes(rt.db):  # no TTL indexes here: expire keys ourselves
             rt.background(_expire(rt), "intake-expiry")
+        await upgrade(rt.db)  # once: dossiers of before hold their steps and a version
         store = DossierStore(rt.db, rt.broker.publish)
         app.state.intake = Intake(
             dossiers=store,

@@ -32,7 +32,7 @@ from services.intake.idempotency import (
     fingerprint,
     next_step,
 )
-from services.intake.ports import Attachments, Dossiers, Keys, Procedures, Publish
+from services.intake.ports import Attachments, Dossiers, FiledBefore, Keys, Procedures, Publish
 from services.intake.receipts import receipt
 from services.intake.submission import Submission, parse
 from shared.calendar import VIETNAM, WorkingCalendar
@@ -41,7 +41,7 @@ from shared.contracts import Channel, Event
 
 log = logging.getLogger(__name__)
 
-MAX_CODE_TRIES = 1000  # numbers taken by dossiers stored before the series had a counter
+MAX_CODE_TRIES = 1000  # codes taken that the counter was not seeded past (none, normally)
 SAVE_TRIES = 5  # a citizen's step re-decided when review's events moved the dossier meanwhile
 
 
@@ -96,8 +96,9 @@ async def submit(cmd: Submit, *, intake: Intake) -> tuple[dict[str, Any], bool]:
     body_hash = fingerprint(cmd.body)
     if await intake.keys.claim(key, body_hash, intake.clock()):
         answer = await _file(submission, documents, cmd, intake)
-        await intake.keys.answer(key, answer)
-        return answer, False
+        if await intake.keys.answer(key, answer, lease=0):
+            return answer, False
+        # Held past the lease: a retry took the key over, and its answer is the one kept.
     deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
     while True:
         record = await intake.keys.get(key)
@@ -113,8 +114,9 @@ async def submit(cmd: Submit, *, intake: Intake) -> tuple[dict[str, Any], bool]:
                 if done is not None
                 else await _file(submission, documents, cmd, intake)
             )
-            await intake.keys.answer(key, answer)
-            return answer, False
+            if await intake.keys.answer(key, answer, lease=record.lease + 1):
+                return answer, False
+            continue  # taken over again meanwhile: the answer kept is the later holder's
         if asyncio.get_running_loop().time() > deadline:
             raise StillRunning(key)
         await asyncio.sleep(POLL_SECONDS)
@@ -141,7 +143,11 @@ async def _file(
             documents=documents,
             idempotency_key=cmd.idempotency_key,
         )
-        if await intake.dossiers.add(dossier, events, series=series, number=number):
+        try:
+            added = await intake.dossiers.add(dossier, events, series=series, number=number)
+        except FiledBefore as filed:  # a late holder of the key filed it first: its receipt
+            return receipt(filed.first).model_dump(mode="json")
+        if added:
             await _publish(intake.publish, events, dossier.code)
             return receipt(dossier, secret).model_dump(mode="json")
     raise RuntimeError(f"no free dossier code in series {series}")

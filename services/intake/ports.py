@@ -17,6 +17,14 @@ Publish = Callable[[list[Event]], Awaitable[None]]
 """Publish stored events now (confirmed); what fails is published later by the relay."""
 
 
+class FiledBefore(Exception):
+    """A dossier was filed under this idempotency key already (a late holder of the key)."""
+
+    def __init__(self, first: Dossier) -> None:
+        super().__init__(first.code)
+        self.first = first
+
+
 class Dossiers(Protocol):
     async def next_number(self, series: str, day: date) -> int: ...
 
@@ -46,7 +54,7 @@ class Keys(Protocol):
 
     async def take_over(self, record: KeyRecord, now: datetime) -> bool: ...
 
-    async def answer(self, key: str, answer: dict[str, Any]) -> None: ...
+    async def answer(self, key: str, answer: dict[str, Any], *, lease: int) -> bool: ...
 
 
-__all__ = ["Attachments", "Dossiers", "Keys", "Procedures", "Publish"]
+__all__ = ["Attachments", "Dossiers", "FiledBefore", "Keys", "Procedures", "Publish"]

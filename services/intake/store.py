@@ -17,29 +17,40 @@ ignores `$set` of an array element (`outbox.1`): so a citizen's step writes the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.intake.domain import Access, Dossier, code_series, dossier_code
 from services.intake.idempotency import KeyRecord
+from services.intake.ports import FiledBefore
 from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
 from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, outbox_fields
 from shared.storage import Document, Indexes, ensure_indexes
 
+log = logging.getLogger(__name__)
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
 
 INDEXES: Indexes = {
     # By `_id` (the code) on every hot path; by idempotency key only when a retry takes over
-    # the key of a request that died.
-    "dossiers": [IndexModel([("idempotency_key", ASCENDING)], sparse=True)],
+    # the key of a request that died, or a second filing under one key is refused (unique).
+    # By series, highest number first, once per series: to seed a counter that does not exist
+    # yet past the numbers dossiers of that series already hold.
+    "dossiers": [
+        IndexModel([("idempotency_key", ASCENDING)], sparse=True, unique=True),
+        IndexModel([("code_series", ASCENDING), ("code_number", DESCENDING)]),
+    ],
+    # Before dossiers held their steps: one document per step, read by dossier by the upgrade
+    # only, and by `_id` by the relay (pointers written before the upgrade).
+    "statuses": [IndexModel([("dossier_code", ASCENDING), ("at", ASCENDING)])],
     "counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     "idempotency_keys": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     # GridFS's own indexes: chunks are read by file in order; files are read by `_id`.
@@ -57,7 +68,7 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
     "Index option expireAfterSeconds is not implemented yet"): then they are made without it,
     and `remove_expired` must run now and then."""
     try:
-        await ensure_indexes(db, INDEXES)
+        await _create_each(db, INDEXES)
     except OperationFailure as exc:
         if "expireAfterSeconds" not in str(exc):
             raise
@@ -67,9 +78,58 @@ async def create_indexes(db: AsyncDatabase[Document]) -> bool:
             else models
             for name, models in INDEXES.items()
         }
-        await ensure_indexes(db, plain)
+        await _create_each(db, plain)
         return False
     return True
+
+
+# MongoDB refuses an index on keys that an index of other options already covers
+# (IndexOptionsConflict, IndexKeySpecsConflict): the old plain `idempotency_key` index, until
+# the upgrade replaces it (`replace_unique`).
+_CHANGED_OPTIONS = (85, 86)
+_DUPLICATE = 11000
+
+
+async def _create_each(db: AsyncDatabase[Document], indexes: Indexes) -> None:
+    for name, models in indexes.items():
+        for model in models:
+            try:
+                await _create_or_plain(db, name, model)
+            except OperationFailure as exc:
+                if exc.code not in _CHANGED_OPTIONS:
+                    raise
+                log.warning("%s: an index of before on %s is kept", name, model.document["key"])
+
+
+async def _create_or_plain(db: AsyncDatabase[Document], name: str, model: IndexModel) -> None:
+    """Create `model`; where stored documents already share its keys (dossiers filed twice
+    under one key before the index was unique), a plain one instead, and a warning. The build
+    fails with code 11000 on MongoDB, with no code on nx-27017 0.8.1 ("UNIQUE constraint")."""
+    try:
+        await ensure_indexes(db, {name: [model]})
+    except OperationFailure as exc:
+        if not model.document.get("unique") or (
+            exc.code != _DUPLICATE and "UNIQUE constraint" not in str(exc)
+        ):
+            raise
+        keys = list(model.document["key"].items())
+        log.warning("%s: stored documents share %s, index left plain", name, keys)
+        await ensure_indexes(db, {name: [IndexModel(keys, sparse=True)]})
+
+
+async def replace_unique(db: AsyncDatabase[Document]) -> None:
+    """Make the declared unique indexes in place of whatever index of before has their keys.
+
+    Once, by the upgrade: nx-27017 0.8.1 silently keeps the old index when asked for one on the
+    same keys with other options, and its `listIndexes` reports neither `unique` nor `sparse`
+    (nor MongoDB's names), so the old index is dropped by its keys, whatever it reports."""
+    for name, models in INDEXES.items():
+        for model in [m for m in models if m.document.get("unique")]:
+            keys = dict(model.document["key"])
+            async for index in await db[name].list_indexes():
+                if dict(index["key"]) == keys:
+                    await db[name].drop_index(index["name"])
+            await _create_or_plain(db, name, model)
 
 
 async def remove_expired(db: AsyncDatabase[Document], now: datetime) -> int:
@@ -100,31 +160,40 @@ class DossierStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
         self.counters = db["counters"]
-        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers])
+        # `statuses`: pointers written before the upgrade name it; its documents keep their events.
+        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers, db["statuses"]])
 
     async def next_number(self, series: str, day: date) -> int:
         """The next number of `series` (one isolated `$inc`, so never the same one twice).
 
-        The day's first number inserts the counter: `expires_at` is written by an insert, as
-        nx-27017 0.8.1 stores a datetime given to `$set` as a naive string, which no TTL index
-        expires."""
+        The day's first number inserts the counter, past the highest number a dossier of the
+        series already holds (stored before counters, or after the counter expired): one
+        indexed read. `expires_at` is written by an insert, as nx-27017 0.8.1 stores a
+        datetime given to `$set` as a naive string, which no TTL index expires."""
         for _ in range(3):  # the first of a day: insert the counter, or lose to who did
             doc = await self.counters.find_one_and_update(
                 {"_id": series}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
             )
             if doc is not None:
                 return int(doc["n"])
+            top = await self.dossiers.find_one(
+                {"code_series": series},
+                sort=[("code_number", DESCENDING)],
+                projection={"code_number": 1},
+            )
+            number = int((top or {}).get("code_number") or 0) + 1
             try:
                 await self.counters.insert_one(
-                    {"_id": series, "n": 1, "expires_at": _midnight(day) + COUNTER_DAYS}
+                    {"_id": series, "n": number, "expires_at": _midnight(day) + COUNTER_DAYS}
                 )
             except DuplicateKeyError:
                 continue
-            return 1
+            return number
         raise RuntimeError(f"could not count series {series}")
 
     async def add(self, dossier: Dossier, events: list[Event], *, series: str, number: int) -> bool:
-        """Insert a new dossier with its events; False if its code is already taken."""
+        """Insert a new dossier with its events; False if its code is already taken,
+        `FiledBefore` if a dossier was filed under its idempotency key already."""
         return await self._insert(_document(dossier, events, series, number), events)
 
     async def add_new(
@@ -145,6 +214,12 @@ class DossierStore:
         try:
             await self.dossiers.insert_one(doc)
         except DuplicateKeyError:
+            # The code, or the idempotency key (unique): told apart by one read by that key.
+            key = doc.get("idempotency_key")
+            if key is not None:
+                first = await self.by_idempotency_key(key)
+                if first is not None and first.code != doc["_id"]:
+                    raise FiledBefore(first) from None
             return False
         return True
 
@@ -238,9 +313,14 @@ class KeyStore:
         )
         return result.matched_count == 1
 
-    async def answer(self, key: str, answer: dict[str, Any]) -> None:
-        """Keep the answer that every retry with this key gets."""
-        await self.keys.update_one({"_id": key}, {"$set": {"answer": answer}})
+    async def answer(self, key: str, answer: dict[str, Any], *, lease: int) -> bool:
+        """Keep the answer that every retry with this key gets, if the key is still held under
+        `lease` and unanswered; False if a retry took it over meanwhile (its answer stands)."""
+        result = await self.keys.update_one(
+            {"_id": key, "lease": lease, "answer": {"$exists": False}},
+            {"$set": {"answer": answer}},
+        )
+        return result.matched_count == 1
 
 
 def _document(dossier: Dossier, events: list[Event], series: str, number: int) -> Document:

@@ -25,6 +25,7 @@ from services.intake.domain import (
 from services.intake.handlers import Intake, Proof, Submit
 from services.intake.idempotency import LEASE, KeyRecord, KeyReused, StillRunning, fingerprint
 from services.intake.openapi import example
+from services.intake.ports import FiledBefore
 from services.intake.status import Step
 from shared.calendar import WorkingCalendar
 from shared.contracts import (
@@ -59,6 +60,10 @@ class FakeDossiers:
     async def add(self, dossier: Dossier, events: list[Event], *, series: str, number: int) -> bool:
         if dossier.code in self.docs or dossier.code in self.taken:
             return False
+        key = dossier.idempotency_key
+        first = next((d for d in self.docs.values() if key and d.idempotency_key == key), None)
+        if first is not None:  # the unique index on the key
+            raise FiledBefore(first)
         self.docs[dossier.code] = replace(dossier, outbox=tuple(_json(events)))
         return True
 
@@ -130,8 +135,12 @@ class FakeKeys:
         self.records[record.key] = replace(current, claimed_at=now, lease=current.lease + 1)
         return True
 
-    async def answer(self, key: str, answer: dict[str, Any]) -> None:
-        self.records[key] = replace(self.records[key], answer=answer)
+    async def answer(self, key: str, answer: dict[str, Any], *, lease: int) -> bool:
+        current = self.records[key]
+        if current.lease != lease or current.answer is not None:
+            return False
+        self.records[key] = replace(current, answer=answer)
+        return True
 
 
 @dataclass
@@ -302,6 +311,38 @@ async def test_a_taken_over_key_answers_from_what_the_dead_holder_stored(intake:
     keys.records["k"] = replace(keys.records["k"], answer=None, claimed_at=NOW - 2 * LEASE)
     answer, _ = await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)
     assert answer["code"] == stored["code"] and answer["access_secret"] is None
+    assert len(_dossiers(intake).docs) == 1
+
+
+async def test_a_late_holder_of_a_key_answers_what_the_retry_that_took_it_over_answered(
+    intake: Intake,
+) -> None:
+    """The first request outlives its lease; a retry takes the key over, files and answers.
+    The first one then neither files a second dossier nor overwrites the answer."""
+    body = await _body(intake)
+    keys = intake.keys
+    assert isinstance(keys, FakeKeys)
+    retried: list[dict[str, Any]] = []
+
+    @dataclass
+    class SlowFirstHolder(FakeKeys):
+        async def claim(self, key: str, body_hash: str, now: datetime) -> bool:
+            claimed = await keys.claim(key, body_hash, now - 2 * LEASE)
+            retried.append(
+                (await handlers.submit(Submit(body, idempotency_key=key), intake=intake))[0]
+            )
+            return claimed
+
+        async def get(self, key: str) -> KeyRecord | None:
+            return await keys.get(key)
+
+        async def answer(self, key: str, answer: dict[str, Any], *, lease: int) -> bool:
+            return await keys.answer(key, answer, lease=lease)
+
+    first, _ = await handlers.submit(
+        Submit(body, idempotency_key="k"), intake=replace(intake, keys=SlowFirstHolder())
+    )
+    assert first == retried[0] == keys.records["k"].answer
     assert len(_dossiers(intake).docs) == 1
 
 
