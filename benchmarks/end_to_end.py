@@ -30,6 +30,7 @@ import asyncio
 import math
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -105,8 +106,7 @@ class Level:
     journeys: list[Journey]
     commands: Counter[probes.Key] | None
     events: int
-    steps: dict[str, Counter[probes.Key]] | None = None
-    step_runs: Counter[str] = field(default_factory=Counter)
+    steps: dict[str, list[Counter[probes.Key]]] | None = None  # each time a step was taken
     idle_per_second: dict[str, float] | None = None
     rss: dict[str, float | None] = field(default_factory=dict)
 
@@ -263,7 +263,7 @@ class Bench:
         out()
         return history.Cloner(snapshot)
 
-    async def _quiet(self, client: Any, stable: float = 3.0, limit: float = 30.0) -> None:
+    async def _quiet(self, client: Any, stable: float = 3.0, limit: float = 60.0) -> None:
         """Until no collection's count changed for `stable` seconds (chaining, seals...)."""
         await asyncio.sleep(stable)
         last = await history.counts(client, self.prefix)
@@ -276,7 +276,8 @@ class Bench:
             last = now
 
     async def _load_history(self, client: Any, cloner: history.Cloner, dossiers: int) -> int:
-        await self._quiet(client)  # what the measured dossiers set off is done
+        # What the measured dossiers set off is done (audit chains after a grace of 10 s).
+        await self._quiet(client, stable=self.args.settle_seconds)
         before = await history.counts(client, self.prefix)
         events = self.watch_count()
         note(f"loading {dossiers} past dossiers")
@@ -298,20 +299,28 @@ class Bench:
             out()
             out(f"**{report.capped}**")
         out()
+        out(
+            "Collections that hold no document of a finished dossier are live ones: they must "
+            "not grow with history (a change there is the services' own, during the load)."
+        )
+        out()
         out("| collection | live? | before | after load | expected growth | 5 s later |")
         out("|---|---|---|---|---|---|")
         per = cloner.snapshot.per_collection
         for where in sorted(set(before) | set(after)):
             expected = per[where] * rounds
-            live = "live (no finished document)" if per[where] == 0 else ""
-            grew_wrong = after.get(where, 0) - before.get(where, 0) != expected
-            moved = settled.get(where, 0) != after.get(where, 0)
-            flag = " **≠**" if grew_wrong else ""
-            flag += " **moved**" if moved else ""
+            was, now, later = before.get(where, 0), after.get(where, 0), settled.get(where, 0)
+            if per[where] == 0:
+                live = "live"
+                flag = f" (grew {now - was:+d} by itself)" if now != was else ""
+                flag += f" (then {later - now:+d})" if later != now else ""
+            else:
+                live = ""
+                flag = " **≠**" if now - was != expected else ""
+                flag += " **moved**" if later != now else ""
             out(
                 f"| {where[0].removeprefix(self.prefix)}.{where[1]} | {live} | "
-                f"{before.get(where, 0)} | {after.get(where, 0)}{flag} | {expected} | "
-                f"{settled.get(where, 0)} |"
+                f"{was} | {now}{flag} | {expected} | {later} |"
             )
         out()
         return report.dossiers
@@ -331,14 +340,14 @@ class Bench:
         if self.db_pid:
             level.rss["database"] = probes.peak_rss_mb(self.db_pid)
         if after is not None and args.probe:
-            level.steps = await self._probe(driver, level.step_runs)
+            level.steps = await self._probe(driver)
             level.idle_per_second = await self._idle(args.idle_seconds)
         return level
 
-    async def _probe(self, driver: Driver, runs: Counter[str]) -> dict[str, Counter[probes.Key]]:
+    async def _probe(self, driver: Driver) -> dict[str, list[Counter[probes.Key]]]:
         """A few dossiers one at a time, the counters diffed around each step (once every
         service has gone quiet, so what a step set off in other services counts too)."""
-        steps: dict[str, Counter[probes.Key]] = {}
+        steps: dict[str, list[Counter[probes.Key]]] = {}
         journeys: list[Journey] = []
         for i in range(self.args.probe):
             plan = self.plan_list[i % len(self.plan_list)]
@@ -348,11 +357,12 @@ class Bench:
 
             async def hook(step: str, plan: Plan = plan) -> None:
                 nonlocal mark
+                if step in (LEG_ASSIGNED, LEG_NOTIFIED):
+                    return  # waits, not steps: what leads to them is counted in the step before
                 now = await probes.settle(self.urls)
                 assert now is not None
                 key = f"{plan.procedure} {step}"
-                steps.setdefault(key, Counter()).update(probes.diff(now, mark))
-                runs[key] += 1
+                steps.setdefault(key, []).append(probes.diff(now, mark))
                 mark = now
 
             journeys.append(await driver.run(plan, hook))
@@ -476,6 +486,12 @@ class Bench:
         out(f"| all | {total} |")
         out()
         out(
+            "Round trips per step: dossiers one at a time, each service's counters diffed "
+            "around each step once all are quiet (what a step sets off elsewhere counts in its "
+            "row; median of the times it was taken)."
+        )
+        out()
+        out(
             "| round trips per step (one dossier at a time) | "
             + " | ".join(SERVICES)
             + " | all | the step's own service |"
@@ -484,22 +500,19 @@ class Bench:
         if level.steps is None:
             out("| " + " | ".join([NA] * (len(SERVICES) + 3)) + " |")
         else:
-            owner = {
-                LEG_UPLOAD: "intake",
-                LEG_SUBMIT: "intake",
-                LEG_ASSIGNED: "review",
-                LEG_NOTIFIED: "notify",
-            }
-            for key, counts in level.steps.items():
-                n = level.step_runs[key]
-                by = probes.by_service(counts)
-                step = key.split(" ", 1)[1]
-                service = owner.get(step, "review")
-                own = Counter({k: v / n for k, v in counts.items() if k[0] == service})
-                cells = [f"{by[s] / n:.1f}" for s in SERVICES]
+            owner = {LEG_UPLOAD: "intake", LEG_SUBMIT: "intake"}
+            for key, samples in level.steps.items():
+                service = owner.get(key.split(" ", 1)[1], "review")
+                cells = [
+                    f"{statistics.median(probes.by_service(c)[s] for c in samples):g}"
+                    for s in SERVICES
+                ]
+                together = statistics.median(sum(c.values()) for c in samples)
+                ordered = sorted(samples, key=lambda c: probes.by_service(c)[service])
+                middle = ordered[len(ordered) // 2]
                 out(
-                    f"| {key} | " + " | ".join(cells) + f" | {sum(by.values()) / n:.1f} | "
-                    f"{service}: {probes.detail(own)} |"
+                    f"| {key} | " + " | ".join(cells) + f" | {together:g} | "
+                    f"{service}: {probes.detail(middle, service)} |"
                 )
         out()
         if level.idle_per_second is not None:
@@ -573,6 +586,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--idle-seconds", type=float, default=10.0, help="idle window for commands/s at rest"
+    )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=12.0,
+        help="before loading history: no collection changed for this long",
     )
     parser.add_argument("--step-timeout", type=float, default=120.0, help="seconds per wait")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for everything")

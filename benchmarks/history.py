@@ -24,13 +24,11 @@ change (a singleton: a counter, a chain head) is left out and reported.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import struct
 import sys
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -264,7 +262,7 @@ class Cloner:
         )
         self.token_re = re.compile(f"{self.code_re.pattern}|{IDENT}")
         self.code_set = set(snapshot.codes)
-        self.random = random.Random(seed)
+        self.random = random.Random(seed)  # clones' identifiers: unique, not secret
         self.rounds = 0
         self.numbers: Counter[str] = Counter()  # per code head and day: numbers handed out
         self.int_span: dict[tuple[Where, Path_], tuple[int, int]] = {}
@@ -301,10 +299,13 @@ class Cloner:
             if token in self.code_set:
                 new = self._code(token, r.days)
             elif len(token) == 36:
-                new = str(uuid.uuid4())
+                h = f"{self.random.getrandbits(128):032x}"  # a version-4 UUID, made quickly
+                new = (
+                    f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) % 4]}{h[17:20]}-{h[20:]}"
+                )
                 new = new.upper() if token.isupper() else new
             else:
-                new = os.urandom(len(token) // 2).hex()
+                new = f"{self.random.getrandbits(len(token) * 4):0{len(token)}x}"
             r.mapping[token] = new
         return str(new)
 
@@ -312,7 +313,7 @@ class Cloner:
         new = r.mapping.get(oid)
         if new is None:
             at = int(oid.generation_time.timestamp()) - r.days * 86400
-            new = ObjectId(struct.pack(">I", max(at, 0)) + os.urandom(8))
+            new = ObjectId(struct.pack(">IQ", max(at, 0), self.random.getrandbits(64)))
             r.mapping[oid] = new
         return ObjectId(new)
 
@@ -330,7 +331,8 @@ class Cloner:
             elif edit.kind == "uuid":
                 key = bytes(value)
                 if key not in r.mapping:
-                    r.mapping[key] = Binary(uuid.uuid4().bytes, value.subtype)
+                    fresh = self.random.getrandbits(128).to_bytes(16, "big")
+                    r.mapping[key] = Binary(fresh, value.subtype)
                 value = r.mapping[key]
             elif edit.kind == "int":
                 low, high = self.int_span[(template.where, edit.path)]
