@@ -36,8 +36,9 @@ from typing import Any
 
 import bson
 from bson import Binary, ObjectId
+from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 Document = dict[str, Any]
 Path_ = tuple[str | int, ...]
@@ -50,6 +51,7 @@ IDENT = (
 IDENT_RE = re.compile(IDENT)
 CODE_PARTS = re.compile(r"^(?P<head>.*-)(?P<day>\d{6})-(?P<number>\d+)$")
 YEARS = 3
+CONTENT = "__bench_content__"  # a GridFS file's bytes, kept beside its document
 
 
 def _walk(value: Any, path: Path_ = ()) -> Any:
@@ -78,32 +80,59 @@ def _tokens(doc: Document, code_re: re.Pattern[str] | None) -> set[Any]:
     return found
 
 
-async def dump(client: AsyncMongoClient[Document], prefix: str) -> dict[Where, list[Document]]:
-    """Every document of every collection of the databases named `prefix*` (small: called
-    before any history is loaded)."""
-    out: dict[Where, list[Document]] = {}
+async def collections(client: AsyncMongoClient[Document], prefix: str) -> list[Where]:
+    """Every collection of the databases named `prefix*`; GridFS buckets by the names the
+    driver uses (`X.files`, `X.chunks`), whatever the server lists (nx-27017 0.8.1 lists
+    `X_files` and `X_chunks`, which it cannot read)."""
+    out: list[Where] = []
     for name in sorted(await client.list_database_names()):
         if not name.startswith(prefix):
             continue
-        for collection in sorted(await client[name].list_collection_names()):
-            if collection.startswith("system."):
-                continue
-            try:
-                out[(name, collection)] = await client[name][collection].find({}).to_list()
-            except OperationFailure as exc:  # nx-27017 0.8.1 refuses some (GridFS chunks)
-                print(f"[history] {name}.{collection} unreadable: {exc}"[:300], file=sys.stderr)
+        listed = {
+            c for c in await client[name].list_collection_names() if not c.startswith("system.")
+        }
+        for collection in sorted(listed):
+            for part in ("files", "chunks"):
+                other = "chunks" if part == "files" else "files"
+                bucket = collection.removesuffix(f"_{part}")
+                if bucket != collection and f"{bucket}_{other}" in listed:
+                    collection = f"{bucket}.{part}"
+            out.append((name, collection))
     return out
+
+
+async def dump(client: AsyncMongoClient[Document], prefix: str) -> dict[Where, list[Document]]:
+    """Every document of the databases named `prefix*` (small: called before any history is
+    loaded); a GridFS file with its content under CONTENT, and no chunks (a clone is uploaded
+    through GridFS, which servers emulating it require)."""
+    out: dict[Where, list[Document]] = {}
+    for where in await collections(client, prefix):
+        db = client[where[0]]
+        if where[1].endswith(".chunks"):
+            continue
+        try:
+            docs = await asyncio.wait_for(db[where[1]].find({}).to_list(), 60)
+        except (OperationFailure, TimeoutError) as exc:
+            print(f"[history] {where[0]}.{where[1]} unreadable: {exc!r}"[:300], file=sys.stderr)
+            continue
+        if where[1].endswith(".files"):
+            bucket = AsyncGridFSBucket(db, bucket_name=where[1].removesuffix(".files"))
+            for doc in docs:
+                doc[CONTENT] = await (await bucket.open_download_stream(doc["_id"])).read()
+        out[where] = docs
+    return out
+
+
+async def count(client: AsyncMongoClient[Document], where: Where) -> int:
+    collection = client[where[0]][where[1]]
+    try:
+        return await collection.estimated_document_count()
+    except OperationFailure:
+        return await collection.count_documents({})
 
 
 async def counts(client: AsyncMongoClient[Document], prefix: str) -> dict[Where, int]:
-    out: dict[Where, int] = {}
-    for name in sorted(await client.list_database_names()):
-        if not name.startswith(prefix):
-            continue
-        for collection in sorted(await client[name].list_collection_names()):
-            if not collection.startswith("system."):
-                out[(name, collection)] = await client[name][collection].count_documents({})
-    return out
+    return {where: await count(client, where) for where in await collections(client, prefix)}
 
 
 def preexisting(docs: dict[Where, list[Document]]) -> set[Any]:
@@ -376,10 +405,15 @@ async def load(
 
     async def insert(where: Where, docs: list[Document]) -> None:
         try:
-            await client[where[0]][where[1]].insert_many(docs, ordered=True)
+            if where[1].endswith(".files"):
+                await _upload(client, where, docs)
+            else:
+                await client[where[0]][where[1]].insert_many(docs, ordered=True)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             failure.append(f"{where[0]}.{where[1]}: {errors[:1] or exc}")
+        except PyMongoError as exc:
+            failure.append(f"{where[0]}.{where[1]}: {exc!r}")
 
     async def flush(where: Where) -> None:
         nonlocal inserted
@@ -427,6 +461,23 @@ async def load(
     if failure:
         raise RuntimeError(f"history load refused: {failure[0]}")
     return LoadReport(done_rounds * per_round, inserted, time.perf_counter() - started, capped)
+
+
+async def _upload(client: AsyncMongoClient[Document], where: Where, docs: list[Document]) -> None:
+    """Clones of GridFS files, through GridFS (its chunks are written by the driver)."""
+    bucket = AsyncGridFSBucket(client[where[0]], bucket_name=where[1].removesuffix(".files"))
+    semaphore = asyncio.Semaphore(8)
+
+    async def one(doc: Document) -> None:
+        async with semaphore:
+            await bucket.upload_from_stream_with_id(
+                doc["_id"],
+                str(doc.get("filename") or ""),
+                doc[CONTENT],
+                metadata=doc.get("metadata"),
+            )
+
+    await asyncio.gather(*(one(d) for d in docs))
 
 
 def stamp() -> str:

@@ -182,26 +182,24 @@ async def bare_database(
 
 
 async def largest_document(
-    client: AsyncMongoClient[dict[str, Any]], databases: Iterable[str]
+    client: AsyncMongoClient[dict[str, Any]], wheres: Iterable[tuple[str, str]]
 ) -> dict[str, Any]:
     """The largest document (first 50 of each collection, GridFS chunks left out) of
-    `databases`: the size of a stored dossier, whatever the services' format."""
+    `wheres` (database, collection): the size of a stored dossier, whatever the services' format."""
     best: dict[str, Any] = {"form": "x" * 2000}
     size = 0
-    for name in databases:
-        db = client[name]
-        for collection in await db.list_collection_names():
-            if collection.endswith(".chunks") or collection.startswith("system."):
-                continue
-            try:
-                docs = await asyncio.wait_for(db[collection].find({}).limit(50).to_list(), 10)
-            except (TimeoutError, OperationFailure) as exc:  # nx-27017 0.8.1 fails on some
-                print(f"[bench] reading {name}.{collection}: {exc!r}"[:300], file=sys.stderr)
-                continue
-            for doc in docs:
-                length = len(bson.encode(doc))
-                if length > size:
-                    best, size = doc, length
+    for name, collection in wheres:
+        if collection.endswith((".chunks", ".files")):
+            continue
+        try:
+            docs = await asyncio.wait_for(client[name][collection].find({}).limit(50).to_list(), 10)
+        except (TimeoutError, OperationFailure) as exc:
+            print(f"[bench] reading {name}.{collection}: {exc!r}"[:300], file=sys.stderr)
+            continue
+        for doc in docs:
+            length = len(bson.encode(doc))
+            if length > size:
+                best, size = doc, length
     return {k: v for k, v in best.items() if k != "_id"}
 
 
