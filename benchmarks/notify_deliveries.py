@@ -121,6 +121,7 @@ async def run(amqp_url: str, mongo_url: str, count: int) -> None:
                 elapsed = time.perf_counter() - started
             print(f"  baseline bare POSTs   {2 * count / elapsed:8.1f} requests/s")
             metrics = httpx.get(f"{url}/metrics").text.splitlines()
+            _print_round_trips(metrics, 4 * count)
             for line in metrics:
                 handler = line.startswith("motcua_event_handler_seconds_")
                 if handler and "dossier.approved" in line and ("_sum" in line or "_count" in line):
@@ -128,6 +129,26 @@ async def run(amqp_url: str, mongo_url: str, count: int) -> None:
         finally:
             notify.terminate()
             notify.wait(30)
+
+
+def _print_round_trips(metrics: list[str], deliveries: int) -> None:
+    """Database commands per delivery handled (first time and again), from the shared client's
+    `motcua_db_commands_total` counter when this build has it."""
+    counted: dict[str, float] = {}
+    for line in metrics:
+        if line.startswith("motcua_db_commands_total{"):
+            labels, _, value = line.rpartition(" ")
+            command = labels.partition('command="')[2].partition('"')[0]
+            collection = labels.partition('collection="')[2].partition('"')[0]
+            key = f"{command} {collection}"
+            counted[key] = counted.get(key, 0.0) + float(value)
+    if not counted:
+        print("  round trips           (no motcua_db_commands_total metric in this build)")
+        return
+    total = sum(counted.values())
+    print(f"  round trips           {total / deliveries:8.2f} per delivery handled (incl. idle)")
+    for key, commands in sorted(counted.items()):
+        print(f"    {key:40} {commands / deliveries:6.2f}")
 
 
 def _ready(url: str) -> bool:

@@ -1,4 +1,5 @@
-"""Officers' bearer tokens: JWTs with `sub` (officer id), `role` and `unit` claims.
+"""Officers' bearer tokens: JWTs with `sub` (officer id), `role` (one of shared/roles.py) and
+`unit` claims.
 
 Signed either with a shared secret (HS256; Motcua issues them itself) or by the province's
 identity provider (RS256), whose public keys are fetched from its JWKS URL, kept, and fetched
@@ -19,6 +20,7 @@ import httpx
 import jwt
 
 from shared.clock import utcnow
+from shared.roles import ROLES
 from shared.settings import SharedSettings
 
 ALGORITHM = "HS256"
@@ -75,6 +77,8 @@ def _claims(
     role, unit = payload.get("role"), payload.get("unit")
     if not isinstance(role, str) or not isinstance(unit, str):
         raise InvalidToken("the token has no role or unit")
+    if role not in ROLES:
+        raise InvalidToken(f"the token names an unknown role {role!r}")
     return OfficerClaims(str(payload["sub"]), role, unit)
 
 

@@ -10,12 +10,11 @@ Who may call what:
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,11 +22,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.audit import handlers, ledger
-from services.audit.domain import start_of_day, with_states_before
+from services.audit.domain import start_of_day
+from services.audit.handlers import reading
 from services.audit.ledger import jsonable
-from services.audit.privacy import keyed_hash, without_keyed_hashes
+from services.audit.privacy import without_keyed_hashes
 from services.audit.settings import AuditSettings
-from services.audit.statistics import summarise
 from services.audit.store import AuditStore
 from shared.calendar import WorkingCalendar
 from shared.clock import utcnow
@@ -76,27 +75,25 @@ def _not_found(code: str) -> Problem:
 
 @router.get("/dossiers/{code}", response_model=Timeline, summary="A dossier's timeline")
 async def timeline(code: str, store: Store, _: Reader) -> Timeline:
-    docs = await store.timeline(code)
+    docs = await reading.timeline(code, store=store)
     if not docs:
         raise _not_found(code)
-    return Timeline(
-        dossier_code=code,
-        events=[TimelineEntry(id=d["_id"], **d) for d in with_states_before(docs)],
-    )
+    return Timeline(dossier_code=code, events=[TimelineEntry(id=d["_id"], **d) for d in docs])
 
 
 @router.get("/dossiers/{code}/verify", summary="Check a dossier's chain and the seals over it")
 async def verify_dossier(code: str, request: Request, store: Store, _: Reader) -> dict[str, Any]:
-    if not await store.timeline(code) and not await store.links(code):
-        raise _not_found(code)
     settings: AuditSettings = request.app.state.settings
-    broken = await handlers.verify_dossier(
-        code,
-        store=store,
-        hmac_key=_hmac_key(request),
-        trusted=settings.trusted_keys(),
-        unsealed_before=utcnow() - settings.unsealed_after(),
-    )
+    try:
+        broken = await handlers.verify_dossier(
+            code,
+            store=store,
+            hmac_key=_hmac_key(request),
+            trusted=settings.trusted_keys(),
+            unsealed_before=utcnow() - settings.unsealed_after(),
+        )
+    except handlers.UnknownDossier as exc:
+        raise _not_found(code) from exc
     return {"dossier_code": code, "ok": broken is None, "broken": broken and broken.as_dict()}
 
 
@@ -134,7 +131,7 @@ async def verify_all(
 
 @router.get("/seals/latest", summary="The newest seal: its Merkle root, signature and key")
 async def latest_seal(store: Store) -> dict[str, Any]:
-    seal = await store.last_seal()
+    seal = await reading.latest_seal(store=store)
     if seal is None:
         raise Problem(404, "Nothing is sealed yet.", "Chưa có niêm phong nào.", code="no_seal")
     return dict(jsonable(seal))
@@ -156,82 +153,30 @@ async def record_proof(record_id: str, store: Store, _: Reader) -> dict[str, Any
 # --- search and export ---------------------------------------------------------------------
 
 
-def _query(
-    dossier_code: str | None,
-    type: str | None,
-    actor: str | None,
-    procedure_code: str | None,
-    unit_id: str | None,
-    personal_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    hmac_key: bytes,
-) -> dict[str, Any]:
-    query: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("dossier_code", dossier_code),
-            ("type", type),
-            ("actor", actor),
-            ("procedure_code", procedure_code),
-            ("unit_id", unit_id),
-        )
-        if value is not None
-    }
-    if personal_id is not None:
-        query["applicant_id_hmac"] = keyed_hash(personal_id, hmac_key)
-    bounds: dict[str, datetime] = {}
-    if since is not None:
-        bounds["$gte"] = since
-    if until is not None:
-        bounds["$lt"] = until
-    if bounds:
-        query["time"] = bounds
-    return query
-
-
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    raw = json.dumps([doc["time"].isoformat(), doc["_id"]])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, rid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(at), str(rid)
-    except (ValueError, TypeError) as exc:
-        raise Problem(
-            400, "The cursor is not one this API gave.", "Con trỏ không hợp lệ.", code="bad_cursor"
-        ) from exc
-
-
-class Filters(BaseModel):
-    dossier_code: str | None = None
-    type: str | None = None
-    actor: str | None = None
-    procedure_code: str | None = None
-    unit_id: str | None = None
-    personal_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
 @router.get("/records", summary="Search records, oldest first, a page at a time")
 async def search(
     request: Request,
     store: Store,
     _: Reader,
-    filters: Annotated[Filters, Query()],
+    filters: Annotated[reading.Filters, Query()],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    query = _query(**filters.model_dump(), hmac_key=_hmac_key(request))
-    after = _decode_cursor(cursor) if cursor else None
-    docs = await store.search(query, after, limit + 1)
-    page = docs[:limit]
+    try:
+        page, next_cursor = await reading.search(
+            filters,
+            cursor=cursor,
+            limit=limit,
+            store=store,
+            hmac_key=_hmac_key(request),
+        )
+    except reading.BadCursor as exc:
+        raise Problem(
+            400, "The cursor is not one this API gave.", "Con trỏ không hợp lệ.", code="bad_cursor"
+        ) from exc
     return {
         "records": [jsonable(without_keyed_hashes(d)) for d in page],
-        "next_cursor": _encode_cursor(page[-1]) if len(docs) > limit else None,
+        "next_cursor": next_cursor,
     }
 
 
@@ -261,13 +206,12 @@ async def export(
     until: datetime,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
-    query = _query(None, None, None, None, None, None, since, until, _hmac_key(request))
     page = request.app.state.settings.export_page_size
 
     async def lines() -> AsyncIterator[str]:
         if format == "csv":
             yield ",".join(CSV_COLUMNS) + "\r\n"
-        async for doc in store.stream(query, page):
+        async for doc in reading.export(since, until, store=store, page=page):
             row = jsonable(without_keyed_hashes(doc))
             if format == "jsonl":
                 yield json.dumps(row, ensure_ascii=False) + "\n"
@@ -298,7 +242,7 @@ def _hmac_key(request: Request) -> bytes:
 # --- statistics -----------------------------------------------------------------------------
 
 
-MAX_STATISTICS_DAYS = 366
+MAX_STATISTICS_DAYS = reading.MAX_STATISTICS_DAYS
 
 
 @router.get("/statistics", summary="Received, decided, on time, late, median working days")
@@ -319,14 +263,7 @@ async def statistics(store: Store, calendar: Calendar, since: date, until: date)
             f"Khoảng thời gian tối đa là {MAX_STATISTICS_DAYS} ngày.",
             code="period_too_long",
         )
-    start, end = start_of_day(since), start_of_day(until)
-    # Dossiers decided in the period (the decision event is stamped when it is taken) and
-    # dossiers submitted up to a fortnight before it (receipt waits for the next working
-    # moment, which a long holiday such as Tết pushes more than a week later).
-    codes = await store.codes_with(["dossier.approved", "dossier.rejected"], start, end)
-    codes |= await store.codes_with(["dossier.submitted"], start - timedelta(days=15), end)
-    by_code: dict[str, list[dict[str, Any]]] = {}
-    for doc in await store.dossiers_records(sorted(codes)):
-        by_code.setdefault(doc["dossier_code"], []).append(doc)
-    rows = summarise(by_code, since=start, until=end, calendar=calendar)
+    rows = await reading.statistics(
+        start_of_day(since), start_of_day(until), store=store, calendar=calendar
+    )
     return {"since": since, "until": until, "rows": rows}

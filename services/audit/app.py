@@ -7,7 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.audit import handlers
+from services.audit import consumer, handlers
 from services.audit.api import router
 from services.audit.batching import Batcher
 from services.audit.settings import AuditSettings
@@ -29,10 +29,12 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         app.state.store = store
         key = load_signing_key(settings.signing_key.get_secret_value())
         hmac_key = settings.hmac_key_bytes()
+        wakeup = handlers.Wakeup()
         batcher = Batcher(
             partial(store.insert_records, hmac_key=hmac_key),
             size=settings.batch_size,
             wait=settings.batch_wait_seconds,
+            written=lambda docs: wakeup.recorded(min(d["recorded_at"] for d in docs)),
         )
         rt.background(
             handlers.keep_ledger(
@@ -43,19 +45,16 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 settle_every=settings.settle_interval_seconds,
                 seal_every=settings.seal_interval_seconds,
                 hmac_key=hmac_key,
-                # Another process takes over after ten settling rounds (at least 30 s) without
-                # a renewal; seals end a settling round before now.
-                lease_ttl=max(10 * settings.settle_interval_seconds, 30.0),
+                lease_ttl=settings.lease_ttl_seconds,
+                # Seals end a settling round before now.
                 margin=timedelta(seconds=settings.settle_interval_seconds),
+                wakeup=wakeup,
             ),
             "audit-ledger",
         )
         await handlers.adopt_legacy(store=store, hmac_key=hmac_key, clock=utcnow)
-        await rt.consume(
-            "motcua.audit",
-            ["#"],
-            partial(handlers.record, batcher=batcher, hmac_key=hmac_key, clock=utcnow),
-        )
+        table = consumer.handlers(batcher=batcher, hmac_key=hmac_key, clock=utcnow)
+        await rt.consume(consumer.QUEUE, consumer.BINDINGS, consumer.dispatcher(table))
 
     app = web.service_app(
         settings,

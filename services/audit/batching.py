@@ -19,6 +19,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Written = Callable[[list[dict[str, Any]]], None]
 
 
 class PartialWrite(Exception):
@@ -30,8 +31,11 @@ class PartialWrite(Exception):
 
 
 class Batcher:
-    def __init__(self, write: Write, *, size: int, wait: float) -> None:
+    def __init__(
+        self, write: Write, *, size: int, wait: float, written: Written | None = None
+    ) -> None:
         self.write = write
+        self.written = written  # told of each batch once it is written (some of it, at least)
         self.size = size
         self.wait = wait
         self._items: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -57,11 +61,13 @@ class Batcher:
             batch, self._items = self._items[: self.size], self._items[self.size :]
             if len(self._items) >= self.size:
                 self._full.set()
+            docs = [doc for doc, _ in batch]
             try:
-                await self.write([doc for doc, _ in batch])
+                await self.write(docs)
             except PartialWrite as exc:
                 log.warning("%d of a batch of %d records failed", len(exc.failed), len(batch))
                 self.batches += 1
+                self._tell(docs)
                 for index, (_, future) in enumerate(batch):
                     if not future.done():
                         if index in exc.failed:
@@ -75,6 +81,14 @@ class Batcher:
                         future.set_exception(exc)
             else:
                 self.batches += 1
+                self._tell(docs)
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+    def _tell(self, docs: list[dict[str, Any]]) -> None:
+        if self.written is not None:
+            try:
+                self.written(docs)
+            except Exception:
+                log.exception("could not signal a written batch")

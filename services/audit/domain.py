@@ -10,9 +10,11 @@ events give the same order whatever order they arrived in.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from services.audit import ledger
 from services.audit.privacy import keyed_hash
 from services.audit.privacy import scrub as scrub_identifiers
 from shared.calendar import VIETNAM
@@ -107,3 +109,114 @@ def with_states_before(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def start_of_day(day: date) -> datetime:
     """Midnight of `day` in Vietnam (the day an inspector means), in UTC."""
     return datetime.combine(day, time(0), VIETNAM).astimezone(UTC)
+
+
+# --- chaining: a dossier's chain head, and what settling decides ---------------------------
+
+Record = dict[str, Any]  # a record as stored (`build_record`), hashed whole
+Link = dict[str, Any]  # a chain link (`ledger.make_link`)
+Marker = dict[str, Any]  # a pending marker: _id, dossier_code, recorded_at, mac
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """Where a dossier's chain ends: the next place (`seq`, the number of links) and the hash
+    of the last link (`ledger.GENESIS` for none)."""
+
+    dossier_code: str
+    seq: int = 0
+    hash: str = ledger.GENESIS
+
+
+@dataclass
+class Settlement:
+    """What settling one dossier decides: the links to append (in order), the head after
+    them, the markers to drop, and what to report."""
+
+    links: list[Link] = field(default_factory=list)
+    head: ChainHead | None = None
+    drop: list[str] = field(default_factory=list)
+    forged: list[str] = field(default_factory=list)  # records whose marker's MAC fails
+    lost: list[Marker] = field(default_factory=list)  # markers whose record never came
+
+
+def settle_dossier(
+    head: ChainHead,
+    markers: list[Marker],
+    records: dict[str, Record],
+    chained: set[str],
+    *,
+    settled_at: datetime,
+    orphan_cutoff: datetime,
+    marker_key: bytes,
+) -> Settlement:
+    """Append a dossier's records that waited past the grace window to its chain after
+    `head`, in order of occurrence. A record already chained (a crash before its marker was
+    dropped) only loses its marker; one whose marker's MAC does not hold was forged or edited
+    while waiting, and stays pending; a marker whose record is not written yet waits, until
+    `orphan_cutoff` (its message was retried and wrote both, or was dead-lettered)."""
+    out = Settlement()
+    genuine: list[Record] = []
+    for marker in markers:
+        rid = str(marker["_id"])
+        record = records.get(rid)
+        if record is None:
+            if marker["recorded_at"] < orphan_cutoff:
+                out.lost.append(marker)
+                out.drop.append(rid)
+        elif rid in chained:
+            out.drop.append(rid)
+        elif ledger.marker_holds(marker_key, marker, record):
+            genuine.append(record)
+            out.drop.append(rid)
+        else:
+            out.forged.append(rid)
+    seq, prev = head.seq, head.hash
+    for record in sorted(genuine, key=occurrence_key):
+        link = ledger.make_link(
+            dossier_code=head.dossier_code,
+            seq=seq,
+            record=record,
+            prev_hash=prev,
+            settled_at=settled_at,
+        )
+        out.links.append(link)
+        seq, prev = seq + 1, str(link["hash"])
+    if out.links:
+        out.head = ChainHead(head.dossier_code, seq, prev)
+    return out
+
+
+def head_after(head: ChainHead, links: list[Link]) -> ChainHead:
+    """The head once `links` (found after it, in order) are counted."""
+    if not links:
+        return head
+    return ChainHead(head.dossier_code, head.seq + len(links), str(links[-1]["hash"]))
+
+
+def settled_time(now: datetime, last_seal: dict[str, Any] | None) -> datetime:
+    """When links settled `now` are stamped: never at or before the last seal's end, whatever
+    this process's clock says (a link inside a sealed period would look inserted)."""
+    now = ledger.to_millis(now)
+    if last_seal is None:
+        return now
+    after_seal: datetime = last_seal["period_end"] + timedelta(milliseconds=1)
+    return max(now, after_seal)
+
+
+def seal_body(
+    last: dict[str, Any] | None, link_hashes: list[str], end: datetime, public_key: str
+) -> dict[str, Any] | None:
+    """The body of the seal after `last` over links settled up to `end` (None: none)."""
+    if not link_hashes:
+        return None
+    return {
+        "seq": int(last["seq"]) + 1 if last else 0,
+        "period_start": last["period_end"] if last else ledger.EPOCH,
+        "period_end": end,
+        "count": len(link_hashes),
+        "root": ledger.merkle_root(link_hashes),
+        "prev_seal_hash": str(last["hash"]) if last else ledger.GENESIS,
+        "sealed_at": end,
+        "public_key": public_key,
+    }

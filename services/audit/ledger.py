@@ -24,6 +24,7 @@ from typing import Any
 import rfc8785
 
 GENESIS = "0" * 64
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def jsonable(value: Any) -> Any:

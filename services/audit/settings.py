@@ -42,7 +42,17 @@ class AuditSettings(ServiceSettings):
         description="How long a record waits for out-of-order events before it is chained.",
     )
     settle_interval_seconds: float = Field(
-        default=2.0, gt=0, description="How often records past the grace window are chained."
+        default=2.0,
+        gt=0,
+        description="Shortest time between two settling rounds (records are chained when "
+        "their grace window has passed, not on a tick).",
+    )
+    lease_ttl_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long the audit process that settles and seals may go silent before "
+        "another takes over; it renews every third of it (the idle floor of audit's "
+        "database traffic: about one command per renewal).",
     )
     seal_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often the chained records are sealed (Merkle)."

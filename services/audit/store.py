@@ -1,35 +1,109 @@
-"""Audit's MongoDB adapter. Every collection is insert-only in normal operation:
+"""Audit's MongoDB adapter: it records facts, and decides nothing.
 
-- `records`: one document per event (`_id` = event id), identifiers masked.
-- `pending`: a marker per record not yet chained, written *before* the record (so a record
-  without a marker or a link is one nobody received: an insertion), holding a MAC of the record
-  (`ledger.marker_mac`) so that a forged marker is told from audit's own. Settling deletes it.
+- `records`: one document per event (`_id` = event id), identifiers masked. History: read by
+  key, by a dossier's code (its timeline) or by search and export, with a cursor.
+- `pending`: the unsettled tail (the live collection the settler reads): a marker per record
+  not chained yet, written *before* the record (so a record with no marker and no link is one
+  nobody received: an insertion), holding a MAC of the record (`ledger.marker_mac`) so that a
+  forged marker is told from audit's own. Settling deletes it.
 - `chain`: immutable links, `_id` = `<dossier>#<seq>` (one winner per place in a chain).
+- `heads`: per dossier, where its chain ends (`_id` = dossier code, next `seq`, last `hash`):
+  read by key, moved on by a conditional update after the links are written, so appending to
+  a chain costs the same whatever its length. Never trusted by verification (links are).
 - `seals`: one per period, `_id` = its sequence number (one winner per seal).
 - `legacy_quarantine`: documents of the pre-ledger `events` collection that were no readable
-  event, scrubbed of identifiers (see `handlers.adopt_legacy`).
+  event, scrubbed of identifiers (see `handlers.recording.adopt_legacy`).
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
+
+Two nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys` and
+`timerange.TimeRange`); the code stays correct on MongoDB 7.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from services.audit import ledger
 from services.audit.batching import PartialWrite
-from services.audit.domain import occurrence_key
-from shared.storage import Document
+from services.audit.domain import ChainHead
+from services.audit.store_reading import HistoryReader
+from services.audit.timerange import TimeRange, floor_second
+from shared.storage import Document, Indexes, ensure_indexes
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = ledger.EPOCH
 QUARANTINE = "legacy_quarantine"
+LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
 DUPLICATE_KEY = 11000
+
+# Every query audit sends, and the index that serves it:
+# - records: timeline (dossier_code), search by each filter then (time, _id) for the cursor's
+#   order, export and statistics by time; a personal ID's records (applicant_id_hmac);
+# - pending: the settler's due markers and next due moment (recorded_at), a dossier's
+#   markers for its verification (dossier_code);
+# - chain: a dossier's links (dossier_code, seq), a record's link (record_id), a seal's links
+#   (settled_at, _id);
+# - seals: the seal over a link (period_end), the last and all in order (`_id`);
+# - leases: old leases dropped (claimed_at); heads and quarantine: by `_id` only.
+_SEARCHED = ("dossier_code", "type", "actor", "procedure_code", "unit_id", "applicant_id_hmac")
+INDEXES: Indexes = {
+    "records": [
+        IndexModel([("time", 1), ("_id", 1)]),
+        *(IndexModel([(field, 1), ("time", 1), ("_id", 1)]) for field in _SEARCHED),
+    ],
+    "pending": [IndexModel([("recorded_at", 1)]), IndexModel([("dossier_code", 1)])],
+    "chain": [
+        IndexModel([("dossier_code", 1), ("seq", 1)]),
+        IndexModel([("record_id", 1)]),
+        IndexModel([("settled_at", 1), ("_id", 1)]),
+    ],
+    "heads": [],
+    "seals": [IndexModel([("period_end", 1)])],
+    "leases": [IndexModel([("claimed_at", 1)])],
+    QUARANTINE: [],
+    LEGACY: [],
+}
+
+
+async def is_nx_27017(db: AsyncDatabase[Document]) -> bool:
+    """Whether the server is nx-27017 (its `serverStatus` names its process `nx_27017`)."""
+    try:
+        status = await db.client.admin.command("serverStatus")
+    except PyMongoError:
+        return False
+    return status.get("process") == "nx_27017"
+
+
+def without_ids_in_compound_keys(indexes: Indexes) -> Indexes:
+    """`indexes` with `_id` left out of every compound key.
+
+    nx-27017 0.8.1 defect: a compound index that names `_id` makes every insert into its
+    collection fail with "JSON path error near '_id'" (neosqlite's `parse_json_path("_id")`
+    returns `_id`, not a JSON path, and only a single-key `_id` index is special-cased), which
+    the batched `insert_many(ordered=False)` of records reported as "refused by the database".
+    What is left of each index is a prefix of it, so every filter it serves on MongoDB is still
+    served; only the tie-break of a sort on `_id` is done without the index there."""
+    out: dict[str, list[IndexModel]] = {}
+    for collection, models in indexes.items():
+        kept = []
+        for model in models:
+            keys = list(model.document["key"].items())
+            if len(keys) > 1 and any(name == "_id" for name, _ in keys):
+                model = IndexModel([(n, d) for n, d in keys if n != "_id"])
+            kept.append(model)
+        out[collection] = kept
+    return out
+
+
+async def create_indexes(db: AsyncDatabase[Document]) -> None:
+    """Create audit's declared `INDEXES` (on nx-27017, as it can keep them)."""
+    nx = await is_nx_27017(db)
+    await ensure_indexes(db, without_ids_in_compound_keys(INDEXES) if nx else INDEXES)
 
 
 def insert_errors_are_duplicates(exc: BulkWriteError) -> bool:
@@ -58,53 +132,27 @@ async def _insert_each(collection: AsyncCollection[Document], docs: list[Documen
     return set()
 
 
-# What statistics read of a record (`statistics.facts`).
-STATISTICS_FIELDS = {
-    name: 1
-    for name in (
-        "dossier_code",
-        "type",
-        "time",
-        "procedure_code",
-        "unit_id",
-        *(
-            f"data.{field}"
-            for field in (
-                "received_at",
-                "submitted_at",
-                "requested_at",
-                "supplemented_at",
-                "decided_at",
-                "promised_at",
-            )
-        ),
-    )
-}
+class AuditStore(HistoryReader):
+    """Audit's storage: what settling, sealing and the lease write and read (here), and the
+    history that timelines, search, export, statistics and verification read (`HistoryReader`)."""
 
-
-class AuditStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.records = db["records"]
         self.pending = db["pending"]
         self.chain = db["chain"]
+        self.heads = db["heads"]
         self.seals = db["seals"]
         self.leases = db["leases"]
 
     async def setup(self) -> None:
-        await self.records.create_index([("dossier_code", 1), ("time", 1), ("_id", 1)])
-        await self.records.create_index([("time", 1), ("_id", 1)])
-        await self.records.create_index([("applicant_id_hmac", 1)])
-        await self.pending.create_index([("recorded_at", 1)])
-        await self.chain.create_index([("dossier_code", 1), ("seq", 1)])
-        await self.chain.create_index([("record_id", 1)])
-        await self.chain.create_index([("settled_at", 1), ("_id", 1)])
+        await create_indexes(self.records.database)
 
-    # --- writing -------------------------------------------------------------------------
+    # --- recording -----------------------------------------------------------------------
 
     async def insert_records(self, records: list[Document], *, hmac_key: bytes) -> None:
         """Make `records` durable: pending markers first (with their MAC under a key derived
         from `hmac_key`), then the records; ones already stored (redeliveries) are left as
-        they are."""
+        they are. Two round trips for the whole batch."""
         key = ledger.marker_key(hmac_key)
         markers = [
             {
@@ -125,38 +173,67 @@ class AuditStore:
         if failed:
             raise PartialWrite(failed, "refused by the database")
 
-    async def pending_before(self, cutoff: datetime) -> list[Document]:
-        return [d async for d in self.pending.find({"recorded_at": {"$lt": cutoff}})]
+    async def quarantine(self, docs: list[Document]) -> None:
+        """Keep `docs` in the quarantine (ones already there are left as they are)."""
+        if not docs:
+            return
+        try:
+            await self.records.database[QUARANTINE].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
 
-    async def pending_ids(self, dossier_code: str) -> set[str]:
-        return set(await self.pending_of(dossier_code))
+    async def legacy_page(self, after: str | None, limit: int) -> list[Document]:
+        """Documents of the pre-ledger collection in `_id` order, after `after`."""
+        query = {"_id": {"$gt": after}} if after is not None else {}
+        cursor = self.records.database[LEGACY].find(query).sort("_id", 1).limit(limit)
+        return [d async for d in cursor]
 
-    async def pending_of(self, dossier_code: str) -> dict[str, Document]:
-        """The dossier's pending markers by record id."""
-        return {d["_id"]: d async for d in self.pending.find({"dossier_code": dossier_code})}
+    async def drop_legacy(self) -> None:
+        await self.records.database[LEGACY].drop()
 
-    async def drop_pending(self, ids: list[str]) -> None:
-        if ids:
-            await self.pending.delete_many({"_id": {"$in": ids}})
+    # --- settling (the live tail, heads and links by key) --------------------------------
+
+    async def due_markers(self, cutoff: datetime) -> list[Document]:
+        """The pending markers recorded before `cutoff` (the unsettled tail past its grace)."""
+        window = TimeRange("recorded_at", until=cutoff)
+        return [d async for d in self.pending.find(window.query()) if window.holds(d)]
+
+    async def next_due(self, after: datetime | None) -> datetime | None:
+        """The earliest `recorded_at` of a pending marker (recorded after `after`)."""
+        window = TimeRange("recorded_at", after=after)
+        cursor = self.pending.find(window.query(), {"recorded_at": 1}).sort("recorded_at", 1)
+        async for doc in cursor.limit(1 if after is None else 64):
+            if window.holds(doc):
+                at: datetime = doc["recorded_at"]
+                return at
+        return None
 
     async def records_by_id(self, ids: list[str]) -> list[Document]:
-        """The records with these ids that exist (lookups by `_id`: no scan)."""
-        found = await asyncio.gather(*(self.records.find_one({"_id": i}) for i in ids))
-        return [doc for doc in found if doc is not None]
+        """The records with these ids that exist (one query by `_id`)."""
+        if not ids:
+            return []
+        return [d async for d in self.records.find({"_id": {"$in": ids}})]
 
-    async def chain_of(self, dossier_code: str) -> list[Document]:
-        """A dossier's links from the first on, by `_id` (`<dossier>#<seq>`), up to the first
-        missing place: a dossier's chain is short, and lookups by `_id` never scan."""
-        links: list[Document] = []
-        while link := await self.chain.find_one({"_id": f"{dossier_code}#{len(links)}"}):
-            links.append(link)
-        return links
+    async def chained_ids(self, record_ids: list[str]) -> set[str]:
+        """Which of these records already have a link (one query on `record_id`)."""
+        if not record_ids:
+            return set()
+        cursor = self.chain.find({"record_id": {"$in": record_ids}}, {"record_id": 1})
+        return {str(d["record_id"]) async for d in cursor}
 
-    async def has_link(self, dossier_code: str, seq: int) -> bool:
-        return await self.chain.find_one({"_id": f"{dossier_code}#{seq}"}, {"_id": 1}) is not None
+    async def heads_of(self, codes: list[str]) -> dict[str, ChainHead]:
+        """The chain heads of these dossiers (those that have one), one query by `_id`."""
+        if not codes:
+            return {}
+        cursor = self.heads.find({"_id": {"$in": codes}})
+        return {
+            str(d["_id"]): ChainHead(str(d["_id"]), int(d["seq"]), str(d["hash"]))
+            async for d in cursor
+        }
 
     async def add_links(self, links: list[Document]) -> bool:
-        """Append links in order; False if another settler took one of their places."""
+        """Append one dossier's links in order; False if another settler took a place."""
         try:
             await self.chain.insert_many(links, ordered=True)
         except BulkWriteError as exc:
@@ -164,6 +241,36 @@ class AuditStore:
                 return False
             raise
         return True
+
+    async def move_head(self, old: ChainHead | None, new: ChainHead) -> bool:
+        """Move a dossier's head from `old` (None: it has none yet) to `new`; False if it is
+        not at `old` any more (an isolated conditional update, or a one-winner insert)."""
+        fields = {"seq": new.seq, "hash": new.hash}
+        if old is None:
+            try:
+                await self.heads.insert_one({"_id": new.dossier_code, **fields})
+            except DuplicateKeyError:
+                return False
+            return True
+        moved = await self.heads.update_one(
+            {"_id": old.dossier_code, "seq": old.seq, "hash": old.hash}, {"$set": fields}
+        )
+        return moved.modified_count == 1
+
+    async def links_from(self, dossier_code: str, seq: int) -> list[Document]:
+        """A dossier's links from place `seq` on, by `_id`, up to the first missing place (to
+        catch a head up after a crash between writing links and moving it)."""
+        links: list[Document] = []
+        while link := await self.chain.find_one({"_id": f"{dossier_code}#{seq + len(links)}"}):
+            links.append(link)
+        return links
+
+    async def drop_pending(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            await self.pending.delete_many({"_id": {"$in": ids}})
+
+    # --- seals and leases ----------------------------------------------------------------
 
     async def last_seal(self) -> Document | None:
         cursor = self.seals.find().sort("_id", -1).limit(1)
@@ -175,16 +282,6 @@ class AuditStore:
         except DuplicateKeyError:
             return False
         return True
-
-    async def quarantine(self, docs: list[Document]) -> None:
-        """Keep `docs` in the quarantine (ones already there are left as they are)."""
-        if not docs:
-            return
-        try:
-            await self.records.database[QUARANTINE].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if not insert_errors_are_duplicates(exc):
-                raise
 
     async def claim_lease(self, n: int, holder: str, now: datetime) -> bool:
         """Insert ledger lease `n` for `holder`; False if another process has it."""
@@ -201,99 +298,10 @@ class AuditStore:
         return await self.leases.find_one({"_id": _lease_id(n)})
 
     async def latest_lease(self) -> Document | None:
-        """The newest ledger lease (a scan: read once, at start)."""
+        """The newest ledger lease (read once, at start)."""
         cursor = self.leases.find().sort("_id", -1).limit(1)
         return next(iter([d async for d in cursor]), None)
 
     async def drop_leases_before(self, cutoff: datetime) -> None:
-        await self.leases.delete_many({"claimed_at": {"$lt": cutoff}})
-
-    # --- reading -------------------------------------------------------------------------
-
-    async def timeline(self, dossier_code: str) -> list[Document]:
-        """The dossier's records in order of occurrence (event time, event id)."""
-        cursor = self.records.find({"dossier_code": dossier_code})
-        return sorted([doc async for doc in cursor], key=occurrence_key)
-
-    async def links(self, dossier_code: str) -> list[Document]:
-        cursor = self.chain.find({"dossier_code": dossier_code}).sort("seq", 1)
-        return [d async for d in cursor]
-
-    async def link_of(self, record_id: str) -> Document | None:
-        return await self.chain.find_one({"record_id": record_id})
-
-    async def record(self, record_id: str) -> Document | None:
-        return await self.records.find_one({"_id": record_id})
-
-    async def links_settled(self, after: datetime, until: datetime) -> list[Document]:
-        """Links settled in (after, until], in seal order (settled time, id)."""
-        query = {"settled_at": {"$gt": after, "$lte": until}}
-        cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)])
-        return [d async for d in cursor]
-
-    async def first_link_settled(self, after: datetime, until: datetime) -> Document | None:
-        """The first link settled in (after, until], if any."""
-        query = {"settled_at": {"$gt": after, "$lte": until}}
-        cursor = self.chain.find(query).sort([("settled_at", 1), ("_id", 1)]).limit(1)
-        return next(iter([d async for d in cursor]), None)
-
-    async def all_pending(self) -> dict[str, Document]:
-        return {d["_id"]: d async for d in self.pending.find({})}
-
-    async def grouped(
-        self, collection: AsyncCollection[Document], then: str
-    ) -> AsyncIterator[tuple[str, list[Document]]]:
-        """(dossier code, its documents) for every dossier, in code order, in one pass."""
-        code: str | None = None
-        group: list[Document] = []
-        async for doc in collection.find().sort([("dossier_code", 1), (then, 1)]):
-            if doc.get("dossier_code", "") != code and group:
-                assert code is not None
-                yield code, group
-                group = []
-            code = str(doc.get("dossier_code", ""))
-            group.append(doc)
-        if group and code is not None:
-            yield code, group
-
-    async def all_seals(self) -> list[Document]:
-        return [d async for d in self.seals.find().sort("_id", 1)]
-
-    async def dossier_codes(self, since: datetime | None) -> list[str]:
-        query: dict[str, Any] = {"time": {"$gte": since}} if since else {}
-        codes = {d["dossier_code"] async for d in self.records.find(query, {"dossier_code": 1})}
-        if since is None:
-            codes |= {d["dossier_code"] async for d in self.chain.find({}, {"dossier_code": 1})}
-        return sorted(codes)
-
-    async def search(
-        self, query: dict[str, Any], after: tuple[datetime, str] | None, limit: int
-    ) -> list[Document]:
-        """Records matching `query` in (time, id) order, after the cursor position `after`."""
-        if after is not None:
-            t, rid = after
-            query = {
-                "$and": [query, {"$or": [{"time": {"$gt": t}}, {"time": t, "_id": {"$gt": rid}}]}]
-            }
-        cursor = self.records.find(query).sort([("time", 1), ("_id", 1)]).limit(limit)
-        return [d async for d in cursor]
-
-    async def stream(self, query: dict[str, Any], page: int) -> AsyncIterator[Document]:
-        """Every record matching `query`, in order, read `page` at a time."""
-        after: tuple[datetime, str] | None = None
-        while True:
-            docs = await self.search(query, after, page)
-            for doc in docs:
-                yield doc
-            if len(docs) < page:
-                return
-            after = (docs[-1]["time"], docs[-1]["_id"])
-
-    async def dossiers_records(self, codes: list[str]) -> list[Document]:
-        """The records of these dossiers, with only what statistics read."""
-        query = {"dossier_code": {"$in": codes}}
-        return [d async for d in self.records.find(query, STATISTICS_FIELDS)]
-
-    async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]:
-        query = {"type": {"$in": types}, "time": {"$gte": since, "$lt": until}}
-        return {d["dossier_code"] async for d in self.records.find(query, {"dossier_code": 1})}
+        # The cutoff is taken down to its second (see `TimeRange`): never too many dropped.
+        await self.leases.delete_many({"claimed_at": {"$lt": floor_second(cutoff)}})

@@ -1,19 +1,19 @@
-"""Notify's HTTP routes: the delivery log, an operator's resend, and template previews."""
+"""Notify's HTTP routes: the delivery log, an operator's resend, and template previews. Each
+parses, calls a use case and maps its errors to problem+json."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
-from services.notify import handlers
-from services.notify.domain import APPLICANT_CHANNELS, sms_segments
-from services.notify.handlers import Notifier
-from services.notify.templates import Templates, UnknownTemplate
+from services.notify import operators
+from services.notify.domain import Delivery, LogKey, decode_cursor
+from services.notify.ports import DeliveryNotFound, Notifier, ResendConflict
+from services.notify.templates import UnknownTemplate
 from shared.problems import Problem
-from shared.storage import Document
 from shared.web import OfficerClaims, from_state
 
 router = APIRouter(prefix="/v1", tags=["deliveries"])
@@ -27,7 +27,7 @@ class DeliveryView(BaseModel):
     dossier_code: str
     channel: str
     recipient: str
-    trigger_event_id: str | None = None
+    trigger_event_id: str
     trigger_event_type: str
     status: str
     attempts: int
@@ -40,8 +40,29 @@ class DeliveryView(BaseModel):
     updated_at: datetime
 
 
-def view(doc: Document) -> DeliveryView:
-    return DeliveryView(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+class DeliveryLog(BaseModel):
+    deliveries: list[DeliveryView]
+    next_cursor: str | None = None
+
+
+def view(d: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=d.id,
+        dossier_code=d.dossier_code,
+        channel=d.channel,
+        recipient=d.recipient,
+        trigger_event_id=d.trigger.id,
+        trigger_event_type=d.trigger.type,
+        status=d.status,
+        attempts=d.attempts,
+        reason=d.reason,
+        provider_message_id=d.provider_message_id,
+        next_at=d.next_at,
+        resend_of=d.resend_of,
+        requested_by=d.requested_by,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+    )
 
 
 def operator(claims: OfficerClaims) -> str:
@@ -56,13 +77,32 @@ def operator(claims: OfficerClaims) -> str:
     return claims.officer_id
 
 
-@router.get("/deliveries", response_model=list[DeliveryView], summary="A dossier's deliveries")
+def position(cursor: str | None) -> LogKey | None:
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except ValueError as exc:
+        raise Problem(
+            400, "The cursor is not one this API gave.", "Con trỏ không hợp lệ.", code="bad_cursor"
+        ) from exc
+
+
+@router.get(
+    "/deliveries", response_model=DeliveryLog, summary="A dossier's deliveries, a page at a time"
+)
 async def list_deliveries(
-    notifier: NotifierDep, dossier: Annotated[str, Query(min_length=1)], _: OfficerClaims
-) -> list[DeliveryView]:
+    notifier: NotifierDep,
+    dossier: Annotated[str, Query(min_length=1)],
+    _: OfficerClaims,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DeliveryLog:
     """Any officer's token: the log names channels and masked recipients of a citizen."""
-    cursor = notifier.store.deliveries.find({"dossier_code": dossier}).sort("created_at", 1)
-    return [view(await notifier.store.current(doc)) async for doc in cursor]
+    page, next_cursor = await operators.delivery_log(
+        dossier, after=position(cursor), limit=limit, deliveries=notifier.deliveries
+    )
+    return DeliveryLog(deliveries=[view(d) for d in page], next_cursor=next_cursor)
 
 
 @router.post(
@@ -76,36 +116,22 @@ async def resend_delivery(
     delivery_id: Annotated[str, Path(min_length=1)],
 ) -> DeliveryView:
     try:
-        doc = await handlers.resend(delivery_id, requested_by=officer_id, notifier=notifier)
-    except handlers.DeliveryNotFound as exc:
+        delivery = await operators.resend(delivery_id, requested_by=officer_id, notifier=notifier)
+    except DeliveryNotFound as exc:
         raise Problem(
             404,
             f"No delivery {delivery_id}.",
             f"Không có lần gửi {delivery_id}.",
             code="delivery_not_found",
         ) from exc
-    except handlers.ResendConflict as exc:
+    except ResendConflict as exc:
         raise Problem(
             409,
             "This delivery or its latest resend is still under way; look at the delivery log.",
             "Lần gửi này hoặc lần gửi lại gần nhất vẫn đang xử lý; vui lòng xem nhật ký gửi.",
             code="resend_conflict",
         ) from exc
-    return view(doc)
-
-
-SAMPLE_CONTEXT: dict[str, Any] = {
-    "event_type": "sample",
-    "dossier_code": "G01.99-260609-0001",
-    "full_name": "Nguyễn Thị Lan",
-    "procedure_name": "Đăng ký tạm trú",
-    "promised_at": datetime(2026, 6, 12, 10, 0, tzinfo=UTC),
-    "previous_promised_at": datetime(2026, 6, 12, 10, 0, tzinfo=UTC) - timedelta(days=3),
-    "reason": "Cần xác minh thêm thông tin nơi cư trú",
-    "missing": ["Giấy tờ chứng minh chỗ ở hợp pháp"],
-    "note": "Bản chụp rõ nét, đủ các trang",
-    "fee": 7000,
-}
+    return view(delivery)
 
 
 class Preview(BaseModel):
@@ -132,35 +158,31 @@ async def preview_template(
     channel: Annotated[str, Path(description="email, sms or zalo")],
     lang: Annotated[str, Query(pattern=r"^[a-z]{2}$")] = "vi",
 ) -> Preview:
-    routes = notifier.routing.applicant_channels(event)
-    route = next((r for c, r in routes.items() if c == channel), None)
-    if channel not in APPLICANT_CHANNELS or route is None:
+    try:
+        shown = operators.preview(
+            event,
+            channel,
+            lang,
+            routing=notifier.routing,
+            templates=notifier.templates,
+            sms_max_segments=int(request.app.state.settings.sms_max_segments),
+        )
+    except operators.TemplateNotRouted as exc:
         raise Problem(
             404,
             f"No {channel} notification is routed for {event}.",
             f"Không có thông báo {channel} cho sự kiện {event}.",
             code="template_not_found",
-        )
-    templates: Templates = notifier.templates
-    try:
-        rendered = templates.render(
-            route.template, channel, {**SAMPLE_CONTEXT, "event_type": event}, language=lang
-        )
+        ) from exc
     except UnknownTemplate as exc:
         raise Problem(404, str(exc), f"Không có mẫu: {exc}", code="template_not_found") from exc
-    text = rendered.text
-    if channel == "sms":  # as the gateway will receive it
-        max_segments = int(request.app.state.settings.sms_max_segments)
-        text = "".join(sms_segments(text, max_segments=max_segments))
     return Preview(
-        template=route.template,
+        template=shown.template,
         channel=channel,
-        language=lang
-        if templates.exists(route.template, channel, lang)
-        else notifier.routing.default_language,
-        subject=rendered.subject,
-        text=text,
-        html=rendered.html,
-        template_id=route.zalo_template_id,
-        template_data=rendered.data,
+        language=shown.language,
+        subject=shown.rendered.subject,
+        text=shown.rendered.text,
+        html=shown.rendered.html,
+        template_id=shown.zalo_template_id,
+        template_data=shown.rendered.data,
     )

@@ -22,14 +22,16 @@ from services.notify.channels import (
     WebhookChannel,
     ZaloChannel,
 )
-from services.notify.domain import Partner, Routing, backoff_delays
+from services.notify.consumer import NotifyConsumer, table
+from services.notify.domain import backoff_delays
+from services.notify.ports import Notifier
 from services.notify.retries import RetryQueues
+from services.notify.routing import Partner, Routing
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from services.notify.templates import Templates
 from shared import web
 from shared.clock import utcnow
-from shared.contracts import DossierSubmitted, Event
 from shared.runtime import Runtime
 
 QUEUE = "motcua.notify"
@@ -72,7 +74,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         raise ValueError(f"{settings.routing_file}: " + "; ".join(problems))
 
     async def start(rt: Runtime, app: FastAPI) -> None:
-        store = NotifyStore(rt.db, rt.broker.publish)
+        store = NotifyStore(rt.db)
         await store.setup()
         client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
         rt.background(_close_on_cancel(client), "http-client")
@@ -86,13 +88,15 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         delays = backoff_delays(settings.retry_base_seconds, settings.delivery_tries)
         retries = RetryQueues(rt.broker.channel, queue=QUEUE, delays=delays)
         await retries.setup()
-        notifier = handlers.Notifier(
-            store=store,
+        notifier = Notifier(
+            deliveries=store,
+            recipients=store,
             channels=channels,
             templates=templates,
             routing=routing,
             partners=partners,
             retries=retries,
+            publish=rt.broker.publish,
             clock=utcnow,
             source=f"{settings.public_url}/v1/deliveries",
             tries=settings.delivery_tries,
@@ -102,10 +106,11 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         )
         app.state.store = store
         app.state.notifier = notifier
-        bindings = {DossierSubmitted.event_type, *routing.routes}
-        bindings.update(event for partner in partners for event in partner.events)
-        await rt.consume(QUEUE, sorted(bindings), lambda e: _handle(e, notifier))
-        rt.relay(store.outbox)
+        consumer = NotifyConsumer(notifier, table(routing, partners))
+        await rt.consume(QUEUE, consumer.bindings, consumer)
+        # Retries come back by themselves (delay queues); this only finds what a crash left.
+        sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)
+        rt.background(sweep, "delivery-sweep")
 
     return web.service_app(
         settings,
@@ -114,10 +119,6 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         routers=[router],
         start=start,
     )
-
-
-async def _handle(event: Event, notifier: handlers.Notifier) -> None:
-    await handlers.handle(event, notifier=notifier)
 
 
 async def _close_on_cancel(client: httpx.AsyncClient) -> None:

@@ -13,17 +13,17 @@ from typing import Protocol
 
 import httpx
 
-from services.notify.domain import (
+from services.notify.messages import (
     CREDENTIAL_SMTP_CODES,
     ZALO_TRANSIENT_ERRORS,
     Message,
-    Partner,
     SendError,
     http_failure,
     phone_84,
     sms_segments,
     webhook_signature,
 )
+from services.notify.routing import Partner
 from services.notify.settings import NotifySettings
 
 

@@ -7,15 +7,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from services.notify.domain import (
-    PROCEDURE_NAMES,
-    ChannelRoute,
-    Message,
-    Planned,
-    SendError,
-    masked,
-    tracking_id,
-)
+from services.notify.messages import Message, SendError
+from services.notify.routing import ChannelRoute, Planned, tracking_id
 from services.notify.templates import Templates, UnknownTemplate
 from shared.contracts import DossierSubmittedData, Event
 
@@ -31,12 +24,11 @@ def chosen_channels(data: DossierSubmittedData) -> list[str]:
 def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]:
     """What templates may use, from the event and what the submission told us."""
     data = event.data.model_dump()
-    procedure = data.get("procedure_code") or contact.get("procedure_code") or ""
     return {
         "event_type": event.type,
         "dossier_code": event.subject,
         "full_name": contact.get("full_name") or "",
-        "procedure_name": PROCEDURE_NAMES.get(procedure, f"thủ tục {procedure}"),
+        "procedure_name": procedure_name(data, contact),
         # Review fills in the promised date in force; until then, the one given at submission.
         "promised_at": data.get("promised_at") or contact.get("promised_at"),
         "previous_promised_at": data.get("previous_promised_at"),
@@ -45,6 +37,17 @@ def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]
         "note": data.get("note"),
         "fee": contact.get("fee"),
     }
+
+
+def procedure_name(data: Mapping[str, Any], contact: Mapping[str, Any]) -> str:
+    """The procedure's Vietnamese name: the event's own, else the one its submission gave (kept
+    with the contact), else `thủ tục <code>`."""
+    procedure = data.get("procedure_code") or contact.get("procedure_code") or ""
+    if data.get("procedure_name"):
+        return str(data["procedure_name"])
+    if contact.get("procedure_name") and contact.get("procedure_code") in (None, procedure):
+        return str(contact["procedure_name"])
+    return f"thủ tục {procedure}"
 
 
 def address_of(planned: Planned, contact: Mapping[str, Any]) -> str:
@@ -87,18 +90,3 @@ def compose(
         template_id=route.zalo_template_id or "",
         template_data=rendered.data,
     )
-
-
-def delivery_fields(event: Event, planned: Planned, address: str) -> dict[str, Any]:
-    """What the delivery log keeps about a delivery (the address only masked)."""
-    route = planned.route
-    return {
-        "dossier_code": event.subject,
-        "channel": planned.channel,
-        "recipient": masked(planned.channel, address) if address else "",
-        "recipient_key": planned.recipient,
-        "trigger_event_id": event.id,
-        "trigger_event_type": event.type,
-        "template": route.template if route else None,
-        "zalo_template_id": route.zalo_template_id if route else None,
-    }

@@ -1,325 +1,261 @@
-"""Notify's pure rules: routing, addresses, SMS text, retry delays and webhook signatures."""
+"""Notify's decisions over a typed `Delivery` aggregate: may this handler send now (claim), what a
+try's outcome makes of the delivery, when to retry, which log page comes next. Pure functions:
+they return the new state and the events, and the store only records them."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import unicodedata
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from services.notify.messages import ChannelName, SendError
+from services.notify.routing import Planned
+from shared.contracts import (
+    Event,
+    NotificationFailed,
+    NotificationFailedData,
+    NotificationSent,
+    NotificationSentData,
+)
 
-ChannelName = Literal["email", "sms", "zalo", "webhook"]
-APPLICANT_CHANNELS: tuple[ChannelName, ...] = ("email", "sms", "zalo")
-TRACKING_NAMESPACE = uuid.UUID("1b7f4a52-3f0c-4c58-9a77-4d2d0f0c3a11")
-
-PROCEDURE_NAMES = {
-    "1.004222": "Đăng ký thường trú",
-    "1.004194": "Đăng ký tạm trú",
-    "1.002755": "Gia hạn tạm trú",
-    "1.003677": "Khai báo tạm vắng",
-    "2.001159": "Thông báo lưu trú",
-    "2.001178": "Xác nhận số Chứng minh nhân dân",
-    "1.001456": "Cấp hộ chiếu phổ thông",
-}
-
-
-class SendError(Exception):
-    """A channel could not deliver; `permanent` says whether retrying can help, `slow` that a
-    retry should wait longest (a credential or setting someone has to fix first)."""
-
-    def __init__(self, message: str, *, permanent: bool, slow: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.slow = slow
-
-
-# Our own credentials or proxy refused: nothing about the message is wrong, and everything sent
-# meanwhile would be lost if these were final. Retried, with the longest wait.
-CREDENTIAL_HTTP_STATUSES = (401, 403, 407)
-CREDENTIAL_SMTP_CODES = (454, 530, 535)
-# Zalo ZNS error codes worth a retry: -100 "unknown error, try again later" (zalo.cloud).
-ZALO_TRANSIENT_ERRORS = (-100,)
+Status = Literal["sending", "retrying", "sent", "failed"]
+FINISHED: tuple[Status, ...] = ("sent", "failed")
+# How long after its next due moment (lease end, retry, outcome) a delivery still in the live
+# collection counts as stuck (a crash, a lost retry message) for the sweep to pick up.
+STUCK_AFTER = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
-class Message:
-    """One message for one channel, ready to hand to its adapter.
+class Delivery:
+    """One message to one recipient by one channel, for one event: its state, its tries, the
+    lease of the try under way, its last outcome, and the event that outcome emits (outbox).
 
-    `to` is the address (e-mail), the phone (SMS, Zalo) or the partner id (webhook);
-    `tracking_id` is the same on every attempt, so a provider can spot a resend."""
+    `attempts` counts every try started; `base` those started before the latest reopening
+    (a replay of a failed delivery counts its tries afresh); `version` how many times it was
+    saved (0: not stored yet); `archived`: read from the history of finished deliveries."""
 
+    id: str
+    dossier_code: str
     channel: ChannelName
-    to: str
-    tracking_id: str
-    subject: str = ""
-    text: str = ""
-    html: str = ""
-    template_id: str = ""
-    template_data: dict[str, Any] = field(default_factory=dict)
-    body: bytes = b""
+    recipient: str  # masked
+    recipient_key: str  # `applicant` or `partner:<id>`
+    trigger: Event
+    created_at: datetime
+    updated_at: datetime
+    status: Status = "sending"
+    attempts: int = 0
+    base: int = 0
+    reopens: int = 0
+    lease_until: datetime | None = None
+    next_at: datetime | None = None
+    check_at: datetime | None = None
+    reason: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    template: str | None = None
+    zalo_template_id: str | None = None
+    resend_of: str | None = None
+    requested_by: str | None = None
+    version: int = 0
+    archived: bool = False
+    outbox: tuple[Event, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def tries(self) -> int:
+        """Tries started since the delivery was created or last reopened."""
+        return self.attempts - self.base
 
 
-# --- routing as data ---------------------------------------------------------------------------
-
-
-class ChannelRoute(BaseModel):
-    """Which template (a folder of the templates directory) a channel uses for an event."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    template: str = Field(min_length=1)
-    zalo_template_id: str | None = Field(
-        default=None, description="The ZNS template id Zalo approved (Zalo only)."
-    )
-
-
-class Routing(BaseModel):
-    """Event type → recipients → channels → template, plus fallbacks between channels."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    default_language: str = "vi"
-    fallbacks: dict[ChannelName, ChannelName] = Field(default_factory=dict)
-    routes: dict[str, dict[Literal["applicant"], dict[ChannelName, ChannelRoute]]]
-
-    def applicant_channels(self, event_type: str) -> dict[ChannelName, ChannelRoute]:
-        return dict(self.routes.get(event_type, {}).get("applicant", {}))
-
-
-class Partner(BaseModel):
-    """A partner system that receives signed webhooks for the event types it subscribes to."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
-    url: str = Field(pattern=r"^https?://")
-    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False)
-    events: list[str] = Field(min_length=1)
-
-    @field_validator("url")
-    @classmethod
-    def _parsable(cls, url: str) -> str:
-        if not urlsplit(url).hostname:  # urlsplit raises ValueError on a broken IPv6 host
-            raise ValueError("the URL has no host")
-        return url
-
-    @field_validator("secret")
-    @classmethod
-    def _decodable(cls, secret: str) -> str:
-        try:
-            webhook_key(secret)
-        except binascii.Error as exc:
-            raise ValueError("the part after whsec_ is not valid base64") from exc
-        return secret
-
-    @field_validator("events")
-    @classmethod
-    def _no_loops(cls, events: list[str]) -> list[str]:
-        if any(e.startswith("notification.") for e in events):
-            raise ValueError("notification events would notify about themselves")
-        return events
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One delivery an event calls for: to whom, by which channel, with which template."""
-
-    delivery_id: str
-    recipient: str  # `applicant` or `partner:<id>`
-    channel: ChannelName
-    route: ChannelRoute | None = None
-    partner: Partner | None = None
-
-
-def delivery_id(event_id: str, recipient: str, channel: str) -> str:
-    """The key that makes a send happen once: event × recipient × channel."""
-    return f"{event_id}:{recipient}:{channel}"
-
-
-def tracking_id(delivery: str) -> str:
-    """A short stable id given to the provider on every attempt of one delivery."""
-    return uuid.uuid5(TRACKING_NAMESPACE, delivery).hex
-
-
-def plan(
-    event_type: str,
-    event_id: str,
+def new_delivery(
+    event: Event,
+    planned: Planned,
+    recipient: str,
     *,
-    routing: Routing,
-    partners: list[Partner],
-    chosen: list[str] | None,
-    available: set[str],
-) -> list[Planned]:
-    """The deliveries an event calls for. `chosen` is the applicant's channels (None: unknown
-    yet); channels without a configured provider are left out."""
-    planned = [
-        Planned(
-            delivery_id(event_id, f"partner:{p.id}", "webhook"),
-            f"partner:{p.id}",
-            "webhook",
-            partner=p,
-        )
-        for p in partners
-        if event_type in p.events and "webhook" in available
-    ]
-    if chosen is not None:
-        for channel, route in routing.applicant_channels(event_type).items():
-            if channel in chosen and channel in available:
-                planned.append(
-                    Planned(
-                        delivery_id(event_id, "applicant", channel),
-                        "applicant",
-                        channel,
-                        route=route,
-                    )
-                )
-    return planned
-
-
-def fallback(
-    planned: Planned, event_id: str, *, routing: Routing, available: set[str]
-) -> Planned | None:
-    """The delivery to try when `planned` failed for good (Zalo → SMS), if any. It has the id
-    the fallback channel's own delivery would have, so a citizen who chose both gets one."""
-    target = routing.fallbacks.get(planned.channel)
-    if planned.recipient != "applicant" or planned.route is None:
-        return None
-    if target is None or target not in available:
-        return None
-    return Planned(
-        delivery_id(event_id, "applicant", target),
-        "applicant",
-        target,
-        route=ChannelRoute(template=planned.route.template),
+    now: datetime,
+    resend_of: str | None = None,
+    requested_by: str | None = None,
+) -> Delivery:
+    """The delivery `planned` would be if nothing is stored for it yet (not tried, version 0)."""
+    route = planned.route
+    return Delivery(
+        id=planned.delivery_id,
+        dossier_code=event.subject,
+        channel=planned.channel,
+        recipient=recipient,
+        recipient_key=planned.recipient,
+        trigger=event,
+        created_at=now,
+        updated_at=now,
+        template=route.template if route else None,
+        zalo_template_id=route.zalo_template_id if route else None,
+        resend_of=resend_of,
+        requested_by=requested_by,
     )
 
 
-# --- addresses ---------------------------------------------------------------------------------
+# --- claim ---------------------------------------------------------------------------------------
 
 
-def mask_email(address: str) -> str:
-    """`lan.nguyen@example.vn` → `l***@example.vn`: enough to recognise, not to reuse."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
+@dataclass(frozen=True)
+class Claim:
+    """What a handler may do with a delivery now.
+
+    `send`: save `delivery` (a new try under this handler's lease), then send; `finished`: the
+    outcome is recorded; `busy`: a try started less than a lease ago (`wait` seconds left);
+    `not_due`: a retry is scheduled and comes back by itself; `exhausted`: every try was started
+    and the last never recorded its outcome (the sender crashed or hung each time)."""
+
+    kind: Literal["send", "finished", "busy", "not_due", "exhausted"]
+    delivery: Delivery
+    wait: float = 0.0
 
 
-def mask_phone(phone: str) -> str:
-    """`+84912345678` → `+849*****678`."""
-    digits = phone.strip()
-    return f"{digits[:4]}*****{digits[-3:]}" if len(digits) >= 8 else "***"
+def claim(
+    delivery: Delivery, *, now: datetime, lease: timedelta, tries: int, reopen: int = 0
+) -> Claim:
+    """Decide whether this handler takes the next try of `delivery`. `reopen` is the replay a
+    parked message is (0: none): a failed delivery reopens once per replay, its tries afresh."""
+    if reopen > delivery.reopens and delivery.status == "failed":
+        delivery = replace(
+            delivery, status="retrying", base=delivery.attempts, reopens=reopen, next_at=None
+        )
+    if delivery.finished:
+        return Claim("finished", delivery)
+    if delivery.version and delivery.status == "sending" and delivery.lease_until is not None:
+        if now < delivery.lease_until:
+            return Claim("busy", delivery, wait=(delivery.lease_until - now).total_seconds())
+        if delivery.tries >= tries:  # no try left to take over
+            return Claim("exhausted", delivery)
+    elif delivery.status == "retrying" and delivery.next_at is not None and now < delivery.next_at:
+        return Claim("not_due", delivery)
+    until = now + lease
+    return Claim(
+        "send",
+        replace(
+            delivery,
+            status="sending",
+            attempts=delivery.attempts + 1,
+            lease_until=until,
+            next_at=None,
+            check_at=until + STUCK_AFTER,
+            updated_at=now,
+            outbox=(),
+        ),
+    )
 
 
-def phone_84(phone: str) -> str:
-    """A Vietnamese mobile number in the `84xxxxxxxxx` form Zalo and SMS gateways expect."""
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    if digits.startswith("0"):
-        digits = "84" + digits[1:]
-    if not (digits.startswith("84") and len(digits) == 11):
-        raise SendError(f"not a Vietnamese mobile number: {mask_phone(phone)}", permanent=True)
-    return digits
+# --- outcomes ------------------------------------------------------------------------------------
 
 
-def masked(channel: str, address: str) -> str:
-    """The recipient as events and logs may show it."""
-    if channel == "email":
-        return mask_email(address)
-    if channel in ("sms", "zalo"):
-        return mask_phone(address)
-    return address  # a partner id
+def outcome_key(delivery: Delivery) -> str:
+    """What a delivery's notification.* event id derives from: a reopened delivery's new
+    outcome is a new event."""
+    return f"{delivery.id}:reopen{delivery.reopens}" if delivery.reopens else delivery.id
 
 
-def scrub(text: str, channel: str, address: str) -> str:
-    """`text` (a provider's error, say) without the full address in any form it may take."""
-    if not address or channel == "webhook":
-        return text
-    forms = {address}
-    digits = "".join(ch for ch in address if ch.isdigit())
-    if channel != "email" and len(digits) >= 9:
-        forms |= {digits, "0" + digits[-9:], digits[-9:]}  # 84…, 0…, and the bare 9 digits
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, masked(channel, address))
-    return text
-
-
-# --- SMS ---------------------------------------------------------------------------------------
-
-SINGLE_SEGMENT = 160
-CONCATENATED_SEGMENT = 153  # a 7-bit segment of a multi-part SMS keeps 7 characters of header
-
-
-# Characters with no decomposition: their ASCII look-alikes (before and after NFKD: `½` becomes
-# `1⁄2`). The backtick is ASCII but not GSM-7, so it becomes an apostrophe too.
-ASCII_LOOKALIKES = str.maketrans(
-    {
-        "đ": "d", "Đ": "D", "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "‘": "'",
-        "’": "'", "‚": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
-        "•": "-", "·": "-", "×": "x", "÷": "/", "⁄": "/", "…": "...",
+def _about(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "dossier_code": delivery.dossier_code,
+        "channel": delivery.channel,
+        "recipient": delivery.recipient,
+        "trigger_event_id": delivery.trigger.id,
+        "trigger_event_type": delivery.trigger.type,
     }
-)  # fmt: skip
-# GSM-7 characters sent as an escape and the character: two septets each.
-GSM_EXTENDED = frozenset("[]{}\\^~|")
 
 
-def ascii_text(text: str) -> str:
-    """Vietnamese without diacritics, in plain ASCII: `Hồ sơ đã duyệt` → `Ho so da duyet`;
-    dashes and quotes as their ASCII look-alikes, anything else without one as a space."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(ASCII_LOOKALIKES))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return "".join(ch if ch.isascii() else " " for ch in stripped.translate(ASCII_LOOKALIKES))
+def _settled(delivery: Delivery, now: datetime, event: Event, **fields: Any) -> Delivery:
+    return replace(
+        delivery,
+        **fields,
+        lease_until=None,
+        next_at=None,
+        check_at=now + STUCK_AFTER,
+        updated_at=now,
+        outbox=(event,),
+    )
 
 
-def septets(text: str) -> int:
-    """The GSM-7 length of ASCII `text`: what an SMS segment's limit counts."""
-    return len(text) + sum(ch in GSM_EXTENDED for ch in text)
+def sent(delivery: Delivery, *, provider_id: str, now: datetime, source: str) -> Delivery:
+    """The try was delivered: the delivery is sent, with its `notification.sent` to publish."""
+    event = NotificationSent.caused_by(
+        delivery.trigger,
+        source=source,
+        time=now,
+        key=outcome_key(delivery),
+        data=NotificationSentData(**_about(delivery), sent_at=now, provider_message_id=provider_id),
+    )
+    return _settled(
+        delivery,
+        now,
+        event,
+        status="sent",
+        provider_message_id=provider_id,
+        sent_at=now,
+        reason=None,
+    )
 
 
-def _fit(text: str, budget: int) -> int:
-    """How many leading characters of `text` fit in `budget` septets."""
-    used = 0
-    for index, ch in enumerate(text):
-        used += 2 if ch in GSM_EXTENDED else 1
-        if used > budget:
-            return index
-    return len(text)
+def failed(
+    delivery: Delivery, *, reason: str, permanent: bool, now: datetime, source: str
+) -> Delivery:
+    """The delivery failed for good, with its `notification.failed` to publish."""
+    event = NotificationFailed.caused_by(
+        delivery.trigger,
+        source=source,
+        time=now,
+        key=outcome_key(delivery),
+        data=NotificationFailedData(
+            **_about(delivery), failed_at=now, reason=reason, permanent=permanent
+        ),
+    )
+    return _settled(delivery, now, event, status="failed", reason=reason)
 
 
-def sms_segments(text: str, *, max_segments: int) -> list[str]:
-    """`text` as ASCII SMS segments, cut (with `...`) to fit `max_segments` (counted in GSM-7
-    septets: `[ ] { } \\ ^ ~ |` take two)."""
-    text = " ".join(ascii_text(text).split())
-    if septets(text) <= SINGLE_SEGMENT:
-        return [text]
-    limit = max_segments * CONCATENATED_SEGMENT if max_segments > 1 else SINGLE_SEGMENT
-    if septets(text) > limit:
-        text = text[: _fit(text, limit - 3)].rstrip() + "..."
-    if septets(text) <= SINGLE_SEGMENT:
-        return [text]
-    parts = []
-    while text:
-        cut = _fit(text, CONCATENATED_SEGMENT)
-        parts.append(text[:cut])
-        text = text[cut:]
-    return parts
+def retrying(delivery: Delivery, *, reason: str, next_at: datetime, now: datetime) -> Delivery:
+    """A transient failure: the delivery waits for its retry message, due at `next_at`."""
+    return replace(
+        delivery,
+        status="retrying",
+        reason=reason,
+        lease_until=None,
+        next_at=next_at,
+        check_at=next_at + STUCK_AFTER,
+        updated_at=now,
+        outbox=(),
+    )
 
 
-# --- failures and retries ----------------------------------------------------------------------
+def exhausted_reason(delivery: Delivery) -> str:
+    return f"gave up after {delivery.tries} tries: no outcome was recorded"
 
 
-def http_failure(status: int, detail: str) -> SendError | None:
-    """None for a 2xx answer; else a SendError, transient for 408, 429 and 5xx, and for our
-    own credentials refused (401, 403, 407: retried after the longest wait)."""
-    if 200 <= status < 300:
-        return None
-    if status in CREDENTIAL_HTTP_STATUSES:
-        return SendError(f"HTTP {status}: {detail[:200]}", permanent=False, slow=True)
-    transient = status in (408, 429) or status >= 500
-    return SendError(f"HTTP {status}: {detail[:200]}", permanent=not transient)
+@dataclass(frozen=True)
+class Retry:
+    wait: float  # seconds, at least
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+    permanent: bool
+
+
+def after_failure(
+    delivery: Delivery, failure: SendError, problem: str, *, tries: int, delays: list[float]
+) -> Retry | GiveUp:
+    """Retry a transient failure while tries are left; else give up. `problem` is the failure
+    as it may be shown (the address scrubbed)."""
+    if not failure.permanent and delivery.tries < tries:
+        return Retry(retry_wait(delays, failure, tries_made=delivery.tries))
+    reason = problem if failure.permanent else f"gave up after {delivery.tries} tries: {problem}"
+    return GiveUp(reason, failure.permanent)
 
 
 def backoff_delays(base_seconds: float, tries: int) -> list[float]:
@@ -341,17 +277,75 @@ def pick_delay(delays: list[float], at_least: float) -> int:
     return len(delays) - 1
 
 
-# --- Standard Webhooks -------------------------------------------------------------------------
+def nudged(delivery: Delivery, *, now: datetime) -> Delivery:
+    """A stuck delivery whose event the sweep handed back: not stuck again before long."""
+    return replace(delivery, check_at=now + STUCK_AFTER)
 
 
-def webhook_key(secret: str) -> bytes:
-    """The HMAC key a `whsec_` secret stands for (binascii.Error if it is not base64)."""
-    return base64.b64decode(secret.removeprefix("whsec_") + "==")
+# --- resends -------------------------------------------------------------------------------------
 
 
-def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of id.timestamp.body>` keyed by the `whsec_` secret."""
-    key = webhook_key(secret)
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return f"v1,{base64.b64encode(digest).decode()}"
+def resend_id(original: Delivery, root: Delivery, resends: Iterable[Delivery]) -> str | None:
+    """The id of an operator's next resend of `original`'s message, or None while the message's
+    first delivery or its latest resend is still under way. Two requests at once compute the
+    same id, so only one of them creates it."""
+    latest = max(resends, key=lambda d: _resend_number(d.id), default=None)
+    if any(d is not None and not d.finished for d in (root, latest)):
+        return None
+    number = _resend_number(latest.id) if latest else 0
+    return f"{resend_root(original)}:resend{number + 1}"
+
+
+def resend_root(delivery: Delivery) -> str:
+    return delivery.resend_of or delivery.id
+
+
+def _resend_number(delivery_id: str) -> int:
+    return int(delivery_id.rpartition(":resend")[2])
+
+
+# --- the delivery log ----------------------------------------------------------------------------
+
+# Where a delivery stands in its dossier's log: creation time (fixed width, UTC), then id. One
+# string, so one index key orders the log (a compound index naming `_id` breaks nx-27017 0.8.1),
+# in ISO 8601's basic form: nx-27017 0.8.1 compares a string that starts like an extended ISO
+# date wrongly (`$gt` matches nothing).
+LogKey = str
+LOG_TIME = "%Y%m%dT%H%M%S%f"
+
+
+def log_key(delivery: Delivery) -> LogKey:
+    return f"{delivery.created_at.astimezone(UTC):{LOG_TIME}}|{delivery.id}"
+
+
+def log_page(
+    live: Iterable[Delivery], archived: Iterable[Delivery], *, limit: int
+) -> tuple[list[Delivery], LogKey | None]:
+    """One page of a dossier's log, oldest first, from both pages read (each sorted, `limit + 1`
+    long): a delivery in both (reopened, or moved a moment ago) counts once, as saved last.
+    Returns the page and where the next one starts (None: this is the last)."""
+    newest: dict[str, Delivery] = {}
+    for delivery in (*live, *archived):
+        kept = newest.get(delivery.id)
+        if kept is None or delivery.version > kept.version:
+            newest[delivery.id] = delivery
+    ordered = sorted(newest.values(), key=log_key)
+    page = ordered[:limit]
+    return page, (log_key(page[-1]) if len(ordered) > limit else None)
+
+
+def encode_cursor(key: LogKey) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> LogKey:
+    """The position a cursor this API gave stands for (ValueError if it is not one)."""
+    try:
+        key = base64.urlsafe_b64decode(cursor.encode()).decode()
+        at, _, delivery_id = key.partition("|")
+        datetime.strptime(at, LOG_TIME)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ValueError("not a cursor of this log") from exc
+    if not delivery_id:
+        raise ValueError("not a cursor of this log")
+    return key

@@ -1,53 +1,76 @@
-"""Notify's MongoDB adapter: applicants' contacts and the delivery log (with its outbox)."""
+"""Notify's MongoDB adapter: applicants' contacts, deliveries in flight, and the history of
+finished deliveries. It records what the domain decided and reads by key; it decides nothing.
+
+`deliveries` holds only deliveries in flight (sending, retrying; a finished one for the moment
+between its outcome and its move). Each document is the whole aggregate, outcome event (outbox)
+included, and every write of it is guarded by the version it was read at, so of two handlers
+racing for one delivery exactly one writes. Finished deliveries move to `delivery_history`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts import Event, load
-from shared.outbox import Outbox, Publish, outbox_fields
-from shared.storage import Document
+from services.notify.domain import Delivery, LogKey, log_key
+from shared.contracts import load
+from shared.storage import Document, Indexes, ensure_indexes
 
-FINISHED = ("sent", "failed")
+LIVE = "deliveries"
+HISTORY = "delivery_history"
+RECIPIENTS = "recipients"
+
+# Not [dossier_code, created_at, _id]: nx-27017 0.8.1 refuses every insert into a collection
+# with a compound index naming `_id` ("JSON path error near '_id'"); `log_key` orders alike.
+_BY_DOSSIER = IndexModel([("dossier_code", ASCENDING), ("log_key", ASCENDING)], name="dossier_log")
+INDEXES: Indexes = {
+    # The log, and a message's resends (of the same dossier); the sweep's due moments.
+    LIVE: [_BY_DOSSIER, IndexModel([("check_at", ASCENDING)], name="stuck")],
+    HISTORY: [_BY_DOSSIER],
+    RECIPIENTS: [],  # read by _id (the dossier code) only
+}
+
+_STORED = [f.name for f in dataclass_fields(Delivery) if f.name not in ("id", "archived")]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What a handler may do with a delivery now.
+def document(delivery: Delivery) -> Document:
+    """The stored form of a delivery (also what a benchmark loads as history)."""
+    doc: Document = {"_id": delivery.id}
+    for name in _STORED:
+        doc[name] = getattr(delivery, name)
+    doc["trigger"] = delivery.trigger.model_dump(mode="json")
+    doc["outbox"] = [e.model_dump(mode="json") for e in delivery.outbox]
+    doc["log_key"] = log_key(delivery)
+    return doc
 
-    `send`: this handler holds a new attempt; `finished`: the outcome is recorded;
-    `busy`: another attempt started less than a lease ago (`wait` seconds left);
-    `not_due`: a retry is scheduled and will come back by itself;
-    `exhausted`: every try was started and the last never recorded its outcome (the sender
-    crashed or hung each time): the holder settles it as failed."""
 
-    kind: Literal["send", "finished", "busy", "not_due", "exhausted"]
-    delivery: Document
-    wait: float = 0.0
+def delivery_of(doc: Mapping[str, Any], *, archived: bool) -> Delivery:
+    values: dict[str, Any] = {name: doc[name] for name in _STORED if name in doc}
+    values["trigger"] = load(doc["trigger"])
+    values["outbox"] = tuple(load(e) for e in doc.get("outbox", []))
+    return Delivery(id=doc["_id"], archived=archived, **values)
 
 
 class NotifyStore:
-    def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
-        self.recipients = db["recipients"]
-        self.deliveries = db["deliveries"]
-        self.attempts = db["delivery_attempts"]
-        # One document per recorded outcome, `<delivery>#<n>`: inserted, never updated (updates
-        # cost O(collection) on FerretDB; inserts and reads by _id do not).
-        self.outcomes = db["delivery_outcomes"]
-        self.triggers = db["trigger_events"]
-        self.outbox = Outbox(
-            db, publish, service="notify", sources=[self.deliveries, self.outcomes]
-        )
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.recipients = db[RECIPIENTS]
+        self.live = db[LIVE]
+        self.history = db[HISTORY]
 
     async def setup(self) -> None:
-        await self.deliveries.create_index("dossier_code")
-        await self.attempts.create_index("delivery_id")
+        await ensure_indexes(self.db, INDEXES)
+
+    # --- contacts --------------------------------------------------------------------------
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
         """Keep the applicant's contact for later notifications (idempotent: the first stays)."""
@@ -57,180 +80,71 @@ class NotifyStore:
     async def recipient(self, dossier_code: str) -> Document | None:
         return await self.recipients.find_one({"_id": dossier_code})
 
-    async def delivery(self, delivery_id: str) -> Document | None:
-        doc = await self.deliveries.find_one({"_id": delivery_id})
-        return await self.current(doc) if doc else None
+    # --- deliveries ------------------------------------------------------------------------
 
-    async def current(self, delivery: Document) -> Document:
-        """The delivery as its latest recorded outcome and reopening leave it (read by _id)."""
-        delivery_id = delivery["_id"]
-        started = await self._started(delivery_id, 0)
-        merged = dict(delivery)
-        for number in (started, started - 1):  # the latest try, or the one before if under way
-            outcome = await self.outcomes.find_one({"_id": f"{delivery_id}#{number}"})
-            if number > 0 and outcome:
-                merged.update({k: v for k, v in outcome.items() if k not in ("_id", "delivery_id")})
-                break
-        reopen = await self._latest_reopen(delivery_id)
-        if reopen is not None:
-            merged.update(base=reopen["after"], reopens=reopen["number"])
-            if merged["status"] == "failed" and reopen["after"] >= int(merged["attempts"]):
-                merged.update(status="pending", next_at=None)
-        return merged
+    async def load(self, delivery_id: str) -> Delivery | None:
+        """The delivery in flight, else the finished one, else None (at most two reads by key:
+        in this order, because a finished delivery reaches history before it leaves `live`)."""
+        doc = await self.live.find_one({"_id": delivery_id})
+        if doc is not None:
+            return delivery_of(doc, archived=False)
+        doc = await self.history.find_one({"_id": delivery_id})
+        return delivery_of(doc, archived=True) if doc is not None else None
 
-    async def _latest_reopen(self, delivery_id: str) -> Document | None:
-        latest, number = None, 1
-        while marker := await self.attempts.find_one({"_id": f"{delivery_id}:reopen{number}"}):
-            latest, number = {**marker, "number": number}, number + 1
-        return latest
-
-    async def last_resend(self, root: str) -> tuple[int, Document | None]:
-        """How many resends of `root` were created, and the latest (probed by _id: cheap)."""
-        count, latest = 0, None
-        while doc := await self.deliveries.find_one({"_id": f"{root}:resend{count + 1}"}):
-            count, latest = count + 1, doc
-        return count, await self.current(latest) if latest else None
-
-    async def create(self, delivery_id: str, fields: dict[str, Any], *, now: datetime) -> bool:
-        """Insert the delivery if it is new; True if this call created it."""
-        try:
-            await self.deliveries.insert_one(
-                {
-                    "_id": delivery_id,
-                    **fields,
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "outbox": [],
-                }
-            )
+    async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
+        """Record `new` in place of `previous` as it was read, in one write; None if another
+        handler wrote meanwhile (then nothing is written). Returns `new` as stored."""
+        saved = replace(new, version=previous.version + 1, archived=False)
+        doc = document(saved)
+        if previous.version and not previous.archived:
+            result = await self.live.replace_one({"_id": new.id, "version": previous.version}, doc)
+            return saved if result.matched_count == 1 else None
+        try:  # a new delivery, or a finished one reopened from history
+            await self.live.insert_one(doc)
         except DuplicateKeyError:
-            return False
-        return True
+            return None
+        if previous.version:
+            return saved
+        # A new one: another handler may have created, finished and moved it between our two
+        # reads and this insert. Its history entry is there by now if so: step back.
+        if await self.history.find_one({"_id": new.id}, {"_id": 1}) is not None:
+            await self.live.delete_one({"_id": new.id, "version": saved.version})
+            return None
+        return saved
 
-    async def claim(
-        self,
-        delivery_id: str,
-        fields: dict[str, Any],
-        *,
-        now: datetime,
-        lease: timedelta,
-        tries: int,
-        reopen: int = 0,
-    ) -> Claim:
-        """Record an attempt before sending (by insert: of two handlers only one wins).
-
-        An attempt whose outcome was never recorded (the process died mid-send) is taken over
-        once its lease has passed; the provider's tracking id lets it spot the resend."""
-        await self.create(delivery_id, fields, now=now)
-        delivery = await self.delivery(delivery_id)
-        assert delivery is not None
-        if reopen and delivery["status"] == "failed":
-            delivery = await self._reopen(delivery, reopen, now=now)
-        if delivery["status"] in FINISHED:
-            return Claim("finished", delivery)
-        started = await self._started(delivery_id, int(delivery["attempts"]))  # from the outcome
-        if started > int(delivery["attempts"]):  # an attempt without a recorded outcome
-            last = await self.attempts.find_one({"_id": f"{delivery_id}#{started}"})
-            age = now - last["at"] if last else lease
-            if age < lease:
-                return Claim("busy", delivery, wait=(lease - age).total_seconds())
-            if started - int(delivery.get("base", 0)) >= tries:  # no try left to take over
-                return Claim("exhausted", {**delivery, "attempts": started})
-        elif delivery["status"] == "retrying":
-            due = delivery["next_at"]
-            if now < due:
-                return Claim("not_due", delivery)
-        number = started + 1
-        try:
-            await self.attempts.insert_one(
-                {"_id": f"{delivery_id}#{number}", "delivery_id": delivery_id, "at": now}
+    async def archive(self, delivery: Delivery) -> None:
+        """Move a finished delivery to history (idempotent; never over a later version)."""
+        if delivery.archived:
+            return
+        doc = document(delivery)  # with its _id: nx-27017 0.8.1 takes none from an upsert's filter
+        with contextlib.suppress(DuplicateKeyError):  # history holds this version or a later
+            await self.history.replace_one(
+                {"_id": delivery.id, "version": {"$lt": delivery.version}}, doc, upsert=True
             )
-        except DuplicateKeyError:
-            return Claim("busy", delivery, wait=lease.total_seconds())
-        return Claim("send", {**delivery, "attempts": number})
+        await self.live.delete_one({"_id": delivery.id, "version": delivery.version})
 
-    async def _reopen(self, delivery: Document, reopen: int, *, now: datetime) -> Document:
-        """Reopen a failed delivery for its `reopen`-th replay (by insert: once per replay, one
-        winner); its tries count afresh from the attempts made so far."""
-        after = await self._started(delivery["_id"], int(delivery["attempts"]))
-        try:
-            await self.attempts.insert_one(
-                {
-                    "_id": f"{delivery['_id']}:reopen{reopen}",
-                    "delivery_id": delivery["_id"],
-                    "after": after,
-                    "at": now,
-                }
-            )
-        except DuplicateKeyError:  # this replay reopened it already
-            return delivery
-        return {**delivery, "status": "pending", "base": after, "reopens": reopen, "next_at": None}
+    async def resends(self, root: Delivery) -> list[Delivery]:
+        """Every resend of the delivery `root`, among its dossier's (the log's index)."""
+        query = {"dossier_code": root.dossier_code, "resend_of": root.id}
+        found = [delivery_of(doc, archived=False) async for doc in self.live.find(query)]
+        found += [delivery_of(doc, archived=True) async for doc in self.history.find(query)]
+        return found
 
-    async def _started(self, delivery_id: str, recorded: int) -> int:
-        """How many attempts were started: those recorded, plus any begun since (probed by
-        _id, which stays cheap as the log grows, unlike counting)."""
-        started = recorded
-        while await self.attempts.find_one({"_id": f"{delivery_id}#{started + 1}"}, {"_id": 1}):
-            started += 1
-        return started
+    async def stuck(self, now: datetime, *, limit: int) -> list[Delivery]:
+        """Deliveries still in `live` past their due moment plus a grace (the sweep's query)."""
+        cursor = self.live.find({"check_at": {"$lt": now}}).sort("check_at", 1).limit(limit)
+        return [delivery_of(doc, archived=False) async for doc in cursor]
 
-    async def keep_trigger(self, event: Event) -> None:
-        """Keep the event a delivery is for (once), so an operator can resend it later."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.triggers.insert_one(
-                {"_id": event.id, "event": event.model_dump(mode="json")}
-            )
+    async def log(
+        self, dossier_code: str, *, after: LogKey | None, limit: int
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """A page (`limit` + 1, oldest first) of a dossier's deliveries in flight and finished."""
+        query: Document = {"dossier_code": dossier_code}
+        if after is not None:
+            query["log_key"] = {"$gt": after}
 
-    async def trigger(self, event_id: str) -> Event | None:
-        doc = await self.triggers.find_one({"_id": event_id})
-        return load(doc["event"]) if doc else None
+        async def page(collection: AsyncCollection[Document], archived: bool) -> list[Delivery]:
+            cursor = collection.find(query).sort("log_key", 1).limit(limit + 1)
+            return [delivery_of(doc, archived=archived) async for doc in cursor]
 
-    async def retry_later(
-        self, delivery: Document, *, reason: str, next_at: datetime, now: datetime
-    ) -> Document:
-        """Record a transient failure; the retry message is already on its way."""
-        update = {
-            "status": "retrying",
-            "attempts": delivery["attempts"],
-            "reason": reason,
-            "next_at": next_at,
-            "updated_at": now,
-        }
-        await self._record(delivery, update)
-        return {**delivery, **update}
-
-    async def settle(
-        self,
-        delivery: Document,
-        *,
-        status: str,
-        fields: dict[str, Any],
-        event: Event,
-        now: datetime,
-    ) -> Document:
-        """Record the outcome and its event in one insert; only the attempt's holder calls it."""
-        update = {
-            "status": status,
-            "attempts": delivery["attempts"],
-            **fields,
-            "updated_at": now,
-            **outbox_fields([event]),
-        }
-        await self.outbox.expect(
-            self.outcomes, f"{delivery['_id']}#{delivery['attempts']}", [event]
-        )
-        await self._record(delivery, update)
-        return {**delivery, **update}
-
-    async def _record(self, delivery: Document, outcome: dict[str, Any]) -> None:
-        """Insert the outcome of the delivery's current attempt (a repeat is a no-op)."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.outcomes.insert_one(
-                {
-                    "_id": f"{delivery['_id']}#{delivery['attempts']}",
-                    "delivery_id": delivery["_id"],
-                    **outcome,
-                }
-            )
+        return await page(self.live, False), await page(self.history, True)

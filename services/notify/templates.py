@@ -76,6 +76,11 @@ class Templates:
                 return name
         raise UnknownTemplate(f"no template {template}/{channel}.{language}.j2")
 
+    def language_of(self, template: str, channel: str, language: str) -> str:
+        """The language `render` uses for `language`: it, or the default when it has no file."""
+        name = self._template_name(template, channel, language)
+        return name.rpartition(".j2")[0].rpartition(".")[2]
+
     def exists(self, template: str, channel: str, language: str) -> bool:
         try:
             self._template_name(template, channel, language)

@@ -5,22 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import handlers, ownership
+from services.review.access import allowed_actions
 from services.review.auth import CurrentOfficer
 from services.review.directory import Directory
-from services.review.domain import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidAction,
-    NotFound,
-    Task,
-)
+from services.review.domain import Conflict, DomainError, Forbidden, InvalidAction, NotFound, Task
+from services.review.ports import Publish
 from services.review.roster import Officer
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
@@ -30,6 +25,7 @@ from shared.clock import Clock
 from shared.problems import Problem
 from shared.web import from_state
 
+T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
 Tasks = Annotated[TaskStore, Depends(from_state("tasks", TaskStore))]
@@ -61,6 +57,7 @@ class TaskView(BaseModel):
     id: str
     dossier_code: str
     procedure_code: str
+    procedure_name: str = Field(description="The procedure's Vietnamese name (else its code).")
     unit_id: str
     officer_id: str | None = Field(description="Who holds it; None: released, to be claimed.")
     workflow: str
@@ -92,13 +89,7 @@ class ActionRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def _view(
-    task: Task,
-    officer: Officer,
-    workflows: Registry,
-    now: datetime,
-    history: list[dict[str, Any]] | None = None,
-) -> TaskView:
+def _view(task: Task, officer: Officer, workflows: Registry, now: datetime) -> TaskView:
     workflow = workflows.get(task.workflow, task.workflow_version)
     state = workflow.state(task.state)
     waiting = None
@@ -110,14 +101,11 @@ def _view(
             clock=state.clock,
             overdue=task.due_at is not None and task.due_at < now,
         )
-    mine = (
-        officer.unit == task.unit_id
-        and (officer.id == task.officer_id or officer.role in ("chief", "supervisor"))
-    ) or officer.id == task.escalated_to
     return TaskView(
         id=task.id,
         dossier_code=task.dossier_code,
         procedure_code=task.procedure_code,
+        procedure_name=task.procedure_label,
         unit_id=task.unit_id,
         officer_id=task.officer_id,
         workflow=task.workflow,
@@ -127,18 +115,14 @@ def _view(
         open=task.is_open,
         created_at=task.created_at,
         waiting=waiting,
-        allowed_actions=[
-            a.name for a in workflow.actions_from(task.state, officer.role) if not a.trigger
-        ]
-        if mine
-        else [],
+        allowed_actions=allowed_actions(task, workflow, officer),
         escalated_to=task.escalated_to,
         promised_at=task.promised_at,
         decided_by=task.decided_by,
         decided_at=task.decided_at,
         reason=task.reason,
         dossier=dict(task.dossier),
-        history=history or [],
+        history=[step.view() for step in task.steps],
     )
 
 
@@ -172,14 +156,21 @@ class Desk:
     clock: Clock
     source: str
 
+    @property
+    def publish(self) -> Publish:
+        return self.tasks.publish
+
     async def answer(self, work: Awaitable[Task]) -> TaskView:
         """Run a use case; its domain errors as problem+json, its task as the caller sees it."""
-        try:
-            task = await work
-        except DomainError as exc:
-            raise _problem(exc) from exc
-        history = await self.tasks.history(task.id)
-        return _view(task, self.officer, self.workflows, self.clock(), history)
+        task = await _answer(work)
+        return _view(task, self.officer, self.workflows, self.clock())
+
+
+async def _answer(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except DomainError as exc:
+        raise _problem(exc) from exc
 
 
 async def _desk(
@@ -197,58 +188,54 @@ async def _desk(
 AtDesk = Annotated[Desk, Depends(_desk)]
 
 
-@router.get("/tasks", response_model=list[TaskView], summary="My work queue")
+@router.get("/tasks", response_model=list[TaskView], summary="My work queue, a page at a time")
 async def list_tasks(
-    officer: CurrentOfficer,
-    tasks: Tasks,
-    workflows: Workflows,
-    clock: Now,
+    response: Response,
+    request: Request,
+    desk: AtDesk,
     state: Annotated[str | None, Query(max_length=50)] = None,
     procedure: Annotated[str | None, Query(max_length=50)] = None,
     overdue: bool | None = None,
     due_before: datetime | None = None,
+    closed: Annotated[
+        bool, Query(description="Finished work (from history), most recent first.")
+    ] = False,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="From `X-Next-Cursor`.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[TaskView]:
-    """Officers see the open tasks assigned to them; chiefs and supervisors their unit's."""
-    query: dict[str, Any] = (
-        {  # their own, and what colleagues released for anyone to claim
-            "$or": [{"officer_id": officer.id}, {"unit_id": officer.unit, "officer_id": None}]
-        }
-        if officer.role == "officer"
-        else {"unit_id": officer.unit}
-    )
-    if officer.role == "supervisor":  # and what was escalated to them from other units
-        query = {"$or": [query, {"escalated_to": officer.id}]}
-    query = {"$and": [query]}
-    if state:
-        query["state"] = state
-    if procedure:
-        query["procedure_code"] = procedure
-    views = [_view(t, officer, workflows, clock()) for t in await tasks.open_tasks(query)]
-    if overdue is not None:
-        views = [v for v in views if v.waiting is not None and v.waiting.overdue == overdue]
-    if due_before is not None:
-        views = [
-            v
-            for v in views
-            if v.waiting is not None
-            and v.waiting.due_at is not None
-            and v.waiting.due_at < due_before
-        ]
-    return views
+    """Officers see the open tasks they hold and those released to their unit; chiefs and
+    supervisors their unit's (supervisors also what was escalated to them); soonest due first.
+    The next page's cursor comes in the `X-Next-Cursor` header (and a `Link: rel="next"`)."""
+    if closed:
+        work = handlers.finished(desk.officer, tasks=desk.tasks, cursor=cursor, limit=limit)
+    else:
+        work = handlers.queue(
+            desk.officer,
+            tasks=desk.tasks,
+            clock=desk.clock,
+            state=state,
+            procedure=procedure,
+            overdue=overdue,
+            due_before=due_before,
+            cursor=cursor,
+            limit=limit,
+        )
+    page = await _answer(work)
+    if page.next_cursor:
+        response.headers["X-Next-Cursor"] = page.next_cursor
+        following = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    now = desk.clock()
+    return [_view(t, desk.officer, desk.workflows, now) for t in page.tasks]
 
 
 @router.get(
     "/tasks/{task_id}", response_model=TaskView, summary="A task: dossier, history, why it waits"
 )
-async def get_task(
-    task_id: str, officer: CurrentOfficer, tasks: Tasks, workflows: Workflows, clock: Now
-) -> TaskView:
-    task = await tasks.get(task_id)
-    if task is None:
-        raise _problem(NotFound(f"no task {task_id}"))
-    if task.unit_id != officer.unit and task.escalated_to != officer.id:
-        raise _problem(Forbidden(f"task {task_id} belongs to another unit"))
-    return _view(task, officer, workflows, clock(), await tasks.history(task_id))
+async def get_task(task_id: str, desk: AtDesk) -> TaskView:
+    return await desk.answer(handlers.show(task_id, officer=desk.officer, tasks=desk.tasks))
 
 
 @router.post(
@@ -268,6 +255,7 @@ async def take_action(task_id: str, body: ActionRequest, desk: AtDesk) -> TaskVi
             workflows=desk.workflows,
             calendar=desk.calendar,
             clock=desk.clock,
+            publish=desk.publish,
             source=desk.source,
         )
     )
@@ -306,7 +294,12 @@ class Apology(BaseModel):
 async def claim_task(task_id: str, desk: AtDesk) -> TaskView:
     return await desk.answer(
         ownership.claim(
-            task_id, officer=desk.officer, tasks=desk.tasks, clock=desk.clock, source=desk.source
+            task_id,
+            officer=desk.officer,
+            tasks=desk.tasks,
+            clock=desk.clock,
+            publish=desk.publish,
+            source=desk.source,
         )
     )
 
@@ -322,6 +315,7 @@ async def release_task(task_id: str, body: HandOver, desk: AtDesk) -> TaskView:
             officer=desk.officer,
             tasks=desk.tasks,
             clock=desk.clock,
+            publish=desk.publish,
             source=desk.source,
         )
     )
@@ -342,6 +336,7 @@ async def reassign_task(task_id: str, body: Reassignment, desk: AtDesk) -> TaskV
             tasks=desk.tasks,
             directory=desk.directory,
             clock=desk.clock,
+            publish=desk.publish,
             source=desk.source,
         )
     )
@@ -369,6 +364,7 @@ async def issue_apology(task_id: str, body: Apology, desk: AtDesk) -> TaskView:
             tasks=desk.tasks,
             calendar=desk.calendar,
             clock=desk.clock,
+            publish=desk.publish,
             source=desk.source,
         )
     )

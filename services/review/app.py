@@ -7,7 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.review import handlers
+from services.review import consumer, handlers, mover
 from services.review.admin import router as admin_router
 from services.review.api import router
 from services.review.directory import Directory
@@ -15,11 +15,11 @@ from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
 from services.review.timers import Timers
+from services.review.upgrade import upgrade
 from services.review.workflow import load_all
 from shared import web
 from shared.calendar import WorkingCalendar, load_overrides
 from shared.clock import shifted
-from shared.contracts import DossierSubmitted, DossierSupplemented, DossierWithdrawn, Event
 from shared.runtime import Runtime
 from shared.settings import DEV_JWT_SECRET
 
@@ -41,6 +41,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             log.warning("MOTCUA_JWT_SECRET is the development default: set your own")
         store = TaskStore(rt.db, rt.broker.publish)
         await store.setup()
+        await upgrade(rt.db)
         app.state.tasks = store
         directory = Directory(rt.db, ttl=settings.directory_cache_seconds)
         added = await directory.seed(roster)
@@ -54,6 +55,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             workflows=workflows,
             calendar=calendar,
             clock=clock,
+            publish=store.publish,
             source=source,
             faults=rt.faults,
         )
@@ -62,24 +64,25 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             tasks=store,
             workflows=workflows,
             calendar=calendar,
+            publish=store.publish,
             source=source,
         )
-
-        async def handle(event: Event) -> None:
-            await (assign if isinstance(event, DossierSubmitted) else follow)(event)
-
-        await rt.consume(
-            "motcua.review",
-            [
-                DossierSubmitted.event_type,
-                DossierWithdrawn.event_type,
-                DossierSupplemented.event_type,
-            ],
-            handle,
-        )
+        routes = consumer.table(assign=assign, follow_citizen=follow)
+        await rt.consume(consumer.QUEUE, list(routes), consumer.dispatcher(routes))
         rt.relay(store.outbox)
-        timers = Timers(store, directory, clock=clock, source=source)
+        timers = Timers(
+            store,
+            directory,
+            clock=clock,
+            source=source,
+            publish=store.publish,
+            wake=store.timers_changed,
+        )
         rt.background(timers.run(settings.timer_interval_seconds), "sla-timers")
+        rt.background(
+            mover.run(store, store.task_finished, poll=settings.timer_interval_seconds),
+            "history-mover",
+        )
 
     app = web.service_app(
         settings,

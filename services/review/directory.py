@@ -3,8 +3,9 @@
 The roster file only seeds what the database lacks, so changes made through the admin API
 survive a restart and a redeploy. Every change is checked against the whole directory (an
 officer's unit exists, no ward in two units) before it is written, and recorded in
-`directory_changes` with who made it. Reads use a snapshot kept for a few seconds: a change
-made here is seen at once, one made by another replica within `ttl` seconds.
+`directory_changes` with who made it. Every request reads the directory (to authenticate its
+officer), so reads use an in-process snapshot: a change made here invalidates it at once, one
+made by another replica is seen within `ttl` seconds. An idle replica reads nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.review.roster import Officer, Roster, Unit
 from shared.clock import utcnow
-from shared.storage import Document
+from shared.storage import Document, Indexes
 
 DEFAULT_UNIT = "default_unit"
+ALL: Document = {"_id": {"$gte": ""}}  # every document, read along the _id index (ids are strings)
+
+INDEXES: Indexes = {
+    "units": [],  # read whole along _id, or by _id
+    "officers": [],
+    "directory_meta": [],
+    "directory_changes": [IndexModel([("kind", ASCENDING), ("key", ASCENDING), ("at", ASCENDING)])],
+}
 
 
 class DirectoryError(ValueError):
@@ -72,8 +82,8 @@ class Directory:
 
     async def _load(self, **replace: Any) -> Roster:
         meta = await self.meta.find_one({"_id": DEFAULT_UNIT})
-        units = {d["_id"]: _unit(d) async for d in self.units.find({})}
-        officers = {d["_id"]: _officer(d) async for d in self.officers.find({})}
+        units = {d["_id"]: _unit(d) async for d in self.units.find(ALL)}
+        officers = {d["_id"]: _officer(d) async for d in self.officers.find(ALL)}
         if "unit" in replace:
             units[replace["unit"].id] = replace["unit"]
         if "officer" in replace:

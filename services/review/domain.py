@@ -1,4 +1,4 @@
-"""Review's pure rules: tasks, who gets one, and who may act on it."""
+"""Review's pure rules: the `Task` aggregate, who gets one, who may see and act on it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 from services.review.roster import Officer
 from services.review.workflow import REMIND_AT_SHARE, NotAllowed, Step, Workflow
+from shared import roles
 from shared.calendar import WorkingCalendar
 
-UNIT_WIDE_ROLES = frozenset({"chief", "supervisor"})
+UNIT_WIDE_ROLES = roles.UNIT_WIDE
+MAX_STEPS = 1000  # a task's own history is bounded: one document never outgrows MongoDB's 16 MB
 
 
 class DomainError(Exception):
@@ -48,8 +50,38 @@ class InvalidAction(DomainError):
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One step a task took: what, by whom, when, and where it left the task."""
+
+    version: int
+    action: str
+    state: str
+    officer_id: str | None
+    decided_by: str
+    decided_at: datetime
+    reason: str | None
+    promised_at: datetime | None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "action": self.action,
+            "state": self.state,
+            "officer_id": self.officer_id,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+            "reason": self.reason,
+            "promised_at": self.promised_at,
+        }
+
+
+TimerKind = str  # "reminder" (dossier.due_soon) or "overdue" (dossier.overdue)
+
+
+@dataclass(frozen=True)
 class Task:
-    """An officer's piece of work on one dossier, in a state of its procedure's workflow."""
+    """An officer's piece of work on one dossier, in a state of its procedure's workflow,
+    with the steps it took (its own bounded history) and its next SLA timer."""
 
     id: str
     dossier_code: str
@@ -76,10 +108,20 @@ class Task:
     paused_at: datetime | None = None
     paused_from: str | None = None
     paused_due_at: datetime | None = None
+    procedure_name: str | None = None
+    steps: tuple[Transition, ...] = ()
+    timer_at: datetime | None = None  # the next timer to fire: reminder, then overdue
+    timer_kind: TimerKind | None = None
+    emitted: tuple[Mapping[str, Any], ...] = ()  # every event it emitted, as stored (its outbox)
 
     @property
     def is_open(self) -> bool:
         return not self.terminal
+
+    @property
+    def procedure_label(self) -> str:
+        """The procedure's Vietnamese name, or its code when the submission gave none."""
+        return self.procedure_name or self.procedure_code
 
 
 @dataclass(frozen=True)
@@ -185,7 +227,7 @@ def check_action(
         raise Conflict(str(exc), allowed=exc.allowed) from exc
 
 
-HOLDERS = frozenset({"officer", "chief"})  # roles that hold tasks and can claim them
+HOLDERS = roles.HOLDERS  # roles that hold tasks and can claim them
 
 
 def check_claim(task: Task, officer: Officer) -> None:
@@ -214,7 +256,7 @@ def check_reassign(
     """A supervisor of the task's unit (or the one it escalated to) hands it to an active
     officer or chief of that unit; returns the new holder."""
     responsible = officer.id in (supervisor, task.escalated_to) or officer.unit == task.unit_id
-    if officer.role != "supervisor" or not responsible:
+    if officer.role not in roles.REASSIGNERS or not responsible:
         raise Forbidden(f"only a supervisor responsible for unit {task.unit_id} may reassign")
     if task.terminal:
         raise Conflict(f"task {task.id} is closed ({task.state})")
@@ -235,7 +277,7 @@ def check_reassign(
     return target
 
 
-APOLOGY_ROLES = frozenset({"chief", "supervisor"})
+APOLOGY_ROLES = roles.APOLOGISERS
 
 
 def check_apology(

@@ -1,56 +1,54 @@
-"""Review's use cases: assign a submitted dossier, take a workflow action, follow the citizen."""
+"""Review's use cases, each load → decide → save: assign a submitted dossier, take a workflow
+action, follow the citizen, and read a task or a queue page. They depend on the ports only."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
-import uuid
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from services.review.directory import Directory
+from services.review import steps
+from services.review.access import (
+    Position,
+    history_position,
+    history_scope,
+    may_see,
+    queue_position,
+    queue_scopes,
+)
 from services.review.domain import (
     Conflict,
     DomainError,
+    Forbidden,
+    InvalidAction,
     NotFound,
     Task,
-    check_action,
     pick_officer,
-    schedule,
 )
+from services.review.ports import Directory, Publish, QueueFilter, Tasks
 from services.review.roster import Officer
-from services.review.store import TaskStore
-from services.review.workflow import Registry, Step
+from services.review.steps import Decision
+from services.review.workflow import Registry
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
-from shared.contracts import (
-    EVENT_TYPES,
-    DossierAssigned,
-    DossierAssignedData,
-    DossierDecisionData,
-    DossierSubmitted,
-    DossierSupplementRequested,
-    DossierSupplementRequestedData,
-    DossierTransitionData,
-    Event,
-    derived_id,
-)
+from shared.contracts import DossierSubmitted, Event
 from shared.faults import FaultPoints
 from shared.messaging import PermanentFailure
-from shared.outbox import events_of
-from shared.storage import Document
 
 log = logging.getLogger(__name__)
-DECISIONS = frozenset({"dossier.approved", "dossier.rejected"})
 
 
 async def assign(
     event: Event,
     *,
-    tasks: TaskStore,
+    tasks: Tasks,
     directory: Directory,
     workflows: Registry,
     calendar: WorkingCalendar,
     clock: Clock,
+    publish: Publish,
     source: str,
     faults: FaultPoints,
 ) -> None:
@@ -59,8 +57,9 @@ async def assign(
     if not isinstance(event, DossierSubmitted):
         raise PermanentFailure(f"review does not handle {event.type}")
     submitted = event.data
-    existing = await tasks.by_dossier(submitted.dossier_code)
-    if existing is None:
+    task = await tasks.by_dossier(submitted.dossier_code)
+    emitted: list[Event] | None = None  # None: a redelivery, read what it caused
+    if task is None:
         try:
             workflow = workflows.for_new(submitted.procedure_code)
         except KeyError as exc:
@@ -69,108 +68,49 @@ async def assign(
         unit_id = roster.receiving_unit(submitted)
         candidates = roster.assignable(unit_id)
         try:
-            officer = pick_officer(candidates, await tasks.open_counts([o.id for o in candidates]))
+            officer = pick_officer(candidates, await tasks.open_counts(unit_id))
         except DomainError as exc:  # a roster gap: park it until an operator fixes and replays
             raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
-        now = clock()
-        initial = workflow.definition.initial
-        task = Task(
-            id=str(uuid.UUID(derived_id(event.id, "review.task"))),
-            dossier_code=submitted.dossier_code,
-            procedure_code=submitted.procedure_code,
-            unit_id=unit_id,
-            officer_id=officer.id,
-            state=initial,
-            created_at=now,
-            correlation_id=event.correlationid,
-            dossier=submitted.model_dump(mode="json"),
-            workflow=workflow.name,
-            workflow_version=workflow.version,
-            status_code=workflow.state(initial).status_code,
-            promised_at=submitted.promised_at,
-        )
-        clock_of_task = schedule(workflow, task, initial, now, calendar)
-        task = replace(task, remind_at=clock_of_task.remind_at, due_at=clock_of_task.due_at)
-        assigned = DossierAssigned.caused_by(
+        new, assigned = steps.new_task(
             event,
+            workflow=workflow,
+            unit_id=unit_id,
+            officer=officer,
+            now=clock(),
+            calendar=calendar,
             source=source,
-            time=now,
-            data=DossierAssignedData(
-                dossier_code=task.dossier_code,
-                task_id=task.id,
-                procedure_code=task.procedure_code,
-                unit_id=unit_id,
-                officer_id=officer.id,
-                assigned_at=now,
-            ),
         )
-        existing, created = await tasks.create(task, [assigned])
+        task, created = await tasks.create(new, [assigned])
         if created:
+            emitted = [assigned]
             log.info(
                 "dossier assigned", extra={"dossier": task.dossier_code, "officer": officer.id}
             )
     await faults.reach("review.assign.after_store")
     # Also on a redelivery: publish again what this input caused; ids are the same.
-    await tasks.outbox.flush(events_of(existing, caused_by=event.id))
+    if emitted is None:
+        emitted = await tasks.stored_events(task.id, event.id)
+    await publish(emitted)
 
 
-def step_event(
-    task: Task,
-    step: Step,
-    *,
-    actor: str,
-    at: datetime,
-    reason: str | None,
-    source: str,
-    workflow_version: int,
-    promised_at: datetime | None = None,
-) -> Event | None:
-    """The event a step emits, if any: decisions keep their own shape for older consumers."""
-    if step.emits is None:
-        return None
-    model = EVENT_TYPES[step.emits]
-    if step.emits == DossierSupplementRequested.event_type:
-        data: object = DossierSupplementRequestedData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            officer_id=actor,
-            requested_at=at,
-            note=reason,
-        )
-    elif step.emits in DECISIONS:
-        data = DossierDecisionData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            procedure_code=task.procedure_code,
-            unit_id=task.unit_id,
-            officer_id=actor,
-            decided_at=at,
-            reason=reason,
-            promised_at=promised_at,
-        )
-    else:
-        data = DossierTransitionData(
-            dossier_code=task.dossier_code,
-            task_id=task.id,
-            procedure_code=task.procedure_code,
-            workflow_version=workflow_version,
-            action=step.action.name,
-            from_state=task.state,
-            to_state=step.to,
-            unit_id=task.unit_id,
-            actor=actor,
-            at=at,
-            reason=reason,
-            status_code=step.status_code,
-            promised_at=promised_at,
-        )
-    return model.create(
-        source=source,
-        subject=task.dossier_code,
-        time=at,
-        correlationid=task.correlation_id,
-        data=data,
-    )
+async def load(tasks: Tasks, task_id: str) -> Task:
+    """The task, or NotFound."""
+    task = await tasks.load(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    return task
+
+
+async def commit(tasks: Tasks, publish: Publish, before: Task, decision: Decision) -> Task:
+    """Save a decided step (Conflict if another step won), then publish what it emits (the
+    relay retries if the broker is away). Returns the task as it is now."""
+    if not await tasks.save(before, decision):
+        raise Conflict(f"task {before.id} changed meanwhile; reload it")
+    try:
+        await publish(decision.events)
+    except Exception:
+        log.warning("step stored, event not published yet", exc_info=True)
+    return decision.task
 
 
 async def act(
@@ -179,79 +119,45 @@ async def act(
     reason: str | None,
     *,
     officer: Officer,
-    tasks: TaskStore,
+    tasks: Tasks,
     workflows: Registry,
     calendar: WorkingCalendar,
     clock: Clock,
+    publish: Publish,
     source: str,
 ) -> Task:
     """Take a workflow action on a task; of two at once on the same version, one wins."""
-    task = await tasks.get(task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id}")
+    task = await load(tasks, task_id)
     workflow = workflows.get(task.workflow, task.workflow_version)
-    step = check_action(task, workflow, officer, action, reason)
-    now = clock()
-    planned = schedule(workflow, task, step.to, now, calendar)
-    event = step_event(
-        task,
-        step,
-        actor=officer.id,
-        at=now,
-        reason=reason,
-        source=source,
-        workflow_version=workflow.version,
-        promised_at=planned.promised_at,
+    decision = steps.take_action(
+        task, workflow, officer, action, reason, now=clock(), calendar=calendar, source=source
     )
-    doc = await tasks.transition(
-        task,
-        state=step.to,
-        actor=officer.id,
-        at=now,
-        reason=reason,
-        events=[event] if event else [],
-        action=action,
-        terminal=workflow.state(step.to).terminal,
-        status_code=step.status_code,
-        schedule=planned,
-        officer_id=task.officer_id,
-    )
-    if doc is None:
-        fresh = await tasks.get(task_id)
+    try:
+        return await commit(tasks, publish, task, decision)
+    except Conflict as exc:  # the loser learns what is allowed now
+        fresh = await tasks.load(task_id)
         allowed = (
             [a.name for a in workflow.actions_from(fresh.state, officer.role)] if fresh else []
         )
-        raise Conflict(f"task {task_id} changed meanwhile", allowed=allowed)
-    return await publish_step(tasks, doc, task)
-
-
-async def publish_step(tasks: TaskStore, doc: Document, task: Task) -> Task:
-    """Publish what a stored step emits (the relay retries if the broker is away); the task
-    as it is now."""
-    try:
-        await tasks.outbox.flush(events_of(doc))
-    except Exception:
-        log.warning("step stored, event not published yet", exc_info=True)
-    return (await tasks.get(task.id)) or task
+        raise Conflict(f"task {task_id} changed meanwhile", allowed=allowed) from exc
 
 
 async def follow_citizen(
     event: Event,
     *,
-    tasks: TaskStore,
+    tasks: Tasks,
     workflows: Registry,
     calendar: WorkingCalendar,
+    publish: Publish,
     source: str,
 ) -> None:
     """The citizen acted (withdrew, supplemented): take the action the workflow ties to it."""
-    doc = await tasks.by_dossier(event.subject)
-    if doc is None:
+    task = await tasks.by_dossier(event.subject)
+    if task is None:
         raise RuntimeError(f"no task yet for {event.subject}")  # retried: it may come
-    task = await tasks.get(doc["_id"])
-    assert task is not None
     workflow = workflows.get(task.workflow, task.workflow_version)
-    action = workflow.triggered_by(event.type, task.state)
-    if action is None:
+    decision = steps.citizen_moved(task, workflow, event, calendar=calendar, source=source)
+    if decision is None:
         log.info(
             "%s in state %s changes nothing",
             event.type,
@@ -259,28 +165,83 @@ async def follow_citizen(
             extra={"dossier": event.subject},
         )
         return
-    step = workflow.step(task.state, action.name, "citizen")
-    planned = schedule(workflow, task, step.to, event.time, calendar)
-    emitted = step_event(
-        task,
-        step,
-        actor="citizen",
-        at=event.time,
-        reason=None,
-        source=source,
-        workflow_version=workflow.version,
-        promised_at=planned.promised_at,
+    await commit(tasks, publish, task, decision)  # a conflict is retried by the consumer
+
+
+async def show(task_id: str, *, officer: Officer, tasks: Tasks) -> Task:
+    """A task the officer may see: their unit's, or escalated to them."""
+    task = await load(tasks, task_id)
+    if not may_see(task, officer):
+        raise Forbidden(f"task {task_id} belongs to another unit")
+    return task
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a queue and the cursor of the next (None: this is the last)."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def encode_cursor(position: Position) -> str:
+    """An opaque cursor for the page after `position`."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Position:
+    """The position a cursor names, or InvalidAction."""
+    try:
+        position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, task_id = position.partition("|")
+        datetime.strptime(moment, "d%Y%m%dT%H%M%S%f")
+        if not task_id:
+            raise ValueError("no task id")
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidAction(
+            "the cursor is not one this service gave",
+            code="invalid_cursor",
+            message_vi="Con trỏ trang không hợp lệ.",
+        ) from exc
+    return position
+
+
+async def queue(
+    officer: Officer,
+    *,
+    tasks: Tasks,
+    clock: Clock,
+    state: str | None = None,
+    procedure: str | None = None,
+    overdue: bool | None = None,
+    due_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """An officer's open work, soonest due first, a page at a time."""
+    now = clock()
+    before = due_before
+    if overdue:
+        before = min(before, now) if before else now
+    where = QueueFilter(
+        state=state,
+        procedure_code=procedure,
+        due_before=before,
+        due_from=now if overdue is False else None,
     )
-    await tasks.transition(
-        task,
-        state=step.to,
-        actor="citizen",
-        at=event.time,
-        reason=None,
-        events=[emitted] if emitted else [],
-        action=action.name,
-        terminal=workflow.state(step.to).terminal,
-        status_code=step.status_code,
-        schedule=planned,
-        officer_id=task.officer_id,
-    )
+    after = decode_cursor(cursor) if cursor else None
+    found = await tasks.queue(queue_scopes(officer), where, after, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return Page(page, encode_cursor(queue_position(page[-1])) if more and page else None)
+
+
+async def finished(
+    officer: Officer, *, tasks: Tasks, cursor: str | None = None, limit: int = 50
+) -> Page:
+    """An officer's (or, for chiefs and supervisors, their unit's) finished work, latest first."""
+    after = decode_cursor(cursor) if cursor else None
+    found = await tasks.finished(history_scope(officer), after, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return Page(page, encode_cursor(history_position(page[-1])) if more and page else None)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared import roles
 from shared.contracts import DossierSubmittedData
+from shared.roles import StaffRole
 
-Role = Literal["officer", "chief", "supervisor", "admin"]
+Role = StaffRole
 
 
 class Unit(BaseModel):
@@ -79,7 +81,7 @@ class Roster(BaseModel):
                 (
                     o
                     for o in self.officers
-                    if o.unit == unit and o.role == "supervisor" and o.active
+                    if o.unit == unit and o.role in roles.ESCALATED_TO and o.active
                 ),
                 None,
             )
@@ -93,8 +95,8 @@ class Roster(BaseModel):
     def assignable(self, unit_id: str) -> list[Officer]:
         """Officers of `unit_id` who take dossiers (role officer), else its chiefs."""
         members = [o for o in self.officers if o.unit == unit_id and o.active]
-        return [o for o in members if o.role == "officer"] or [
-            o for o in members if o.role in ("chief", "supervisor")
+        return [o for o in members if o.role in roles.ASSIGNED_FIRST] or [
+            o for o in members if o.role in roles.ASSIGNED_INSTEAD
         ]
 
 

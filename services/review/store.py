@@ -1,100 +1,117 @@
-"""Review's MongoDB adapter: `tasks` (one per dossier) and their `transitions`.
+"""Review's MongoDB adapter: open tasks live in `tasks`, finished ones in `tasks_history`.
 
-A task changes state by inserting its next transition with `_id = "<task id>:<version>"`: of two
-officers deciding at once, exactly one insert succeeds, on MongoDB and FerretDB alike (FerretDB
-1.24 does not isolate conditional updates, so they cannot be the arbiter). Each transition
-carries the events it emits (its outbox). The task document is a projection of its latest
-transition, refreshed after each one and repaired on read if a crash left it behind.
+A task is one document holding its state, its own bounded history (`steps`) and every event
+it emitted (`outbox`). Queues sort by one string field, `queue_key` (due moment, then id),
+because nx-27017 refuses an index with `_id` among its keys ("JSON path error near '_id'").
+A step is one conditional update guarded by the version it was decided
+on: of two officers deciding at once exactly one update matches (MongoDB and nx-27017 isolate
+single-document updates), the other gets a conflict. Before it, a pointer per event goes into
+`outbox_pending`, so a crash between the write and the publish leaves the relay something to
+publish. An officer action is thus: load (1), pointer (2), update (3), publish, unpoint (4).
+
+Finished tasks are moved to `tasks_history` by a background mover (woken by the terminal step,
+idempotent: copy, then delete guarded by the version), once no event of theirs waits in the
+outbox. Timers are the open tasks' `timer_at`, indexed; their firing is an insert into
+`timers_fired` keyed by the deadline, so it happens once across replicas and restarts.
+This module records facts only: every decision was made in domain.py / steps.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime
-from typing import Any
+import asyncio
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.review.domain import Schedule, Task
+from services.review.access import NO_DUE, Position, Scope, history_position, queue_position
+from services.review.deadlines import Firing
+from services.review.directory import INDEXES as DIRECTORY_INDEXES
+from services.review.domain import Task, Transition
+from services.review.ports import QueueFilter
+from services.review.steps import Decision
 from shared.clock import utcnow
 from shared.contracts import Event
-from shared.outbox import Outbox, Publish, outbox_fields
-from shared.storage import Document
+from shared.outbox import Outbox, Publish, events_of, outbox_fields
+from shared.storage import Document, Indexes, ensure_indexes
 
-PROJECTED = (
-    "officer_id",
-    "promised_at",
-    "paused_at",
-    "paused_from",
-    "paused_due_at",
-    "state",
-    "version",
-    "terminal",
-    "status_code",
-    "decided_by",
-    "decided_at",
-    "reason",
-    "state_since",
-    "remind_at",
-    "due_at",
-)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+INDEXES: Indexes = {
+    "tasks": [
+        IndexModel("dossier_code", unique=True),
+        IndexModel([("unit_id", ASCENDING), ("queue_key", ASCENDING)]),
+        IndexModel([("officer_id", ASCENDING), ("queue_key", ASCENDING)]),
+        IndexModel([("escalated_to", ASCENDING), ("queue_key", ASCENDING)]),
+        IndexModel("timer_at"),
+        IndexModel("terminal"),
+    ],
+    "tasks_history": [
+        IndexModel("dossier_code", unique=True),
+        IndexModel([("unit_id", ASCENDING), ("closed_key", DESCENDING)]),
+        IndexModel([("officer_id", ASCENDING), ("closed_key", DESCENDING)]),
+    ],
+    "timers_fired": [],  # by _id only
+    # Before tasks held their own steps (read once by upgrade.py, then never).
+    "transitions": [IndexModel([("task_id", ASCENDING), ("version", DESCENDING)])],
+    "outbox_pending": [IndexModel("created_at"), IndexModel("doc_id")],
+    **DIRECTORY_INDEXES,
+}
+
+_TASK_FIELDS = [f.name for f in fields(Task) if f.name not in ("id", "steps", "dossier", "emitted")]
+_STEP_FIELDS = [f.name for f in fields(Transition)]
 
 
 class TaskStore:
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
+        self.db = db
         self.tasks = db["tasks"]
-        self.transitions = db["transitions"]
+        self.closed = db["tasks_history"]
         self.fired = db["timers_fired"]
-        self.outbox = Outbox(
-            db, publish, service="review", sources=[self.tasks, self.transitions, self.fired]
-        )
+        self.outbox = Outbox(db, publish, service="review", sources=[self.tasks, self.fired])
+        self.timers_changed = asyncio.Event()  # wakes the timer loop of this process
+        self.task_finished = asyncio.Event()  # wakes the mover of this process
 
     async def setup(self) -> None:
-        await self.tasks.create_index("dossier_code", unique=True)
-        await self.tasks.create_index([("officer_id", 1), ("terminal", 1)])
-        await self.transitions.create_index([("task_id", 1), ("version", DESCENDING)])
+        await ensure_indexes(self.db, INDEXES)
 
-    async def by_dossier(self, dossier_code: str) -> Document | None:
-        return await self.tasks.find_one({"dossier_code": dossier_code})
+    async def publish(self, events: list[Event]) -> list[Event]:
+        """Publish stored events with confirms and drop their pointers."""
+        return await self.outbox.flush(events)
 
-    async def get(self, task_id: str) -> Task | None:
+    async def load(self, task_id: str) -> Task | None:
         doc = await self.tasks.find_one({"_id": task_id})
         if doc is None:
-            return None
-        latest = await self.transitions.find_one(
-            {"task_id": task_id}, sort=[("version", DESCENDING)]
-        )
-        if latest is not None and latest["version"] > doc.get("version", 1):
-            doc.update({k: latest.get(k) for k in PROJECTED})
-            await self._project(task_id, latest)
-        return to_task(doc)
+            doc = await self.closed.find_one({"_id": task_id})
+        return to_task(doc) if doc else None
 
-    async def create(self, task: Task, events: list[Event]) -> tuple[Document, bool]:
-        """Insert the task with its events; if the dossier already has one, return that."""
-        doc: Document = {
-            "_id": task.id,
-            "dossier_code": task.dossier_code,
-            "procedure_code": task.procedure_code,
-            "unit_id": task.unit_id,
-            "officer_id": task.officer_id,
-            "state": task.state,
-            "version": task.version,
-            "workflow": task.workflow,
-            "workflow_version": task.workflow_version,
-            "terminal": task.terminal,
-            "status_code": task.status_code,
-            "state_since": task.created_at,
-            "remind_at": task.remind_at,
-            "due_at": task.due_at,
-            "promised_at": task.promised_at,
-            "created_at": task.created_at,
-            "correlation_id": task.correlation_id,
-            "dossier": dict(task.dossier),
-            "updated_at": utcnow(),
-            **outbox_fields(events),
-        }
+    async def by_dossier(self, dossier_code: str) -> Task | None:
+        doc = await self.tasks.find_one({"dossier_code": dossier_code})
+        if doc is None:
+            doc = await self.closed.find_one({"dossier_code": dossier_code})
+        return to_task(doc) if doc else None
+
+    async def stored_events(self, task_id: str, caused_by: str) -> list[Event]:
+        """The events the task recorded because of `caused_by` (for a redelivered input)."""
+        doc = await self.tasks.find_one({"_id": task_id}, {"outbox": 1})
+        if doc is None:
+            doc = await self.closed.find_one({"_id": task_id}, {"outbox": 1})
+        return events_of(doc or {}, caused_by=caused_by)
+
+    async def open_counts(self, unit_id: str) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"unit_id": unit_id, "terminal": False}},
+            {"$group": {"_id": "$officer_id", "n": {"$sum": 1}}},
+        ]
+        cursor = await self.tasks.aggregate(pipeline)
+        return {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
+
+    async def create(self, task: Task, events: list[Event]) -> tuple[Task, bool]:
+        doc = to_doc(task)
+        doc.update(outbox_fields(events))
         await self.outbox.expect(self.tasks, task.id, events)
         try:
             await self.tasks.insert_one(doc)
@@ -102,133 +119,132 @@ class TaskStore:
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
-        return doc, True
+        if task.timer_at is not None:
+            self.timers_changed.set()
+        return replace(task, emitted=tuple(doc["outbox"])), True
 
-    async def open_counts(self, officer_ids: list[str]) -> dict[str, int]:
-        return {
-            oid: await self.tasks.count_documents({"officer_id": oid, "terminal": False})
-            for oid in officer_ids
-        }
+    async def save(self, before: Task, decision: Decision) -> bool:
+        await self.outbox.expect(self.tasks, before.id, decision.events)
+        if not await self._replace(before, decision.task, decision.events):
+            return False
+        if decision.task.timer_at is not None:
+            self.timers_changed.set()
+        if decision.task.terminal:
+            self.task_finished.set()
+        return True
 
-    async def transition(
-        self,
-        task: Task,
-        *,
-        state: str,
-        actor: str,
-        at: datetime,
-        reason: str | None,
-        events: list[Event],
-        schedule: Schedule,
-        action: str = "",
-        terminal: bool = False,
-        status_code: int = 0,
-        officer_id: str | None,
-    ) -> Document | None:
-        """Move `task` from its current version to the next; None if someone else did first.
-        `officer_id` is who holds the task after it (None: released to the unit)."""
-        version = task.version + 1
-        doc: Document = {
-            "_id": f"{task.id}:{version}",
-            "task_id": task.id,
-            "version": version,
-            "state": state,
-            "action": action,
-            "terminal": terminal,
-            "status_code": status_code,
-            "state_since": at if state != task.state else task.state_since or task.created_at,
-            "officer_id": officer_id,
-            **schedule.fields(),
-            "decided_by": actor,
-            "decided_at": at,
-            "reason": reason,
-            "updated_at": utcnow(),
-            **outbox_fields(events),
-        }
-        await self.outbox.expect(self.transitions, doc["_id"], events)
-        try:
-            await self.transitions.insert_one(doc)
-        except DuplicateKeyError:
-            return None
-        await self._project(task.id, doc)
-        return doc
+    async def _replace(self, before: Task, after: Task, events: list[Event]) -> bool:
+        # A whole-document replace, not `$set`/`$push`: nx-27017 0.8.1 stores a datetime given
+        # to `$set` as a string and a sub-document given to `$push` as a JSON string.
+        doc = to_doc(after)
+        doc["outbox"] = [*before.emitted, *(e.model_dump(mode="json") for e in events)]
+        result = await self.tasks.replace_one({"_id": before.id, "version": before.version}, doc)
+        return result.matched_count == 1
 
-    async def _project(self, task_id: str, transition: Document) -> None:
-        # Best effort: if this is lost (crash, or a racing write on FerretDB), reads repair it.
-        with contextlib.suppress(Exception):
-            await self.tasks.update_one(
-                {"_id": task_id, "version": {"$lt": transition["version"]}},
-                {"$set": {k: transition.get(k) for k in PROJECTED}},
-            )
+    async def queue(
+        self, scopes: Sequence[Scope], where: QueueFilter, after: Position | None, limit: int
+    ) -> list[Task]:
+        found: dict[str, Task] = {}
+        for scope in scopes:  # each an indexed range read; merged in the same order
+            query: Document = {**_scope(scope), "terminal": False, **_where(where)}
+            if after is not None:
+                query["queue_key"] = {"$gt": after}
+            cursor = self.tasks.find(query).sort("queue_key", ASCENDING).limit(limit)
+            async for doc in cursor:
+                found[doc["_id"]] = to_task(doc)
+        return sorted(found.values(), key=queue_position)[:limit]
 
-    async def fire(self, claim_id: str, events: list[Event]) -> Document | None:
-        """Record a timer's firing once (an insert: one winner across replicas and restarts),
-        with the events it emits; None if it had fired already."""
-        doc: Document = {"_id": claim_id, "fired_at": utcnow(), **outbox_fields(events)}
-        await self.outbox.expect(self.fired, claim_id, events)
+    async def finished(self, scope: Scope, after: Position | None, limit: int) -> list[Task]:
+        query: Document = _scope(scope)
+        if after is not None:
+            query["closed_key"] = {"$lt": after}
+        cursor = self.closed.find(query).sort("closed_key", DESCENDING).limit(limit)
+        return [to_task(doc) async for doc in cursor]
+
+    async def due_timers(self, now: datetime, limit: int) -> list[Task]:
+        cursor = self.tasks.find({"timer_at": {"$lte": now}}).sort("timer_at", 1).limit(limit)
+        return [to_task(doc) async for doc in cursor]
+
+    async def next_timer(self) -> datetime | None:
+        doc = await self.tasks.find_one(
+            {"timer_at": {"$gt": EPOCH}}, {"timer_at": 1}, sort=[("timer_at", 1)]
+        )
+        return doc["timer_at"] if doc else None
+
+    async def fire(self, firing: Firing) -> bool:
+        doc: Document = {"_id": firing.key, "fired_at": utcnow(), **outbox_fields([firing.event])}
+        await self.outbox.expect(self.fired, firing.key, [firing.event])
         try:
             await self.fired.insert_one(doc)
         except DuplicateKeyError:
-            return None
-        return doc
+            return False
+        return True
 
-    async def escalate(self, task_id: str, supervisor: str) -> None:
-        # Only the timer that won the firing writes this field.
-        await self.tasks.update_one({"_id": task_id}, {"$set": {"escalated_to": supervisor}})
+    async def timer_fired(self, before: Task, after: Task) -> bool:
+        return await self._replace(before, after, [])
 
-    async def history(self, task_id: str) -> list[Document]:
-        """The task's transitions, oldest first."""
-        cursor = self.transitions.find({"task_id": task_id}).sort("version", 1)
-        return [
-            {
-                k: doc.get(k)
-                for k in (
-                    "version",
-                    "action",
-                    "state",
-                    "officer_id",
-                    "decided_by",
-                    "decided_at",
-                    "reason",
-                    "promised_at",
-                )
-            }
-            async for doc in cursor
-        ]
+    async def close_finished(self, limit: int = 100) -> int:
+        moved = 0
+        async for doc in self.tasks.find({"terminal": True}).limit(limit):
+            if await self.outbox.pending.find_one({"doc_id": doc["_id"]}, {"_id": 1}):
+                continue  # an event of it is not published yet: the relay reads it here
+            doc["closed_key"] = history_position(to_task(doc))
+            await self.closed.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            await self.tasks.delete_one({"_id": doc["_id"], "version": doc["version"]})
+            moved += 1
+        return moved
 
-    async def open_tasks(self, query: dict[str, Any]) -> list[Task]:
-        cursor = self.tasks.find({**query, "terminal": False}).sort("created_at", 1)
-        tasks = [to_task(doc) async for doc in cursor]
-        # Drop any whose projection lags behind a transition already taken.
-        fresh = [await self.get(t.id) for t in tasks]
-        return [t for t in fresh if t is not None and t.is_open]
+
+def _queue_at(task: Task) -> datetime:
+    return task.due_at or NO_DUE
+
+
+def _scope(scope: Scope) -> Document:
+    query: Document = {}
+    if scope.unit_id is not None:
+        query["unit_id"] = scope.unit_id
+    if scope.officer_id is not None:
+        query["officer_id"] = scope.officer_id
+    if scope.released:
+        query["officer_id"] = None
+    if scope.escalated_to is not None:
+        query["escalated_to"] = scope.escalated_to
+    return query
+
+
+def _where(where: QueueFilter) -> Document:
+    query: Document = {}
+    if where.state:
+        query["state"] = where.state
+    if where.procedure_code:
+        query["procedure_code"] = where.procedure_code
+    due: Document = {}
+    if where.due_before is not None:
+        due["$lt"] = where.due_before
+    if where.due_from is not None:
+        due["$gte"] = where.due_from
+    if due:
+        query["queue_at"] = due
+    return query
+
+
+def step_doc(step: Transition) -> Document:
+    return {k: getattr(step, k) for k in _STEP_FIELDS}
+
+
+def to_doc(task: Task) -> Document:
+    doc: Document = {"_id": task.id, **{k: getattr(task, k) for k in _TASK_FIELDS}}
+    doc.update(
+        dossier=dict(task.dossier),
+        steps=[step_doc(s) for s in task.steps],
+        queue_at=_queue_at(task),
+        queue_key=queue_position(task),
+        updated_at=utcnow(),
+    )
+    return doc
 
 
 def to_task(doc: Document) -> Task:
-    return Task(
-        id=doc["_id"],
-        dossier_code=doc["dossier_code"],
-        procedure_code=doc["procedure_code"],
-        unit_id=doc["unit_id"],
-        officer_id=doc.get("officer_id"),
-        state=doc["state"],
-        version=doc.get("version", 1),
-        workflow=doc.get("workflow", "one-level"),
-        workflow_version=doc.get("workflow_version", 1),
-        terminal=doc.get("terminal", False),
-        status_code=doc.get("status_code", 1),
-        state_since=doc.get("state_since", doc["created_at"]),
-        remind_at=doc.get("remind_at"),
-        due_at=doc.get("due_at"),
-        escalated_to=doc.get("escalated_to"),
-        promised_at=doc.get("promised_at"),
-        paused_at=doc.get("paused_at"),
-        paused_from=doc.get("paused_from"),
-        paused_due_at=doc.get("paused_due_at"),
-        created_at=doc["created_at"],
-        correlation_id=doc["correlation_id"],
-        dossier=doc.get("dossier", {}),
-        decided_by=doc.get("decided_by"),
-        decided_at=doc.get("decided_at"),
-        reason=doc.get("reason"),
-    )
+    known = {k: doc[k] for k in _TASK_FIELDS if k in doc}
+    steps = tuple(Transition(**{k: s.get(k) for k in _STEP_FIELDS}) for s in doc.get("steps", []))
+    return Task(id=doc["_id"], dossier=doc.get("dossier", {}), steps=steps, **known)

@@ -1,85 +1,105 @@
-"""SLA timers that survive restarts: they live in the tasks, not in memory.
+"""SLA timers that survive restarts: they live in the open tasks (`timer_at`, indexed).
 
-Every step with a running clock records when its officer is reminded and when it is due. A
-loop looks for open tasks past either moment and fires each timer once: the firing is an
-insert under `<task>:<state>:<moment>:<kind>`, so a restart, a second replica or the next round can
-never fire it again. An overdue step publishes `dossier.overdue` and escalates the task to a
-supervisor (of the unit, else of the province office); a reminder publishes `dossier.due_soon`.
+Every step with a running clock records its next timer: the reminder, then the due moment.
+The loop reads only the timers that are due (one indexed query), fires each once (an insert
+under `<task>:<state>:<moment>:<kind>`, so a restart, a second replica or the next round can
+never fire it again), moves the task on to its next timer, then sleeps until the earliest
+pending one, or until a write of this process sets a timer, or at most `poll` seconds (for
+timers set by another replica). An overdue step publishes `dossier.overdue` and escalates the
+task to a supervisor (of the unit, else of the province office); a reminder publishes
+`dossier.due_soon`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-from services.review.directory import Directory
-from services.review.store import TaskStore
+from services.review import deadlines
+from services.review.ports import Directory, Publish, Tasks
 from shared.clock import Clock
-from shared.contracts import DossierDueSoon, DossierOverdue, DossierSlaData, Event, derived_id
-from shared.outbox import events_of
+from shared.contracts import Event
 
 log = logging.getLogger(__name__)
+BATCH = 100
+MIN_PAUSE = 0.1  # seconds
+
+
+async def fire_due(
+    *, tasks: Tasks, directory: Directory, clock: Clock, publish: Publish, source: str
+) -> list[Event]:
+    """Fire every timer that is due now; return the events published."""
+    now = clock()
+    fired: list[Event] = []
+    while True:
+        due = await tasks.due_timers(now, BATCH)
+        if not due:
+            return fired
+        roster = await directory.roster()
+        for task in due:
+            firing = deadlines.due_timer(
+                task, now=now, supervisor=roster.supervisor_for(task.unit_id), source=source
+            )
+            if firing is None:
+                continue
+            first = await tasks.fire(firing)
+            # Also when it had fired (a crash before this): move the task on, or it stays due.
+            await tasks.timer_fired(task, deadlines.after_firing(task, firing))
+            if not first:
+                continue  # fired before: by another replica, or before a restart
+            log.info("timer fired", extra={"dossier": task.dossier_code, "kind": firing.kind})
+            fired += await publish([firing.event])
+        if len(due) < BATCH:
+            return fired
 
 
 class Timers:
     def __init__(
-        self, tasks: TaskStore, directory: Directory, *, clock: Clock, source: str
+        self,
+        tasks: Tasks,
+        directory: Directory,
+        *,
+        clock: Clock,
+        source: str,
+        publish: Publish,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self.tasks = tasks
         self.directory = directory
         self.clock = clock
         self.source = source
+        self.publish = publish
+        self.wake = wake or asyncio.Event()
 
     async def run_once(self) -> list[Event]:
         """Fire every timer that is due now; return the events published."""
-        now = self.clock()
-        roster = await self.directory.roster()
-        fired: list[Event] = []
-        ids = [doc["_id"] async for doc in self.tasks.tasks.find({"terminal": False}, ["_id"])]
-        for task_id in ids:
-            task = await self.tasks.get(task_id)  # the latest step, even if the projection lags
-            if task is None or task.terminal:
-                continue
-            for kind, moment in (("reminder", task.remind_at), ("overdue", task.due_at)):
-                if moment is None or moment > now:
-                    continue
-                # One firing per deadline: a step resumed after a pause keeps its due moment
-                # when it was overdue already, so it is not announced twice.
-                claim = f"{task.id}:{task.state}:{moment:%Y%m%dT%H%M%S}:{kind}"
-                supervisor = roster.supervisor_for(task.unit_id) if kind == "overdue" else None
-                model = DossierOverdue if kind == "overdue" else DossierDueSoon
-                event = model(
-                    id=derived_id(claim, model.event_type),
-                    source=self.source,
-                    type=model.event_type,
-                    time=now,
-                    subject=task.dossier_code,
-                    correlationid=task.correlation_id,
-                    data=DossierSlaData(
-                        dossier_code=task.dossier_code,
-                        task_id=task.id,
-                        state=task.state,
-                        due_at=task.due_at or moment,
-                        unit_id=task.unit_id,
-                        officer_id=task.officer_id,
-                        escalated_to=supervisor,
-                    ),
-                )
-                doc = await self.tasks.fire(claim, [event])
-                if doc is None:
-                    continue  # fired before: by another replica, or before a restart
-                if supervisor:
-                    await self.tasks.escalate(task.id, supervisor)
-                log.info("timer fired", extra={"dossier": task.dossier_code, "kind": kind})
-                fired += await self.tasks.outbox.flush(events_of(doc))
-        return fired
+        return await fire_due(
+            tasks=self.tasks,
+            directory=self.directory,
+            clock=self.clock,
+            publish=self.publish,
+            source=self.source,
+        )
 
-    async def run(self, interval: float) -> None:
+    async def pause(self, poll: float) -> float:
+        """How long to sleep: until the earliest pending timer, at most `poll` seconds."""
+        upcoming = await self.tasks.next_timer()
+        if upcoming is None:
+            return poll
+        # A floor, so a timer that cannot be handled yet never spins the loop.
+        return max(MIN_PAUSE, min(poll, (upcoming - self.clock()).total_seconds()))
+
+    async def run(self, poll: float) -> None:
         while True:
+            delay = poll
             try:
+                self.wake.clear()
                 await self.run_once()
+                delay = await self.pause(poll)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("timer round failed; will try again", exc_info=True)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=delay)

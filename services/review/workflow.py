@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.contracts import EVENT_TYPES
+from shared.roles import ACTORS
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
-ROLES = frozenset({"officer", "chief", "supervisor", "admin", "citizen", "system"})
+ROLES = ACTORS
 LINE = "__line__"
 
 

@@ -42,7 +42,7 @@ def _failure(events: list[dict[str, Any]], trigger: str) -> dict[str, Any]:
 def _delivery(url: str, code: str, trigger: str) -> dict[str, Any]:
     log = httpx.get(
         f"{url}/v1/deliveries", params={"dossier": code}, headers=inspector_headers()
-    ).json()
+    ).json()["deliveries"]
     [delivery] = [d for d in log if d["trigger_event_type"] == trigger]
     return dict(delivery)
 
@@ -139,4 +139,4 @@ def _sent(stack: Services, code: str) -> list[dict[str, Any]]:
         headers=inspector_headers(),
     )
     assert deliveries.status_code == 200, deliveries.text
-    return [d for d in deliveries.json() if d["status"] == "sent"]
+    return [d for d in deliveries.json()["deliveries"] if d["status"] == "sent"]

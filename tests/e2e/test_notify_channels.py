@@ -19,7 +19,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.notify.domain import webhook_signature
+from services.notify.messages import webhook_signature
 from shared import auth
 from shared.contracts import (
     DossierReceived,
@@ -125,6 +125,7 @@ def submitted(
             "notify_by": notify_by,
             "promised_at": PROMISED,
             "fee": 7000,
+            "procedure_name": "Đăng ký tạm trú",  # intake names the procedure on its events
         }
     )
     return event.model_copy(update={"data": data})
@@ -163,7 +164,7 @@ def deliveries(stack: Services, code: str) -> list[dict[str, Any]]:
         headers=inspector_headers(),
     )
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["deliveries"])
 
 
 def notifications(

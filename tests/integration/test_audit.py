@@ -266,7 +266,7 @@ async def test_a_marker_whose_record_is_late_waits_for_it(
     recorded = T0 + timedelta(hours=1)
     # The marker is written, the record's write is slow: settling leaves the marker alone.
     mac = ledger.marker_mac(
-        ledger.marker_key(KEY), handlers._record_of(second, KEY, fixed_clock(recorded))
+        ledger.marker_key(KEY), handlers.record_of(second, KEY, fixed_clock(recorded))
     )
     await store.pending.insert_one(
         {"_id": second.id, "dossier_code": "D-slow", "recorded_at": recorded, "mac": mac}
@@ -312,17 +312,21 @@ async def test_a_forged_record_of_no_dossier_is_named_by_the_full_check(
 async def test_a_hole_in_a_chain_is_not_filled_by_later_records(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
+    """Later records go after the chain's head (read by key), never into a place a deleted
+    link left, even the last one: the hole stays for verification to name."""
     store = await fresh_store(mongo, isolation, "audit")
     await sealed(store, ["D1"])
     await store.chain.delete_one({"_id": "D1#2"})
+    await store.chain.delete_one({"_id": "D1#4"})
     later = dossier_events("D1")[0].model_copy(update={"id": "later-1"})
     await record_all(store, [later])
     grace = timedelta(seconds=5)
     assert (
         await handlers.settle(hmac_key=KEY, store=store, now=T0 + timedelta(hours=4), grace=grace)
-        == 0
+        == 1
     )
-    assert await store.pending_ids("D1") == {"later-1"}
+    assert await store.pending_ids("D1") == set()
+    assert {lk["_id"] for lk in await store.links("D1")} == {"D1#0", "D1#1", "D1#3", "D1#5"}
     found = await handlers.verify_dossier("D1", store=store, hmac_key=KEY)
     assert found is not None and (found.kind, found.seq) == ("deleted", 2)
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from services.notify.channels import SmsChannel, post_json
-from services.notify.domain import Message, SendError
+from services.notify.messages import Message, SendError
 from services.notify.settings import NotifySettings
 from tests.httpstub import http_stub
 from tools.devstack import free_port

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
 from services.notify.channels import SmtpChannel
-from services.notify.domain import Message, SendError
+from services.notify.messages import Message, SendError
 from services.notify.settings import NotifySettings
 from tests.e2e.harness import Mailbox
 from tools.devstack import free_port

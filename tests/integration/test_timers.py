@@ -37,6 +37,8 @@ async def test_timers_fire_once_each_even_across_restarts(
             created_at=t0,
             remind_at=t0 + timedelta(hours=1),
             due_at=t0 + timedelta(hours=2),
+            timer_at=t0 + timedelta(hours=1),
+            timer_kind="reminder",
         ),
         [],
     )
@@ -45,7 +47,9 @@ async def test_timers_fire_once_each_even_across_restarts(
     await directory.seed(load_roster(DEFAULT_ROSTER))
 
     def timers() -> Timers:  # a new one is a restarted service
-        return Timers(store, directory, clock=lambda: now[0], source="urn:test")
+        return Timers(
+            store, directory, clock=lambda: now[0], source="urn:test", publish=store.publish
+        )
 
     async with observe(isolation.amqp_url) as seen:
         assert await timers().run_once() == []
@@ -60,6 +64,6 @@ async def test_timers_fire_once_each_even_across_restarts(
         assert await timers().run_once() == []
         await seen.wait_for("dossier.overdue")
     assert [e["type"] for e in seen.events()] == ["dossier.due_soon", "dossier.overdue"]
-    task = await store.get("t1")
+    task = await store.load("t1")
     assert task is not None and task.escalated_to == "cb-pc06-gs"
     await broker.close()

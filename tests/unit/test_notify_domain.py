@@ -11,28 +11,23 @@ from pydantic import ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.notify.api import SAMPLE_CONTEXT
 from services.notify.app import load_routing
 from services.notify.compose import chosen_channels, template_context
-from services.notify.domain import (
-    Partner,
-    Routing,
+from services.notify.domain import backoff_delays, pick_delay, retry_wait
+from services.notify.messages import (
     SendError,
     ascii_text,
-    backoff_delays,
-    fallback,
     http_failure,
     mask_email,
     mask_phone,
     phone_84,
-    pick_delay,
-    plan,
-    retry_wait,
     scrub,
     septets,
     sms_segments,
     webhook_signature,
 )
+from services.notify.operators import SAMPLE_CONTEXT
+from services.notify.routing import Partner, Routing, fallback, plan
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates, UnknownTemplate
 from shared.contracts import (
@@ -273,6 +268,7 @@ def test_the_apology_gives_the_reason_and_the_new_date_in_vietnam_time() -> None
             dossier_code="G01.99-260609-0001",
             task_id="t",
             procedure_code="1.004194",
+            procedure_name="Đăng ký tạm trú",
             unit_id="U",
             officer_id="o",
             issued_at=new_date - timedelta(days=4),

@@ -281,7 +281,7 @@ def test_a_dossier_keeps_its_version_after_a_newer_one_is_deployed(tmp_path: Pat
 def test_every_event_a_workflow_emits_can_be_built_and_read_back(workflow: Workflow) -> None:
     from datetime import UTC, datetime
 
-    from services.review.handlers import step_event
+    from services.review.steps import step_event
     from shared.contracts import decode
 
     for action in workflow.definition.actions:

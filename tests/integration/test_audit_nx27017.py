@@ -1,0 +1,89 @@
+"""Two nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
+(so that the day a new nx-27017 fixes it, this says the workaround can go) and shown not to
+reach audit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from functools import partial
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError
+
+from services.audit import handlers
+from services.audit.batching import Batcher
+from services.audit.store import AuditStore, is_nx_27017
+from shared.storage import Document
+from tests.conftest import Isolation
+from tests.factories import T0, dossier_events
+
+pytestmark = pytest.mark.integration
+KEY = b"k"
+
+
+async def test_nx_27017_defect_a_compound_index_naming_id_refuses_every_insert(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: with a compound index that names `_id` (as audit declares for its
+    (time, _id) cursors), every insert into the collection fails, "JSON path error near
+    '_id'": the cause of audit's "PartialWrite: N document(s) not written: refused by the
+    database". Audit leaves `_id` out of compound keys there, and its batches are written."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe"]
+        await probe.create_index([("time", 1), ("_id", 1)])
+        with pytest.raises(BulkWriteError) as refused:
+            await probe.insert_many([{"_id": "a", "time": T0}], ordered=False)
+        assert "JSON path error near '_id'" in str(refused.value.details["writeErrors"])
+    store = AuditStore(db)
+    await store.setup()
+    batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=8, wait=0.01)
+    events = [e for code in ("N1", "N2") for e in dossier_events(code)]
+    clock = lambda: T0 + timedelta(hours=1)  # noqa: E731
+    await asyncio.gather(
+        *(handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock) for e in events)
+    )
+    assert await store.records.count_documents({"dossier_code": {"$in": ["N1", "N2"]}}) == 10
+
+
+async def test_nx_27017_defect_datetimes_compare_to_the_whole_second(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `$gt`/`$lte`... on datetimes go through SQLite's `datetime()`, which
+    drops the fraction of a second, so a seal missed links settled in the same second as the
+    previous seal's end. Audit asks for whole seconds and cuts exactly: each link is in
+    exactly one seal, and the proof of each is found."""
+    db = mongo[isolation.database("audit")]
+    at = T0.replace(microsecond=0) + timedelta(hours=1)
+    if await is_nx_27017(db):
+        probe = db["probe"]
+        await probe.insert_one({"_id": 1, "t": at + timedelta(milliseconds=500)})
+        found = [d async for d in probe.find({"t": {"$gt": at}})]
+        assert found == []  # should be the one document, 500 ms after `at`
+    store = AuditStore(db)
+    await store.setup()
+    key = Ed25519PrivateKey.generate()
+    grace = timedelta(seconds=5)
+    sealed = []
+    for i, code in enumerate(("S1", "S2", "S3")):
+        batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=8, wait=0.01)
+        events = dossier_events(code)
+        clock = lambda: at  # noqa: E731
+        await asyncio.gather(
+            *(handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock) for e in events)
+        )
+        # Settled and sealed 300 ms apart, all in the same second.
+        now = at + grace + timedelta(seconds=1, milliseconds=300 * i)
+        assert await handlers.settle(store=store, now=now, grace=grace, hmac_key=KEY) == 5
+        seal = await handlers.seal(store=store, key=key, now=now + timedelta(milliseconds=100))
+        assert seal is not None
+        sealed.append(seal["count"])
+    assert sealed == [5, 5, 5]
+    for code in ("S1", "S2", "S3"):
+        for link in await store.links(code):
+            proof = await handlers.proof(str(link["record_id"]), store=store)
+            assert proof is not None and proof["tree_size"] == 5
+    assert await handlers.verify_all(store=store, since=None, hmac_key=KEY) is None
