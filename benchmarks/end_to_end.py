@@ -110,6 +110,7 @@ class Level:
     steps: dict[str, list[Counter[probes.Key]]] | None = None  # each time a step was taken
     idle_per_second: dict[str, float] | None = None
     rss: dict[str, float | None] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used during the load
 
     @property
     def ok(self) -> list[Journey]:
@@ -343,14 +344,22 @@ class Bench:
         note(f"measuring {args.count} dossiers at concurrency {args.concurrency}, {stored} stored")
         before = await probes.settle(self.urls)
         events = driver.watch.count
+        pids = self._pids()
+        cpu_before = {name: probes.cpu_seconds(pid) for name, pid in pids.items()}
         wall, journeys = await run_many(driver, self.plan_list, args.count, args.concurrency)
+        cpu = {
+            name: (now - then) / wall
+            for name, pid in pids.items()
+            if (now := probes.cpu_seconds(pid)) is not None
+            and (then := cpu_before[name]) is not None
+        }
         await asyncio.sleep(1)
         after = await probes.settle(self.urls)
         commands = probes.diff(after, before) if after is not None and before else None
         level = Level(stored, wall, journeys, commands, driver.watch.count - events)
-        level.rss = {n: probes.peak_rss_mb(p.pid) for n, p in self.services.procs.items()}
-        if self.db_pid:
-            level.rss["database"] = probes.peak_rss_mb(self.db_pid)
+        level.rss = {name: probes.peak_rss_mb(pid) for name, pid in pids.items()}
+        level.rss.pop("benchmark client", None)
+        level.cpu = cpu
         if after is not None and args.probe:
             level.steps = await self._probe(driver)
             level.idle_per_second = await self._idle(args.idle_seconds)
@@ -482,10 +491,15 @@ class Bench:
                     f"{ms(quantile(values, 0.95))} | {ms(quantile(values, 0.99))} |"
                 )
         out()
-        out("| process | peak RSS (VmHWM) |")
-        out("|---|---|")
-        for name, mb in level.rss.items():
-            out(f"| {name} | {f'{mb:.0f} MB' if mb is not None else NA} |")
+        out("| process | peak RSS (VmHWM) | CPU during the load (cores) |")
+        out("|---|---|---|")
+        for name in [*level.rss, "benchmark client"]:
+            mb = level.rss.get(name)
+            used = level.cpu.get(name)
+            out(
+                f"| {name} | {f'{mb:.0f} MB' if mb is not None else '-'} | "
+                f"{f'{used:.2f}' if used is not None else NA} |"
+            )
         out()
         self._print_commands(level)
 
@@ -568,6 +582,14 @@ class Bench:
             rate = len(level.ok) / level.wall
             out(f"| {level.history} | {rate:.2f} | " + " | ".join(cells) + " |")
         out()
+
+    def _pids(self) -> dict[str, int]:
+        assert self.services
+        pids = {name: proc.pid for name, proc in self.services.procs.items()}
+        if self.db_pid:
+            pids["database"] = self.db_pid
+        pids["benchmark client"] = os.getpid()  # with its SMTP sink and SMS/Zalo stubs
+        return pids
 
     def watch_count(self) -> int:
         return self.watch.count if self.watch else 0

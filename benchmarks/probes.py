@@ -228,3 +228,12 @@ def listener_pid(port: int) -> int | None:
         except OSError:
             continue
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU the process has used so far (/proc/<pid>/stat); None once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -29,6 +29,7 @@ FIGURES = [
     "dossiers/s end to end",
     "officer transitions/s",
     "peak RSS (VmHWM)",
+    "CPU during the load (cores)",
     "database commands per dossier",
     "round trips per step",
     "database commands/s",
@@ -76,7 +77,7 @@ def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
             )
             assert len(row.findall(report)) == 2, (procedure, leg)
     for service in ("intake", "review", "notify", "audit", "database"):
-        assert re.search(rf"^\| {service} \| \d+ MB \|$", report, re.M), service
+        assert re.search(rf"^\| {service} \| \d+ MB \| [\d.]+ \|$", report, re.M), service
     # History went in as cloned, the live collections did not grow, nothing was republished.
     assert "Events the services published meanwhile (must be 0): 0" in report
     assert "**≠**" not in report and "**moved**" not in report
