@@ -1,7 +1,7 @@
 """Benchmark: dossiers end to end through the four services, as a portal and officers drive them.
 
     .venv/bin/python -m benchmarks.end_to_end [--count 300] [--concurrency 50]
-        [--procedure 1.004194,1.004222] [--history 0,10000,100000] [--timeout 900]
+        [--procedure 1.004194,1.004222] [--history 0,10000,100000] [--timeout 1800]
         [--amqp-url URL --mongodb-url URL]
 
 Starts RabbitMQ and the database (tools.devstack, a fresh test stack; or uses the URLs given),
