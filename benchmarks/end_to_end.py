@@ -588,6 +588,9 @@ class Bench:
         pids = {name: proc.pid for name, proc in self.services.procs.items()}
         if self.db_pid:
             pids["database"] = self.db_pid
+        broker = probes.listener_pid(urllib.parse.urlparse(self.amqp_url).port or 5672)
+        if broker:
+            pids["broker"] = broker
         pids["benchmark client"] = os.getpid()  # with its SMTP sink and SMS/Zalo stubs
         return pids
 
