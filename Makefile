@@ -1,7 +1,7 @@
 # Motcua: the two commands.
 #   make run   installs what is missing, starts RabbitMQ, the database and the four services.
 #   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
-.PHONY: run test deps lint typecheck pytest schemas bench clean
+.PHONY: run test deps lint typecheck pytest schemas bench bench-databases clean
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -29,6 +29,13 @@ bench: deps
 	$(VENV_PY) -m benchmarks.intake_submissions
 	$(VENV_PY) -m benchmarks.audit_batching
 	$(VENV_PY) -m benchmarks.notify_deliveries
+
+# The embedded database candidates compared by one script (README: "Choosing the embedded
+# database"); installs every candidate first. DATABASES_ARGS="--sizes 1000,30000" to shorten.
+DATABASES_ARGS ?=
+bench-databases:
+	@MOTCUA_PROVISION_ALL_DATABASES=1 scripts/provision.sh
+	$(VENV_PY) -m benchmarks.databases $(DATABASES_ARGS)
 
 schemas: deps
 	$(VENV_PY) -m shared.contracts schemas docs/events

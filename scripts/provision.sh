@@ -4,7 +4,9 @@
 #   - RabbitMQ from Debian's packages;
 #   - a MongoDB-wire server: MONGODB_URL if set, else `mongod` on PATH, else the embedded server
 #     MOTCUA_DATABASE names (tools/devstack.py has the default): FerretDB built from its Go module
-#     (SQLite backend) in ~/.cache/motcua/bin, or nx-27017 from PyPI in its own virtualenv.
+#     (SQLite backend) in ~/.cache/motcua/bin, or nx-27017 from PyPI in its own virtualenv;
+#   - with MOTCUA_PROVISION_ALL_DATABASES=1, every candidate that benchmarks.databases compares
+#     (both embedded servers, and PostgreSQL 15 for FerretDB's PostgreSQL backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,15 +40,21 @@ fi
 say "syncing .venv from uv.lock"
 UV_PYTHON_DOWNLOADS=never UV_PYTHON="$PYTHON" "$UV" sync --frozen --quiet
 
+# Debian packages that are servers: installed without starting a system instance (ours run as
+# private processes with their data under .run/ or a temporary folder).
+apt_install_server() {
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.motcua
+  local clean=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then cp /usr/sbin/policy-rc.d.motcua /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; clean=1; fi
+  apt_install "$@"
+  rm -f /usr/sbin/policy-rc.d.motcua
+  if [ "$clean" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+
 # 2. RabbitMQ.
 if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
   say "installing rabbitmq-server from Debian's packages"
-  # Stop the package from starting a system broker: ours runs as a private node.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.motcua
-  if [ ! -e /usr/sbin/policy-rc.d ]; then cp /usr/sbin/policy-rc.d.motcua /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; CLEAN_POLICY=1; fi
-  apt_install rabbitmq-server
-  rm -f /usr/sbin/policy-rc.d.motcua
-  if [ "${CLEAN_POLICY:-0}" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  apt_install_server rabbitmq-server
 fi
 
 # 3. A MongoDB-wire server.
@@ -87,5 +95,11 @@ elif { [ "$DATABASE" = ferretdb ] || [ "${MOTCUA_PROVISION_ALL_DATABASES:-0}" = 
   mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
   rm -rf "$work"
   "$FERRETDB_BIN" --version | head -1 >&2
+fi
+# 4. PostgreSQL 15 for FerretDB's PostgreSQL backend: only `python -m benchmarks.databases`
+# uses it (a throw-away cluster of its own), so only when every candidate is wanted.
+if [ "${MOTCUA_PROVISION_ALL_DATABASES:-0}" = 1 ] && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  say "installing postgresql from Debian's packages (for benchmarks.databases)"
+  apt_install_server postgresql
 fi
 say "ready"

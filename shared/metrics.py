@@ -30,3 +30,8 @@ OUTBOX_PENDING = Counter(
     "Outgoing events published by the outbox relay after the first try failed.",
     ["service", "type"],
 )
+DB_COMMANDS = Counter(
+    "motcua_db_commands_total",
+    "Commands sent to the database (round trips), by the shared client.",
+    ["service", "command", "collection"],
+)

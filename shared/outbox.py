@@ -6,18 +6,27 @@ events. Just before that write, a small pointer per event goes into the service'
 `outbox_pending` collection; after the write, the events are published with confirms and their
 pointers deleted. A relay publishes what a crash or a broker outage left pointed at, and drops
 pointers whose write never happened. The pending collection holds only events in flight, so the
-relay reads little, and no large document is ever updated to mark an event published (FerretDB
-1.24 updates and deletes in time proportional to the collection's size).
+relay reads little, and no large document is ever updated to mark an event published.
+
+The relay works when there is work: at start-up (a crashed process's events), right after a
+flush failed (an in-process signal), when a pointer it saw comes of age, and otherwise once per
+long interval with one query on the `created_at` index (another replica's crash).
+
+`inline_fields`/`inline_set` + `settle` are a cheaper scheme for collections whose updates
+are isolated (MongoDB, nx-27017): the write marks its own events pending, so a step costs the
+write and one clearing update instead of pointer insert, write and pointer delete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -25,12 +34,16 @@ from pymongo.errors import BulkWriteError
 from shared.clock import utcnow
 from shared.contracts import Event, load
 from shared.metrics import OUTBOX_PENDING
-from shared.storage import Document
+from shared.storage import Document, Indexes
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
 STALE_AFTER = timedelta(minutes=2)
+RELAY_BATCH = 100
+PENDING = "outbox_pending"
+OUTBOX_INDEXES: Indexes = {PENDING: [IndexModel([("created_at", 1)])]}
+"""The index the relay's query needs; include it in a service's `INDEXES` (`**OUTBOX_INDEXES`)."""
 
 
 def outbox_fields(events: Iterable[Event]) -> dict[str, Any]:
@@ -47,6 +60,63 @@ def events_of(doc: Document, *, caused_by: str | None = None) -> list[Event]:
     ]
 
 
+INLINE_PENDING, INLINE_SINCE = "outbox_pending", "outbox_pending_since"
+
+
+def inline_indexes(*collections: str) -> Indexes:
+    """The index the relay needs on each collection that marks its own pending events."""
+    return {name: [IndexModel([(INLINE_SINCE, 1)], sparse=True)] for name in collections}
+
+
+def _instant(value: Any) -> datetime:
+    """A stored moment as a datetime. nx-27017 0.8.1 defect: a datetime written by an update
+    operator (`$set`, `$min`) is read back as a naive string ('2026-12-01 15:53:08.723000')."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return cast(datetime, value)
+
+
+def _millis(at: datetime | None) -> int:
+    """A moment as epoch milliseconds: the inline mark is a number, which every server compares
+    right even after an update operator wrote it (see `_instant` for the nx-27017 defect)."""
+    return int((at or utcnow()).timestamp() * 1000)
+
+
+def inline_fields(events: Iterable[Event], *, at: datetime | None = None) -> dict[str, Any]:
+    """The fields of a new document that records `events` and marks them unpublished.
+
+    The inline scheme: no pointer collection. The write itself marks its events pending (one
+    round trip), `Outbox.settle` publishes them and clears the mark (one more); the relay finds
+    what a crash left marked with one query on `outbox_pending_since` per collection."""
+    listed = list(events)
+    fields = outbox_fields(listed)
+    if listed:
+        fields |= {INLINE_PENDING: [e.id for e in listed], INLINE_SINCE: _millis(at)}
+    return fields
+
+
+def inline_set(
+    loaded: Document, events: Iterable[Event], *, at: datetime | None = None
+) -> dict[str, Any]:
+    """Fields to `$set`, in the step's own conditional `update_one` of the document `loaded`,
+    that append `events` to its outbox marked unpublished.
+
+    Whole values, computed from the loaded document (the update's guard makes it current): an
+    nx-27017 0.8.1 defect turns every element of an array of sub-documents into a JSON string
+    when anything is `$push`ed onto it."""
+    listed = list(events)
+    if not listed:
+        return {}
+    since = _millis(at)
+    if loaded.get(INLINE_SINCE) is not None:
+        since = min(int(loaded[INLINE_SINCE]), since)
+    return {
+        "outbox": [*loaded.get("outbox", []), *outbox_fields(listed)["outbox"]],
+        INLINE_PENDING: [*loaded.get(INLINE_PENDING, []), *(e.id for e in listed)],
+        INLINE_SINCE: since,
+    }
+
+
 class Outbox:
     """One service's outbox over the collections whose documents record events."""
 
@@ -57,11 +127,18 @@ class Outbox:
         *,
         service: str,
         sources: Iterable[AsyncCollection[Document]],
+        inline: Iterable[AsyncCollection[Document]] = (),
     ) -> None:
-        self.pending = db["outbox_pending"]
+        self.pending = db[PENDING]
         self.sources = {c.name: c for c in sources}
+        self.inline = list(inline)
+        """Collections whose documents mark their own unpublished events (`inline_fields`)."""
         self.publish = publish
         self.service = service
+        self.wake = asyncio.Event()
+        """Set when a flush failed: the relay runs without waiting for its interval."""
+        self.next_due: datetime | None = None
+        """When the youngest pointer the last round left alone comes of age."""
 
     async def expect(
         self, source: AsyncCollection[Document], doc_id: str, events: Iterable[Event]
@@ -81,42 +158,125 @@ class Outbox:
                 raise
 
     async def flush(self, events: Iterable[Event]) -> list[Event]:
-        """Publish `events` (confirmed), then drop their pointers. Returns them."""
-        published = []
-        for event in events:
-            await self.publish(event)
-            await self.pending.delete_one({"_id": event.id})
-            published.append(event)
+        """Publish `events` (confirmed), then drop their pointers. Returns them.
+
+        A failed publish wakes the relay, which publishes what is left once it comes of age."""
+        published: list[Event] = []
+        try:
+            for event in events:
+                await self.publish(event)
+                published.append(event)
+        except BaseException:
+            self.wake.set()
+            raise
+        finally:
+            if published:
+                ids = [e.id for e in published]
+                if len(ids) == 1:
+                    await self.pending.delete_one({"_id": ids[0]})
+                else:
+                    await self.pending.delete_many({"_id": {"$in": ids}})
         return published
 
-    async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
-        """Publish events left pointed at for longer than `older_than`; return how many."""
-        now = utcnow()
+    async def settle(
+        self, source: AsyncCollection[Document], doc_id: Any, events: Iterable[Event]
+    ) -> list[Event]:
+        """Publish `events` that `source`'s document `doc_id` marked inline, then clear their
+        mark: one update when they were its only pending events, two otherwise."""
+        published: list[Event] = []
+        try:
+            for event in events:
+                await self.publish(event)
+                published.append(event)
+        except BaseException:
+            self.wake.set()
+            raise
+        finally:
+            ids = [e.id for e in published]
+            # "Exactly these ids", as $all + $size: nx-27017 0.8.1 refuses a filter that
+            # compares an array field to an array value ("type 'list' is not supported").
+            exactly = {"$all": ids, "$size": len(ids)} if ids else {"$size": 0}
+            done = await source.update_one(
+                {"_id": doc_id, INLINE_PENDING: exactly},
+                {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}},
+            )
+            if done.matched_count == 0 and ids:
+                await source.update_one({"_id": doc_id}, {"$pullAll": {INLINE_PENDING: ids}})
+        return published
+
+    async def _relay_inline(self, now: datetime, cutoff: datetime, older_than: timedelta) -> int:
         count = 0
-        async for pointer in self.pending.find({"created_at": {"$lt": now - older_than}}):
+        for source in self.inline:
+            cursor = source.find({INLINE_SINCE: {"$lte": _millis(now)}}).sort(INLINE_SINCE, 1)
+            async for doc in cursor.limit(RELAY_BATCH):
+                since = datetime.fromtimestamp(doc[INLINE_SINCE] / 1000, UTC)
+                if since >= cutoff:
+                    due = since + older_than
+                    self.next_due = min(self.next_due or due, due)
+                    break
+                ids = set(doc.get(INLINE_PENDING, []))
+                stored = [load(e) for e in doc.get("outbox", []) if e.get("id") in ids]
+                for event in await self.settle(source, doc["_id"], stored):
+                    OUTBOX_PENDING.labels(self.service, event.type).inc()
+                    count += 1
+        return count
+
+    async def relay_once(self, *, older_than: timedelta = timedelta(seconds=5)) -> int:
+        """Publish events left pointed at for longer than `older_than`; return how many.
+
+        One query on the `created_at` index reads the oldest pointers; those younger than
+        `older_than` (a write or a flush may still be under way) set `next_due` instead."""
+        now = utcnow()
+        cutoff = now - older_than
+        count = 0
+        self.next_due = None
+        cursor = self.pending.find({"created_at": {"$lte": now}}).sort("created_at", 1)
+        async for pointer in cursor.limit(RELAY_BATCH):
+            created = _instant(pointer["created_at"])
+            if created >= cutoff:
+                due = created + older_than
+                self.next_due = min(self.next_due or due, due)
+                break
             source = self.sources.get(pointer.get("source", ""))
             doc = await source.find_one({"_id": pointer["doc_id"]}) if source is not None else None
             stored = next(
                 (e for e in (doc or {}).get("outbox", []) if e.get("id") == pointer["_id"]), None
             )
             if stored is None:
-                if now - pointer["created_at"] > STALE_AFTER:  # the write never happened
+                if now - created > STALE_AFTER:  # the write never happened
                     await self.pending.delete_one({"_id": pointer["_id"]})
+                else:  # the write may still come: look again when it would be stale
+                    due = created + STALE_AFTER
+                    self.next_due = min(self.next_due or due, due)
                 continue
             for event in await self.flush([load(stored)]):
                 OUTBOX_PENDING.labels(self.service, event.type).inc()
                 count += 1
-        return count
+        return count + await self._relay_inline(now, cutoff, older_than)
 
-    async def run(self, interval: float) -> None:
-        """Relay forever; failures are logged and tried again on the next round."""
+    async def run(
+        self, interval: float, *, retry: float = 1.0, grace: timedelta = timedelta(seconds=5)
+    ) -> None:
+        """Relay until cancelled: at start, on a failed flush, when a pointer comes of age
+        (`grace` after it was written), else every `interval` seconds. A failed round is tried
+        again after `retry` seconds, doubling up to `interval`."""
+        backoff = retry
         while True:
+            self.wake.clear()
             try:
-                count = await self.relay_once()
+                count = await self.relay_once(older_than=grace)
                 if count:
                     log.info("outbox relay published %d event(s)", count)
+                backoff = retry
+                pause = interval
+                if self.next_due is not None:
+                    pause = min(interval, max(0.05, (self.next_due - utcnow()).total_seconds()))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("outbox relay round failed; will try again", exc_info=True)
-            await asyncio.sleep(interval)
+                await asyncio.sleep(backoff)  # a failing broker must not make us spin
+                pause, backoff = 0.0, min(backoff * 2, interval)
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), pause)

@@ -78,9 +78,10 @@ async def runtime(settings: ServiceSettings) -> AsyncIterator[Runtime]:
     shared = settings.shared
     broker = Broker(shared.amqp_url, service=settings.service_name, prefetch=shared.prefetch)
     await _connect(broker)
-    rt = Runtime(
-        settings, broker, mongo_client(shared.mongodb_url), FaultPoints(shared.fault_points)
+    mongo = mongo_client(
+        shared.mongodb_url, service=settings.service_name, command_log_dir=shared.command_log_dir
     )
+    rt = Runtime(settings, broker, mongo, FaultPoints(shared.fault_points))
     try:
         yield rt
     finally:

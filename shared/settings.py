@@ -35,7 +35,15 @@ class SharedSettings(BaseSettings):
         default=1.0, ge=0, description="Pause before a failed message is handed back for retry."
     )
     outbox_interval_seconds: float = Field(
-        default=2.0, gt=0, description="How often unpublished outgoing events are retried."
+        default=30.0,
+        gt=0,
+        description="Longest pause between two rounds of the outbox relay, which otherwise "
+        "runs at start-up and right after a publish failed (a crashed replica's events).",
+    )
+    command_log_dir: Path | None = Field(
+        default=None,
+        description="Folder where each process appends every query it sends the database "
+        "(`<service>-<pid>.jsonl`), for the index-coverage test; unset: not recorded.",
     )
     calendar_file: Path | None = Field(
         default=Path(__file__).resolve().parents[1] / "deploy" / "calendar.yaml",

@@ -1,24 +1,165 @@
-"""MongoDB through PyMongo's native asyncio client; each service owns its own database."""
+"""MongoDB through PyMongo's native asyncio client; each service owns its own database.
+
+Every client made here counts the commands it sends (`motcua_db_commands_total`) and, when
+`MOTCUA_COMMAND_LOG_DIR` is set, records each query (filter, sort, limit, call site) as a JSON
+line, which the index-coverage test checks against the services' declared `INDEXES`.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import traceback
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.metrics import DB_COMMANDS
 
 Document = dict[str, Any]
 
+# The database's own chatter, not queries of ours: counted, never recorded in the command log.
+UNRECORDED = frozenset(
+    {
+        "hello",
+        "ismaster",
+        "isMaster",
+        "ping",
+        "buildInfo",
+        "serverStatus",
+        "buildinfo",
+        "endSessions",
+        "saslStart",
+        "saslContinue",
+        "createIndexes",
+        "listIndexes",
+        "listCollections",
+        "listDatabases",
+        "dropDatabase",
+        "drop",
+        "killCursors",
+        "getMore",
+    }
+)
+_PROJECT = Path(__file__).resolve().parents[1]
+_SERVICES = str(_PROJECT / "services") + os.sep
+_SKIP = (str(Path(__file__).resolve()), str(_PROJECT / ".venv"))
 
-def mongo_client(url: str) -> AsyncMongoClient[Document]:
-    """A client that returns timezone-aware datetimes and fails fast when the server is away."""
+
+def command_collection(name: str, command: Mapping[str, Any]) -> str:
+    """The collection a command addresses ('' for database-level commands)."""
+    if name == "getMore":
+        return str(command.get("collection", ""))
+    target = command.get(name)
+    return target if isinstance(target, str) else ""
+
+
+def command_query(name: str, command: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The filters, sort and limit of a query command; None for what is not a query."""
+    filters: list[Any]
+    sort: Any = None
+    limit: Any = None
+    if name == "find":
+        filters = [command.get("filter") or {}]
+        sort, limit = command.get("sort"), command.get("limit")
+    elif name in ("count", "distinct"):
+        filters = [command.get("query") or {}]
+    elif name == "findAndModify":
+        filters, sort = [command.get("query") or {}], command.get("sort")
+    elif name == "delete":
+        filters = [d.get("q") or {} for d in command.get("deletes", [])]
+        limit = next((d.get("limit") for d in command.get("deletes", [])), None)
+    elif name == "update":
+        filters = [u.get("q") or {} for u in command.get("updates", [])]
+    elif name == "aggregate":
+        stages = list(command.get("pipeline", []))
+        first = stages[0] if stages else {}
+        filters = [first["$match"]] if "$match" in first else [{}]
+        rest = stages[1:] if "$match" in first else stages
+        for stage in rest:
+            if "$sort" in stage and sort is None:
+                sort = stage["$sort"]
+            elif "$limit" in stage:
+                limit = stage["$limit"]
+                break
+            elif "$skip" not in stage and "$sort" not in stage:
+                break
+    else:
+        return None
+    return {"filters": filters, "sort": dict(sort) if sort else None, "limit": limit or None}
+
+
+def call_site() -> str:
+    """The first frame of a service's own code that led here (else of the project's)."""
+    stack = traceback.extract_stack()
+    for frame in reversed(stack):
+        if frame.filename.startswith(_SERVICES):
+            return f"{os.path.relpath(frame.filename, _PROJECT)}:{frame.lineno} {frame.name}"
+    for frame in reversed(stack):
+        if frame.filename.startswith(str(_PROJECT)) and not frame.filename.startswith(_SKIP):
+            return f"{os.path.relpath(frame.filename, _PROJECT)}:{frame.lineno} {frame.name}"
+    return "?"
+
+
+class CommandRecorder(monitoring.CommandListener):
+    """Counts every command by service, command and collection; optionally logs each query.
+
+    PyMongo calls `started` synchronously in the task that sends the command, so the stack
+    it sees is the caller's (that is how the call site is found).
+    """
+
+    def __init__(self, service: str, log_dir: Path | None = None) -> None:
+        self.service = service
+        self.log_dir = log_dir
+        self._log: IO[str] | None = None
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        collection = command_collection(name, event.command)
+        DB_COMMANDS.labels(self.service, name, collection).inc()
+        if self.log_dir is None or name in UNRECORDED:
+            return
+        query = command_query(name, event.command) or {}
+        record = {
+            "service": self.service,
+            "database": event.database_name,
+            "command": name,
+            "collection": collection,
+            **query,
+            "site": call_site(),
+        }
+        line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._log is None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                path = self.log_dir / f"{self.service}-{os.getpid()}.jsonl"
+                self._log = path.open("a", encoding="utf-8", buffering=1)
+            self._log.write(line)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def mongo_client(
+    url: str, *, service: str = "tool", command_log_dir: Path | None = None
+) -> AsyncMongoClient[Document]:
+    """A client that returns timezone-aware datetimes, fails fast when the server is away, and
+    counts (and, with `command_log_dir`, records) every command it sends as `service`."""
     return AsyncMongoClient(
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=5000,
         uuidRepresentation="standard",
+        event_listeners=[CommandRecorder(service, command_log_dir)],
     )
 
 

@@ -197,30 +197,8 @@ class MongoWire:
                 str(self.port),
             ]
             self.kind = "mongod"
-        elif chosen == "nx-27017":
-            (self.home / "nx").mkdir(exist_ok=True)
-            cmd = [
-                str(tool_binary(NX_BIN, f"nx-27017 {NX_VERSION}")),
-                f"--data-dir={self.home / 'nx'}",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-                f"--log-file={self.home / 'nx.log'}",
-                f"--pid-file={self.home / 'nx.pid'}",
-            ]
-            self.kind = f"nx-27017 {NX_VERSION} (SQLite, one file per database)"
         else:
-            binary = tool_binary(FERRETDB_BIN, f"FerretDB {FERRETDB_VERSION}")
-            cmd = [
-                str(binary),
-                "--handler=sqlite",
-                f"--sqlite-url=file:{self.home}/",
-                f"--listen-addr=127.0.0.1:{self.port}",
-                "--telemetry=disable",
-                f"--debug-addr=127.0.0.1:{free_port()}",
-                "--log-level=warn",
-                f"--state-dir={self.home}",
-            ]
-            self.kind = f"FerretDB {FERRETDB_VERSION} (SQLite)"
+            cmd, self.kind = embedded_command(chosen, self.home, self.port)
         self.proc = subprocess.Popen(
             cmd,
             stdout=logfile.open("ab"),
@@ -235,6 +213,33 @@ class MongoWire:
         if self.proc is not None:
             stop_process(self.proc)
             self.proc = None
+
+
+def embedded_command(kind: str, home: Path, port: int) -> tuple[list[str], str]:
+    """The command line that serves embedded database `kind` on `port`, data under `home`."""
+    if kind == "nx-27017":
+        (home / "nx").mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(tool_binary(NX_BIN, f"nx-27017 {NX_VERSION}")),
+            f"--data-dir={home / 'nx'}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--log-file={home / 'nx.log'}",
+            f"--pid-file={home / 'nx.pid'}",
+        ]
+        return cmd, f"nx-27017 {NX_VERSION} (SQLite, one file per database)"
+    binary = tool_binary(FERRETDB_BIN, f"FerretDB {FERRETDB_VERSION}")
+    cmd = [
+        str(binary),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{home}/",
+        f"--listen-addr=127.0.0.1:{port}",
+        "--telemetry=disable",
+        f"--debug-addr=127.0.0.1:{free_port()}",
+        "--log-level=warn",
+        f"--state-dir={home}",
+    ]
+    return cmd, f"FerretDB {FERRETDB_VERSION} (SQLite)"
 
 
 def embedded_database() -> str:

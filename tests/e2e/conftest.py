@@ -8,6 +8,26 @@ import pytest
 from tests.conftest import Isolation
 from tests.e2e.harness import Mailbox, Services, start_smtp
 
+COVERAGE_CHECK = "test_index_coverage.py::test_every_query_of_the_e2e_session_is_served_by_an_index"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The index-coverage check reads what the whole session recorded, so it runs last."""
+    last = [item for item in items if item.nodeid.endswith(COVERAGE_CHECK)]
+    for item in last:
+        items.remove(item)
+    items.extend(last)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def command_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every service process of the e2e session records its queries here."""
+    folder = tmp_path_factory.mktemp("commands")
+    Services.command_log_dir = folder
+    yield folder
+    Services.command_log_dir = None
+
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:

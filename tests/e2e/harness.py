@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from aiosmtpd.controller import Controller
@@ -67,6 +67,9 @@ class Services:
 
     env: dict[str, str]
     logs: Path
+    command_log_dir: ClassVar[Path | None] = None
+    """Where every service process started here records its queries (set for the e2e session
+    by tests/e2e/conftest.py; tests/e2e/test_index_coverage.py checks them)."""
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -77,8 +80,10 @@ class Services:
         """Start service `name`; `review#2` starts a second replica of review, on its own port."""
         service = name.partition("#")[0]
         port = self.ports.setdefault(name, free_port())
+        recording = {"MOTCUA_COMMAND_LOG_DIR": str(self.command_log_dir)}
         env = {
             **os.environ,
+            **(recording if self.command_log_dir else {}),
             **self.env,
             f"MOTCUA_{service.upper()}_PORT": str(port),
             f"MOTCUA_{service.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}",

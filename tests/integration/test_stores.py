@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from services.audit.domain import build_record
@@ -18,7 +20,8 @@ from shared.contracts import (
     Event,
 )
 from shared.messaging import Broker
-from shared.storage import Document
+from shared.outbox import Outbox, inline_fields, inline_set, outbox_fields
+from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
 from tests.factories import submitted_event
@@ -135,6 +138,7 @@ async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
 async def test_the_relay_drops_pointers_whose_write_never_happened(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
+    """Also the nx-27017 0.8.1 defect: the `$set` below stores `created_at` as a string."""
     store = DossierStore(mongo[isolation.database("intake")], _nowhere)
     # As if the process died between pointing at an event and writing the dossier.
     await store.outbox.expect(store.dossiers, "G01.99-261128-0042", [submitted_event()])
@@ -145,3 +149,113 @@ async def test_the_relay_drops_pointers_whose_write_never_happened(
     )
     assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
     assert await store.outbox.pending.count_documents({}) == 0
+
+
+def _commands_of(service: str) -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "motcua_db_commands"
+        for sample in metric.samples
+        if sample.name == "motcua_db_commands_total" and sample.labels["service"] == service
+    )
+
+
+async def test_the_outbox_relay_sends_no_command_between_long_interval_rounds(
+    isolation: Isolation,
+) -> None:
+    service = f"relay-{uuid.uuid4().hex[:8]}"
+    client = mongo_client(isolation.mongodb_url, service=service)
+    db = client[isolation.database("relay")]
+    outbox = Outbox(db, _nowhere, service=service, sources=[db["things"]])
+    relay = asyncio.create_task(outbox.run(interval=60))
+    try:
+        await asyncio.sleep(0.5)
+        started = _commands_of(service)
+        assert started == 1  # the start-up round: one query on the created_at index
+        await asyncio.sleep(2.0)
+        assert _commands_of(service) == started
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await client.drop_database(isolation.database("relay"))
+        await client.close()
+
+
+async def test_the_outbox_relay_wakes_on_a_failed_flush_and_publishes_it(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    db = mongo[isolation.database("relay")]
+    published: list[Event] = []
+    down = True
+
+    async def publish(event: Event) -> None:
+        if down:
+            raise ConnectionError("broker away")
+        published.append(event)
+
+    outbox = Outbox(db, publish, service="test", sources=[db["things"]])
+    relay = asyncio.create_task(outbox.run(interval=60, grace=timedelta(milliseconds=200)))
+    try:
+        await asyncio.sleep(0.3)  # the start-up round found nothing: the relay now waits
+        event = submitted_event()
+        await outbox.expect(db["things"], "d1", [event])
+        await db["things"].insert_one({"_id": "d1", **outbox_fields([event])})
+        with pytest.raises(ConnectionError):
+            await outbox.flush([event])
+        down = False
+        for _ in range(50):  # well before the 60 s interval
+            if published:
+                break
+            await asyncio.sleep(0.1)
+        assert [e.id for e in published] == [event.id]
+        assert await outbox.pending.count_documents({}) == 0
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+
+
+async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
+    isolation: Isolation,
+) -> None:
+    """Works around three nx-27017 0.8.1 defects: a datetime written by an update operator
+    reads back as a string (the mark is epoch milliseconds), an array-equality filter is
+    refused (settle matches with $all + $size), and `$push` onto an array of sub-documents
+    turns them into JSON strings (inline_set sets whole values)."""
+    service = f"inline-{uuid.uuid4().hex[:8]}"
+    client = mongo_client(isolation.mongodb_url, service=service)
+    db = client[isolation.database("relay")]
+    things = db["things"]
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    outbox = Outbox(db, publish, service=service, sources=[], inline=[things])
+    try:
+        # A step that completes: the insert marks its event, settle clears the mark.
+        first, second, third = submitted_event(), submitted_event(), submitted_event()
+        await things.insert_one({"_id": "a", **inline_fields([first])})
+        before = _commands_of(service)
+        assert await outbox.settle(things, "a", [first]) == [first]
+        assert _commands_of(service) == before + 1  # one update clears the only mark
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and "outbox_pending" not in doc and "outbox_pending_since" not in doc
+        # A step whose process died after its conditional update appended an event.
+        old = datetime.now(UTC) - timedelta(minutes=1)
+        loaded = await things.find_one({"_id": "a"})
+        assert loaded is not None
+        changed = {"v": 2, **inline_set(loaded, [second], at=old)}
+        await things.update_one({"_id": "a", "v": None}, {"$set": changed})
+        await things.insert_one({"_id": "b", **inline_fields([third])})  # in flight: too young
+        assert await outbox.relay_once() == 1
+        assert [e.id for e in published] == [first.id, second.id]
+        assert outbox.next_due is not None  # "b" comes of age in a few seconds
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and "outbox_pending" not in doc
+        assert [e["id"] for e in doc["outbox"]] == [first.id, second.id]  # kept for redelivery
+        assert await outbox.relay_once(older_than=timedelta(0)) == 1
+        assert await things.count_documents({"outbox_pending_since": {"$exists": True}}) == 0
+    finally:
+        await client.drop_database(isolation.database("relay"))
+        await client.close()
