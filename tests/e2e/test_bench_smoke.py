@@ -3,6 +3,7 @@ speed: timings are not asserted)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from shared import metrics
 from tests.conftest import Isolation
+from tests.e2e.harness import Services
 from tools.devstack import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +48,8 @@ FIGURES = [
 def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
     isolation: Isolation,
 ) -> None:
+    log_dir = Services.command_log_dir
+    recording = {"MOTCUA_COMMAND_LOG_DIR": str(log_dir)} if log_dir else {}
     result = subprocess.run(
         [
             sys.executable,
@@ -57,6 +61,8 @@ def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
             *("--database-prefix", isolation.database_prefix),
         ],
         cwd=ROOT,
+        # The services it starts record their queries for the index-coverage test, as ours do.
+        env={**os.environ, **recording},
         capture_output=True,
         text=True,
         timeout=520,
