@@ -251,7 +251,8 @@ class Bench:
         failed = [j.error for j in journeys if j.error]
         if failed:
             raise RuntimeError(f"template dossiers could not be finished: {failed[:3]}")
-        await self._quiet(client)
+        # Settled like finished work (audit chains past its grace): nothing left in live tails.
+        await self._quiet(client, stable=self.args.settle_seconds)
         snapshot = await history.take_snapshot(
             client, self.prefix, [j.code for j in journeys], shared
         )
