@@ -25,6 +25,7 @@ pytest: deps
 test: deps lint typecheck pytest
 
 bench: deps
+	$(VENV_PY) -m benchmarks.end_to_end --count 300 --concurrency 50 --timeout 900
 	$(VENV_PY) -m benchmarks.intake_submissions
 	$(VENV_PY) -m benchmarks.audit_batching
 	$(VENV_PY) -m benchmarks.notify_deliveries
