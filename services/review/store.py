@@ -33,6 +33,7 @@ from services.review.directory import INDEXES as DIRECTORY_INDEXES
 from services.review.domain import Task, Transition
 from services.review.ports import QueueFilter
 from services.review.steps import Decision
+from services.review.timers import Alarm
 from shared.clock import utcnow
 from shared.contracts import Event
 from shared.outbox import Outbox, Publish, events_of, outbox_fields
@@ -76,7 +77,7 @@ class TaskStore:
         self.outbox = Outbox(
             db, publish, service="review", sources=[self.tasks, self.fired, db["transitions"]]
         )
-        self.timers_changed = asyncio.Event()  # wakes the timer loop of this process
+        self.timers_changed = Alarm()  # wakes the timer loop of this process, if it must
         self.task_finished = asyncio.Event()  # wakes the mover of this process
 
     async def setup(self) -> None:
@@ -124,7 +125,7 @@ class TaskStore:
             assert existing is not None
             return existing, False
         if task.timer_at is not None:
-            self.timers_changed.set()
+            self.timers_changed.set_for(task.timer_at)
         return replace(task, emitted=tuple(doc["outbox"])), True
 
     async def save(self, before: Task, decision: Decision) -> bool:
@@ -133,7 +134,7 @@ class TaskStore:
             await self.outbox.discard(decision.events)  # lost the race: they were never written
             return False
         if decision.task.timer_at is not None:
-            self.timers_changed.set()
+            self.timers_changed.set_for(decision.task.timer_at)
         if decision.task.terminal:
             self.task_finished.set()
         return True

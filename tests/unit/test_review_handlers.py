@@ -548,3 +548,15 @@ async def test_the_consumer_table_routes_each_event_type_and_refuses_others() ->
 
 def test_the_fakes_satisfy_the_ports() -> None:
     assert _typed(FakeTasks(), FakeDirectory())
+
+
+def test_a_timer_set_later_than_the_loop_sleeps_towards_wakes_nothing() -> None:
+    alarm = timers.Alarm()
+    alarm.set_for(T0)  # the loop is awake (nothing planned): it looks again
+    assert alarm.is_set()
+    alarm.clear()
+    alarm.planned = T0 + timedelta(hours=1)  # the loop sleeps until then
+    alarm.set_for(T0 + timedelta(days=3))  # a step's next timer, days away: no wake-up
+    assert not alarm.is_set()
+    alarm.set_for(T0 + timedelta(minutes=5))  # sooner than the loop would look: wake it
+    assert alarm.is_set()
