@@ -166,11 +166,9 @@ class Outbox:
         if ids:
             await self.pending.delete_many({"_id": {"$in": ids}})
 
-    async def flush(self, events: Iterable[Event]) -> list[Event]:
-        """Publish `events` (confirmed), then drop their pointers. Returns them.
-
-        A failed publish wakes the relay, which publishes what is left once it comes of age."""
-        published: list[Event] = []
+    async def _publish_each(self, events: Iterable[Event], published: list[Event]) -> None:
+        """Publish in order (confirmed), adding each to `published` once the broker has it; a
+        failure wakes the relay, which publishes what is left once it comes of age."""
         try:
             for event in events:
                 await self.publish(event)
@@ -178,6 +176,14 @@ class Outbox:
         except BaseException:
             self.wake.set()
             raise
+
+    async def flush(self, events: Iterable[Event]) -> list[Event]:
+        """Publish `events` (confirmed), then drop their pointers. Returns them.
+
+        A failed publish wakes the relay, which publishes what is left once it comes of age."""
+        published: list[Event] = []
+        try:
+            await self._publish_each(events, published)
         finally:
             if published:
                 ids = [e.id for e in published]
@@ -194,12 +200,7 @@ class Outbox:
         mark: one update when they were its only pending events, two otherwise."""
         published: list[Event] = []
         try:
-            for event in events:
-                await self.publish(event)
-                published.append(event)
-        except BaseException:
-            self.wake.set()
-            raise
+            await self._publish_each(events, published)
         finally:
             ids = [e.id for e in published]
             # "Exactly these ids", as $all + $size: nx-27017 0.8.1 refuses a filter that
