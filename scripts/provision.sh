@@ -102,4 +102,16 @@ if [ "${MOTCUA_PROVISION_ALL_DATABASES:-0}" = 1 ] && [ ! -x /usr/lib/postgresql/
   say "installing postgresql from Debian's packages (for benchmarks.databases)"
   apt_install_server postgresql
 fi
+# 5. What the portal and its browser tests need: Chromium (Playwright drives it through
+# executable_path; no browser download), fonts that cover Vietnamese for the PDFs, pdftotext to
+# read them back, and the Node.js tools (the OpenID Connect provider, axe-core) from npm.
+if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/noto ] || ! command -v pdftotext >/dev/null; then
+  say "installing chromium, fonts-noto-core and poppler-utils from Debian's packages"
+  apt_install chromium fonts-noto-core poppler-utils
+fi
+if ! command -v npm >/dev/null; then say "installing nodejs and npm"; apt_install nodejs npm; fi
+if [ ! -e tools/node/node_modules/.package-lock.json ] || [ tools/node/package-lock.json -nt tools/node/node_modules/.package-lock.json ]; then
+  say "installing the Node.js test tools (tools/node) from npm"
+  npm ci --prefix tools/node --no-audit --no-fund --silent
+fi
 say "ready"
