@@ -1,5 +1,6 @@
 """Vietnamese by default, English on request: `?lang=en` (kept in a cookie) picks the language;
-texts live in `locales/<lang>.json`, looked up by key, with `{name}` placeholders."""
+texts live in `locales/<lang>/<part>.json` (one file per part of the portal), looked up by key,
+with `{name}` placeholders."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ class Catalogue:
     def __init__(self, folder: Path = HERE) -> None:
         self.texts: dict[str, dict[str, str]] = {}
         for lang in LANGUAGES:
-            raw = json.loads((folder / f"{lang}.json").read_text(encoding="utf-8"))
-            self.texts[lang] = {k: unicodedata.normalize("NFC", v) for k, v in raw.items()}
+            texts: dict[str, str] = {}
+            for path in sorted((folder / lang).glob("*.json")):
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                twice = set(raw) & set(texts)
+                if twice:
+                    raise ValueError(f"{path}: texts defined twice: {sorted(twice)}")
+                texts.update({k: unicodedata.normalize("NFC", v) for k, v in raw.items()})
+            self.texts[lang] = texts
         keys = [set(t) for t in self.texts.values()]
         missing = keys[0].union(*keys[1:]) - keys[0].intersection(*keys[1:])
         if missing:

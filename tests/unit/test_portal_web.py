@@ -196,16 +196,28 @@ def test_a_service_error_page_is_not_its_stack_trace() -> None:
     assert "review" in caught.value.detail
 
 
+def _texts(folder: Path, lang: str, part: str, texts: dict[str, str]) -> None:
+    (folder / lang).mkdir(exist_ok=True)
+    (folder / lang / f"{part}.json").write_text(json.dumps(texts), encoding="utf-8")
+
+
 def test_every_text_exists_in_both_languages(tmp_path: Path) -> None:
-    (tmp_path / "vi.json").write_text('{"a": "một", "b": "hai"}', encoding="utf-8")
-    (tmp_path / "en.json").write_text('{"a": "one"}', encoding="utf-8")
+    _texts(tmp_path, "vi", "common", {"a": "một", "b": "hai"})
+    _texts(tmp_path, "en", "common", {"a": "one"})
     with pytest.raises(ValueError, match="b"):
         Catalogue(tmp_path)
     Catalogue()  # the portal's own catalogue is complete
 
 
+def test_a_text_defined_by_two_parts_is_refused(tmp_path: Path) -> None:
+    _texts(tmp_path, "vi", "common", {"a": "một"})
+    _texts(tmp_path, "vi", "queues", {"a": "khác"})
+    _texts(tmp_path, "en", "common", {"a": "one"})
+    with pytest.raises(ValueError, match="twice"):
+        Catalogue(tmp_path)
+
+
 def test_texts_are_nfc(tmp_path: Path) -> None:
-    decomposed = "Nguye\u0302\u0303n"
-    (tmp_path / "vi.json").write_text(json.dumps({"a": decomposed}), encoding="utf-8")
-    (tmp_path / "en.json").write_text('{"a": "x"}', encoding="utf-8")
+    _texts(tmp_path, "vi", "common", {"a": "Nguye\u0302\u0303n"})
+    _texts(tmp_path, "en", "common", {"a": "x"})
     assert Catalogue(tmp_path).translator("vi")("a") == "Nguyễn"
