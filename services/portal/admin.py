@@ -206,7 +206,9 @@ async def _officers(admin: Admin, person: dict[str, Any], problem: ApiProblem | 
     officers = await admin.get("/officers")
     units = await admin.get("/units")
     status = problem.status if problem else 200
-    context = {"officers": officers, "units": units, "person": person, "problem": problem}
+    names = {u["id"]: u["name"] for u in units}
+    context = {"officers": officers, "units": units, "unit_names": names, "person": person}
+    context["problem"] = problem
     return admin.render("admin/officers.html", status, **context)
 
 

@@ -264,12 +264,11 @@ async def performance(
             params={"since": chosen.since.isoformat(), "until": chosen.until.isoformat()},
         ),
         apis.get("intake", "/v1/procedures", token=None, lang=lang),
-        _overdue_page(apis, officer, lang, cursor),
+        _overdue(request, officer, lang, cursor),
     )
     names = {p["code"]: p["name_vi" if lang == "vi" else "name_en"] for p in catalogue}
     rows = statistics["rows"]
     lines, total = table(rows, shown_unit, names)
-    tasks, next_cursor = queue
     return pages.render(
         request,
         "supervision/performance.html",
@@ -278,25 +277,30 @@ async def performance(
         lines=lines,
         total=total,
         units=units_in(rows, officer.unit, shown_unit) if picks else [],
-        overdue=overdue(tasks, datetime.now(UTC)),
-        next_url=_with_cursor(request, next_cursor) if next_cursor else None,
-        first_url=_with_cursor(request, None) if cursor else None,
+        **queue,
         **context,
     )
 
 
-def _with_cursor(request: Request, cursor: str | None) -> str:
-    """This page with the overdue list at `cursor` (its first page if None)."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "lang")]
-    if cursor:
-        query.append(("cursor", cursor))
-    return f"/supervision?{urlencode(query)}#overdue"
+@router.get("/supervision/overdue")
+async def overdue_fragment(request: Request, officer: Officer, cursor: str = "") -> Response:
+    """One page of the overdue list alone, for htmx's paging (the links work without it)."""
+    pages: Pages = request.app.state.pages
+    lang = pages.language(request)
+    if officer.role not in WATCHERS:
+        t = pages.catalogue.translator(lang)
+        problem = ApiProblem(403, t("supervision.forbidden"), "forbidden")
+        return pages.render(request, "error.html", status=403, problem=problem)
+    queue = await _overdue(request, officer, lang, cursor)
+    return pages.render(request, "supervision/overdue.html", numbers=Numbers(lang), **queue)
 
 
-async def _overdue_page(
-    apis: Apis, officer: SignedInOfficer, lang: str, cursor: str
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the overdue tasks in the officer's scope, and the next page's cursor."""
+async def _overdue(
+    request: Request, officer: SignedInOfficer, lang: str, cursor: str
+) -> dict[str, Any]:
+    """One page of the overdue tasks in the officer's scope, with the links to the first and
+    the next page (whole page, and the fragment htmx swaps in)."""
+    apis: Apis = request.app.state.apis
     answer = await apis.call(
         "GET",
         "review",
@@ -305,4 +309,20 @@ async def _overdue_page(
         lang=lang,
         params={"overdue": "true", "limit": OVERDUE_PAGE, "cursor": cursor},
     )
-    return list(answer.body), answer.headers.get("x-next-cursor")
+    following = answer.headers.get("x-next-cursor")
+    pager = [
+        (*_links(request, None), "supervision.first_page", "") if cursor else None,
+        (*_links(request, following), "supervision.next_page", "next") if following else None,
+    ]
+    tasks = list(answer.body)
+    return {"overdue": overdue(tasks, datetime.now(UTC)), "pager": [p for p in pager if p]}
+
+
+def _links(request: Request, cursor: str | None) -> tuple[str, str]:
+    """The performance page with the overdue list at `cursor` (its first page if None), and
+    that page of the list alone (with the page's filters, so its own links keep them)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "lang")]
+    if cursor:
+        query.append(("cursor", cursor))
+    kept = urlencode(query)
+    return f"/supervision?{kept}#overdue", f"/supervision/overdue?{kept}"

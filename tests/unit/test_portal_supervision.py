@@ -250,6 +250,15 @@ async def test_a_chief_sees_the_unit_s_figures_and_overdue_dossiers(
     assert "01/02/2026" in text and "28/02/2026" in text
     assert 'href="/dossiers/t1"' in text
     assert "cursor=c2" in text  # the next page of the overdue list
+    fragment = re.search(r'hx-get="([^"]+)"', text)
+    assert fragment
+    assert fragment.group(1).startswith("/supervision/overdue?kind=range&amp;start=2026-02-01")
+    following = await client.get(fragment.group(1).replace("&amp;", "&"))
+    assert following.status_code == 200
+    assert '<section id="overdue"' in following.text and "<html" not in following.text
+    assert 'href="/dossiers/t1"' in following.text
+    assert "Trang đầu" in following.text  # a later page links back to the first
+    assert fake.asked[-1].url.params["cursor"] == "c2"
     asked = {r.url.path: r for r in fake.asked}
     stats = asked["/v1/audit/statistics"]
     assert dict(stats.url.params) == {"since": "2026-02-01", "until": "2026-03-01"}
