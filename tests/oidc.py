@@ -5,14 +5,11 @@ known passwords, and the submission of its login form."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import html.parser
 import secrets
 import urllib.parse
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -49,21 +46,9 @@ def roster_accounts() -> list[Account]:
     return accounts_from_roster(load_roster(ROOT / "deploy" / "roster.yaml"), password_of)
 
 
-@contextlib.contextmanager
-def oidc_provider(
-    accounts: Sequence[Account],
-    clients: Sequence[Client],
-    *,
-    port: int = 0,
-    keys: Sequence[dict[str, Any]] | None = None,
-    access_token_ttl: int = 900,
-) -> Iterator[RunningProvider]:
-    """The provider running on 127.0.0.1:`port` (a free port if 0) until the block ends; it
-    yields the issuer, discovery_url and jwks_url (and the process, stopped on exit)."""
-    with running_provider(
-        accounts, clients, port=port, keys=keys, access_token_ttl=access_token_ttl
-    ) as provider:
-        yield provider
+# The provider running on 127.0.0.1:`port` (a free port if 0) until the block ends; it yields
+# the issuer, discovery_url and jwks_url (and the process, stopped on exit).
+oidc_provider = running_provider
 
 
 class _Forms(html.parser.HTMLParser):
