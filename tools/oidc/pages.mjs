@@ -50,6 +50,9 @@ ${alert}
 <label for="password">Mật khẩu</label>
 <input id="password" name="password" type="password" required>
 <button type="submit">Đăng nhập</button>
+</form>
+<form method="post" action="/interaction/${escape(uid)}/abort">
+<button type="submit" class="secondary">Hủy đăng nhập</button>
 </form>`,
   );
 }

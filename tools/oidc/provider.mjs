@@ -184,12 +184,17 @@ async function interaction(req, res, uid, action) {
       mergeWithLastSubmission: false,
     });
   }
+  if (req.method === 'POST' && action === 'abort') {
+    // The officer cancels: the client gets the standard access_denied error back.
+    const result = { error: 'access_denied', error_description: 'the officer cancelled the sign-in' };
+    return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  }
   return sendHtml(res, 405, errorPage({ error: 'method_not_allowed' }));
 }
 
 const callback = provider.callback();
 const server = createServer((req, res) => {
-  const match = /^\/interaction\/([\w-]+)(?:\/(login))?\/?$/.exec(req.url.split('?')[0]);
+  const match = /^\/interaction\/([\w-]+)(?:\/(login|abort))?\/?$/.exec(req.url.split('?')[0]);
   if (!match) return callback(req, res);
   interaction(req, res, match[1], match[2]).catch((err) => {
     // An expired or unknown interaction (SessionNotFound) is the officer's, not a crash.
