@@ -143,6 +143,16 @@ async def _to_provider(request: Request, target: str) -> Response:
     return Response(status_code=303, headers={"Location": redirect.headers["location"]})
 
 
+async def _accepted(request: Request, token: str) -> auth.OfficerClaims | None:
+    """The token's claims if the services would accept it (the portal has their settings)."""
+    verifier: auth.TokenVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify(token)
+    except auth.InvalidToken as exc:
+        log.warning("a token the services would refuse: %s", exc)
+        return None
+
+
 @router.get(CALLBACK)
 async def callback(request: Request) -> Response:
     """The provider sends the officer back: exchange the code, check the tokens, sign in."""
@@ -150,6 +160,10 @@ async def callback(request: Request) -> Response:
     if provider is None:
         return _failed(request, 404, "not_configured")
     try:
+        issuer = (await provider.load_server_metadata()).get("issuer")
+        sent_by = request.query_params.get("iss")
+        if sent_by is not None and sent_by != issuer:  # RFC 9207: a mix-up of providers
+            return _failed(request, 400, "provider_error")
         token: dict[str, Any] = await provider.authorize_access_token(request)
     except OAuthError as exc:
         log.info("sign-in refused: %s %s", exc.error, exc.description)
@@ -165,11 +179,8 @@ async def callback(request: Request) -> Response:
         log.warning("the provider's ID token is not valid: %s", exc)
         return _failed(request, 400, "bad_token")
     identity: dict[str, Any] = token.get("userinfo") or {}
-    verifier: auth.TokenVerifier = request.app.state.verifier
-    try:
-        claims = await verifier.verify(str(token.get("access_token", "")))
-    except auth.InvalidToken as exc:
-        log.warning("the provider's access token is not one the services accept: %s", exc)
+    claims = await _accepted(request, str(token.get("access_token", "")))
+    if claims is None:
         return _failed(request, 403, "not_accepted")
     if not identity or identity.get("sub") != claims.officer_id:
         return _failed(request, 400, "bad_token")
@@ -268,6 +279,8 @@ async def dev_signin(
         ttl=ttl,
         audience=shared.jwt_audience,
     )
+    if not await _accepted(request, token):
+        return _failed(request, 403, "dev_not_accepted")
     expires_at = time.time() + ttl.total_seconds()
     officer = session.SignedInOfficer(
         found.id, found.name, found.role, found.unit, token, expires_at, via="dev"

@@ -157,7 +157,8 @@ async def test_sign_out_needs_the_forms_token(provider: RunningProvider) -> None
 
 
 async def test_the_session_cookie_is_secure_over_tls(provider: RunningProvider) -> None:
-    async with browser(_settings(provider, HTTPS_PORTAL)) as client:
+    # Also: no `resource` sent, the provider's default resource gives the same access token.
+    async with browser(_settings(provider, HTTPS_PORTAL, oidc_resource="")) as client:
         page = await _sign_in(client, "/probe/me", "cb-hoankiem-tp")
         assert page.json()["name"] == "Vũ Thị Hà"
         cookie = _session_cookie(page.history).lower()
@@ -181,6 +182,11 @@ async def test_a_bad_state_is_refused(provider: RunningProvider) -> None:
         assert refused.status_code == 400
         assert "Phiên đăng nhập không hợp lệ hoặc đã hết hạn" in refused.text
         assert "Traceback" not in refused.text
+        mixed_up = await client.get(
+            "/signin/callback", params={"code": "x", "state": "y", "iss": "http://127.0.0.1:9"}
+        )
+        assert mixed_up.status_code == 400, "RFC 9207: an answer from another provider"
+        assert "Cổng định danh báo lỗi khi đăng nhập" in mixed_up.text
         assert (await client.get("/probe/me")).url.host == "127.0.0.1", "not signed in"
 
 

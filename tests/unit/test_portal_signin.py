@@ -18,7 +18,7 @@ from services.portal import csrf, session, signin
 from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.auth import OfficerClaims, TokenVerifier
-from shared.settings import DEV_JWT_SECRET
+from shared.settings import DEV_JWT_SECRET, SharedSettings
 
 probe = APIRouter()
 
@@ -161,3 +161,15 @@ def test_the_roster_lists_active_officers_only(tmp_path: Path) -> None:
     officers = signin.roster_officers(PortalSettings(roster_file=roster))
     assert [o.id for o in officers] == ["a"]
     assert officers[0].name == "Nguyễn Văn A"
+
+
+async def test_development_sign_in_says_so_when_the_services_take_rs256_only(
+    portal: Portal,
+) -> None:
+    shared = SharedSettings(jwt_algorithm="RS256", jwt_jwks_url="http://127.0.0.1:9/jwks")
+    async with portal(development_signin=True, shared=shared) as client:
+        listing = await client.get("/signin/dev")
+        refused = await _pick(client, listing, "cb-badinh-01")
+        assert refused.status_code == 403
+        assert "đăng nhập phát triển không dùng được" in refused.text
+        assert (await client.get("/probe/token")).status_code == 303, "not signed in"
