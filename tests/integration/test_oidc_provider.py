@@ -13,7 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from shared.auth import InvalidToken, OfficerClaims, TokenVerifier
+from shared.auth import InvalidToken, OfficerClaims, TokenVerifier, verifier_for
+from shared.settings import SharedSettings
 from tests.oidc import (
     AUDIENCE,
     Pkce,
@@ -116,6 +117,21 @@ async def test_code_flow_gives_an_access_token_the_services_accept(
     header = jwt.get_unverified_header(tokens["access_token"])
     assert header["alg"] == "RS256"
     assert header["typ"] == "at+jwt"
+
+
+async def test_the_services_accept_it_with_the_documented_settings(
+    provider: RunningProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment an operator (and `make run`) gives the four services."""
+    monkeypatch.setenv("MOTCUA_JWT_ALGORITHM", "RS256")
+    monkeypatch.setenv("MOTCUA_JWT_JWKS_URL", provider.jwks_url)
+    monkeypatch.setenv("MOTCUA_JWT_ISSUER", provider.issuer)
+    monkeypatch.setenv("MOTCUA_JWT_AUDIENCE", "motcua")
+    services = verifier_for(SharedSettings())
+    tokens = await _sign_in(provider, "cb-pc06-qt")
+    assert await services.verify(tokens["access_token"]) == OfficerClaims(
+        "cb-pc06-qt", "admin", "PC06-HN"
+    )
 
 
 async def test_the_id_token_names_the_officer(provider: RunningProvider) -> None:
