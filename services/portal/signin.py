@@ -185,7 +185,8 @@ async def callback(request: Request) -> Response:
     if not identity or identity.get("sub") != claims.officer_id:
         return _failed(request, 400, "bad_token")
     target = session.safe_next(request.session.get(_NEXT))
-    expires_at = float(token.get("expires_at") or time.time() + float(token["expires_in"]))
+    # No expiry given: keep the token a few minutes only, then ask the provider again.
+    expires_at = float(token.get("expires_at") or time.time() + float(token.get("expires_in", 300)))
     officer = session.SignedInOfficer(
         id=claims.officer_id,
         name=str(identity.get("name") or claims.officer_id),
