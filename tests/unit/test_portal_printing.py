@@ -23,10 +23,12 @@ from services.portal.printing import (
     ReceiptSlip,
     SlipDocument,
     SlipStep,
+    SupplementSlip,
     apology_pdf,
     control_pdf,
     receipt_html,
     receipt_pdf,
+    supplement_pdf,
 )
 
 CODE = "H01.27-261201-0042"
@@ -121,6 +123,22 @@ def apology_slip(**changes: Any) -> ApologySlip:
     return ApologySlip(**(fields | changes))
 
 
+def supplement_slip(**changes: Any) -> SupplementSlip:
+    fields: dict[str, Any] = {
+        "issuer": ISSUER,
+        "code": CODE,
+        "applicant_name": "Nguyễn Thị Hương",
+        "procedure_name": "Đăng ký thường trú",
+        "received_at": RECEIVED,
+        "requested": ("Bản sao hợp đồng thuê nhà có công chứng", "Ý kiến đồng ý của chủ hộ"),
+        "reason": "Giấy tờ chứng minh chỗ ở chưa hợp lệ",
+        "officer_name": "Trần Văn Bình",
+        "contact_phone": "024 3825 1234",
+        "issued_at": datetime(2026, 12, 2, 3, 0, tzinfo=UTC),
+    }
+    return SupplementSlip(**(fields | changes))
+
+
 def words(text: str) -> str:
     """Text with every run of whitespace (line breaks, no-break spaces) as one space."""
     return " ".join(text.split())
@@ -165,8 +183,8 @@ def test_the_receipt_carries_code_dates_names_and_documents(receipt: bytes, tmp_
         assert "Hà Nội, ngày 01 tháng 12 năm 2026" in text
         assert "Số: 125/TNHS" in text
         assert f"Mã hồ sơ: {CODE}" in text
-        assert "Thời gian nhận hồ sơ: 09 giờ 05 phút, ngày 01/12/2026" in text
-        assert "Thời gian trả kết quả giải quyết hồ sơ: 16 giờ 00 phút, ngày 10/12/2026" in text
+        assert "4. Thời gian nhận hồ sơ: 09 giờ 05 phút, ngày 01/12/2026" in text
+        assert "5. Thời gian trả kết quả giải quyết hồ sơ: 16 giờ 00 phút, ngày 10/12/2026" in text
         assert "Ông/Bà: Nguyễn Thị Hương" in text
         assert "Địa chỉ: Số 12 phố Hàng Bạc, Phường Hàng Bạc, Hà Nội" in text
         assert "Nội dung yêu cầu giải quyết: Đăng ký thường trú" in text
@@ -179,6 +197,9 @@ def test_the_receipt_carries_code_dates_names_and_documents(receipt: bytes, tmp_
 
 
 def test_the_receipt_is_one_a4_page_and_a5_on_request(receipt: bytes) -> None:
+    metadata = PdfReader(io.BytesIO(receipt)).metadata
+    assert metadata is not None
+    assert metadata.title == f"Giấy tiếp nhận hồ sơ và hẹn trả kết quả – {CODE}"
     a4 = PdfReader(io.BytesIO(receipt)).pages
     assert len(a4) == 1
     assert (round(float(a4[0].mediabox.width)), round(float(a4[0].mediabox.height))) == (595, 842)
@@ -188,7 +209,12 @@ def test_the_receipt_is_one_a4_page_and_a5_on_request(receipt: bytes) -> None:
 
 
 def test_every_font_is_an_embedded_noto_serif_and_nothing_fell_back(receipt: bytes) -> None:
-    pdfs = [receipt, control_pdf(control_slip()), apology_pdf(apology_slip())]
+    pdfs = [
+        receipt,
+        control_pdf(control_slip()),
+        apology_pdf(apology_slip()),
+        supplement_pdf(supplement_slip()),
+    ]
     for pdf in pdfs:
         found = fonts(pdf)
         assert found
@@ -291,3 +317,17 @@ def test_the_apology_slip_gives_the_reason_and_both_dates(tmp_path: Path) -> Non
         assert "Công an phường Hàng Bạc xin lỗi" in text
         assert "TRƯỞNG CÔNG AN PHƯỜNG" in text
         assert "Phạm Quốc Hùng" in text
+
+
+def test_the_supplement_request_lists_what_to_bring_and_whom_to_ask(tmp_path: Path) -> None:
+    pdf = supplement_pdf(supplement_slip())
+    for text in (pdftotext(pdf, tmp_path), pypdf_text(pdf)):
+        assert "PHIẾU YÊU CẦU BỔ SUNG, HOÀN THIỆN HỒ SƠ" in text
+        assert "Hồ sơ của: Nguyễn Thị Hương" in text
+        assert f"Mã hồ sơ: {CODE}" in text
+        assert "Vào lúc 09 giờ 05 phút, ngày 01/12/2026, Công an phường Hàng Bạc" in text
+        assert "1. Bản sao hợp đồng thuê nhà có công chứng." in text
+        assert "2. Ý kiến đồng ý của chủ hộ." in text
+        assert "Lý do: Giấy tờ chứng minh chỗ ở chưa hợp lệ." in text
+        assert "liên hệ với Trần Văn Bình, số điện thoại 024 3825 1234" in text
+        assert "Hà Nội, ngày 02 tháng 12 năm 2026" in text

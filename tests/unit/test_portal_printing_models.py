@@ -23,6 +23,7 @@ from tests.unit.test_portal_printing import (
     apology_slip,
     control_slip,
     receipt_slip,
+    supplement_slip,
 )
 
 
@@ -98,6 +99,8 @@ def test_bad_apology_and_control_input_is_refused() -> None:
         control_slip(code="")
     with pytest.raises(ValidationError, match="blank_rows"):
         control_slip(blank_rows=-1)
+    with pytest.raises(ValidationError, match="requested"):
+        supplement_slip(requested=())
 
 
 def test_slips_are_frozen_and_texts_stripped() -> None:

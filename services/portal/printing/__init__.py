@@ -1,4 +1,4 @@
-"""Printing the one-stop slips as PDF: receipt and appointment, control, apology (BM-VP01)."""
+"""The one-stop slips as PDF (BM-VP01): receipt and appointment, supplement, control, apology."""
 
 from services.portal.printing.models import (
     ApologySlip,
@@ -9,6 +9,7 @@ from services.portal.printing.models import (
     ReceiptSlip,
     SlipDocument,
     SlipStep,
+    SupplementSlip,
     Timeliness,
 )
 from services.portal.printing.render import (
@@ -18,6 +19,8 @@ from services.portal.printing.render import (
     control_pdf,
     receipt_html,
     receipt_pdf,
+    supplement_html,
+    supplement_pdf,
     warm_up,
 )
 from services.portal.printing.timefmt import format_vn_date, format_vn_time
@@ -31,6 +34,7 @@ __all__ = [
     "ReceiptSlip",
     "SlipDocument",
     "SlipStep",
+    "SupplementSlip",
     "Timeliness",
     "apology_html",
     "apology_pdf",
@@ -40,5 +44,7 @@ __all__ = [
     "format_vn_time",
     "receipt_html",
     "receipt_pdf",
+    "supplement_html",
+    "supplement_pdf",
     "warm_up",
 ]

@@ -221,3 +221,19 @@ class ApologySlip(_Frozen):
         if self.new_promised_at <= self.original_promised_at:
             raise ValueError("new_promised_at must be after original_promised_at")
         return self
+
+
+class SupplementSlip(_Frozen):
+    """Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ (Mẫu số 02): what to bring, and whom to ask."""
+
+    issuer: Issuer
+    number: Text | None = None
+    code: DossierCode
+    applicant_name: Text
+    procedure_name: Text
+    received_at: AwareDatetime
+    requested: tuple[Text, ...] = Field(min_length=1, description="Each item to add or correct")
+    reason: Text | None = None
+    officer_name: Text
+    contact_phone: Text | None = None
+    issued_at: AwareDatetime

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyp
 from weasyprint.urls import FatalURLFetchingError  # type: ignore[import-untyped]
 
 from services.portal.printing.codes import code128_svg, qr_svg, status_qr
-from services.portal.printing.models import ApologySlip, ControlSlip, ReceiptSlip
+from services.portal.printing.models import ApologySlip, ControlSlip, ReceiptSlip, SupplementSlip
 from services.portal.printing.timefmt import format_vn_date, format_vn_time
 
 Paper = Literal["A4", "A5"]
@@ -100,44 +101,38 @@ def _pdf(html: str, paper: Paper = "A4") -> bytes:
     return pdf
 
 
+def _html(template: str, slip: object, *, dated: datetime, **values: object) -> str:
+    values.setdefault("number", None)
+    values.setdefault("show_department", False)
+    return _templates().get_template(template).render(slip=slip, dated=dated, **values)
+
+
 def receipt_html(slip: ReceiptSlip) -> str:
     """The receipt and appointment slip as HTML, barcode and QR code inline as SVG."""
-    return (
-        _templates()
-        .get_template("receipt.html")
-        .render(
-            slip=slip,
-            number=slip.number,
-            dated=slip.received_at,
-            show_department=True,
-            barcode=code128_svg(slip.code),
-            qrcode=qr_svg(status_qr(slip.status_url)),
-        )
+    return _html(
+        "receipt.html",
+        slip,
+        number=slip.number,
+        dated=slip.received_at,
+        show_department=True,
+        barcode=code128_svg(slip.code),
+        qrcode=qr_svg(status_qr(slip.status_url)),
     )
 
 
 def control_html(slip: ControlSlip) -> str:
     """The control slip as HTML: the dossier's hand-overs as a table."""
-    return (
-        _templates()
-        .get_template("control.html")
-        .render(
-            slip=slip,
-            number=None,
-            dated=slip.printed_at,
-            show_department=False,
-            barcode=code128_svg(slip.code),
-        )
-    )
+    return _html("control.html", slip, dated=slip.printed_at, barcode=code128_svg(slip.code))
 
 
 def apology_html(slip: ApologySlip) -> str:
     """The apology slip as HTML: the reason, the promised date missed and the new one."""
-    return (
-        _templates()
-        .get_template("apology.html")
-        .render(slip=slip, number=slip.number, dated=slip.issued_at, show_department=False)
-    )
+    return _html("apology.html", slip, number=slip.number, dated=slip.issued_at)
+
+
+def supplement_html(slip: SupplementSlip) -> str:
+    """The supplement request as HTML: each item the citizen must add, and whom to ask."""
+    return _html("supplement.html", slip, number=slip.number, dated=slip.issued_at)
 
 
 def receipt_pdf(slip: ReceiptSlip, *, paper: Paper = "A4") -> bytes:
@@ -153,6 +148,11 @@ def control_pdf(slip: ControlSlip) -> bytes:
 def apology_pdf(slip: ApologySlip) -> bytes:
     """Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu số 04) as A4 PDF bytes."""
     return _pdf(apology_html(slip))
+
+
+def supplement_pdf(slip: SupplementSlip) -> bytes:
+    """Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ (Mẫu số 02) as A4 PDF bytes."""
+    return _pdf(supplement_html(slip))
 
 
 _WARM_UP = '<html lang="vi"><p>Cộng hòa <b>xã hội</b> <i>chủ nghĩa</i> <b><i>Việt Nam</i></b>'
