@@ -154,21 +154,26 @@ class SlipStep(_Frozen):
         return Timeliness.ON_TIME
 
 
-class ReceiptSlip(_Frozen):
-    """Giấy tiếp nhận hồ sơ và hẹn trả kết quả (Mẫu số 01)."""
+class _DossierSlip(_Frozen):
+    """What every slip says of its dossier: who issues it, whose it is, for what, since when."""
 
     issuer: Issuer
-    number: Text | None = Field(default=None, description="Số, e.g. '125/TNHS'")
     code: DossierCode
     applicant_name: Text
+    procedure_name: Text
+    received_at: AwareDatetime
+
+
+class ReceiptSlip(_DossierSlip):
+    """Giấy tiếp nhận hồ sơ và hẹn trả kết quả (Mẫu số 01)."""
+
+    number: Text | None = Field(default=None, description="Số, e.g. '125/TNHS'")
     applicant_address: Text | None = None
     applicant_phone: Text | None = None
     applicant_email: Text | None = None
-    procedure_name: Text
     documents: tuple[SlipDocument, ...] = ()
     dossier_sets: int = Field(default=1, ge=1, le=99, description="Số lượng hồ sơ (bộ)")
     processing_days: int | None = Field(default=None, ge=0, description="Legal working days")
-    received_at: AwareDatetime
     promised_at: AwareDatetime
     result_delivery: Text | None = Field(default=None, description="Đăng ký nhận kết quả tại")
     fee: int | None = Field(default=None, ge=0, description="Lệ phí in VND")
@@ -184,31 +189,21 @@ class ReceiptSlip(_Frozen):
         return self
 
 
-class ControlSlip(_Frozen):
+class ControlSlip(_DossierSlip):
     """Phiếu kiểm soát quá trình giải quyết hồ sơ (Mẫu số 05)."""
 
-    issuer: Issuer
-    code: DossierCode
-    applicant_name: Text
-    procedure_name: Text
     handling_unit: Text = Field(description="Cơ quan (bộ phận) giải quyết hồ sơ")
     coordinating_units: tuple[Text, ...] = ()
-    received_at: AwareDatetime
     promised_at: AwareDatetime
     steps: tuple[SlipStep, ...] = ()
     blank_rows: int = Field(default=0, ge=0, le=12, description="Rows left to fill by hand")
     printed_at: AwareDatetime
 
 
-class ApologySlip(_Frozen):
+class ApologySlip(_DossierSlip):
     """Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu số 04)."""
 
-    issuer: Issuer
     number: Text | None = None
-    code: DossierCode
-    applicant_name: Text
-    procedure_name: Text
-    received_at: AwareDatetime
     original_promised_at: AwareDatetime
     new_promised_at: AwareDatetime
     reason: Text
@@ -223,15 +218,10 @@ class ApologySlip(_Frozen):
         return self
 
 
-class SupplementSlip(_Frozen):
+class SupplementSlip(_DossierSlip):
     """Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ (Mẫu số 02): what to bring, and whom to ask."""
 
-    issuer: Issuer
     number: Text | None = None
-    code: DossierCode
-    applicant_name: Text
-    procedure_name: Text
-    received_at: AwareDatetime
     requested: tuple[Text, ...] = Field(min_length=1, description="Each item to add or correct")
     reason: Text | None = None
     officer_name: Text
