@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 from pypdf.generic import IndirectObject
+from weasyprint.urls import FatalURLFetchingError  # type: ignore[import-untyped]
 
 from services.portal.printing import (
     ApologySlip,
@@ -30,6 +31,7 @@ from services.portal.printing import (
     receipt_pdf,
     supplement_pdf,
 )
+from services.portal.printing.render import _pdf
 
 CODE = "H01.27-261201-0042"
 RECEIVED = datetime(2026, 12, 1, 2, 5, tzinfo=UTC)  # 09:05 in Hà Nội
@@ -331,3 +333,9 @@ def test_the_supplement_request_lists_what_to_bring_and_whom_to_ask(tmp_path: Pa
         assert "Lý do: Giấy tờ chứng minh chỗ ở chưa hợp lệ." in text
         assert "liên hệ với Trần Văn Bình, số điện thoại 024 3825 1234" in text
         assert "Hà Nội, ngày 02 tháng 12 năm 2026" in text
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/logo.png", "file:///etc/hostname"])
+def test_a_slip_fetches_nothing(url: str) -> None:
+    with pytest.raises(FatalURLFetchingError, match="fetch nothing"):
+        _pdf(f'<html lang="vi"><img src="{url}" alt="">')
