@@ -99,6 +99,11 @@ def install(app: FastAPI, service: str) -> None:
     """Add the operations routes, problem+json errors and request metrics to `app`."""
     problems.install(app)
     app.include_router(operations_router())
+    count_requests(app, service)
+
+
+def count_requests(app: FastAPI, service: str) -> None:
+    """Count `app`'s requests and their durations by route template and status."""
 
     @app.middleware("http")
     async def count_requests(
