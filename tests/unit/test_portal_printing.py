@@ -339,3 +339,16 @@ def test_the_supplement_request_lists_what_to_bring_and_whom_to_ask(tmp_path: Pa
 def test_a_slip_fetches_nothing(url: str) -> None:
     with pytest.raises(FatalURLFetchingError, match="fetch nothing"):
         _pdf(f'<html lang="vi"><img src="{url}" alt="">')
+
+
+def test_a_long_list_of_documents_flows_onto_a_second_page_whole(tmp_path: Path) -> None:
+    documents = tuple(
+        SlipDocument(name=f"Giấy tờ số {n:02d} của hộ gia đình") for n in range(1, 41)
+    )
+    pdf = receipt_pdf(receipt_slip(documents=documents))
+    assert len(PdfReader(io.BytesIO(pdf)).pages) >= 2
+    text = pdftotext(pdf, tmp_path)
+    for n in range(1, 41):
+        assert f"{n} Giấy tờ số {n:02d} của hộ gia đình Bản chính 01" in text
+    assert text.count("Tên giấy tờ") == 2  # the table's head repeats on the next page
+    assert "Trần Văn Bình" in text
