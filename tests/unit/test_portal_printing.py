@@ -198,10 +198,13 @@ def test_the_receipt_carries_code_dates_names_and_documents(receipt: bytes, tmp_
         assert "024 3825 1234" in text
 
 
-def test_the_receipt_is_one_a4_page_and_a5_on_request(receipt: bytes) -> None:
-    metadata = PdfReader(io.BytesIO(receipt)).metadata
-    assert metadata is not None
-    assert metadata.title == f"Giấy tiếp nhận hồ sơ và hẹn trả kết quả – {CODE}"
+def test_the_receipt_is_one_tagged_a4_page_in_vietnamese_and_a5_on_request(receipt: bytes) -> None:
+    reader = PdfReader(io.BytesIO(receipt))
+    assert reader.metadata is not None
+    assert reader.metadata.title == f"Giấy tiếp nhận hồ sơ và hẹn trả kết quả – {CODE}"
+    catalog = resolved(reader.trailer["/Root"])
+    assert catalog["/Lang"] == "vi"
+    assert "/StructTreeRoot" in catalog  # tagged, for screen readers
     a4 = PdfReader(io.BytesIO(receipt)).pages
     assert len(a4) == 1
     assert (round(float(a4[0].mediabox.width)), round(float(a4[0].mediabox.height))) == (595, 842)

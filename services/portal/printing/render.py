@@ -96,7 +96,9 @@ def _pdf(html: str, paper: Paper = "A4") -> bytes:
     document = HTML(string=html, url_fetcher=_refuse, media_type="print")
     with _rendering:
         pdf: bytes = document.write_pdf(
-            stylesheets=[engine.base, *engine.paper[paper]], font_config=engine.fonts
+            stylesheets=[engine.base, *engine.paper[paper]],
+            font_config=engine.fonts,
+            pdf_tags=True,  # a tagged PDF, so that a screen reader reads the slip in order
         )
     return pdf
 
