@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from services.portal import app as portal_app
-from services.portal import session, signin
+from services.portal import session
 from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.auth import OfficerClaims, TokenVerifier
@@ -92,8 +92,7 @@ async def browser(settings: PortalSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(autouse=True)
 def _routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    routers = [r for r in portal_app.ROUTERS if r is not signin.router]
-    monkeypatch.setattr(portal_app, "ROUTERS", [*routers, signin.router, probe])
+    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
 
 
 def _session_cookie(answers: list[httpx.Response]) -> str:

@@ -33,7 +33,7 @@ Portal = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def portal(monkeypatch: pytest.MonkeyPatch) -> Portal:
-    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, signin.router, probe])
+    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
 
     @asynccontextmanager
     async def start(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
