@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.portal import admin, headers, i18n, pages, session, supervision
+from services.portal import admin, headers, i18n, pages, session, signin, supervision
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
 from services.portal.rendering import Pages
@@ -26,6 +26,7 @@ from shared.web import VERSION
 log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     pages.router,
+    signin.router,
     supervision.router,
     admin.router,
 ]
