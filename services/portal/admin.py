@@ -109,7 +109,8 @@ class Admin:
     ) -> ApiProblem | None:
         """PUT `body` as the unit or officer `key`, a new one unless `existing` names it: the
         refusal to show beside the form, or None once saved. A refusal that is a page (not
-        signed in, not allowed, unknown) is raised."""
+        signed in, or an item not listed) is raised; the API's 403 to an admin (a ward's admin
+        changing another unit) is shown beside the form."""
         listed = await self.get(f"/{kind}s")
         try:
             if not key:
@@ -120,7 +121,7 @@ class Admin:
                 _find(listed, existing, self)
             await self.put(f"/{kind}s/{_path(key)}", body)
         except ApiProblem as problem:
-            if problem.status in (401, 403, 404):
+            if problem.status in (401, 404):
                 raise
             return problem
         return None

@@ -67,6 +67,8 @@ class FakeReview:
         if kind == "officers" and body["role"] not in STAFF_ROLES:
             errors = [{"field": "role", "code": "literal_error", "message": "Input should be…"}]
             return _problem(422, "Yêu cầu có trường không hợp lệ: role.", errors=errors)
+        if body.get("unit") == "CAP-OTHER":  # a unit this admin does not manage
+            return _problem(403, "Quản trị viên không quản lý đơn vị này.")
         self.puts.append((path, body))
         listed: list[dict[str, Any]] = self.units if kind == "units" else self.officers
         listed[:] = [x for x in listed if x["id"] != key] + [{"id": key, **body}]
@@ -116,6 +118,12 @@ async def test_a_refused_edit_shows_the_api_s_message_beside_the_form(
     assert "Yêu cầu có trường không hợp lệ: role." in refused.text
     assert '<form method="post" action="/admin/officers/cb-admin"' in refused.text
     assert review.officers[0]["role"] == "admin" and review.puts == []
+    other = await client.post("/admin/officers", data={**form, "id": "cb-9", "role": "officer",
+                                                       "unit": "CAP-OTHER"})  # fmt: skip
+    assert other.status_code == 403
+    assert "Quản trị viên không quản lý đơn vị này." in other.text
+    assert '<form method="post" action="/admin/officers"' in other.text  # beside the form
+    assert review.puts == []
     unknown = await client.get("/admin/officers/nobody")
     assert unknown.status_code == 404
 
