@@ -255,7 +255,9 @@ def _scope(scope: Scope) -> Document:
     if scope.officer_id is not None:
         query["officer_id"] = scope.officer_id
     if scope.released:
-        query["officer_id"] = None
+        # `$eq`, not a bare None: nx-27017 0.8.1 matches nothing for a bare None in a `$match`
+        # whose `$group` takes parameters (the counts); the same on MongoDB.
+        query["officer_id"] = {"$eq": None}
     if scope.escalated_to is not None:
         query["escalated_to"] = scope.escalated_to
     if scope.outside_unit is not None:
