@@ -64,7 +64,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             agency=settings.agency_code,
             source=f"{settings.public_url}/v1/dossiers",
             max_attachments=settings.max_attachments,
-            province_unit=settings.province_unit or None,
         )
         await rt.consume(consumer.QUEUE, consumer.bindings(), consumer.consumer(store))
         rt.relay(store.outbox)

@@ -60,7 +60,6 @@ class Intake:
     agency: str = "G01.99"
     source: str = "http://127.0.0.1:8001/v1/dossiers"
     max_attachments: int = 20
-    province_unit: str | None = None  # whose supervisors and admins read every dossier
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,6 @@ async def list_documents(code: Code, officer: OfficerClaims, intake: Wired) -> O
             dossiers=intake.dossiers,
             files=intake.files,
             catalogue=intake.catalogue,
-            province_unit=intake.province_unit,
         )
     except DomainError as exc:
         raise _problem(exc, code) from exc
@@ -163,7 +162,6 @@ async def read_document(
             dossiers=intake.dossiers,
             files=intake.files,
             catalogue=intake.catalogue,
-            province_unit=intake.province_unit,
         )
     except DomainError as exc:
         raise _problem(exc, code) from exc

@@ -9,11 +9,8 @@ from typing import Any
 
 from services.intake.catalogue import Procedure
 from services.intake.domain import DomainError, Dossier
-from shared import auth, roles
+from shared import auth
 from shared.contracts import DossierSupplemented
-
-PROVINCE_READERS = frozenset({roles.SUPERVISOR, roles.ADMIN})
-"""Roles of the province office that may read every unit's dossiers (they supervise them)."""
 
 
 class NoAccess(DomainError):
@@ -32,11 +29,9 @@ class CorruptDocument(DomainError):
     """The stored bytes no longer match the SHA-256 recorded at upload."""
 
 
-def check_reader(dossier: Dossier, officer: auth.OfficerClaims, province_unit: str | None) -> None:
-    """Officers of the dossier's receiving unit read it; so do the province office's
-    supervisors and admins (`province_unit`). NoAccess otherwise."""
-    if province_unit and officer.unit == province_unit and officer.role in PROVINCE_READERS:
-        return
+def check_reader(dossier: Dossier, officer: auth.OfficerClaims) -> None:
+    """Officers of the dossier's receiving unit read it (whatever their role); NoAccess
+    otherwise. (shared/roles.py names no province-wide reader.)"""
     if dossier.unit_id is None:
         raise NotAssigned(f"dossier {dossier.code} is not assigned to a unit yet")
     if officer.unit != dossier.unit_id:

@@ -22,13 +22,11 @@ from shared import auth
 log = logging.getLogger(__name__)
 
 
-async def _readable(
-    code: str, officer: auth.OfficerClaims, dossiers: Dossiers, province_unit: str | None
-) -> Dossier:
+async def _readable(code: str, officer: auth.OfficerClaims, dossiers: Dossiers) -> Dossier:
     dossier = await dossiers.get(code)
     if dossier is None:
         raise UnknownDossier(code)
-    check_reader(dossier, officer, province_unit)
+    check_reader(dossier, officer)
     return dossier
 
 
@@ -39,10 +37,9 @@ async def documents(
     dossiers: Dossiers,
     files: Attachments,
     catalogue: Procedures,
-    province_unit: str | None,
 ) -> tuple[Dossier, list[Document]]:
     """The dossier and its documents (two keyed reads: the dossier, its files' upload times)."""
-    dossier = await _readable(code, officer, dossiers, province_unit)
+    dossier = await _readable(code, officer, dossiers)
     listed = documents_of(dossier, catalogue.get(dossier.procedure_code))
     stored = await files.describe([d.id for d in listed]) if listed else {}
     return dossier, [replace(d, uploaded_at=_moment(stored.get(d.id))) for d in listed]
@@ -56,11 +53,10 @@ async def document(
     dossiers: Dossiers,
     files: Attachments,
     catalogue: Procedures,
-    province_unit: str | None,
 ) -> tuple[Document, StoredFile]:
     """One document of the dossier with its bytes, checked against the SHA-256 the dossier
     recorded (CorruptDocument, and an error logged, if they differ: never served)."""
-    dossier = await _readable(code, officer, dossiers, province_unit)
+    dossier = await _readable(code, officer, dossiers)
     listed = documents_of(dossier, catalogue.get(dossier.procedure_code))
     wanted = next((d for d in listed if d.id == document_id), None)
     if wanted is None:

@@ -38,11 +38,6 @@ class IntakeSettings(ServiceSettings):
     rate_limit_burst: int = Field(
         default=40, ge=1, description="Write requests a client may send at once before waiting."
     )
-    province_unit: str | None = Field(
-        default="PC06-HN",
-        description="The province office's unit id (review's roster `default_unit`): its "
-        "supervisors and admins may read every dossier's documents. Empty: none may.",
-    )
     public_url: str = Field(
         default="http://127.0.0.1:8001", description="Base URL used as the events' source."
     )

@@ -44,7 +44,7 @@ __all__ = ["intake"]  # the fixture, shared with the handlers' tests
 OFFICER = OfficerClaims("cb-badinh-01", "officer", "CAP-BADINH")
 OTHER_UNIT = OfficerClaims("cb-hoankiem-01", "officer", "CAP-HOANKIEM")
 PROVINCE_SUPERVISOR = OfficerClaims("cb-pc06-gs", "supervisor", "PC06-HN")
-PROVINCE_OFFICER = OfficerClaims("cb-pc06-01", "officer", "PC06-HN")
+CHIEF = OfficerClaims("cb-badinh-tp", "chief", "CAP-BADINH")
 
 
 def _assigned(code: str, unit: str = "CAP-BADINH") -> DossierAssigned:
@@ -98,7 +98,6 @@ async def _documents(
         dossiers=intake.dossiers,
         files=intake.files,
         catalogue=intake.catalogue,
-        province_unit="PC06-HN",
     )
 
 
@@ -112,7 +111,6 @@ async def _document(
         dossiers=intake.dossiers,
         files=intake.files,
         catalogue=intake.catalogue,
-        province_unit="PC06-HN",
     )
 
 
@@ -157,16 +155,16 @@ async def test_an_officer_of_the_unit_lists_every_document_with_its_name_and_upl
     assert listed[2].added_at == NOW + timedelta(hours=2) and listed[2].id == put["id"]
 
 
-async def test_another_units_officer_is_refused_the_province_supervisor_is_not(
+async def test_only_officers_of_the_receiving_unit_read_its_documents(
     intake: Intake,
 ) -> None:
     code = await _assigned_dossier(intake)
     doc_id = _dossiers(intake).docs[code].attachments[0]["id"]
     with pytest.raises(NoAccess):
         await _document(intake, code, doc_id, OTHER_UNIT)
-    with pytest.raises(NoAccess):
-        await _documents(intake, code, PROVINCE_OFFICER)
-    wanted, stored = await _document(intake, code, doc_id, PROVINCE_SUPERVISOR)
+    with pytest.raises(NoAccess):  # not even the province office's supervisor
+        await _documents(intake, code, PROVINCE_SUPERVISOR)
+    wanted, stored = await _document(intake, code, doc_id, CHIEF)
     assert stored.chunks == (b"%PDF-1.4",) and wanted.id == doc_id
     unassigned, _ = await _submitted(intake)
     with pytest.raises(NotAssigned):
