@@ -126,7 +126,12 @@ async def list_tasks(
     ward: Annotated[
         str | None, Query(max_length=20, description="Mã phường/xã the dossier was filed for.")
     ] = None,
-    overdue: bool | None = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: past the step's deadline; false: not yet.")
+    ] = None,
+    due_soon: Annotated[
+        bool, Query(description="Due soon: near the step's deadline, not yet past it.")
+    ] = False,
     due_before: datetime | None = None,
     q: Annotated[
         str | None,
@@ -169,6 +174,7 @@ async def list_tasks(
             scope=scope,
             stage=stage,
             ward=ward,
+            due_soon=due_soon,
         )
     page = await answer(work)
     if page.next_cursor:

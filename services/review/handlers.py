@@ -220,9 +220,10 @@ async def queue(
     scope: str | None = None,
     stage: str | None = None,
     ward: str | None = None,
+    due_soon: bool = False,
 ) -> Page:
     """An officer's open work (or the part `scope` names), soonest due first, a page at a
-    time; narrowed to one state, stage, procedure or ward, overdue or not."""
+    time; narrowed to one state, stage, procedure or ward, overdue or not, due soon."""
     now = clock()
     before = due_before
     if overdue:
@@ -231,9 +232,10 @@ async def queue(
         state=state,
         procedure_code=procedure,
         due_before=before,
-        due_from=now if overdue is False else None,
+        due_from=now if overdue is False or due_soon else None,
         stage=stage,
         ward_code=ward,
+        soon_by=now if due_soon else None,
     )
     after = decode_cursor(cursor) if cursor else None
     found = await tasks.queue(scopes_for(officer, scope), where, after, limit + 1)

@@ -1,5 +1,6 @@
-"""The console's views over the queue: how many tasks each stage holds for an officer, and a
-search by dossier code or the applicant's phone. Both depend on the ports only."""
+"""The console's views over the queue: how many tasks each stage holds for an officer, a
+search by dossier code or the applicant's phone, and who the officer and their colleagues are.
+They depend on the ports only."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import datetime
 
 from services.review.access import may_see, scopes_for
 from services.review.domain import Task
-from services.review.ports import StageCount, Tasks
-from services.review.roster import Officer
+from services.review.ports import Directory, StageCount, Tasks
+from services.review.roster import Officer, Unit
 from services.review.stages import OPEN_STAGES, phone_key
 from shared.clock import Clock
 
@@ -54,3 +55,23 @@ async def search(officer: Officer, text: str, *, tasks: Tasks, limit: int = 50) 
         task = await tasks.by_dossier(text.strip())
         found = [task] if task is not None else []
     return [t for t in found if may_see(t, officer)]
+
+
+@dataclass(frozen=True)
+class Colleagues:
+    """The officer the token names, their unit, and its officers (active ones first)."""
+
+    officer: Officer
+    unit: Unit | None
+    officers: list[Officer]
+    province: bool  # their unit is the province office (the roster's default unit)
+
+
+async def colleagues(officer: Officer, *, directory: Directory) -> Colleagues:
+    """Who the caller is and who works in their unit (from the cached directory)."""
+    roster = await directory.roster()
+    unit = next((u for u in roster.units if u.id == officer.unit), None)
+    members = sorted(
+        (o for o in roster.officers if o.unit == officer.unit), key=lambda o: (not o.active, o.id)
+    )
+    return Colleagues(officer, unit, members, officer.unit == roster.default_unit)

@@ -31,6 +31,7 @@ class QueueFilter:
     due_from: datetime | None = None
     stage: str | None = None
     ward_code: str | None = None
+    soon_by: datetime | None = None  # due soon by then (see stages.py)
 
 
 @dataclass(frozen=True)

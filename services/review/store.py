@@ -275,6 +275,8 @@ def _where(where: QueueFilter) -> Document:
         query["stage"] = where.stage
     if where.ward_code:
         query["ward_code"] = where.ward_code
+    if where.soon_by is not None:
+        query["soon_at"] = {"$lte": where.soon_by}
     due: Document = {}
     if where.due_before is not None:
         due["$lt"] = where.due_before

@@ -133,6 +133,13 @@ async def test_the_queue_by_stage_its_counts_search_and_a_print_in_the_history(
     refused = _get(f"{tasks}/counts", officer, scope="unit")
     assert (refused.status_code, refused.json()["code"]) == (403, "scope_not_allowed")
     assert _get(f"{tasks}/counts", chief, scope="unit").json()["total"] == 1
+    me = _get(f"{services.url('review')}/v1/me", officer).json()
+    assert (me["officer"]["id"], me["unit"]["id"], me["province_office"]) == (
+        officer_id,
+        "CAP-BADINH",
+        False,
+    )
+    assert CHIEF in [o["id"] for o in me["officers"]]
     ward = VALID_FORM["residence"]["ward_code"]
     assert [t["id"] for t in _get(tasks, chief, scope="unit", ward=ward).json()] == [task_id]
     assert _get(tasks, chief, ward="99999").json() == []

@@ -105,6 +105,8 @@ async def test_the_queue_pages_one_stage_or_ward_soonest_due_first(
     assert await codes(stage="reception") == ["a", "b"]
     assert await codes(stage="waiting_citizen") == ["d"]
     assert await codes(ward="00070") == ["c"]
+    assert await codes(due_soon=True) == ["b"]
+    assert await codes(overdue=True) == ["a"]
     assert await codes(stage="reception", limit=1) == ["a"]
     first = await handlers.queue(CHIEF, tasks=store, clock=lambda: NOW, stage="reception", limit=1)
     assert first.next_cursor is not None

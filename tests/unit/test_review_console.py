@@ -23,9 +23,11 @@ from tests.unit.test_review_handlers import (
     CHIEF,
     COLLEAGUE,
     HOLDER,
+    SMALL,
     SUPERVISOR,
     T0,
     WORKFLOWS,
+    FakeDirectory,
     FakeTasks,
     Published,
 )
@@ -141,6 +143,11 @@ async def test_the_queue_narrows_by_scope_stage_and_ward() -> None:
     assert await _queue(tasks, CHIEF, scope="unit", stage="reception") == ["B", "C"]
     assert await _queue(tasks, CHIEF, stage="in_process") == ["A"]
     assert await _queue(tasks, CHIEF, ward="00070") == ["B"]
+    c = await tasks.load("t-C")
+    assert c is not None and c.remind_at is not None
+    assert await _queue(tasks, CHIEF, due_soon=True) == []
+    tasks.open[c.id] = replace(c, remind_at=T0 - timedelta(minutes=1))
+    assert await _queue(tasks, CHIEF, due_soon=True) == ["C"]
 
 
 async def test_the_counts_give_every_stage_with_its_overdue_and_due_soon() -> None:
@@ -246,3 +253,13 @@ async def test_the_view_says_whose_move_it_is_the_reasons_required_and_each_dead
     waiting = await _take(tasks, received, ("request_supplement", "Thiếu giấy tờ"))
     shown = view(waiting, HOLDER, WORKFLOWS, CALENDAR, T0).waiting
     assert shown is not None and (shown.whose_move, shown.officer_id) == ("citizen", None)
+
+
+async def test_an_officer_learns_their_unit_and_its_officers_active_first() -> None:
+    retired = Officer(id="o0", name="R", role="officer", unit="U", active=False)
+    roster = SMALL.model_copy(update={"officers": [*SMALL.officers, retired, FOREIGN]})
+    found = await lookup.colleagues(HOLDER, directory=FakeDirectory(roster))
+    assert found.unit is not None and found.unit.id == "U" and found.province
+    assert [o.id for o in found.officers] == ["a1", "c1", "o1", "o2", "s1", "o0"]
+    other = await lookup.colleagues(FOREIGN, directory=FakeDirectory(roster))
+    assert [o.id for o in other.officers] == ["x1"] and not other.province

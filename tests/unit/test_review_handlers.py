@@ -20,13 +20,13 @@ from services.review import (
     steps,
     timers,
 )
-from services.review.access import Position, Scope, history_position, queue_position
+from services.review.access import NO_DUE, Position, Scope, history_position, queue_position
 from services.review.deadlines import Firing
 from services.review.domain import Conflict, Forbidden, InvalidAction, NotFound, Task
 from services.review.ports import Directory, QueueFilter, StageCount, Tasks
 from services.review.roster import Officer, Roster, Unit, load_roster
 from services.review.settings import DEFAULT_ROSTER
-from services.review.stages import phone_of, stage_of, timeliness, ward_of
+from services.review.stages import phone_of, soon_at, stage_of, timeliness, ward_of
 from services.review.steps import Decision
 from services.review.workflow import load_all
 from shared.calendar import WorkingCalendar
@@ -117,6 +117,7 @@ class FakeTasks:
             and (where.procedure_code is None or t.procedure_code == where.procedure_code)
             and (where.stage is None or stage_of(t) == where.stage)
             and (where.ward_code is None or ward_of(t) == where.ward_code)
+            and (where.soon_by is None or (soon_at(t) or NO_DUE) <= where.soon_by)
             and (where.due_before is None or (t.due_at is not None and t.due_at < where.due_before))
             and (where.due_from is None or t.due_at is None or t.due_at >= where.due_from)
             and (after is None or queue_position(t) > after)
