@@ -29,6 +29,14 @@ ACTION_NAMES_VI: dict[str, str] = {
     "reject": "Từ chối giải quyết",
     "stop": "Dừng xử lý",
     "deliver": "Trả kết quả",
+    # Steps that keep the workflow state, and the citizen's own.
+    "claim": "Nhận xử lý hồ sơ",
+    "release": "Trả hồ sơ về đơn vị",
+    "reassign": "Chuyển cán bộ xử lý",
+    "apologise": "Xin lỗi và hẹn lại ngày trả kết quả",
+    "print": "In phiếu",
+    "supplemented": "Công dân bổ sung hồ sơ",
+    "withdraw": "Công dân rút hồ sơ",
 }
 
 
@@ -107,7 +115,7 @@ class TaskView(BaseModel):
         description="Each step: version, action (a workflow action, claim, release, "
         "reassign, apologise or print), state, officer_id (holder after), decided_by, "
         "decided_at, reason, promised_at, due_at (the deadline of the step it finished), "
-        "on_time, form (a printed slip).",
+        "on_time, form (a printed slip), name_vi (what the step is called).",
     )
 
 
@@ -177,5 +185,8 @@ def view(
         decided_at=task.decided_at,
         reason=task.reason,
         dossier=dict(task.dossier),
-        history=[step.view() for step in task.steps],
+        history=[
+            {**step.view(), "name_vi": ACTION_NAMES_VI.get(step.action, step.action)}
+            for step in task.steps
+        ],
     )

@@ -249,7 +249,11 @@ async def test_the_view_says_whose_move_it_is_the_reasons_required_and_each_dead
     assert view(task, FOREIGN, WORKFLOWS, CALENDAR, T0).actions == []
     received = await _take(tasks, task, ("receive", None))
     [step] = view(received, HOLDER, WORKFLOWS, CALENDAR, T0).history
-    assert (step["due_at"], step["on_time"]) == (task.due_at, True)
+    assert (step["due_at"], step["on_time"], step["name_vi"]) == (
+        task.due_at,
+        True,
+        "Tiếp nhận hồ sơ",
+    )
     waiting = await _take(tasks, received, ("request_supplement", "Thiếu giấy tờ"))
     shown = view(waiting, HOLDER, WORKFLOWS, CALENDAR, T0).waiting
     assert shown is not None and (shown.whose_move, shown.officer_id) == ("citizen", None)
