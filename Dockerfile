@@ -1,5 +1,8 @@
-# One image for the four services; docker-compose.yml picks the service by its command.
+# One image for the five services; docker-compose.yml picks the service by its command.
 FROM python:3.11-slim
+# The portal's PDFs: WeasyPrint's Pango, and fonts that cover Vietnamese.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    fonts-noto-core && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH

@@ -41,7 +41,8 @@ NX_BIN = NX_DIR / "bin" / "nx-27017"
 # The embedded MongoDB-wire server (README: "Choosing the embedded database").
 EMBEDDED_DATABASES = ("ferretdb", "nx-27017")
 DEFAULT_DATABASE = "nx-27017"
-SERVICES = {"intake": 8001, "review": 8002, "notify": 8003, "audit": 8004}
+SERVICES = {"intake": 8001, "review": 8002, "notify": 8003, "audit": 8004, "portal": 8000}
+"""Started in this order: the portal last, as it answers ready once the four others do."""
 
 
 def log(message: str) -> None:
@@ -343,6 +344,10 @@ def run_services(s: Stack) -> None:
         "MOTCUA_AMQP_URL": s.rabbitmq.url,
         "MOTCUA_MONGODB_URL": s.mongo.url,
         "MOTCUA_NOTIFY_SMTP_PORT": os.environ.get("MOTCUA_NOTIFY_SMTP_PORT", "1025"),
+        # `make run` is development: the console offers the roster's officers to sign in as.
+        "MOTCUA_PORTAL_DEVELOPMENT_SIGNIN": os.environ.get(
+            "MOTCUA_PORTAL_DEVELOPMENT_SIGNIN", "true"
+        ),
     }
     smtp_port = int(env["MOTCUA_NOTIFY_SMTP_PORT"])
     mail_dir = s.home / "mail"
@@ -371,7 +376,10 @@ def run_services(s: Stack) -> None:
         )
     print("\nMotcua is running:")
     for name, port in SERVICES.items():
-        print(f"  {name:<7} http://127.0.0.1:{port}   (API docs: http://127.0.0.1:{port}/docs)")
+        if name == "portal":
+            print(f"  {name:<7} http://127.0.0.1:{port}   (the officer console)")
+        else:
+            print(f"  {name:<7} http://127.0.0.1:{port}   (API docs: http://127.0.0.1:{port}/docs)")
     print(f"  RabbitMQ management  http://127.0.0.1:{s.rabbitmq.management_port}  (guest/guest)")
     print(f"  database             {s.mongo.url}  [{s.mongo.kind}]")
     print(f"  e-mails to citizens  saved under {mail_dir} (SMTP sink on 127.0.0.1:{smtp_port})")

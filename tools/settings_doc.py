@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 from services.audit.settings import AuditSettings
 from services.intake.settings import IntakeSettings
 from services.notify.settings import NotifySettings
+from services.portal.settings import PortalSettings
 from services.review.settings import ReviewSettings
 from shared.settings import SharedSettings, settings_table
 from tools.devstack import ROOT
@@ -20,6 +21,7 @@ SETTINGS: list[tuple[str, type[BaseSettings]]] = [
     ("review", ReviewSettings),
     ("notify", NotifySettings),
     ("audit", AuditSettings),
+    ("portal", PortalSettings),
 ]
 
 

@@ -4,7 +4,7 @@ back inline, to officers of the dossier's receiving unit only."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -166,8 +166,9 @@ async def read_document(
     except DomainError as exc:
         raise _problem(exc, code) from exc
 
-    def chunks() -> Iterator[bytes]:
-        yield from stored.chunks
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in stored.chunks:
+            yield chunk
 
     filename = f"{wanted.kind}.{EXTENSIONS.get(stored.media_type, 'bin')}"
     return StreamingResponse(

@@ -85,6 +85,7 @@ class Services:
             **os.environ,
             **(recording if self.command_log_dir else {}),
             **self.env,
+            **(self._portal_env() if service == "portal" else {}),
             f"MOTCUA_{service.upper()}_PORT": str(port),
             f"MOTCUA_{service.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}",
             **extra_env,
@@ -98,6 +99,10 @@ class Services:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+    def _portal_env(self) -> dict[str, str]:
+        """The portal calls the services started here, like a partner."""
+        return {f"MOTCUA_PORTAL_{n.upper()}_URL": self.url(n) for n in SERVICES if n in self.ports}
 
     def start_all(self) -> None:
         for name in SERVICES:

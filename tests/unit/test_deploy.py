@@ -46,6 +46,14 @@ def test_each_service_in_compose_matches_the_code(name: str) -> None:
     assert env[f"MOTCUA_{name.upper()}_HOST"] == "0.0.0.0"
     assert f"{port}:{port}" in service["ports"]
     assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+    if name == "portal":
+        # The portal keeps no database and uses no broker: it waits for the services it calls.
+        assert set(service["depends_on"]) == {"intake", "review", "notify", "audit"}
+        for other in service["depends_on"]:
+            assert env[f"MOTCUA_PORTAL_{other.upper()}_URL"] == (
+                f"http://{other}:{SERVICE_SETTINGS[other].model_fields['port'].default}"
+            )
+        return
     assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert service["depends_on"]["mongodb"]["condition"] == "service_healthy"
 

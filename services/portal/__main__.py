@@ -1,0 +1,9 @@
+"""`python -m services.portal` runs the portal."""
+
+from services.portal.app import create_app
+from services.portal.settings import PortalSettings
+from shared.serve import serve
+
+if __name__ == "__main__":
+    settings = PortalSettings()
+    serve(create_app(settings), settings)

@@ -1,0 +1,136 @@
+"""Builds the portal from its settings; the only place that wires its parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from services.portal import headers, i18n, pages, session, signin
+from services.portal.assets import Assets
+from services.portal.clients import SERVICES, ApiProblem, Apis
+from services.portal.rendering import Pages
+from services.portal.settings import PortalSettings
+from shared import auth, web
+from shared.problems import Problem
+from shared.web import VERSION
+
+log = logging.getLogger(__name__)
+ROUTERS: list[APIRouter] = [pages.router, signin.router]
+"""The portal's pages; each feature adds its router here."""
+
+
+def create_app(settings: PortalSettings | None = None) -> FastAPI:
+    settings = settings or PortalSettings()
+    # httpx logs every request at INFO: the portal makes several per page.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    assets = Assets()
+    rendering = Pages(assets, i18n.Catalogue(), settings.default_language)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        apis = Apis(settings)
+        app.state.apis = apis
+        try:
+            yield
+        finally:
+            await apis.close()
+
+    app = FastAPI(
+        title="Motcua portal",
+        version=VERSION,
+        summary="The officer console: server-rendered pages over the services' APIs.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.pages = rendering
+    app.state.verifier = auth.verifier_for(settings.shared)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.include_router(assets.router())
+    app.include_router(_operations())
+    _errors(app, rendering)
+    web.count_requests(app, "portal")
+    # Outermost last: headers on every answer, then the session, then compression.
+    app.add_middleware(GZipMiddleware, minimum_size=500)
+    app.add_middleware(SessionMiddleware, **session.options(settings))
+    csp = headers.policy([settings.oidc_discovery_url])
+    app.add_middleware(headers.SecurityHeaders, csp=csp, hsts=settings.secure_cookies)
+    return app
+
+
+def _operations() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        apis: Apis = request.app.state.apis
+        checks = {name: await apis.healthy(name) for name in SERVICES}
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _errors(app: FastAPI, rendering: Pages) -> None:
+    async def not_signed_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, session.NotSignedIn)
+        if request.headers.get("hx-request"):
+            # htmx follows no redirect into a fragment: send the whole page to sign-in.
+            return Response(status_code=204, headers={"HX-Redirect": "/signin"})
+        return RedirectResponse(f"/signin?next={quote(exc.next_path, safe='')}", 303)
+
+    async def api_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiProblem)
+        if exc.status == 401:
+            # The token was refused (expired or revoked): sign in again.
+            session.sign_out(request)
+            return await not_signed_in(request, session.NotSignedIn(session.next_path(request)))
+        return rendering.render(request, "error.html", status=exc.status, problem=exc)
+
+    async def problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        lang = rendering.language(request)
+        shown = ApiProblem(exc.status, exc.detail_vi if lang == "vi" else exc.detail, exc.code)
+        return rendering.render(request, "error.html", status=exc.status, problem=shown)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        t = rendering.catalogue.translator(rendering.language(request))
+        text = t("error.not_found") if exc.status_code == 404 else str(exc.detail)
+        shown = ApiProblem(exc.status_code, text, "http_error")
+        return rendering.render(request, "error.html", status=exc.status_code, problem=shown)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("page %s failed", request.url.path, exc_info=exc)
+        t = rendering.catalogue.translator(rendering.language(request))
+        shown = ApiProblem(500, t("error.internal"), "internal_error")
+        return rendering.render(request, "error.html", status=500, problem=shown)
+
+    app.add_exception_handler(session.NotSignedIn, not_signed_in)
+    app.add_exception_handler(ApiProblem, api_problem)
+    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, crash)

@@ -1,0 +1,101 @@
+"""The signed-in officer, kept in the session cookie (signed, HttpOnly, SameSite=Lax, Secure
+over TLS): who they are and the access token the portal calls the services with."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from services.portal.settings import PortalSettings
+
+COOKIE = "motcua_session"
+_KEY = "officer"
+
+
+@dataclass(frozen=True)
+class SignedInOfficer:
+    id: str
+    name: str
+    role: str
+    unit: str
+    token: str
+    expires_at: float
+    """When the access token expires (seconds since the epoch): the officer signs in again."""
+    via: str = "oidc"
+    """How they signed in: `oidc` (the province's provider) or `dev` (development sign-in)."""
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+class NotSignedIn(Exception):
+    """The page needs a signed-in officer; the app redirects to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def options(settings: PortalSettings) -> dict[str, Any]:
+    """How the session cookie is made (Starlette's SessionMiddleware, signed by itsdangerous)."""
+    return {
+        "secret_key": settings.session_secret.get_secret_value(),
+        "session_cookie": COOKIE,
+        "max_age": settings.session_max_age_seconds,
+        "same_site": "lax",
+        "https_only": settings.secure_cookies,
+    }
+
+
+def sign_in(request: Request, officer: SignedInOfficer) -> None:
+    """Start a new session for `officer` (a fresh session: nothing of the old one survives)."""
+    request.session.clear()
+    request.session[_KEY] = asdict(officer)
+
+
+def sign_out(request: Request) -> None:
+    request.session.clear()
+
+
+def current_officer(request: Request) -> SignedInOfficer | None:
+    """The signed-in officer, or None (also when their token has expired)."""
+    raw: Any = request.session.get(_KEY)
+    if not isinstance(raw, dict):
+        return None
+    try:
+        officer = SignedInOfficer(**raw)
+    except TypeError:
+        request.session.clear()
+        return None
+    if officer.expired:
+        request.session.clear()
+        return None
+    return officer
+
+
+def next_path(request: Request) -> str:
+    """Where to come back after sign-in: this page, as a local path."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return quote(request.url.path + query, safe="/?=&")
+
+
+async def require_officer(request: Request) -> SignedInOfficer:
+    officer = current_officer(request)
+    if officer is None:
+        raise NotSignedIn(next_path(request) if request.method == "GET" else "/")
+    return officer
+
+
+def safe_next(value: str | None) -> str:
+    """`value` if it is a path on this site, else the home page (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+Officer = Annotated[SignedInOfficer, Depends(require_officer)]

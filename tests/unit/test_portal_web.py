@@ -1,0 +1,223 @@
+"""The portal's frame: security headers, CSRF, the session cookie, immutable static files,
+languages, error pages, and how the services' problems reach the page."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from services.portal import app as portal_app
+from services.portal import csrf, session
+from services.portal.app import create_app
+from services.portal.clients import ApiProblem, reply
+from services.portal.i18n import Catalogue
+from services.portal.settings import PortalSettings
+
+probe = APIRouter()
+
+
+@probe.get("/probe/sign-in")
+async def probe_sign_in(request: Request) -> Response:
+    session.sign_in(
+        request,
+        session.SignedInOfficer("cb-1", "Nguyễn Văn An", "officer", "u-1", "tok", 4e9, via="dev"),
+    )
+    return PlainTextResponse(csrf.token(request))
+
+
+@probe.get("/probe/me")
+async def probe_me(officer: session.Officer) -> Response:
+    return PlainTextResponse(officer.name)
+
+
+@probe.post("/probe/form")
+async def probe_form(_: csrf.Checked) -> Response:
+    return PlainTextResponse("done")
+
+
+@probe.get("/probe/problem")
+async def probe_problem() -> Response:
+    raise ApiProblem(409, "Hồ sơ đã được tiếp nhận.", code="not_allowed")
+
+
+@pytest.fixture
+async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
+    app = create_app(PortalSettings(public_url="http://portal.test"))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c,
+    ):
+        yield c
+
+
+async def test_every_page_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'self'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in page.headers  # plain HTTP here
+
+
+async def test_pages_have_no_inline_script(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/")).text
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts, "htmx is loaded"
+    assert all("src=" in attrs and not body.strip() for attrs, body in scripts)
+    assert not re.search(r"\son[a-z]+=", page), "no inline event handler"
+
+
+async def test_static_files_have_immutable_names(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/")).text
+    css = re.search(r'href="(/static/portal\.[0-9a-f]{12}\.css)"', page)
+    assert css
+    asset = await client.get(css.group(1))
+    assert asset.status_code == 200
+    assert "immutable" in asset.headers["cache-control"]
+    assert asset.headers["content-type"].startswith("text/css")
+    assert (await client.get("/static/portal.css")).status_code == 404
+
+
+async def test_a_page_behind_sign_in_redirects_there_and_comes_back(
+    client: httpx.AsyncClient,
+) -> None:
+    away = await client.get("/probe/me?tab=mine")
+    assert away.status_code == 303
+    assert away.headers["location"] == "/signin?next=%2Fprobe%2Fme%3Ftab%3Dmine"
+    await client.get("/probe/sign-in")
+    assert (await client.get("/probe/me")).text == "Nguyễn Văn An"
+
+
+async def test_the_session_cookie_is_httponly_and_samesite(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/probe/sign-in")
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{session.COOKIE}=")
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    assert "secure" not in cookie.lower()
+
+
+def test_the_cookie_is_secure_over_tls() -> None:
+    options = session.options(PortalSettings(public_url="https://motcua.example.vn"))
+    assert options["https_only"] is True
+
+
+async def test_a_form_without_its_csrf_token_is_refused(client: httpx.AsyncClient) -> None:
+    token = (await client.get("/probe/sign-in")).text
+    refused = await client.post("/probe/form", data={"x": "1"})
+    assert refused.status_code == 403
+    assert "mã bảo vệ" in refused.text
+    wrong = await client.post("/probe/form", data={csrf.FIELD: token[:-1] + "x"})
+    assert wrong.status_code == 403
+    assert (await client.post("/probe/form", data={csrf.FIELD: token})).text == "done"
+    by_header = await client.post("/probe/form", headers={"X-CSRF-Token": token})
+    assert by_header.text == "done"
+
+
+async def test_a_form_posted_from_another_site_is_refused(client: httpx.AsyncClient) -> None:
+    token = (await client.get("/probe/sign-in")).text
+    answer = await client.post(
+        "/probe/form", data={csrf.FIELD: token}, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 403
+
+
+async def test_an_api_problem_shows_its_vietnamese_message(client: httpx.AsyncClient) -> None:
+    page = await client.get("/probe/problem")
+    assert page.status_code == 409
+    assert "Hồ sơ đã được tiếp nhận." in page.text
+    assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_english_on_request_and_remembered(client: httpx.AsyncClient) -> None:
+    english = await client.get("/?lang=en")
+    assert english.headers["content-language"] == "en"
+    assert "Sign in" in english.text
+    assert (await client.get("/")).headers["content-language"] == "en"
+    assert "Đăng nhập" in (await client.get("/?lang=vi")).text
+
+
+async def test_an_unknown_page_is_an_html_404(client: httpx.AsyncClient) -> None:
+    page = await client.get("/no/such/page")
+    assert page.status_code == 404
+    assert "Không tìm thấy trang này." in page.text
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/tasks?scope=mine", "/tasks?scope=mine"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        (None, "/"),
+    ],
+)
+def test_only_local_paths_are_returned_to(given: str | None, kept: str) -> None:
+    assert session.safe_next(given) == kept
+
+
+def test_an_expired_officer_is_signed_out() -> None:
+    officer = session.SignedInOfficer("cb-1", "A", "officer", "u-1", "tok", expires_at=1.0)
+    assert officer.expired
+
+
+def test_a_problem_answer_becomes_an_api_problem_with_its_fields() -> None:
+    body = {
+        "title": "Dữ liệu không hợp lệ",
+        "status": 422,
+        "detail": "Thiếu số điện thoại.",
+        "code": "validation_failed",
+        "errors": [{"field": "applicant.phone", "message": "bắt buộc"}],
+    }
+    answer = httpx.Response(
+        422, content=json.dumps(body).encode(), headers={"content-type": "application/problem+json"}
+    )
+    with pytest.raises(ApiProblem) as caught:
+        reply(answer, "intake", "vi")
+    assert caught.value.detail == "Thiếu số điện thoại."
+    assert caught.value.errors[0]["field"] == "applicant.phone"
+
+
+def test_a_service_error_page_is_not_its_stack_trace() -> None:
+    with pytest.raises(ApiProblem) as caught:
+        reply(httpx.Response(502, text="<html>Bad gateway</html>"), "review", "vi")
+    assert caught.value.status == 503
+    assert "review" in caught.value.detail
+
+
+def _texts(folder: Path, lang: str, part: str, texts: dict[str, str]) -> None:
+    (folder / lang).mkdir(exist_ok=True)
+    (folder / lang / f"{part}.json").write_text(json.dumps(texts), encoding="utf-8")
+
+
+def test_every_text_exists_in_both_languages(tmp_path: Path) -> None:
+    _texts(tmp_path, "vi", "common", {"a": "một", "b": "hai"})
+    _texts(tmp_path, "en", "common", {"a": "one"})
+    with pytest.raises(ValueError, match="b"):
+        Catalogue(tmp_path)
+    Catalogue()  # the portal's own catalogue is complete
+
+
+def test_a_text_defined_by_two_parts_is_refused(tmp_path: Path) -> None:
+    _texts(tmp_path, "vi", "common", {"a": "một"})
+    _texts(tmp_path, "vi", "queues", {"a": "khác"})
+    _texts(tmp_path, "en", "common", {"a": "one"})
+    with pytest.raises(ValueError, match="twice"):
+        Catalogue(tmp_path)
+
+
+def test_texts_are_nfc(tmp_path: Path) -> None:
+    _texts(tmp_path, "vi", "common", {"a": "Nguye\u0302\u0303n"})
+    _texts(tmp_path, "en", "common", {"a": "x"})
+    assert Catalogue(tmp_path).translator("vi")("a") == "Nguyễn"
