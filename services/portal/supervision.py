@@ -24,8 +24,6 @@ router = APIRouter(include_in_schema=False)
 
 WATCHERS: frozenset[str] = frozenset({roles.CHIEF, roles.SUPERVISOR, roles.ADMIN})
 """Who sees a unit's performance."""
-PICKS_UNIT: frozenset[str] = roles.OPERATORS
-"""Province-level roles, who may look at any unit's figures (the statistics are public)."""
 PERIODS = ("this_month", "last_month", "this_year", "range")
 MAX_DAYS = 366  # audit's limit on one period
 OVERDUE_PAGE = 20
@@ -190,31 +188,56 @@ class Overdue:
     dossier_code: str
     procedure_name: str
     unit_id: str
-    officer_id: str | None
+    holder: str | None
     due_at: datetime
     late_hours: float
 
 
-def overdue(tasks: list[dict[str, Any]], now: datetime) -> list[Overdue]:
-    """The overdue tasks review gave, with the working time since each was due."""
+def overdue(
+    tasks: list[dict[str, Any]], now: datetime, names: dict[str, str] | None = None
+) -> list[Overdue]:
+    """The overdue tasks review gave, with the working time since each was due (review's own
+    count when it gives one) and the holder's name where `names` has it."""
     out = []
     for task in tasks:
-        due = (task.get("waiting") or {}).get("due_at")
+        due = task.get("due_at") or (task.get("waiting") or {}).get("due_at")
         if not due:
             continue
         due_at = datetime.fromisoformat(due)
+        left = (task.get("time_left") or {}).get("working_hours")
+        holder = task.get("officer_id")
         out.append(
             Overdue(
                 task_id=task["id"],
                 dossier_code=task["dossier_code"],
                 procedure_name=task.get("procedure_name") or task["procedure_code"],
                 unit_id=task["unit_id"],
-                officer_id=task.get("officer_id"),
+                holder=(names or {}).get(holder, holder) if holder else None,
                 due_at=due_at,
-                late_hours=CALENDAR.working_hours_between(due_at, now),
+                late_hours=-float(left) if left is not None else late_hours(due_at, now),
             )
         )
     return out
+
+
+def late_hours(due_at: datetime, now: datetime) -> float:
+    return CALENDAR.working_hours_between(due_at, now)
+
+
+@dataclass(frozen=True)
+class Me:
+    """What review's `/v1/me` says of the officer: whether they work at the province office
+    (and may look at any unit), their unit's name and their colleagues' names."""
+
+    province: bool
+    unit_name: str
+    names: dict[str, str]
+
+    @classmethod
+    def of(cls, me: dict[str, Any]) -> Me:
+        unit = me.get("unit") or {}
+        names = {o["id"]: o["name"] for o in me.get("officers") or []}
+        return cls(bool(me.get("province_office")), str(unit.get("name") or ""), names)
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -237,25 +260,27 @@ async def performance(
     if officer.role not in WATCHERS:
         problem = ApiProblem(403, t("supervision.forbidden"), "forbidden")
         return pages.render(request, "error.html", status=403, problem=problem)
-    picks = officer.role in PICKS_UNIT
-    shown_unit = (officer.unit if unit is None else unit) if picks else officer.unit
     context: dict[str, Any] = {
         "numbers": Numbers(lang),
         "periods": PERIODS,
         "kind": kind,
         "start": start,
         "end": end,
-        "unit": shown_unit,
-        "picks_unit": picks,
     }
     try:
         chosen = period(kind, start, end, today_in_vietnam())
     except BadPeriod as exc:
+        me = Me.of(await _me(apis, officer, lang))
         problem = ApiProblem(422, t(exc.key), "bad_period")
         return pages.render(
-            request, "supervision/performance.html", status=422, problem=problem, **context
+            request,
+            "supervision/performance.html",
+            status=422,
+            problem=problem,
+            **_unit_choice(officer, me, unit, []),
+            **context,
         )
-    statistics, catalogue, queue = await asyncio.gather(
+    statistics, catalogue, who, queue = await asyncio.gather(
         apis.get(
             "audit",
             "/v1/audit/statistics",
@@ -264,11 +289,14 @@ async def performance(
             params={"since": chosen.since.isoformat(), "until": chosen.until.isoformat()},
         ),
         apis.get("intake", "/v1/procedures", token=None, lang=lang),
+        _me(apis, officer, lang),
         _overdue(request, officer, lang, cursor),
     )
+    me = Me.of(who)
     names = {p["code"]: p["name_vi" if lang == "vi" else "name_en"] for p in catalogue}
     rows = statistics["rows"]
-    lines, total = table(rows, shown_unit, names)
+    choice = _unit_choice(officer, me, unit, rows)
+    lines, total = table(rows, choice["unit"], names)
     return pages.render(
         request,
         "supervision/performance.html",
@@ -276,10 +304,30 @@ async def performance(
         period=chosen,
         lines=lines,
         total=total,
-        units=units_in(rows, officer.unit, shown_unit) if picks else [],
-        **queue,
+        **choice,
+        overdue=overdue(queue.tasks, datetime.now(UTC), me.names),
+        pager=queue.pager,
         **context,
     )
+
+
+def _unit_choice(
+    officer: SignedInOfficer, me: Me, asked: str | None, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The unit shown: the officer's own, or at the province office the one asked for (every
+    unit if empty); the statistics are public, the choice only narrows them."""
+    unit = (officer.unit if asked is None else asked) if me.province else officer.unit
+    return {
+        "unit": unit,
+        "unit_name": me.unit_name if unit == officer.unit else unit,
+        "picks_unit": me.province,
+        "units": units_in(rows, officer.unit, unit) if me.province else [],
+    }
+
+
+async def _me(apis: Apis, officer: SignedInOfficer, lang: str) -> dict[str, Any]:
+    me: dict[str, Any] = await apis.get("review", "/v1/me", token=officer.token, lang=lang)
+    return me
 
 
 @router.get("/supervision/overdue")
@@ -291,13 +339,23 @@ async def overdue_fragment(request: Request, officer: Officer, cursor: str = "")
         t = pages.catalogue.translator(lang)
         problem = ApiProblem(403, t("supervision.forbidden"), "forbidden")
         return pages.render(request, "error.html", status=403, problem=problem)
-    queue = await _overdue(request, officer, lang, cursor)
-    return pages.render(request, "supervision/overdue.html", numbers=Numbers(lang), **queue)
+    who, queue = await asyncio.gather(
+        _me(request.app.state.apis, officer, lang), _overdue(request, officer, lang, cursor)
+    )
+    rows = overdue(queue.tasks, datetime.now(UTC), Me.of(who).names)
+    return pages.render(
+        request, "supervision/overdue.html", numbers=Numbers(lang), overdue=rows, pager=queue.pager
+    )
 
 
-async def _overdue(
-    request: Request, officer: SignedInOfficer, lang: str, cursor: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Queue:
+    tasks: list[dict[str, Any]]
+    pager: list[tuple[str, str, str, str]]
+    """(page URL, fragment URL, text key, rel) of the first and the next page."""
+
+
+async def _overdue(request: Request, officer: SignedInOfficer, lang: str, cursor: str) -> Queue:
     """One page of the overdue tasks in the officer's scope, with the links to the first and
     the next page (whole page, and the fragment htmx swaps in)."""
     apis: Apis = request.app.state.apis
@@ -314,8 +372,7 @@ async def _overdue(
         (*_links(request, None), "supervision.first_page", "") if cursor else None,
         (*_links(request, following), "supervision.next_page", "next") if following else None,
     ]
-    tasks = list(answer.body)
-    return {"overdue": overdue(tasks, datetime.now(UTC)), "pager": [p for p in pager if p]}
+    return Queue(list(answer.body), [p for p in pager if p])
 
 
 def _links(request: Request, cursor: str | None) -> tuple[str, str]:

@@ -24,10 +24,12 @@ pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-portal-session-secret-of-this-test"
 CHIEF, ADMIN, OFFICER = "cb-badinh-tp", "cb-pc06-qt", "cb-badinh-01"
+SUPERVISOR = "cb-pc06-gs"  # of the province office
 PEOPLE = {
     CHIEF: ("Phạm Quốc Cường", "chief", "CAP-BADINH"),
     ADMIN: ("Bùi Thanh Tâm", "admin", "PC06-HN"),
     OFFICER: ("Trần Văn An", "officer", "CAP-BADINH"),
+    SUPERVISOR: ("Ngô Thị Hạnh", "supervisor", "PC06-HN"),
 }
 
 
@@ -101,6 +103,8 @@ async def test_the_chief_sees_the_figures_audit_gives_and_the_overdue_dossiers(
     page = browser.get("/supervision")
     assert page.status_code == 200, page.text
     assert "Tỷ lệ hồ sơ giải quyết đúng hạn" in page.text
+    assert "Đơn vị Công an phường Ba Đình, từ " in page.text  # the unit's name, from review
+    assert 'name="unit"' not in page.text  # a ward's chief sees their own unit only
     vi = Numbers("vi")
     shown = _cells(page.text, row["procedure_code"])
     assert shown == {
@@ -117,6 +121,12 @@ async def test_the_chief_sees_the_figures_audit_gives_and_the_overdue_dossiers(
     assert "Dossiers decided on time" in english
     assert _cells(english, row["procedure_code"])["decided"] == "3"
 
+    # The province's supervisor picks the ward's unit.
+    province, _ = await signed_in(portal, SUPERVISOR)
+    picked = province.get("/supervision", params={"unit": "CAP-BADINH"}).text
+    assert '<option value="CAP-BADINH" selected>' in picked
+    assert _cells(picked, row["procedure_code"])["decided"] == "3"
+
     # Forty days on (review's clock), the dossier still waiting is overdue: it is listed, with
     # a link to its page.
     portal.kill("review")
@@ -127,6 +137,7 @@ async def test_the_chief_sees_the_figures_audit_gives_and_the_overdue_dossiers(
     assert row_of_waiting, later
     assert f'href="/dossiers/{waiting}"' in row_of_waiting.group(1)
     assert 'class="overdue"' in row_of_waiting.group(1)
+    assert re.search(r"Trần Văn An|Lê Thị Bình", row_of_waiting.group(1))  # its holder's name
 
 
 async def test_an_admin_manages_units_and_officers_and_others_are_refused(

@@ -103,6 +103,7 @@ ROWS: list[dict[str, Any]] = [
      "on_time": 0, "late": 0, "on_time_rate": None, "median_working_days": None},
 ]  # fmt: skip
 NAMES = {"1.004194": "Đăng ký thường trú"}
+BADINH = {"id": "CAP-BADINH", "name": "Công an phường Ba Đình", "wards": ["00004"]}
 
 
 def test_the_table_keeps_the_unit_s_rows_by_procedure_with_their_total() -> None:
@@ -155,6 +156,10 @@ def test_the_overdue_list_counts_working_time_since_the_due_moment() -> None:
     )
     assert [r.task_id for r in rows] == ["t1"]
     assert rows[0].late_hours == pytest.approx(3.0)
+    assert rows[0].holder == "cb-badinh-01"  # no name known: the id
+    counted = {**_task("t3", "2026-03-13T09:00:00+00:00"), "time_left": {"working_hours": -12.5}}
+    [row] = overdue([counted], datetime(2026, 3, 16, 2, 0, tzinfo=UTC), {"cb-badinh-01": "An"})
+    assert (row.late_hours, row.holder) == (12.5, "An")  # review's own count, and the name
 
 
 # --- the page, over fake services --------------------------------------------------------
@@ -187,6 +192,14 @@ class FakeServices:
         if path == "/v1/procedures":
             procedures = [{"code": "1.004194", "name_vi": NAMES["1.004194"], "name_en": "Perm"}]
             return httpx.Response(200, json=procedures)
+        if path == "/v1/me":
+            role = request.headers["authorization"].removeprefix("Bearer tok-")
+            province = role in ("supervisor", "admin")
+            unit = {"id": "PC06-HN", "name": "Phòng PC06"} if province else BADINH
+            colleagues = [{"id": "cb-badinh-01", "name": "Trần Văn An"}]
+            return httpx.Response(
+                200, json={"unit": unit, "province_office": province, "officers": colleagues}
+            )
         if path == "/v1/tasks":
             headers = {} if request.url.params.get("cursor") else {"X-Next-Cursor": "c2"}
             return httpx.Response(
@@ -249,6 +262,8 @@ async def test_a_chief_sees_the_unit_s_figures_and_overdue_dossiers(
     assert _cell(text, "", "received") == "13"
     assert "01/02/2026" in text and "28/02/2026" in text
     assert 'href="/dossiers/t1"' in text
+    assert "Đơn vị Công an phường Ba Đình, từ 01/02/2026 đến 28/02/2026." in text
+    assert "Trần Văn An" in text  # the holder's name, from review's /v1/me
     assert "cursor=c2" in text  # the next page of the overdue list
     fragment = re.search(r'hx-get="([^"]+)"', text)
     assert fragment
