@@ -103,7 +103,7 @@ async def test_the_chief_sees_the_figures_audit_gives_and_the_overdue_dossiers(
     page = browser.get("/supervision")
     assert page.status_code == 200, page.text
     assert "Tỷ lệ hồ sơ giải quyết đúng hạn" in page.text
-    assert "Đơn vị Công an phường Ba Đình, từ " in page.text  # the unit's name, from review
+    assert "Công an phường Ba Đình — từ " in page.text  # the unit's name, from review
     assert 'name="unit"' not in page.text  # a ward's chief sees their own unit only
     vi = Numbers("vi")
     shown = _cells(page.text, row["procedure_code"])

@@ -262,7 +262,7 @@ async def test_a_chief_sees_the_unit_s_figures_and_overdue_dossiers(
     assert _cell(text, "", "received") == "13"
     assert "01/02/2026" in text and "28/02/2026" in text
     assert 'href="/dossiers/t1"' in text
-    assert "Đơn vị Công an phường Ba Đình, từ 01/02/2026 đến 28/02/2026." in text
+    assert "Công an phường Ba Đình — từ 01/02/2026 đến 28/02/2026." in text
     assert "Trần Văn An" in text  # the holder's name, from review's /v1/me
     assert "cursor=c2" in text  # the next page of the overdue list
     fragment = re.search(r'hx-get="([^"]+)"', text)
