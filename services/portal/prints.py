@@ -1,0 +1,326 @@
+"""Printing the one-stop slips (BM-VP01) from a dossier: the receipt and appointment slip after a
+desk submission (by dossier code), the control slip and the apology slip (by task id).
+
+The data comes from review's task (the dossier as submitted, its history, the promised date in
+force) and intake's procedure (the documents' names, the legal deadline); the PDF from
+`services.portal.printing`. Each print is recorded in the dossier's history by review
+(`POST /v1/tasks/{id}/prints`), which also decides who may print: a refusal (403 for another
+unit) is the error page, and no PDF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import yaml
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from vietnam_provinces import Province, Ward, WardCode
+
+from services.portal.clients import ApiProblem, Apis
+from services.portal.csrf import Checked
+from services.portal.desk import procedure_of
+from services.portal.rendering import Pages
+from services.portal.session import Officer, SignedInOfficer
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/prints", include_in_schema=False)
+
+Form = Literal["receipt", "control", "apology"]
+FILE_NAMES: dict[str, str] = {
+    "receipt": "giay-tiep-nhan",
+    "control": "phieu-kiem-soat",
+    "apology": "phieu-xin-loi",
+}
+FIND_TRIES = 20
+FIND_PAUSE = 0.25
+"""Review files a desk dossier's task a moment after intake answers: look for it this long."""
+ACTIONS_VI = {
+    "assign": "Phân công xử lý",
+    "receive": "Tiếp nhận hồ sơ",
+    "refuse": "Từ chối tiếp nhận",
+    "request_supplement": "Yêu cầu bổ sung",
+    "supplement": "Công dân bổ sung",
+    "request_payment": "Yêu cầu nộp phí",
+    "confirm_payment": "Đã nộp phí",
+    "propose": "Trình phê duyệt",
+    "send_back": "Trả lại xử lý",
+    "approve": "Phê duyệt",
+    "reject": "Từ chối giải quyết",
+    "stop": "Dừng xử lý",
+    "deliver": "Trả kết quả",
+    "claim": "Nhận xử lý",
+    "release": "Trả về đơn vị",
+    "reassign": "Giao lại",
+    "apologise": "Xin lỗi, hẹn lại",
+}
+QUIET = {"print"}
+"""History steps that hand nothing over: not rows of the control slip."""
+
+
+def printing() -> ModuleType:
+    """The slip renderer, loaded on first print (WeasyPrint is heavy to import)."""
+    return importlib.import_module("services.portal.printing")
+
+
+@router.post("/receipt/{code}")
+async def receipt(request: Request, code: str, officer: Officer, _: Checked) -> Response:
+    """Giấy tiếp nhận hồ sơ và hẹn trả kết quả of a dossier (by its code)."""
+    task = await _task_of(request, officer, code)
+    procedure = await procedure_of(request, task["procedure_code"], officer)
+    slip = receipt_slip(task, procedure, _directory(request), _public_url(request))
+    return await _printed(request, officer, task, "receipt", "receipt_pdf", slip)
+
+
+@router.post("/control/{task_id}")
+async def control(request: Request, task_id: str, officer: Officer, _: Checked) -> Response:
+    """Phiếu kiểm soát quá trình giải quyết hồ sơ, from the task's history."""
+    task = await _task(request, officer, task_id)
+    slip = control_slip(task, _directory(request), datetime.now(UTC))
+    return await _printed(request, officer, task, "control", "control_pdf", slip)
+
+
+@router.post("/apology/{task_id}")
+async def apology(request: Request, task_id: str, officer: Officer, _: Checked) -> Response:
+    """Phiếu xin lỗi và hẹn lại ngày trả kết quả, from the task's last apology."""
+    task = await _task(request, officer, task_id)
+    slip = apology_slip(task, _directory(request))
+    if slip is None:
+        pages: Pages = request.app.state.pages
+        t = pages.catalogue.translator(pages.language(request))
+        raise ApiProblem(409, t("prints.no_apology"), "no_apology")
+    return await _printed(request, officer, task, "apology", "apology_pdf", slip)
+
+
+async def _printed(
+    request: Request,
+    officer: SignedInOfficer,
+    task: dict[str, Any],
+    form: Form,
+    renderer: str,
+    slip: Any,
+) -> Response:
+    """Render the PDF, record the print (the API may refuse: no PDF then), answer it inline."""
+    pdf: bytes = await run_in_threadpool(getattr(printing(), renderer), slip)
+    await _record(request, officer, task["id"], form)
+    name = f"{FILE_NAMES[form]}-{task['dossier_code']}.pdf"
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+async def _record(request: Request, officer: SignedInOfficer, task_id: str, form: Form) -> None:
+    apis: Apis = request.app.state.apis
+    pages: Pages = request.app.state.pages
+    try:
+        await apis.post(
+            "review",
+            f"/v1/tasks/{task_id}/prints",
+            token=officer.token,
+            lang=pages.language(request),
+            json={"form": form},
+        )
+    except ApiProblem as problem:
+        if problem.code not in ("http_404", "http_405"):
+            raise
+        # A review without the prints endpoint (older than the console): printed, not recorded.
+        log.warning("review does not record prints yet: %s of task %s", form, task_id)
+
+
+async def _task(request: Request, officer: SignedInOfficer, task_id: str) -> dict[str, Any]:
+    apis: Apis = request.app.state.apis
+    pages: Pages = request.app.state.pages
+    task: dict[str, Any] = await apis.get(
+        "review", f"/v1/tasks/{task_id}", token=officer.token, lang=pages.language(request)
+    )
+    return task
+
+
+async def _task_of(request: Request, officer: SignedInOfficer, code: str) -> dict[str, Any]:
+    """The task of dossier `code` (review's search by code), once review has made it."""
+    apis: Apis = request.app.state.apis
+    pages: Pages = request.app.state.pages
+    lang = pages.language(request)
+    for _ in range(FIND_TRIES):
+        found = await apis.get(
+            "review", "/v1/tasks", token=officer.token, lang=lang, params={"q": code}
+        )
+        for task in found:
+            if task.get("dossier_code") == code:
+                return dict(task)
+        await asyncio.sleep(FIND_PAUSE)
+    t = pages.catalogue.translator(lang)
+    raise ApiProblem(404, t("prints.not_ready", code=code), "task_not_ready")
+
+
+def _public_url(request: Request) -> str:
+    return str(request.app.state.settings.public_url).rstrip("/")
+
+
+def _directory(request: Request) -> Directory:
+    return directory(Path(request.app.state.settings.roster_file))
+
+
+class Directory:
+    """Names of units and officers for the slips (the roster file), ids where it has none."""
+
+    def __init__(self, units: dict[str, str], officers: dict[str, str]) -> None:
+        self.units = units
+        self.officers = officers
+
+    def unit(self, unit_id: str) -> str:
+        return self.units.get(unit_id, unit_id)
+
+    def officer(self, officer_id: str | None) -> str:
+        return self.officers.get(officer_id or "", officer_id or "—")
+
+
+@functools.cache
+def directory(path: Path) -> Directory:
+    try:
+        roster = yaml.safe_load(path.read_text("utf-8")) or {}
+    except OSError:
+        log.warning("no roster file %s: slips name units and officers by id", path)
+        roster = {}
+    units = {str(u["id"]): str(u["name"]) for u in roster.get("units", [])}
+    officers = {str(o["id"]): str(o["name"]) for o in roster.get("officers", [])}
+    return Directory(units, officers)
+
+
+def issuer(unit_name: str, ward_code: str | None) -> dict[str, Any]:
+    """The slip's header: the unit, the province's police above it, the province as place."""
+    province = _province(ward_code)
+    short = province.removeprefix("Thành phố ").removeprefix("Tỉnh ") if province else ""
+    parent = f"Công an {province[0].lower()}{province[1:]}" if province else None
+    return {"name": unit_name, "parent": parent, "place": short or "Việt Nam"}
+
+
+@functools.cache
+def _province(ward_code: str | None) -> str:
+    if not ward_code or not ward_code.isdigit():
+        return ""
+    try:
+        ward = Ward.from_code(WardCode(int(ward_code)))
+    except (ValueError, KeyError):
+        return ""
+    return next((p.name for p in Province.iter_all() if p.code == ward.province_code), "")
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def receipt_slip(
+    task: dict[str, Any], procedure: dict[str, Any], names: Directory, public_url: str
+) -> Any:
+    """The receipt's data from review's task (its dossier as submitted) and the procedure."""
+    p = printing()
+    dossier = task.get("dossier", {})
+    applicant = dossier.get("applicant", {})
+    kinds = {d["type"]: d["name_vi"] for d in procedure.get("documents", [])}
+    documents = [
+        p.SlipDocument(name=kinds.get(d.get("document_type"), d.get("document_type")))
+        for d in dossier.get("documents", [])
+    ]
+    received = _when(dossier.get("received_at")) or _when(dossier.get("submitted_at"))
+    promised = _when(task.get("promised_at")) or _when(dossier.get("promised_at")) or received
+    days = procedure.get("deadline", {}).get("working_days")
+    residence = dossier.get("residence") or {}
+    return p.ReceiptSlip(
+        issuer=p.Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
+        code=task["dossier_code"],
+        applicant_name=applicant.get("full_name") or "—",
+        applicant_address=residence.get("address") or None,
+        applicant_phone=applicant.get("phone") or None,
+        applicant_email=applicant.get("email") or None,
+        procedure_name=task.get("procedure_name") or procedure.get("name_vi"),
+        documents=tuple(documents),
+        processing_days=int(days) if isinstance(days, int | float) else None,
+        received_at=received,
+        promised_at=promised,
+        fee=dossier.get("fee"),
+        officer_name=names.officer(dossier.get("submitted_by") or task.get("officer_id")),
+        channel=p.Channel(int(dossier.get("channel", 1))),
+        status_url=f"{public_url}/status/{task['dossier_code']}",
+    )
+
+
+def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Any:
+    """The control slip: each step of the history that handed the dossier on."""
+    p = printing()
+    dossier = task.get("dossier", {})
+    unit = names.unit(task["unit_id"])
+    steps, holder = [], dossier.get("submitted_by")
+    for step in task.get("history", []):
+        at = _when(step.get("decided_at"))
+        if step.get("action") in QUIET or at is None:
+            continue
+        steps.append(
+            p.SlipStep(
+                handed_by=names.officer(step.get("decided_by") or holder),
+                handed_by_unit=unit,
+                received_by=names.officer(step.get("officer_id") or step.get("decided_by")),
+                received_by_unit=unit,
+                at=at,
+                due_at=_when(step.get("due_at")),
+                result=ACTIONS_VI.get(step.get("action", ""), step.get("action")) or None,
+                note=step.get("reason") or None,
+            )
+        )
+        holder = step.get("officer_id") or holder
+    received = _when(dossier.get("received_at")) or _when(task.get("created_at")) or now
+    return p.ControlSlip(
+        issuer=p.Issuer(**issuer(unit, dossier.get("ward_code"))),
+        code=task["dossier_code"],
+        applicant_name=dossier.get("applicant", {}).get("full_name") or "—",
+        procedure_name=task.get("procedure_name") or task["procedure_code"],
+        handling_unit=unit,
+        received_at=received,
+        promised_at=_when(task.get("promised_at")) or _when(dossier.get("promised_at")) or now,
+        steps=tuple(steps),
+        blank_rows=max(0, 4 - len(steps)),
+        printed_at=now,
+    )
+
+
+def apology_slip(task: dict[str, Any], names: Directory) -> Any:
+    """The apology slip from the task's last apology, or None when there is none."""
+    p = printing()
+    history = task.get("history", [])
+    last = next(
+        (i for i in range(len(history) - 1, -1, -1) if history[i].get("action") == "apologise"),
+        None,
+    )
+    if last is None:
+        return None
+    step = history[last]
+    dossier = task.get("dossier", {})
+    before = [_when(s.get("promised_at")) for s in history[:last]]
+    original = next((b for b in reversed(before) if b), None) or _when(dossier.get("promised_at"))
+    new = _when(step.get("promised_at")) or _when(task.get("promised_at"))
+    issued = _when(step.get("decided_at"))
+    return p.ApologySlip(
+        issuer=p.Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
+        code=task["dossier_code"],
+        applicant_name=dossier.get("applicant", {}).get("full_name") or "—",
+        procedure_name=task.get("procedure_name") or task["procedure_code"],
+        received_at=_when(dossier.get("received_at")) or _when(task.get("created_at")),
+        original_promised_at=original,
+        new_promised_at=new,
+        reason=step.get("reason") or "—",
+        signer_name=names.officer(step.get("decided_by")),
+        issued_at=issued,
+    )
