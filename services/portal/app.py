@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.portal import desk, headers, i18n, pages, prints, session
+from services.portal import desk, headers, i18n, pages, prints, session, signin
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
 from services.portal.rendering import Pages
@@ -24,7 +24,7 @@ from shared.problems import Problem
 from shared.web import VERSION
 
 log = logging.getLogger(__name__)
-ROUTERS: list[APIRouter] = [pages.router, desk.router, prints.router]
+ROUTERS: list[APIRouter] = [pages.router, signin.router, desk.router, prints.router]
 """The portal's pages; each feature adds its router here."""
 
 
