@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,18 +29,36 @@ from services.portal.settings import PortalSettings
 CATALOGUE = load_catalogue()
 PDF = b"%PDF-1.4\n% scanned CT01\n%%EOF\n"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 a phone photo \xff\xd9"
-probe = APIRouter()
+DESK_OFFICER = session.SignedInOfficer(
+    "cb-hoankiem-01", "Đỗ Minh Dũng", "officer", "CAP-HOANKIEM", "tok", 4e9, via="dev"
+)
 
 
-@probe.get("/probe/sign-in")
-async def probe_sign_in(request: Request) -> Response:
-    session.sign_in(
-        request,
-        session.SignedInOfficer(
-            "cb-hoankiem-01", "Đỗ Minh Dũng", "officer", "CAP-HOANKIEM", "tok", 4e9, via="dev"
-        ),
-    )
-    return PlainTextResponse(csrf.token(request))
+@asynccontextmanager
+async def portal_over(
+    monkeypatch: pytest.MonkeyPatch,
+    services: Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
+    officer: session.SignedInOfficer = DESK_OFFICER,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The portal in-process, calling `services` (a fake of their HTTP APIs), with `officer`
+    signed in and the CSRF header set."""
+    probe = APIRouter()
+
+    @probe.get("/probe/sign-in")
+    async def probe_sign_in(request: Request) -> Response:
+        session.sign_in(request, officer)
+        return PlainTextResponse(csrf.token(request))
+
+    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
+    settings = PortalSettings(public_url="http://portal.test")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await app.state.apis.close()
+        app.state.apis = Apis(settings, httpx.AsyncClient(transport=httpx.MockTransport(services)))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
+            c.headers["x-csrf-token"] = (await c.get("/probe/sign-in")).text
+            yield c
 
 
 @dataclass
@@ -140,16 +159,8 @@ def intake() -> FakeIntake:
 async def client(
     monkeypatch: pytest.MonkeyPatch, intake: FakeIntake
 ) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
-    settings = PortalSettings(public_url="http://portal.test")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        await app.state.apis.close()
-        app.state.apis = Apis(settings, httpx.AsyncClient(transport=httpx.MockTransport(intake)))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
-            c.headers["x-csrf-token"] = (await c.get("/probe/sign-in")).text
-            yield c
+    async with portal_over(monkeypatch, intake) as c:
+        yield c
 
 
 FORM = {
