@@ -170,8 +170,8 @@ async def submit(request: Request, code: str, officer: Officer, _: Checked) -> R
         receipt=receipt,
         procedure=procedure,
         applicant=body.get("applicant", {}),
-        promised=vn_time(receipt.get("promised_at")),
-        received=vn_time(receipt.get("received_at")),
+        promised=vn_time(receipt.get("promised_at"), lang),
+        received=vn_time(receipt.get("received_at"), lang),
         replayed=reply.headers.get("idempotent-replayed") == "true",
     )
 
@@ -325,9 +325,12 @@ def _form(
     )
 
 
-def vn_time(value: Any) -> str:
-    """An API's ISO 8601 time as printed: "HH giờ mm phút, ngày dd/mm/yyyy" (Vietnam's clock)."""
+def vn_time(value: Any, lang: str = "vi") -> str:
+    """An API's ISO 8601 time on Vietnam's clock, as the receipt prints it ("HH giờ mm phút,
+    ngày dd/mm/yyyy"), or "HH:mm, dd/mm/yyyy" on an English page."""
     if not isinstance(value, str) or not value:
         return ""
     local = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(VIETNAM)
+    if lang != "vi":
+        return f"{local:%H:%M, %d/%m/%Y}"
     return f"{local:%H} giờ {local:%M} phút, ngày {local:%d/%m/%Y}"

@@ -122,13 +122,14 @@ def _field(
     label_vi, label_en = _labels(name, description if isinstance(description, str) else "", texts)
     base = Field(path=path, name=name, label_vi=label_vi, label_en=label_en, required=required)
     if prop.get("type") == "object" or "properties" in prop:
-        return replace(base, shape="group", fields=tuple(_fields(prop, defs, path + ".", texts)))
+        children = _fields(prop, defs, path + ".", texts)
+        return replace(base, shape="group", fields=_within(children, required))
     if prop.get("type") == "array":
         item = _resolve(prop.get("items", {}), defs)
         return replace(
             base,
             shape="array",
-            fields=tuple(_fields(item, defs, path + ".{i}.", texts)),
+            fields=_within(_fields(item, defs, path + ".{i}.", texts), required),
             min_items=prop.get("minItems"),
             max_items=prop.get("maxItems"),
         )
@@ -141,6 +142,16 @@ def _field(
         pattern=prop.get("pattern"),
         minimum=prop.get("minimum"),
         maximum=prop.get("maximum"),
+    )
+
+
+def _within(children: list[Field], required: bool) -> tuple[Field, ...]:
+    """A group's fields; inside an optional group none is required on its own (the API says
+    which are missing once the group is filled in)."""
+    if required:
+        return tuple(children)
+    return tuple(
+        replace(c, required=False, fields=_within(list(c.fields), False)) for c in children
     )
 
 

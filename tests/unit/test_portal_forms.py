@@ -154,6 +154,11 @@ def test_kinds_labels_and_constraints_come_from_the_schema() -> None:
     assert members.shape == "array" and members.max_items == 15 and not members.required
     assert shown["members.0.sex"].kind == "select"
     assert shown["residence.address"].min_length == 5
+    # Inside an optional group nothing is required on its own; inside a required one it is.
+    assert not shown["household_head"].required
+    assert not shown["household_head.full_name"].required
+    assert not shown["members.0.full_name"].required
+    assert shown["residence.address"].required and shown["applicant.full_name"].required
 
 
 def test_numbers_are_typed_and_a_bad_number_goes_as_typed() -> None:
