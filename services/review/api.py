@@ -35,7 +35,7 @@ Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCale
 People = Annotated[Directory, Depends(from_state("directory", Directory))]
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
