@@ -26,6 +26,7 @@ from starlette.datastructures import FormData, UploadFile
 from services.portal import forms
 from services.portal.clients import ApiProblem, Apis
 from services.portal.csrf import Checked
+from services.portal.printing import format_vn_time
 from services.portal.rendering import Pages
 from services.portal.session import Officer, SignedInOfficer
 from shared.calendar import VIETNAM
@@ -331,6 +332,4 @@ def vn_time(value: Any, lang: str = "vi") -> str:
     if not isinstance(value, str) or not value:
         return ""
     local = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(VIETNAM)
-    if lang != "vi":
-        return f"{local:%H:%M, %d/%m/%Y}"
-    return f"{local:%H} giờ {local:%M} phút, ngày {local:%d/%m/%Y}"
+    return format_vn_time(local) if lang == "vi" else f"{local:%H:%M, %d/%m/%Y}"

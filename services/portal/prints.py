@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import logging
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 import yaml
@@ -28,6 +28,18 @@ from vietnam_provinces import Province, Ward, WardCode
 from services.portal.clients import ApiProblem, Apis
 from services.portal.csrf import Checked
 from services.portal.desk import procedure_of
+from services.portal.printing import (
+    ApologySlip,
+    Channel,
+    ControlSlip,
+    Issuer,
+    ReceiptSlip,
+    SlipDocument,
+    SlipStep,
+    apology_pdf,
+    control_pdf,
+    receipt_pdf,
+)
 from services.portal.rendering import Pages
 from services.portal.session import Officer, SignedInOfficer
 
@@ -64,20 +76,21 @@ ACTIONS_VI = {
 }
 QUIET = {"print"}
 """History steps that hand nothing over: not rows of the control slip."""
-
-
-def printing() -> ModuleType:
-    """The slip renderer, loaded on first print (WeasyPrint is heavy to import)."""
-    return importlib.import_module("services.portal.printing")
+_SECRET = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
 
 @router.post("/receipt/{code}")
 async def receipt(request: Request, code: str, officer: Officer, _: Checked) -> Response:
     """Giấy tiếp nhận hồ sơ và hẹn trả kết quả of a dossier (by its code)."""
+    posted = await request.form()
+    secret = str(posted.get("secret") or "")
     task = await _task_of(request, officer, code)
     procedure = await procedure_of(request, task["procedure_code"], officer)
-    slip = receipt_slip(task, procedure, _directory(request), _public_url(request))
-    return await _printed(request, officer, task, "receipt", "receipt_pdf", slip)
+    status_url = f"{_public_url(request)}/status/{code}"
+    if _SECRET.match(secret):  # printed right after filing: the QR opens the dossier directly
+        status_url += f"?secret={secret}"
+    slip = receipt_slip(task, procedure, _directory(request), status_url)
+    return await _printed(request, officer, task, "receipt", lambda: receipt_pdf(slip))
 
 
 @router.post("/control/{task_id}")
@@ -85,7 +98,7 @@ async def control(request: Request, task_id: str, officer: Officer, _: Checked) 
     """Phiếu kiểm soát quá trình giải quyết hồ sơ, from the task's history."""
     task = await _task(request, officer, task_id)
     slip = control_slip(task, _directory(request), datetime.now(UTC))
-    return await _printed(request, officer, task, "control", "control_pdf", slip)
+    return await _printed(request, officer, task, "control", lambda: control_pdf(slip))
 
 
 @router.post("/apology/{task_id}")
@@ -97,7 +110,7 @@ async def apology(request: Request, task_id: str, officer: Officer, _: Checked) 
         pages: Pages = request.app.state.pages
         t = pages.catalogue.translator(pages.language(request))
         raise ApiProblem(409, t("prints.no_apology"), "no_apology")
-    return await _printed(request, officer, task, "apology", "apology_pdf", slip)
+    return await _printed(request, officer, task, "apology", lambda: apology_pdf(slip))
 
 
 async def _printed(
@@ -105,11 +118,10 @@ async def _printed(
     officer: SignedInOfficer,
     task: dict[str, Any],
     form: Form,
-    renderer: str,
-    slip: Any,
+    render: Callable[[], bytes],
 ) -> Response:
     """Render the PDF, record the print (the API may refuse: no PDF then), answer it inline."""
-    pdf: bytes = await run_in_threadpool(getattr(printing(), renderer), slip)
+    pdf = await run_in_threadpool(render)
     await _record(request, officer, task["id"], form)
     name = f"{FILE_NAMES[form]}-{task['dossier_code']}.pdf"
     return Response(
@@ -224,23 +236,22 @@ def _when(value: Any) -> datetime | None:
 
 
 def receipt_slip(
-    task: dict[str, Any], procedure: dict[str, Any], names: Directory, public_url: str
-) -> Any:
+    task: dict[str, Any], procedure: dict[str, Any], names: Directory, status_url: str
+) -> ReceiptSlip:
     """The receipt's data from review's task (its dossier as submitted) and the procedure."""
-    p = printing()
     dossier = task.get("dossier", {})
     applicant = dossier.get("applicant", {})
     kinds = {d["type"]: d["name_vi"] for d in procedure.get("documents", [])}
     documents = [
-        p.SlipDocument(name=kinds.get(d.get("document_type"), d.get("document_type")))
+        SlipDocument(name=kinds.get(d.get("document_type"), d.get("document_type")))
         for d in dossier.get("documents", [])
     ]
     received = _when(dossier.get("received_at")) or _when(dossier.get("submitted_at"))
     promised = _when(task.get("promised_at")) or _when(dossier.get("promised_at")) or received
     days = procedure.get("deadline", {}).get("working_days")
     residence = dossier.get("residence") or {}
-    return p.ReceiptSlip(
-        issuer=p.Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
+    return ReceiptSlip(
+        issuer=Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
         code=task["dossier_code"],
         applicant_name=applicant.get("full_name") or "—",
         applicant_address=residence.get("address") or None,
@@ -253,14 +264,13 @@ def receipt_slip(
         promised_at=promised,
         fee=dossier.get("fee"),
         officer_name=names.officer(dossier.get("submitted_by") or task.get("officer_id")),
-        channel=p.Channel(int(dossier.get("channel", 1))),
-        status_url=f"{public_url}/status/{task['dossier_code']}",
+        channel=Channel(int(dossier.get("channel", 1))),
+        status_url=status_url,
     )
 
 
-def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Any:
+def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> ControlSlip:
     """The control slip: each step of the history that handed the dossier on."""
-    p = printing()
     dossier = task.get("dossier", {})
     unit = names.unit(task["unit_id"])
     steps, holder = [], dossier.get("submitted_by")
@@ -269,7 +279,7 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Any:
         if step.get("action") in QUIET or at is None:
             continue
         steps.append(
-            p.SlipStep(
+            SlipStep(
                 handed_by=names.officer(step.get("decided_by") or holder),
                 handed_by_unit=unit,
                 received_by=names.officer(step.get("officer_id") or step.get("decided_by")),
@@ -282,8 +292,8 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Any:
         )
         holder = step.get("officer_id") or holder
     received = _when(dossier.get("received_at")) or _when(task.get("created_at")) or now
-    return p.ControlSlip(
-        issuer=p.Issuer(**issuer(unit, dossier.get("ward_code"))),
+    return ControlSlip(
+        issuer=Issuer(**issuer(unit, dossier.get("ward_code"))),
         code=task["dossier_code"],
         applicant_name=dossier.get("applicant", {}).get("full_name") or "—",
         procedure_name=task.get("procedure_name") or task["procedure_code"],
@@ -296,9 +306,8 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Any:
     )
 
 
-def apology_slip(task: dict[str, Any], names: Directory) -> Any:
+def apology_slip(task: dict[str, Any], names: Directory) -> ApologySlip | None:
     """The apology slip from the task's last apology, or None when there is none."""
-    p = printing()
     history = task.get("history", [])
     last = next(
         (i for i in range(len(history) - 1, -1, -1) if history[i].get("action") == "apologise"),
@@ -312,8 +321,8 @@ def apology_slip(task: dict[str, Any], names: Directory) -> Any:
     original = next((b for b in reversed(before) if b), None) or _when(dossier.get("promised_at"))
     new = _when(step.get("promised_at")) or _when(task.get("promised_at"))
     issued = _when(step.get("decided_at"))
-    return p.ApologySlip(
-        issuer=p.Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
+    return ApologySlip(
+        issuer=Issuer(**issuer(names.unit(task["unit_id"]), dossier.get("ward_code"))),
         code=task["dossier_code"],
         applicant_name=dossier.get("applicant", {}).get("full_name") or "—",
         procedure_name=task.get("procedure_name") or task["procedure_code"],

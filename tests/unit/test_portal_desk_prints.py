@@ -16,8 +16,6 @@ from services.intake.catalogue import load_catalogue
 from services.portal import prints, session
 from tests.unit.test_portal_desk import portal_over
 
-pytest.importorskip("services.portal.printing")
-
 CATALOGUE = load_catalogue()
 CODE = "G01.99-261201-0007"
 CHIEF = session.SignedInOfficer(
@@ -137,6 +135,15 @@ async def test_the_receipt_prints_inline_with_the_dossier_and_is_recorded(
     ):
         assert printed in text, printed
     assert fake.printed == [("task-1", "receipt")]
+
+
+async def test_a_receipt_printed_after_filing_leads_the_citizen_to_the_dossier(
+    client: httpx.AsyncClient,
+) -> None:
+    printed = await client.post(f"/prints/receipt/{CODE}", data={"secret": "Kx7-q2Zr"})
+    assert f"status/{CODE}?secret=Kx7-q2Zr" in text_of(printed.content).replace(" ", "")
+    forged = await client.post(f"/prints/receipt/{CODE}", data={"secret": "a&b=<c>"})
+    assert "secret=" not in text_of(forged.content)
 
 
 async def test_the_control_slip_lists_the_steps(
