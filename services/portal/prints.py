@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from vietnam_provinces import Province, Ward, WardCode
 
@@ -55,25 +56,6 @@ FILE_NAMES: dict[str, str] = {
 FIND_TRIES = 20
 FIND_PAUSE = 0.25
 """Review files a desk dossier's task a moment after intake answers: look for it this long."""
-ACTIONS_VI = {
-    "assign": "Phân công xử lý",
-    "receive": "Tiếp nhận hồ sơ",
-    "refuse": "Từ chối tiếp nhận",
-    "request_supplement": "Yêu cầu bổ sung",
-    "supplement": "Công dân bổ sung",
-    "request_payment": "Yêu cầu nộp phí",
-    "confirm_payment": "Đã nộp phí",
-    "propose": "Trình phê duyệt",
-    "send_back": "Trả lại xử lý",
-    "approve": "Phê duyệt",
-    "reject": "Từ chối giải quyết",
-    "stop": "Dừng xử lý",
-    "deliver": "Trả kết quả",
-    "claim": "Nhận xử lý",
-    "release": "Trả về đơn vị",
-    "reassign": "Giao lại",
-    "apologise": "Xin lỗi, hẹn lại",
-}
 QUIET = {"print"}
 """History steps that hand nothing over: not rows of the control slip."""
 _SECRET = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
@@ -89,28 +71,42 @@ async def receipt(request: Request, code: str, officer: Officer, _: Checked) -> 
     status_url = f"{_public_url(request)}/status/{code}"
     if _SECRET.match(secret):  # printed right after filing: the QR opens the dossier directly
         status_url += f"?secret={secret}"
-    slip = receipt_slip(task, procedure, _directory(request), status_url)
-    return await _printed(request, officer, task, "receipt", lambda: receipt_pdf(slip))
+    names = _directory(request)
+    return await _printed(
+        request,
+        officer,
+        task,
+        "receipt",
+        lambda: receipt_pdf(receipt_slip(task, procedure, names, status_url)),
+    )
 
 
 @router.post("/control/{task_id}")
 async def control(request: Request, task_id: str, officer: Officer, _: Checked) -> Response:
     """Phiếu kiểm soát quá trình giải quyết hồ sơ, from the task's history."""
     task = await _task(request, officer, task_id)
-    slip = control_slip(task, _directory(request), datetime.now(UTC))
-    return await _printed(request, officer, task, "control", lambda: control_pdf(slip))
+    names = _directory(request)
+    return await _printed(
+        request,
+        officer,
+        task,
+        "control",
+        lambda: control_pdf(control_slip(task, names, datetime.now(UTC))),
+    )
 
 
 @router.post("/apology/{task_id}")
 async def apology(request: Request, task_id: str, officer: Officer, _: Checked) -> Response:
     """Phiếu xin lỗi và hẹn lại ngày trả kết quả, from the task's last apology."""
     task = await _task(request, officer, task_id)
-    slip = apology_slip(task, _directory(request))
-    if slip is None:
+    if last_apology(task) is None:
         pages: Pages = request.app.state.pages
         t = pages.catalogue.translator(pages.language(request))
         raise ApiProblem(409, t("prints.no_apology"), "no_apology")
-    return await _printed(request, officer, task, "apology", lambda: apology_pdf(slip))
+    names = _directory(request)
+    return await _printed(
+        request, officer, task, "apology", lambda: apology_pdf(apology_slip(task, names))
+    )
 
 
 async def _printed(
@@ -121,7 +117,13 @@ async def _printed(
     render: Callable[[], bytes],
 ) -> Response:
     """Render the PDF, record the print (the API may refuse: no PDF then), answer it inline."""
-    pdf = await run_in_threadpool(render)
+    try:
+        pdf = await run_in_threadpool(render)
+    except ValidationError as exc:  # the task lacks what the slip must print (a date, a name)
+        log.warning("slip %s of task %s cannot be printed: %s", form, task["id"], exc)
+        pages: Pages = request.app.state.pages
+        t = pages.catalogue.translator(pages.language(request))
+        raise ApiProblem(409, t("prints.incomplete"), "slip_incomplete") from exc
     await _record(request, officer, task["id"], form)
     name = f"{FILE_NAMES[form]}-{task['dossier_code']}.pdf"
     return Response(
@@ -180,15 +182,27 @@ def _public_url(request: Request) -> str:
 
 
 def _directory(request: Request) -> Directory:
-    return directory(Path(request.app.state.settings.roster_file))
+    pages: Pages = request.app.state.pages
+    units, officers = roster_names(Path(request.app.state.settings.roster_file))
+    return Directory(units, officers, pages.catalogue.translator("vi"))
 
 
 class Directory:
-    """Names of units and officers for the slips (the roster file), ids where it has none."""
+    """Names for the slips: units and officers (the roster file; ids where it has none) and
+    the workflow's actions (in Vietnamese, as slips are)."""
 
-    def __init__(self, units: dict[str, str], officers: dict[str, str]) -> None:
+    def __init__(
+        self, units: dict[str, str], officers: dict[str, str], actions: Callable[..., str]
+    ) -> None:
         self.units = units
         self.officers = officers
+        self.actions = actions
+
+    def action(self, name: str) -> str:
+        try:
+            return self.actions(f"prints.action.{name}")
+        except KeyError:
+            return name
 
     def unit(self, unit_id: str) -> str:
         return self.units.get(unit_id, unit_id)
@@ -198,7 +212,8 @@ class Directory:
 
 
 @functools.cache
-def directory(path: Path) -> Directory:
+def roster_names(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Units' and officers' names by id, from the roster file (read once)."""
     try:
         roster = yaml.safe_load(path.read_text("utf-8")) or {}
     except OSError:
@@ -206,7 +221,7 @@ def directory(path: Path) -> Directory:
         roster = {}
     units = {str(u["id"]): str(u["name"]) for u in roster.get("units", [])}
     officers = {str(o["id"]): str(o["name"]) for o in roster.get("officers", [])}
-    return Directory(units, officers)
+    return units, officers
 
 
 def issuer(unit_name: str, ward_code: str | None) -> dict[str, Any]:
@@ -286,7 +301,7 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Contr
                 received_by_unit=unit,
                 at=at,
                 due_at=_when(step.get("due_at")),
-                result=ACTIONS_VI.get(step.get("action", ""), step.get("action")) or None,
+                result=names.action(step.get("action") or "") or None,
                 note=step.get("reason") or None,
             )
         )
@@ -306,15 +321,21 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Contr
     )
 
 
-def apology_slip(task: dict[str, Any], names: Directory) -> ApologySlip | None:
-    """The apology slip from the task's last apology, or None when there is none."""
+def last_apology(task: dict[str, Any]) -> int | None:
+    """Where the task's last apology is in its history (None: it has none)."""
     history = task.get("history", [])
-    last = next(
+    return next(
         (i for i in range(len(history) - 1, -1, -1) if history[i].get("action") == "apologise"),
         None,
     )
+
+
+def apology_slip(task: dict[str, Any], names: Directory) -> ApologySlip:
+    """The apology slip from the task's last apology (ValueError if it has none)."""
+    history = task.get("history", [])
+    last = last_apology(task)
     if last is None:
-        return None
+        raise ValueError(f"task {task.get('id')} has no apology")
     step = history[last]
     dossier = task.get("dossier", {})
     before = [_when(s.get("promised_at")) for s in history[:last]]

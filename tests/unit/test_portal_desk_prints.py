@@ -200,3 +200,14 @@ def test_the_header_names_the_province_police_and_place() -> None:
         "parent": "Công an thành phố Hà Nội",
         "place": "Hà Nội",
     }
+
+
+async def test_a_slip_the_task_cannot_fill_is_a_message_not_a_crash(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    undated = task(history=[*task()["history"], {**APOLOGY, "promised_at": None}])
+    undated["promised_at"] = None
+    fake.tasks["task-1"] = undated
+    answer = await client.post("/prints/apology/task-1")
+    assert answer.status_code == 409
+    assert "chưa đủ thông tin để in" in answer.text and fake.printed == []

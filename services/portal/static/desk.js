@@ -19,3 +19,8 @@ window.addEventListener("pageshow", function () {
     if (button) button.removeAttribute("aria-disabled");
   });
 });
+// A refused form: take the keyboard and the screen reader to the list of what to correct.
+document.addEventListener("DOMContentLoaded", function () {
+  var errors = document.getElementById("form-errors");
+  if (errors) errors.focus();
+});
