@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,10 @@ def form_page(client: httpx.Client) -> tuple[str, str]:
     return csrf_token(page.text), key.group(1)
 
 
+def post_form(client: httpx.Client, data: dict[str, str]) -> httpx.Response:
+    return client.post("/desk/1.004194", data=data, files=files())
+
+
 def receipt_code(html: str) -> str:
     found = re.search(r'<dd class="code">([^<]+)</dd>', html)
     assert found, html[:2000]
@@ -87,13 +92,16 @@ def test_an_officer_files_a_dossier_at_the_desk_once(services: Services) -> None
     assert "Không phải số di động Việt Nam" in beside
     assert 'value="Nguyễn Thị Ánh Tuyết"' in refused.text, "the values are kept"
 
-    # The same form posted twice (a reload): one dossier, the same receipt.
+    # The same form posted twice at once (a double click), then again (a reload): one dossier,
+    # the same receipt.
     good = {**FORM, csrf.FIELD: csrf_value, "idempotency_key": key}
-    first = client.post("/desk/1.004194", data=good, files=files())
-    again = client.post("/desk/1.004194", data=good, files=files())
-    assert first.status_code == again.status_code == 200, first.text
+    with ThreadPoolExecutor(2) as pool:
+        clicks = [pool.submit(post_form, client, good) for _ in range(2)]
+        first, double = (c.result() for c in clicks)
+    again = post_form(client, good)
+    assert first.status_code == double.status_code == again.status_code == 200, first.text
     code = receipt_code(first.text)
-    assert receipt_code(again.text) == code
+    assert receipt_code(double.text) == receipt_code(again.text) == code
     assert code.endswith("-0001"), "the refused form took no number: nothing was filed"
     secret = re.search(r'<dd class="secret">([^<]+)</dd>', first.text)
     assert secret and secret.group(1) in again.text
