@@ -71,7 +71,7 @@ async def receipt(request: Request, code: str, officer: Officer, _: Checked) -> 
     status_url = f"{_public_url(request)}/status/{code}"
     if _SECRET.match(secret):  # printed right after filing: the QR opens the dossier directly
         status_url += f"?secret={secret}"
-    names = _directory(request)
+    names = await _directory(request, officer)
     return await _printed(
         request,
         officer,
@@ -85,7 +85,7 @@ async def receipt(request: Request, code: str, officer: Officer, _: Checked) -> 
 async def control(request: Request, task_id: str, officer: Officer, _: Checked) -> Response:
     """Phiếu kiểm soát quá trình giải quyết hồ sơ, from the task's history."""
     task = await _task(request, officer, task_id)
-    names = _directory(request)
+    names = await _directory(request, officer)
     return await _printed(
         request,
         officer,
@@ -103,7 +103,7 @@ async def apology(request: Request, task_id: str, officer: Officer, _: Checked) 
         pages: Pages = request.app.state.pages
         t = pages.catalogue.translator(pages.language(request))
         raise ApiProblem(409, t("prints.no_apology"), "no_apology")
-    names = _directory(request)
+    names = await _directory(request, officer)
     return await _printed(
         request, officer, task, "apology", lambda: apology_pdf(apology_slip(task, names))
     )
@@ -181,9 +181,23 @@ def _public_url(request: Request) -> str:
     return str(request.app.state.settings.public_url).rstrip("/")
 
 
-def _directory(request: Request) -> Directory:
+async def _directory(request: Request, officer: SignedInOfficer) -> Directory:
+    """Names from review (`GET /v1/me`: the officer's unit and its officers), over those of
+    the roster file for a review without it."""
+    apis: Apis = request.app.state.apis
     pages: Pages = request.app.state.pages
     units, officers = roster_names(Path(request.app.state.settings.roster_file))
+    units, officers = dict(units), dict(officers)
+    try:
+        me = await apis.get("review", "/v1/me", token=officer.token)
+    except ApiProblem as problem:
+        if problem.code not in ("http_404", "http_405"):
+            raise
+    else:
+        if me.get("unit"):
+            units[me["unit"]["id"]] = me["unit"]["name"]
+        for colleague in [me["officer"], *me.get("officers", [])]:
+            officers[colleague["id"]] = colleague["name"]
     return Directory(units, officers, pages.catalogue.translator("vi"))
 
 
@@ -301,7 +315,7 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Contr
                 received_by_unit=unit,
                 at=at,
                 due_at=_when(step.get("due_at")),
-                result=names.action(step.get("action") or "") or None,
+                result=step.get("name_vi") or names.action(step.get("action") or "") or None,
                 note=step.get("reason") or None,
             )
         )

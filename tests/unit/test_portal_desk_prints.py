@@ -77,9 +77,15 @@ class FakeServices:
     tasks: dict[str, dict[str, Any]] = field(default_factory=lambda: {"task-1": task()})
     printed: list[tuple[str, str]] = field(default_factory=list)
     refuse: bool = False
+    me: dict[str, Any] | None = None
+    """Review's GET /v1/me; None: a review without it (names from the roster file)."""
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path == "/v1/me":
+            if self.me is None:
+                return httpx.Response(404, json={"code": "http_404", "detail": "Not Found"})
+            return httpx.Response(200, json=self.me)
         if path.startswith("/v1/procedures/"):
             p = CATALOGUE.procedures[path.rsplit("/", 1)[1]]
             return httpx.Response(200, json=p.summary())
@@ -155,6 +161,20 @@ async def test_the_control_slip_lists_the_steps(
     text = text_of(answer.content)
     assert "Tiếp nhận hồ sơ" in text and "Đỗ Minh Dũng" in text
     assert fake.printed == [("task-1", "control")]
+
+
+async def test_the_names_come_from_review_when_it_gives_them(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    fake.me = {
+        "officer": {"id": "cb-hoankiem-tp", "name": "Vũ Thị Hà"},
+        "unit": {"id": "CAP-HOANKIEM", "name": "Công an phường Hoàn Kiếm (mới)", "wards": []},
+        "officers": [{"id": "cb-hoankiem-02", "name": "Lý Thị Mai"}],
+    }
+    step = {**task()["history"][0], "officer_id": "cb-hoankiem-02", "name_vi": "Tiếp nhận"}
+    fake.tasks["task-1"] = task(history=[step])
+    text = text_of((await client.post("/prints/control/task-1")).content)
+    assert "Lý Thị Mai" in text and "Công an phường Hoàn Kiếm (mới)" in text
 
 
 async def test_the_apology_slip_has_the_reason_and_the_new_date(
