@@ -196,6 +196,8 @@ async def test_the_desk_lists_the_procedures_filed_at_the_desk(client: httpx.Asy
     page = await client.get("/desk")
     assert page.status_code == 200
     assert 'href="/desk/1.004194"' in page.text and "Đăng ký tạm trú" in page.text
+    row = page.text.split('href="/desk/1.004194"', 1)[1].split("</tr>", 1)[0]
+    assert "3 ngày làm việc" in row and "15.000 đ" in row  # the desk fee, not the online one
 
 
 async def test_the_form_page_offers_fields_documents_and_channels(
