@@ -45,13 +45,17 @@ def portal(services: Services) -> httpx.Client:
     """The portal, signed in as OFFICER through the development sign-in."""
     services.start("portal", MOTCUA_PORTAL_DEVELOPMENT_SIGNIN="true")
     services.wait_ready("portal")
+    return signed_in(services, OFFICER)
+
+
+def signed_in(services: Services, officer_id: str) -> httpx.Client:
     client = httpx.Client(base_url=services.url("portal"), timeout=30)
     listing = client.get("/signin/dev")
-    signed_in = client.post(
+    answer = client.post(
         "/signin/dev",
-        data={csrf.FIELD: csrf_token(listing.text), "officer_id": OFFICER, "next": "/desk"},
+        data={csrf.FIELD: csrf_token(listing.text), "officer_id": officer_id, "next": "/desk"},
     )
-    assert signed_in.status_code == 303, signed_in.text
+    assert answer.status_code == 303, answer.text
     return client
 
 
@@ -159,6 +163,33 @@ def test_the_desk_receipt_prints_and_the_print_is_in_the_history(services: Servi
     history = find_task(services, code)["history"]
     [step] = [s for s in history if s.get("action") == "print" and s.get("form") == "receipt"]
     assert step["decided_by"] == OFFICER
+
+
+def test_the_control_slip_prints_for_the_unit_only(services: Services) -> None:
+    client = portal(services)
+    csrf_value, key = form_page(client)
+    filed = client.post(
+        "/desk/1.004194",
+        data={**FORM, csrf.FIELD: csrf_value, "idempotency_key": key},
+        files=files(),
+    )
+    code = receipt_code(filed.text)
+    task_id = find_task(services, code)["id"]
+    printed = client.post(f"/prints/control/{task_id}", data={csrf.FIELD: csrf_value})
+    assert printed.status_code == 200, printed.text
+    assert (
+        printed.headers["content-disposition"] == f'inline; filename="phieu-kiem-soat-{code}.pdf"'
+    )
+    text = pdf_text(printed.content)
+    assert code in text and "PHIẾU KIỂM SOÁT" in text and "Nguyễn Thị Ánh Tuyết" in text
+
+    # An officer of another unit: review refuses, the portal shows why and prints nothing.
+    elsewhere = signed_in(services, "cb-badinh-01")
+    token_elsewhere = csrf_token(elsewhere.get("/desk/1.004194").text)
+    refused = elsewhere.post(f"/prints/control/{task_id}", data={csrf.FIELD: token_elsewhere})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Cán bộ không có quyền với hồ sơ này." in refused.text
 
 
 def find_task(services: Services, code: str) -> dict[str, Any]:
