@@ -136,19 +136,13 @@ async def _printed(
 async def _record(request: Request, officer: SignedInOfficer, task_id: str, form: Form) -> None:
     apis: Apis = request.app.state.apis
     pages: Pages = request.app.state.pages
-    try:
-        await apis.post(
-            "review",
-            f"/v1/tasks/{task_id}/prints",
-            token=officer.token,
-            lang=pages.language(request),
-            json={"form": form},
-        )
-    except ApiProblem as problem:
-        if problem.code not in ("http_404", "http_405"):
-            raise
-        # A review without the prints endpoint (older than the console): printed, not recorded.
-        log.warning("review does not record prints yet: %s of task %s", form, task_id)
+    await apis.post(
+        "review",
+        f"/v1/tasks/{task_id}/prints",
+        token=officer.token,
+        lang=pages.language(request),
+        json={"form": form},
+    )
 
 
 async def _task(request: Request, officer: SignedInOfficer, task_id: str) -> dict[str, Any]:
@@ -182,22 +176,17 @@ def _public_url(request: Request) -> str:
 
 
 async def _directory(request: Request, officer: SignedInOfficer) -> Directory:
-    """Names from review (`GET /v1/me`: the officer's unit and its officers), over those of
-    the roster file for a review without it."""
+    """Names from review (`GET /v1/me`: the officer's unit and its officers), else from the
+    roster file (another unit's, for a supervisor), else the ids."""
     apis: Apis = request.app.state.apis
     pages: Pages = request.app.state.pages
     units, officers = roster_names(Path(request.app.state.settings.roster_file))
     units, officers = dict(units), dict(officers)
-    try:
-        me = await apis.get("review", "/v1/me", token=officer.token)
-    except ApiProblem as problem:
-        if problem.code not in ("http_404", "http_405"):
-            raise
-    else:
-        if me.get("unit"):
-            units[me["unit"]["id"]] = me["unit"]["name"]
-        for colleague in [me["officer"], *me.get("officers", [])]:
-            officers[colleague["id"]] = colleague["name"]
+    me = await apis.get("review", "/v1/me", token=officer.token)
+    if me.get("unit"):
+        units[me["unit"]["id"]] = me["unit"]["name"]
+    for colleague in [me["officer"], *me.get("officers", [])]:
+        officers[colleague["id"]] = colleague["name"]
     return Directory(units, officers, pages.catalogue.translator("vi"))
 
 

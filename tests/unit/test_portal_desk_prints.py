@@ -77,14 +77,19 @@ class FakeServices:
     tasks: dict[str, dict[str, Any]] = field(default_factory=lambda: {"task-1": task()})
     printed: list[tuple[str, str]] = field(default_factory=list)
     refuse: bool = False
-    me: dict[str, Any] | None = None
-    """Review's GET /v1/me; None: a review without it (names from the roster file)."""
+    refuse_prints: bool = False
+    me: dict[str, Any] = field(
+        default_factory=lambda: {
+            "officer": {"id": "cb-hoankiem-tp", "name": "Vũ Thị Hà"},
+            "unit": {"id": "CAP-HOANKIEM", "name": "Công an phường Hoàn Kiếm", "wards": []},
+            "officers": [],
+        }
+    )
+    """Review's GET /v1/me (the roster file names the officers it leaves out)."""
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/v1/me":
-            if self.me is None:
-                return httpx.Response(404, json={"code": "http_404", "detail": "Not Found"})
             return httpx.Response(200, json=self.me)
         if path.startswith("/v1/procedures/"):
             p = CATALOGUE.procedures[path.rsplit("/", 1)[1]]
@@ -98,6 +103,9 @@ class FakeServices:
         if self.refuse:
             body = {"code": "forbidden", "detail": "Cán bộ không có quyền với hồ sơ này."}
             return httpx.Response(403, json=body)
+        if path.endswith("/prints") and self.refuse_prints:
+            body = {"code": "action_not_allowed", "detail": "Công việc đã đóng."}
+            return httpx.Response(409, json=body)
         if path.endswith("/prints"):
             self.printed.append((task_id, json.loads(request.content)["form"]))
             return httpx.Response(201, json=self.tasks[task_id])
@@ -207,6 +215,16 @@ async def test_a_print_the_api_refuses_is_the_error_page_and_no_pdf(
     assert answer.status_code == 403
     assert answer.headers["content-type"].startswith("text/html")
     assert "Cán bộ không có quyền với hồ sơ này." in answer.text
+
+
+async def test_a_print_review_does_not_record_gives_no_pdf(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    fake.refuse_prints = True
+    answer = await client.post(f"/prints/receipt/{CODE}")
+    assert answer.status_code == 409
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Công việc đã đóng." in answer.text
 
 
 async def test_a_print_needs_the_forms_csrf_token(client: httpx.AsyncClient) -> None:
