@@ -14,7 +14,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.portal import admin, headers, i18n, pages, session, signin, supervision
+from services.portal import (
+    admin,
+    desk,
+    headers,
+    i18n,
+    pages,
+    prints,
+    session,
+    signin,
+    supervision,
+)
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
 from services.portal.rendering import Pages
@@ -29,6 +39,8 @@ ROUTERS: list[APIRouter] = [
     signin.router,
     supervision.router,
     admin.router,
+    desk.router,
+    prints.router,
 ]
 """The portal's pages; each feature adds its router here."""
 
