@@ -15,6 +15,13 @@
 - `legacy_quarantine`: documents of the pre-ledger `events` collection that were no readable
   event, scrubbed of identifiers (see `handlers.recording.adopt_legacy`).
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
+- `dossier_facts`: the statistics projection, one document per dossier (`_id` = its code):
+  `statistics.facts` of its records, the summaries of those records it was computed from,
+  and a `version` each write is guarded on (an insert for the first, then a conditional
+  replace). Written by settling; read by the period's indexes (received_at, decided_at, each
+  also after unit_id and after procedure_code).
+- `upgrades`: one document per one-off step over an old database (`_id` = its name), such
+  as building `dossier_facts` from the records stored before it existed.
 
 Two nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys` and
 `timerange.TimeRange`); the code stays correct on MongoDB 7.
@@ -41,6 +48,8 @@ EPOCH = ledger.EPOCH
 QUARANTINE = "legacy_quarantine"
 LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
 DUPLICATE_KEY = 11000
+FACTS = "dossier_facts"
+UPGRADES = "upgrades"
 
 # Every query audit sends, and the index that serves it:
 # - records: timeline (dossier_code), search by each filter then (time, _id) for the cursor's
@@ -50,7 +59,9 @@ DUPLICATE_KEY = 11000
 # - chain: a dossier's links (dossier_code, seq), a record's link (record_id), a seal's links
 #   (settled_at, _id);
 # - seals: the seal over a link (period_end), the last and all in order (`_id`);
-# - leases: old leases dropped (claimed_at); heads and quarantine: by `_id` only.
+# - leases: old leases dropped (claimed_at); heads, quarantine and upgrades: by `_id` only;
+# - dossier_facts: by `_id` (settling), and statistics by the period on received_at or
+#   decided_at, alone or after unit_id or procedure_code (the console's unit and procedure).
 _SEARCHED = ("dossier_code", "type", "actor", "procedure_code", "unit_id", "applicant_id_hmac")
 INDEXES: Indexes = {
     "records": [
@@ -66,6 +77,16 @@ INDEXES: Indexes = {
     "heads": [],
     "seals": [IndexModel([("period_end", 1)])],
     "leases": [IndexModel([("claimed_at", 1)])],
+    FACTS: [
+        IndexModel([("received_at", 1)]),
+        IndexModel([("decided_at", 1)]),
+        *(
+            IndexModel([(first, 1), (period, 1)])
+            for first in ("unit_id", "procedure_code")
+            for period in ("received_at", "decided_at")
+        ),
+    ],
+    UPGRADES: [],
     QUARANTINE: [],
     LEGACY: [],
 }
@@ -158,6 +179,8 @@ class AuditStore(HistoryReader):
         self.heads = db["heads"]
         self.seals = db["seals"]
         self.leases = db["leases"]
+        self.facts = db[FACTS]
+        self.upgrades = db[UPGRADES]
 
     async def setup(self) -> None:
         await create_indexes(self.records.database)
@@ -292,6 +315,44 @@ class AuditStore(HistoryReader):
         ids = list(ids)
         if ids:
             await self.pending.delete_many({"_id": {"$in": ids}})
+
+    # --- the statistics projection (by key) -----------------------------------------------
+
+    async def facts_docs(self, codes: list[str]) -> dict[str, Document]:
+        """The `dossier_facts` documents of these dossiers (those that have one), by `_id`."""
+        if not codes:
+            return {}
+        return {str(d["_id"]): d async for d in self.facts.find({"_id": {"$in": codes}})}
+
+    async def insert_facts(self, docs: list[Document]) -> set[str]:
+        """Insert first `dossier_facts` documents in one round trip; the codes of those that
+        another writer inserted first (a duplicate `_id`: re-read and fold again)."""
+        if not docs:
+            return set()
+        try:
+            await self.facts.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
+            return {str(docs[int(e["index"])]["_id"]) for e in exc.details["writeErrors"]}
+        return set()
+
+    async def replace_facts(self, doc: Document, version: int) -> bool:
+        """Replace a dossier's facts if they are still at `version` (an isolated conditional
+        replace: of two writers who read the same version, one wins)."""
+        done = await self.facts.replace_one({"_id": doc["_id"], "version": version}, doc)
+        return done.matched_count == 1
+
+    async def upgrade_state(self, name: str) -> Document | None:
+        return await self.upgrades.find_one({"_id": name})
+
+    async def note_upgrade(self, name: str, **fields: object) -> None:
+        await self.upgrades.update_one({"_id": name}, {"$set": fields}, upsert=True)
+
+    async def has_records(self) -> bool:
+        """Whether any record is stored (the oldest by time: sorted on its index, limit 1)."""
+        cursor = self.records.find({}, {"_id": 1}).sort("time", 1).limit(1)
+        return bool([d async for d in cursor])
 
     # --- seals and leases ----------------------------------------------------------------
 

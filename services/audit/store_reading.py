@@ -12,6 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.audit.domain import occurrence_key
 from services.audit.ledger import EPOCH
+from services.audit.statistics import FACT_DATA_FIELDS, FACT_FIELDS, DossierFacts
 from services.audit.timerange import TimeRange
 from shared.storage import Document
 
@@ -20,27 +21,19 @@ STATISTICS_FIELDS = {
     name: 1
     for name in (
         "dossier_code",
-        "type",
-        "time",
-        "procedure_code",
-        "unit_id",
-        *(
-            f"data.{field}"
-            for field in (
-                "received_at",
-                "submitted_at",
-                "requested_at",
-                "supplemented_at",
-                "decided_at",
-                "promised_at",
-            )
-        ),
+        *FACT_FIELDS,
+        *(f"data.{field}" for field in FACT_DATA_FIELDS),
     )
 }
 
 
+# What statistics read of a dossier's facts (not the summaries they were computed from).
+FACTS_READ = {name: 1 for name in DossierFacts.__dataclass_fields__}
+
+
 class HistoryReader:
     records: AsyncCollection[Document]
+    facts: AsyncCollection[Document]
     pending: AsyncCollection[Document]
     chain: AsyncCollection[Document]
     seals: AsyncCollection[Document]
@@ -88,12 +81,16 @@ class HistoryReader:
         return {d["_id"]: d async for d in self.pending.find(window.query())}
 
     async def grouped(
-        self, collection: AsyncCollection[Document], then: str, page: int = 1000
+        self,
+        collection: AsyncCollection[Document],
+        then: str,
+        page: int = 1000,
+        after: str | None = None,
     ) -> AsyncIterator[tuple[str, list[Document]]]:
-        """(dossier code, its documents ordered by `then`) for every dossier, in code order,
-        read `page` documents at a time on the index by dossier code (a dossier is read whole:
-        one longer than a page on its own)."""
-        last: str | None = None
+        """(dossier code, its documents ordered by `then`) for every dossier (after `after`),
+        in code order, read `page` documents at a time on the index by dossier code (a dossier
+        is read whole: one longer than a page on its own)."""
+        last = after
         while True:
             query = {"dossier_code": {"$gt": last} if last is not None else {"$gte": ""}}
             cursor = collection.find(query).sort("dossier_code", 1).limit(page)
@@ -113,8 +110,10 @@ class HistoryReader:
                 return
             last = codes[-1]
 
-    def grouped_records(self) -> AsyncIterator[tuple[str, list[Document]]]:
-        return self.grouped(self.records, "_id")
+    def grouped_records(
+        self, after: str | None = None
+    ) -> AsyncIterator[tuple[str, list[Document]]]:
+        return self.grouped(self.records, "_id", after=after)
 
     def grouped_links(self) -> AsyncIterator[tuple[str, list[Document]]]:
         return self.grouped(self.chain, "seq")
@@ -198,3 +197,24 @@ class HistoryReader:
         return {
             d["dossier_code"] async for d in self.records.find(query, projection) if window.holds(d)
         }
+
+    async def facts_in(
+        self,
+        field: str,
+        since: datetime,
+        until: datetime,
+        *,
+        unit_id: str | None = None,
+        procedure_code: str | None = None,
+    ) -> list[Document]:
+        """The `dossier_facts` of the dossiers whose `field` (received_at or decided_at) is in
+        [since, until), of one unit or procedure if asked: one query on the index by `field`,
+        or by (unit_id, `field`), or by (procedure_code, `field`)."""
+        window = TimeRange(field, since=since, until=until)
+        query: dict[str, Any] = {
+            name: value
+            for name, value in (("unit_id", unit_id), ("procedure_code", procedure_code))
+            if value is not None
+        }
+        cursor = self.facts.find({**query, **window.query()}, FACTS_READ)
+        return [d async for d in cursor if window.holds(d)]

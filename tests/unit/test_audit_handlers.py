@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ class FakeAudit:
         self.leases: dict[int, dict[str, Any]] = {}
         self.legacy: dict[str, dict[str, Any]] = {}
         self.quarantined: list[dict[str, Any]] = []
+        self.facts: dict[str, dict[str, Any]] = {}
+        self.upgrades: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
     # recording
@@ -139,6 +142,51 @@ class FakeAudit:
     async def first_link_settled(self, after: datetime, until: datetime) -> Link | None:
         return next(iter(await self.links_settled(after, until)), None)
 
+    # the statistics projection (documents copied in and out, as a database would)
+    async def facts_docs(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        self.calls.append("facts_docs")
+        return {c: copy.deepcopy(self.facts[c]) for c in codes if c in self.facts}
+
+    async def insert_facts(self, docs: list[dict[str, Any]]) -> set[str]:
+        taken = {str(d["_id"]) for d in docs if d["_id"] in self.facts}
+        for doc in docs:
+            self.facts.setdefault(doc["_id"], copy.deepcopy(doc))
+        return taken
+
+    async def replace_facts(self, doc: dict[str, Any], version: int) -> bool:
+        held = self.facts.get(doc["_id"])
+        if held is None or held["version"] != version:
+            return False
+        self.facts[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def facts_in(
+        self,
+        field: str,
+        since: datetime,
+        until: datetime,
+        *,
+        unit_id: str | None = None,
+        procedure_code: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(d)
+            for d in self.facts.values()
+            if d.get(field) is not None
+            and since <= d[field] < until
+            and unit_id in (None, d["unit_id"])
+            and procedure_code in (None, d["procedure_code"])
+        ]
+
+    async def upgrade_state(self, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.upgrades.get(name))
+
+    async def note_upgrade(self, name: str, **fields: object) -> None:
+        self.upgrades.setdefault(name, {"_id": name}).update(fields)
+
+    async def has_records(self) -> bool:
+        return bool(self.records)
+
     # leases
     async def claim_lease(self, n: int, holder: str, now: datetime) -> bool:
         held = self.leases.setdefault(n, {"n": n, "holder": holder, "claimed_at": now})
@@ -185,8 +233,9 @@ class FakeAudit:
         for code in sorted({d["dossier_code"] for d in docs if d.get("dossier_code")}):
             yield code, [d for d in docs if d.get("dossier_code") == code]
 
-    def grouped_records(self) -> AsyncIterator[tuple[str, list[Record]]]:
-        return self._grouped(list(self.records.values()))
+    def grouped_records(self, after: str | None = None) -> AsyncIterator[tuple[str, list[Record]]]:
+        records = [r for r in self.records.values() if after is None or r["dossier_code"] > after]
+        return self._grouped(records)
 
     def grouped_links(self) -> AsyncIterator[tuple[str, list[Link]]]:
         return self._grouped(sorted(self.chain.values(), key=lambda lk: int(lk["seq"])))
@@ -310,7 +359,7 @@ async def test_settle_reads_records_once_per_round_whatever_the_chain_length() -
         await recorded(store, [f"D{i}"])
     store.calls.clear()
     assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 20
-    assert store.calls == ["records_by_id"]
+    assert store.calls == ["records_by_id", "facts_docs"]  # and the facts, once for all
 
 
 async def test_settle_leaves_a_record_edited_while_waiting_and_drops_lost_markers() -> None:
@@ -518,7 +567,10 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
             if store.seals:
                 break
         assert len(store.chain) == 5 and store.seals[0]["count"] == 5
-        assert store.calls == ["records_by_id"]  # one settling round
+        assert store.calls == [
+            "records_by_id",
+            "facts_docs",
+        ]  # and the facts, once for all  # one settling round
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -602,7 +654,14 @@ async def test_timeline_export_and_statistics_read_what_was_recorded() -> None:
         r["_id"] async for r in reading.export(T0, T0 + timedelta(days=1), store=store, page=2)
     ]
     assert len(exported) == 5
-    rows = await reading.statistics(
-        T0 - timedelta(days=1), T0 + timedelta(days=30), store=store, calendar=WorkingCalendar()
-    )
+    period = (T0 - timedelta(days=1), T0 + timedelta(days=30))
+    assert await reading.statistics(*period, store=store) == []  # not settled yet
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 5
+    rows = await reading.statistics(*period, store=store)
     assert [(r["received"], r["decided"]) for r in rows] == [(1, 1)]
+    assert rows == await reading.statistics_from_records(
+        *period, store=store, calendar=WorkingCalendar()
+    )
+    assert await reading.statistics(*period, store=store, unit_id="U") == rows
+    assert await reading.statistics(*period, store=store, unit_id="U9") == []
+    assert await reading.statistics(*period, store=store, procedure_code="1.004194") == rows

@@ -32,6 +32,7 @@ from services.audit.handlers.sealing import seal
 from services.audit.handlers.settling import settle
 from services.audit.ledger import EPOCH
 from services.audit.ports import Keeper, Leases
+from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ async def keep_ledger(
     margin: timedelta,
     holder: str | None = None,
     wakeup: Wakeup | None = None,
+    calendar: WorkingCalendar | None = None,
 ) -> None:
     """While this process holds the ledger lease, settle what is due (at most every
     `settle_every` seconds) and seal every `seal_every` (counted from the last seal, whoever
@@ -152,7 +154,9 @@ async def keep_ledger(
                     # One indexed look at the tail; settle only when something is due.
                     earliest = await store.next_due(None)
                     if earliest is not None and earliest <= now - grace:
-                        if await settle(store=store, now=now, grace=grace, hmac_key=hmac_key):
+                        if await settle(
+                            store=store, now=now, grace=grace, hmac_key=hmac_key, calendar=calendar
+                        ):
                             unsealed = True
                         earliest = await store.next_due(now - grace)  # left: wait for it
                     due = earliest + grace if earliest is not None else None
