@@ -23,8 +23,8 @@
 - `upgrades`: one document per one-off step over an old database (`_id` = its name), such
   as building `dossier_facts` from the records stored before it existed.
 
-Two nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys` and
-`timerange.TimeRange`); the code stays correct on MongoDB 7.
+Three nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
+`timerange.TimeRange` and `store_reading.nested`); the code stays correct on MongoDB 7.
 """
 
 from __future__ import annotations

@@ -31,6 +31,28 @@ STATISTICS_FIELDS = {
 FACTS_READ = {name: 1 for name in DossierFacts.__dataclass_fields__}
 
 
+def nested(doc: Document) -> Document:
+    """`doc` with the fields of a projection on dotted paths nested, as MongoDB returns them.
+
+    nx-27017 0.8.1 defect: a projection `{"data.received_at": 1}` comes back as a top-level
+    key `"data.received_at"`, not as `{"data": {"received_at": ...}}`, so the statistics read
+    from records lost every date of the events' data (nothing was received, nothing on time).
+    On MongoDB no key holds a dot and `doc` is returned as it is."""
+    if not any("." in key for key in doc):
+        return doc
+    out: Document = {}
+    for key, value in doc.items():
+        *path, last = key.split(".")
+        at = out
+        for part in path:
+            at = at.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(at.get(last), dict):
+            at[last].update(value)
+        else:
+            at[last] = value
+    return out
+
+
 class HistoryReader:
     records: AsyncCollection[Document]
     facts: AsyncCollection[Document]
@@ -187,7 +209,7 @@ class HistoryReader:
     async def dossiers_records(self, codes: list[str]) -> list[Document]:
         """The records of these dossiers, with only what statistics read."""
         query = {"dossier_code": {"$in": codes}}
-        return [d async for d in self.records.find(query, STATISTICS_FIELDS)]
+        return [nested(d) async for d in self.records.find(query, STATISTICS_FIELDS)]
 
     async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]:
         """The dossiers with a record of one of `types` stamped in [since, until)."""

@@ -1,4 +1,4 @@
-"""Two nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
+"""Three nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
 (so that the day a new nx-27017 fixes it, this says the workaround can go) and shown not to
 reach audit."""
 
@@ -107,3 +107,30 @@ async def test_nx_27017_defect_a_unique_index_over_a_non_unique_one_is_not_made(
     await db["chain"].insert_one({"_id": "D#0", "record_id": "r"})
     with pytest.raises(DuplicateKeyError):
         await db["chain"].insert_one({"_id": "D#1", "record_id": "r"})
+
+
+async def test_nx_27017_defect_a_projection_on_a_dotted_path_comes_back_flat(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `find(..., {"data.received_at": 1})` returns the key
+    `"data.received_at"` at the top of the document, not `{"data": {"received_at": ...}}`,
+    so the statistics folded from records lost every date of the events' data (nothing
+    received, nothing on time). Audit nests such keys back (`store_reading.nested`)."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe_projection"]
+        await probe.insert_one({"_id": "a", "data": {"received_at": "x", "other": 1}})
+        got = await probe.find_one({"_id": "a"}, {"data.received_at": 1})
+        assert got == {"_id": "a", "data.received_at": "x"}
+    store = AuditStore(db)
+    await store.setup()
+    batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=8, wait=0.01)
+    clock = lambda: T0 + timedelta(hours=1)  # noqa: E731
+    await asyncio.gather(
+        *(
+            handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock)
+            for e in dossier_events("N3")
+        )
+    )
+    [decided] = [r for r in await store.dossiers_records(["N3"]) if r["type"] == "dossier.approved"]
+    assert "decided_at" in decided["data"] and not any("." in k for k in decided)

@@ -26,6 +26,7 @@ from services.audit.statistics import (
     facts_of_document,
     folded,
 )
+from services.audit.store_reading import nested
 from shared.calendar import VIETNAM, WorkingCalendar
 from tests.unit.test_audit_handlers import GRACE, KEY, FakeAudit
 
@@ -404,3 +405,15 @@ def test_facts_documents_hold_every_fact_field() -> None:
     doc = facts_document("D", [], CALENDAR, 3)
     assert set(asdict(DossierFacts())) <= set(doc) and doc["version"] == 3
     assert projecting.FACTS_BUILD == "dossier_facts"
+
+
+def test_dotted_projection_keys_are_nested_back_as_mongodb_returns_them() -> None:
+    """nx-27017 0.8.1 returns a projection on `data.x` as a top-level key `"data.x"`."""
+    flat = {"_id": "a", "type": "t", "data.received_at": "r", "data.decided_at": "d"}
+    assert nested(flat) == {
+        "_id": "a",
+        "type": "t",
+        "data": {"received_at": "r", "decided_at": "d"},
+    }
+    plain = {"_id": "a", "data": {"received_at": "r"}}
+    assert nested(plain) is plain
