@@ -197,6 +197,17 @@ async def test_shuffled_events_are_chained_in_order_searched_exported_and_proven
     ).json()
     [row] = stats["rows"]
     assert (row["procedure_code"], row["unit_id"], row["decided"]) == ("1.004194", "U", 2)
+    # A unit's rows, a procedure's (the console's unit page): from the same projection.
+    for name, value, expected in (
+        ("unit_id", "U", [row]),
+        ("unit_id", "U9", []),
+        ("procedure_code", "1.004194", [row]),
+    ):
+        only = httpx.get(
+            f"{audit_alone.url('audit')}/v1/audit/statistics",
+            params={"since": "2026-11-02", "until": "2026-11-03", name: value},
+        )
+        assert only.json()["rows"] == expected, (name, value)
     too_long = httpx.get(
         f"{audit_alone.url('audit')}/v1/audit/statistics",
         params={"since": "2025-11-02", "until": "2026-11-04"},
