@@ -15,9 +15,9 @@ Per procedure and unit over a period [since, until):
 The unit is the one that handled the dossier (the last unit an assignment, step or decision
 named), or for a dossier not assigned yet the ward that receives it.
 
-`facts` is the one definition of these rules. Statistics read them from a projection, one
-`dossier_facts` document per dossier holding what `facts` reads of each of its records that
-bears on them (`fact_summary`, `bears_on_facts`) and `facts` over those: folding records in
+`facts` is the one definition of these rules. Statistics read them from a projection: per
+dossier, what `facts` reads of each of its records that bears on them (`fact_summary`,
+`bears_on_facts`), and a `dossier_facts` document of `facts` over those. Folding records in
 (`folded`) keeps the set of summaries, so the order and repetition of the records folded do
 not matter, and the document's facts are always `facts` of its dossier's records.
 """
@@ -154,14 +154,9 @@ def folded(
 def facts_document(
     code: str, summaries: list[dict[str, Any]], calendar: WorkingCalendar, version: int
 ) -> dict[str, Any]:
-    """A dossier's `dossier_facts` document: `facts` of its summaries, the summaries, and the
-    version its writer guards on (one more than the one it replaces)."""
-    return {
-        "_id": code,
-        **asdict(facts(summaries, calendar)),
-        "records": summaries,
-        "version": version,
-    }
+    """A dossier's `dossier_facts` document: `facts` of its summaries, and the version of the
+    summaries it was computed from."""
+    return {"_id": code, **asdict(facts(summaries, calendar)), "version": version}
 
 
 def facts_of_document(doc: dict[str, Any]) -> DossierFacts:

@@ -15,16 +15,20 @@
 - `legacy_quarantine`: documents of the pre-ledger `events` collection that were no readable
   event, scrubbed of identifiers (see `handlers.recording.adopt_legacy`).
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
-- `dossier_facts`: the statistics projection, one document per dossier (`_id` = its code):
-  `statistics.facts` of its records, the summaries of those records it was computed from,
-  and a `version` each write is guarded on (an insert for the first, then a conditional
-  replace). Written by settling; read by the period's indexes (received_at, decided_at, each
-  also after unit_id and after procedure_code).
+- `dossier_fact_records`: per dossier (`_id` = its code), the summaries of its records that
+  bear on statistics (`statistics.fact_summary`) and a `version` each write is guarded on
+  (an insert for the first, then a conditional replace): the arbiter of two folds at once.
+- `dossier_facts`: the statistics projection, one small document per dossier (`_id` = its
+  code): `statistics.facts` of those summaries, and their version (written only over an
+  older one). Written by settling; read by the period's indexes (received_at, decided_at,
+  each also after unit_id and after procedure_code). Kept apart from the summaries, which
+  make a document ten times larger: a year's statistics read 10,000 of these.
 - `upgrades`: one document per one-off step over an old database (`_id` = its name), such
   as building `dossier_facts` from the records stored before it existed.
 
-Three nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
-`timerange.TimeRange` and `store_reading.nested`); the code stays correct on MongoDB 7.
+Four nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
+`timerange.TimeRange`, `store_reading.nested` and `put_facts`); the code stays correct on
+MongoDB 7.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ QUARANTINE = "legacy_quarantine"
 LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
 DUPLICATE_KEY = 11000
 FACTS = "dossier_facts"
+FACT_SOURCES = "dossier_fact_records"
 UPGRADES = "upgrades"
 
 # Every query audit sends, and the index that serves it:
@@ -60,8 +65,9 @@ UPGRADES = "upgrades"
 #   (settled_at, _id);
 # - seals: the seal over a link (period_end), the last and all in order (`_id`);
 # - leases: old leases dropped (claimed_at); heads, quarantine and upgrades: by `_id` only;
-# - dossier_facts: by `_id` (settling), and statistics by the period on received_at or
-#   decided_at, alone or after unit_id or procedure_code (the console's unit and procedure).
+# - dossier_fact_records: by `_id`; dossier_facts: by `_id` (settling), and statistics by
+#   the period on received_at or decided_at, alone or after unit_id or procedure_code (the
+#   console's unit and procedure).
 _SEARCHED = ("dossier_code", "type", "actor", "procedure_code", "unit_id", "applicant_id_hmac")
 INDEXES: Indexes = {
     "records": [
@@ -86,6 +92,7 @@ INDEXES: Indexes = {
             for period in ("received_at", "decided_at")
         ),
     ],
+    FACT_SOURCES: [],
     UPGRADES: [],
     QUARANTINE: [],
     LEGACY: [],
@@ -180,6 +187,7 @@ class AuditStore(HistoryReader):
         self.seals = db["seals"]
         self.leases = db["leases"]
         self.facts = db[FACTS]
+        self.fact_sources = db[FACT_SOURCES]
         self.upgrades = db[UPGRADES]
 
     async def setup(self) -> None:
@@ -318,30 +326,52 @@ class AuditStore(HistoryReader):
 
     # --- the statistics projection (by key) -----------------------------------------------
 
-    async def facts_docs(self, codes: list[str]) -> dict[str, Document]:
-        """The `dossier_facts` documents of these dossiers (those that have one), by `_id`."""
+    async def fact_records(self, codes: list[str]) -> dict[str, Document]:
+        """The summaries documents of these dossiers (those that have one), by `_id`."""
         if not codes:
             return {}
-        return {str(d["_id"]): d async for d in self.facts.find({"_id": {"$in": codes}})}
+        cursor = self.fact_sources.find({"_id": {"$in": codes}})
+        return {str(d["_id"]): d async for d in cursor}
 
-    async def insert_facts(self, docs: list[Document]) -> set[str]:
-        """Insert first `dossier_facts` documents in one round trip; the codes of those that
+    async def insert_fact_records(self, docs: list[Document]) -> set[str]:
+        """Insert first summaries documents in one round trip; the codes of those that
         another writer inserted first (a duplicate `_id`: re-read and fold again)."""
         if not docs:
             return set()
         try:
-            await self.facts.insert_many(docs, ordered=False)
+            await self.fact_sources.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             if not insert_errors_are_duplicates(exc):
                 raise
             return {str(docs[int(e["index"])]["_id"]) for e in exc.details["writeErrors"]}
         return set()
 
-    async def replace_facts(self, doc: Document, version: int) -> bool:
-        """Replace a dossier's facts if they are still at `version` (an isolated conditional
-        replace: of two writers who read the same version, one wins)."""
-        done = await self.facts.replace_one({"_id": doc["_id"], "version": version}, doc)
+    async def replace_fact_records(self, doc: Document, version: int) -> bool:
+        """Replace a dossier's summaries if they are still at `version` (an isolated
+        conditional replace: of two writers who read the same version, one wins)."""
+        done = await self.fact_sources.replace_one({"_id": doc["_id"], "version": version}, doc)
         return done.matched_count == 1
+
+    async def put_facts(self, docs: list[Document]) -> None:
+        """Write dossiers' facts, each only over an older version: a conditional replace of
+        each (one round trip a dossier), and the first ones (version 0, or none there) in one
+        unordered insert, where a duplicate is a version as new or newer, left as it is.
+
+        No upsert: nx-27017 0.8.1 inserts a replacement upsert under a new ObjectId instead
+        of the filter's `_id` (and where MongoDB would refuse it as a duplicate)."""
+        first = [d for d in docs if d["version"] == 0]
+        for doc in docs:
+            if doc["version"] != 0:
+                older = {"_id": doc["_id"], "version": {"$lt": doc["version"]}}
+                if (await self.facts.replace_one(older, doc)).matched_count == 0:
+                    first.append(doc)
+        if not first:
+            return
+        try:
+            await self.facts.insert_many(first, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
 
     async def upgrade_state(self, name: str) -> Document | None:
         return await self.upgrades.find_one({"_id": name})

@@ -20,7 +20,7 @@ from services.audit import handlers
 from services.audit.api import router
 from services.audit.domain import Record
 from services.audit.handlers import reading
-from services.audit.statistics import bears_on_facts, facts, facts_of_document
+from services.audit.statistics import bears_on_facts, facts, facts_document, facts_of_document
 from services.audit.store import AuditStore
 from shared import problems
 from shared.storage import Document
@@ -54,10 +54,16 @@ def by_dossier(records: list[Record]) -> dict[str, list[Record]]:
     return out
 
 
+async def facts_docs(store: AuditStore, codes: list[str]) -> dict[str, Document]:
+    return {d["_id"]: d async for d in store.facts.find({"_id": {"$in": codes}})}
+
+
 async def assert_facts_of_records(store: AuditStore, records: list[Record]) -> None:
-    docs = await store.facts_docs(sorted({r["dossier_code"] for r in records}))
+    docs = await facts_docs(store, sorted({r["dossier_code"] for r in records}))
+    sources = await store.fact_records(sorted(docs))
     for code, mine in by_dossier(records).items():
         assert facts_of_document(docs[code]) == facts(mine, CALENDAR), code
+        assert docs[code]["version"] == sources[code]["version"], code
 
 
 async def test_settling_in_any_order_keeps_facts_and_statistics_are_the_old_folds_rows(
@@ -122,13 +128,13 @@ class Counting(AuditStore):
 
     lost = 0
 
-    async def replace_facts(self, doc: Document, version: int) -> bool:
-        won = await super().replace_facts(doc, version)
+    async def replace_fact_records(self, doc: Document, version: int) -> bool:
+        won = await super().replace_fact_records(doc, version)
         Counting.lost += not won
         return won
 
-    async def insert_facts(self, docs: list[Document]) -> set[str]:
-        taken = await super().insert_facts(docs)
+    async def insert_fact_records(self, docs: list[Document]) -> set[str]:
+        taken = await super().insert_fact_records(docs)
         Counting.lost += len(taken)
         return taken
 
@@ -146,9 +152,9 @@ async def test_folds_racing_on_one_dossier_from_two_clients_all_land(
         )
         todo = [job for job, left in zip(todo, lost, strict=True) if left]
     assert Counting.lost >= 1  # they did race: the version guard turned writers away
-    [doc] = (await stores[0].facts_docs(["A2"])).values()
-    assert facts_of_document(doc) == facts(records, CALENDAR)
-    assert len(doc["records"]) == sum(map(bears_on_facts, records))
+    await assert_facts_of_records(stores[0], records)
+    [sources] = (await stores[0].fact_records(["A2"])).values()
+    assert len(sources["records"]) == sum(map(bears_on_facts, records))
 
 
 def statistics_app(store: AuditStore, projection: handlers.Projection) -> httpx.AsyncClient:
@@ -201,3 +207,19 @@ async def test_a_new_database_answers_statistics_at_once(
             "/v1/audit/statistics", params={"since": "2026-11-02", "until": "2026-11-07"}
         )
     assert (answered.status_code, answered.json()["rows"]) == (200, [])
+
+
+async def test_facts_are_written_only_over_an_older_version(
+    stores: tuple[AuditStore, AuditStore],
+) -> None:
+    """The facts of the summaries a writer saved land even when another writer's newer ones
+    landed first: an upsert guarded by the version, its duplicate insert refused."""
+    store, _ = stores
+    [rec] = [r for r in mixed_dossiers() if r["_id"] == "A0-00"]
+    newer = {**facts_document("A0", [rec], CALENDAR, 2), "unit_id": "newer"}
+    await store.put_facts([newer])
+    await store.put_facts([{**newer, "version": 1, "unit_id": "older"}, newer | {"_id": "B0"}])
+    docs = await facts_docs(store, ["A0", "B0"])
+    assert (docs["A0"]["unit_id"], docs["B0"]["version"]) == ("newer", 2)
+    await store.put_facts([{**newer, "version": 3, "unit_id": "newest"}])
+    assert (await facts_docs(store, ["A0"]))["A0"]["unit_id"] == "newest"

@@ -1,4 +1,4 @@
-"""Three nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
+"""Four nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
 (so that the day a new nx-27017 fixes it, this says the workaround can go) and shown not to
 reach audit."""
 
@@ -134,3 +134,27 @@ async def test_nx_27017_defect_a_projection_on_a_dotted_path_comes_back_flat(
     )
     [decided] = [r for r in await store.dossiers_records(["N3"]) if r["type"] == "dossier.approved"]
     assert "decided_at" in decided["data"] and not any("." in k for k in decided)
+
+
+async def test_nx_27017_defect_a_guarded_upsert_does_not_insert_under_the_filter_s_id(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `replace_one({"_id": k, "version": {"$lt": v}}, doc, upsert=True)`
+    that matches nothing inserts `doc` under a new ObjectId, where MongoDB inserts it under
+    `k` (or refuses it as a duplicate when `k` is there, at a newer version). Audit writes a
+    dossier's facts without upserts (`AuditStore.put_facts`): a conditional replace, then an
+    insert whose duplicate is the newer version."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe_upsert"]
+        await probe.replace_one({"_id": "k", "version": {"$lt": 1}}, {"version": 1}, upsert=True)
+        assert await probe.find_one({"_id": "k"}) is None
+        assert await probe.count_documents({"version": 1}) == 1
+    store = AuditStore(db)
+    await store.setup()
+    at = T0.replace(microsecond=0)
+    facts = {"_id": "F1", "received_at": at, "decided_at": None, "version": 1}
+    await store.put_facts([facts])  # none there yet: inserted under its code
+    await store.put_facts([{**facts, "version": 0, "received_at": None}])  # older: left
+    assert await store.facts.find_one({"_id": "F1"}) == facts
+    assert [d["_id"] async for d in store.facts.find({"received_at": {"$gte": at}})] == ["F1"]

@@ -25,13 +25,14 @@ from tests.factories import T0, dossier_events
 pytestmark = pytest.mark.integration
 KEY = b"k"
 GRACE = timedelta(seconds=5)
-# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 10 to
+# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 11 to
 # settle it (due markers, last seal, records by id, links by record id, heads by id, links
-# inserted, head moved, its dossier's statistics facts read by id and written, markers
-# dropped); 8 for an event that bears on no statistics fact (a notification's).
+# inserted, head moved, its dossier's statistics: the summaries read by id and saved, the
+# facts written; markers dropped); 8 for an event that bears on no statistics fact (a
+# notification's).
 RECORD_BUDGET = 2
-SETTLE_BUDGET = 10
-FACTS_COST = 2
+SETTLE_BUDGET = 11
+FACTS_COST = 3
 
 
 class Commands(monitoring.CommandListener):
@@ -107,7 +108,7 @@ async def test_an_event_and_its_link_cost_the_same_few_round_trips_however_long_
         "heads": "_id",
         "chain": "record_id",
         "pending": "recorded_at",
-        "dossier_facts": "_id",
+        "dossier_fact_records": "_id",
     }
     for collection, fields in commands.filters:
         if collection == "seals":  # the last seal: sorted by `_id`, limit 1
@@ -136,10 +137,11 @@ async def test_a_batch_of_dossiers_settles_in_a_round_trip_count_fixed_per_dossi
     )
     assert settled == 50
     sent = Counter(commands.take())
-    # Eight for the round (the new dossiers' facts read together and inserted together), two
-    # per dossier (its links, its head).
-    assert sum(sent.values()) == 8 + 2 * 10, sent
-    assert sent[("find", "dossier_facts")] == 1 and sent[("insert", "dossier_facts")] == 1
+    # Nine for the round (the new dossiers' summaries read together and inserted together,
+    # their facts written together), two per dossier (its links, its head).
+    assert sum(sent.values()) == 9 + 2 * 10, sent
+    assert sent[("find", "dossier_fact_records")] == 1
+    assert sent[("insert", "dossier_fact_records")] == 1 and sent[("insert", "dossier_facts")] == 1
     assert sent[("insert", "chain")] == 10 and sent[("update", "heads")] == 0
     assert sent[("insert", "heads")] == 10  # first links: the heads are created
 

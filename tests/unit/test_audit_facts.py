@@ -102,15 +102,17 @@ def dossiers(draw: st.DrawFn, code: str = "D") -> list[Record]:
     return out
 
 
-def fold_all(batches: list[list[Record]]) -> dict[str, Any] | None:
-    """The dossier's facts document after folding `batches` one after another."""
+def fold_all(batches: list[list[Record]]) -> tuple[list[Record], dict[str, Any] | None]:
+    """The dossier's summaries and facts document after folding `batches` one after
+    another."""
+    summaries: list[Record] = []
     doc: dict[str, Any] | None = None
     for batch in batches:
-        summaries = folded(doc["records"] if doc else [], batch)
-        if summaries is not None:
-            version = doc["version"] + 1 if doc else 0
-            doc = facts_document("D", summaries, CALENDAR, version)
-    return doc
+        more = folded(summaries, batch)
+        if more is not None:
+            summaries = more
+            doc = facts_document("D", summaries, CALENDAR, doc["version"] + 1 if doc else 0)
+    return summaries, doc
 
 
 @settings(max_examples=200, deadline=None)
@@ -122,14 +124,14 @@ def test_folding_records_in_any_order_and_again_gives_facts_of_them_all(
     rnd.shuffle(arrived)
     cuts = sorted(rnd.sample(range(1, len(arrived)), min(pieces - 1, len(arrived) - 1)))
     batches = [arrived[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrived)], strict=True)]
-    doc = fold_all(batches)
+    summaries, doc = fold_all(batches)
     expected = facts(records, CALENDAR)
     assert doc is not None  # a submission always bears on the facts
     assert facts_of_document(doc) == expected
-    assert sorted(s["_id"] for s in doc["records"]) == sorted(
+    assert sorted(s["_id"] for s in summaries) == sorted(
         {r["_id"] for r in records if bears_on_facts(r)}
     )
-    assert fold_all([*batches, records]) == doc  # everything again: nothing changes
+    assert fold_all([*batches, records]) == (summaries, doc)  # all again: nothing changes
 
 
 @settings(max_examples=200, deadline=None)
@@ -275,17 +277,20 @@ async def test_a_failed_fold_keeps_the_markers_and_the_next_round_folds_the_chai
     store = FakeAudit()
     records = [r for r in mixed_dossiers() if r["dossier_code"] == "A0"]
     await store.insert_records(records, hmac_key=KEY)
-    real = store.insert_facts
+    real = store.put_facts
 
-    async def broken(docs: list[dict[str, Any]]) -> set[str]:
+    async def broken(docs: list[dict[str, Any]]) -> None:
         raise ConnectionError("the database went away")
 
-    store.insert_facts = broken  # type: ignore[method-assign]
+    store.put_facts = broken  # type: ignore[method-assign]
     now = at(10, 0)
     with pytest.raises(ConnectionError):
         await handlers.settle(store=store, now=now, grace=GRACE, hmac_key=KEY)
     assert len(store.chain) == len(records) and len(store.pending) == len(records)
-    store.insert_facts = real  # type: ignore[method-assign]
+    assert (
+        len(store.fact_sources["A0"]["records"]) == 5
+    )  # saved before the crash (6 but a notification)
+    store.put_facts = real  # type: ignore[method-assign]
     assert await handlers.settle(store=store, now=now, grace=GRACE, hmac_key=KEY) == 0
     assert not store.pending
     assert facts_of_document(store.facts["A0"]) == facts(records, CALENDAR)
@@ -299,22 +304,22 @@ class RacingFacts(FakeAudit):
         self.rival = rival
         self.lost = 0
 
-    async def facts_docs(self, codes: list[str]) -> dict[str, dict[str, Any]]:
-        docs = await super().facts_docs(codes)
+    async def fact_records(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        docs = await super().fact_records(codes)
         if self.rival:
             rival, self.rival = self.rival, []
             plain = FakeAudit()
-            plain.facts = self.facts
+            plain.facts, plain.fact_sources = self.facts, self.fact_sources
             assert not await handlers.fold_facts({"D": rival}, store=plain, calendar=CALENDAR)
         return docs
 
-    async def replace_facts(self, doc: dict[str, Any], version: int) -> bool:
-        won = await super().replace_facts(doc, version)
+    async def replace_fact_records(self, doc: dict[str, Any], version: int) -> bool:
+        won = await super().replace_fact_records(doc, version)
         self.lost += not won
         return won
 
-    async def insert_facts(self, docs: list[dict[str, Any]]) -> set[str]:
-        taken = await super().insert_facts(docs)
+    async def insert_fact_records(self, docs: list[dict[str, Any]]) -> set[str]:
+        taken = await super().insert_fact_records(docs)
         self.lost += len(taken)
         return taken
 
@@ -325,23 +330,25 @@ async def test_two_writers_folding_one_dossier_at_once_both_land(first: bool) ->
     mine, theirs = records[::2], records[1::2]
     store = RacingFacts(theirs)
     if not first:  # the dossier has facts already: the rival wins a conditional replace
-        store.facts["D"] = facts_document("D", folded([], records[:1]) or [], CALENDAR, 0)
+        store.fact_sources["D"] = {"_id": "D", "records": folded([], records[:1]), "version": 0}
     assert not await handlers.fold_facts({"D": mine}, store=store, calendar=CALENDAR)
     assert store.lost == 1  # this writer lost the race once, read again and folded again
     assert facts_of_document(store.facts["D"]) == facts(records, CALENDAR)
-    assert len(store.facts["D"]["records"]) == sum(map(bears_on_facts, records))
+    assert len(store.fact_sources["D"]["records"]) == sum(map(bears_on_facts, records))
+    assert store.facts["D"]["version"] == store.fact_sources["D"]["version"]
 
 
 async def test_a_writer_that_loses_every_try_says_so_and_folds_nothing_wrong() -> None:
     store = FakeAudit()
-    store.facts["D"] = {"_id": "D", "records": [], "version": 0}
+    store.fact_sources["D"] = {"_id": "D", "records": [], "version": 0}
 
     async def always_lost(doc: dict[str, Any], version: int) -> bool:
         return False
 
-    store.replace_facts = always_lost  # type: ignore[method-assign]
+    store.replace_fact_records = always_lost  # type: ignore[method-assign]
     rec = record("D", 0, "dossier.submitted", START, "U1", received_at=START)
     assert await handlers.fold_facts({"D": [rec]}, store=store, calendar=CALENDAR) == {"D"}
+    assert "D" not in store.facts
 
 
 async def test_an_old_database_builds_its_projection_once_and_statistics_wait_for_it() -> None:
@@ -379,14 +386,14 @@ async def test_a_failed_build_is_tried_again_from_where_it_got() -> None:
     for r in mixed_dossiers():
         store.records[r["_id"]] = r
     failures = [ConnectionError("gone")]
-    real = store.insert_facts
+    real = store.insert_fact_records
 
     async def flaky(docs: list[dict[str, Any]]) -> set[str]:
         if failures:
             raise failures.pop()
         return await real(docs)
 
-    store.insert_facts = flaky  # type: ignore[method-assign]
+    store.insert_fact_records = flaky  # type: ignore[method-assign]
     projection = handlers.Projection()
     await asyncio.wait_for(
         handlers.keep_building_facts(
@@ -403,7 +410,7 @@ async def test_a_failed_build_is_tried_again_from_where_it_got() -> None:
 
 def test_facts_documents_hold_every_fact_field() -> None:
     doc = facts_document("D", [], CALENDAR, 3)
-    assert set(asdict(DossierFacts())) <= set(doc) and doc["version"] == 3
+    assert set(doc) == {*asdict(DossierFacts()), "_id", "version"} and doc["version"] == 3
     assert projecting.FACTS_BUILD == "dossier_facts"
 
 

@@ -40,6 +40,7 @@ class FakeAudit:
         self.legacy: dict[str, dict[str, Any]] = {}
         self.quarantined: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
+        self.fact_sources: dict[str, dict[str, Any]] = {}
         self.upgrades: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
@@ -143,22 +144,28 @@ class FakeAudit:
         return next(iter(await self.links_settled(after, until)), None)
 
     # the statistics projection (documents copied in and out, as a database would)
-    async def facts_docs(self, codes: list[str]) -> dict[str, dict[str, Any]]:
-        self.calls.append("facts_docs")
-        return {c: copy.deepcopy(self.facts[c]) for c in codes if c in self.facts}
+    async def fact_records(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        self.calls.append("fact_records")
+        return {c: copy.deepcopy(self.fact_sources[c]) for c in codes if c in self.fact_sources}
 
-    async def insert_facts(self, docs: list[dict[str, Any]]) -> set[str]:
-        taken = {str(d["_id"]) for d in docs if d["_id"] in self.facts}
+    async def insert_fact_records(self, docs: list[dict[str, Any]]) -> set[str]:
+        taken = {str(d["_id"]) for d in docs if d["_id"] in self.fact_sources}
         for doc in docs:
-            self.facts.setdefault(doc["_id"], copy.deepcopy(doc))
+            self.fact_sources.setdefault(doc["_id"], copy.deepcopy(doc))
         return taken
 
-    async def replace_facts(self, doc: dict[str, Any], version: int) -> bool:
-        held = self.facts.get(doc["_id"])
+    async def replace_fact_records(self, doc: dict[str, Any], version: int) -> bool:
+        held = self.fact_sources.get(doc["_id"])
         if held is None or held["version"] != version:
             return False
-        self.facts[doc["_id"]] = copy.deepcopy(doc)
+        self.fact_sources[doc["_id"]] = copy.deepcopy(doc)
         return True
+
+    async def put_facts(self, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            held = self.facts.get(doc["_id"])
+            if held is None or held["version"] < doc["version"]:
+                self.facts[doc["_id"]] = copy.deepcopy(doc)
 
     async def facts_in(
         self,
@@ -359,7 +366,7 @@ async def test_settle_reads_records_once_per_round_whatever_the_chain_length() -
         await recorded(store, [f"D{i}"])
     store.calls.clear()
     assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 20
-    assert store.calls == ["records_by_id", "facts_docs"]  # and the facts, once for all
+    assert store.calls == ["records_by_id", "fact_records"]  # and the facts, once for all
 
 
 async def test_settle_leaves_a_record_edited_while_waiting_and_drops_lost_markers() -> None:
@@ -569,7 +576,7 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
         assert len(store.chain) == 5 and store.seals[0]["count"] == 5
         assert store.calls == [
             "records_by_id",
-            "facts_docs",
+            "fact_records",
         ]  # and the facts, once for all  # one settling round
     finally:
         task.cancel()

@@ -2,12 +2,14 @@
 its records, kept as they are settled (`fold_facts`, called by settling before it drops their
 pending markers) and built once over an old database's records (`build_facts`).
 
-A fold is load → decide → save by key: the dossiers' documents (one query by `_id`), then per
-dossier the summaries with the new records folded in (`statistics.folded`: a set by record id,
-so any order and any redelivery give the same document) and `facts` over them, saved guarded
-by the version read (first documents in one unordered insert, the others by a conditional
-replace). A writer that loses the race (another settler, the build) re-reads and folds again;
-one that loses every try leaves its markers pending, and the next round folds again."""
+A fold is load → decide → save by key: the dossiers' summaries documents (one query by `_id`),
+then per dossier the summaries with the new records folded in (`statistics.folded`: a set by
+record id, so any order and any redelivery give the same document) and `facts` over them; the
+summaries saved guarded by the version read (first documents in one unordered insert, the
+others by a conditional replace), then the facts of those saved, each only over an older
+version (one round trip for all). A writer that loses the race (another settler, the build)
+re-reads and folds again; one that loses every try leaves its markers pending, and the next
+round folds again."""
 
 from __future__ import annotations
 
@@ -40,24 +42,34 @@ async def fold_facts(
     (another writer won every try: fold them again later). A dossier whose records `facts`
     cannot read (say, a date that is no date) is logged and left as it was."""
     todo = {code: recs for code, recs in records.items() if any(map(bears_on_facts, recs))}
+    done: list[Document] = []  # the facts of the summaries saved
     for _ in range(tries):
         if not todo:
             break
-        docs = await store.facts_docs(sorted(todo))
-        first: list[Document] = []
+        held = await store.fact_records(sorted(todo))
+        first: list[tuple[Document, Document]] = []
         lost: dict[str, list[Record]] = {}
         for code, recs in todo.items():
-            doc = docs.get(code)
+            doc = held.get(code)
             new = _fold(code, doc, recs, calendar)
             if new is None:
                 continue
+            sources, facts = new
             if doc is None:
-                first.append(new)
-            elif not await store.replace_facts(new, int(doc["version"])):
+                assert sources is not None  # a first document always has summaries
+                first.append((sources, facts))
+            elif sources is None or await store.replace_fact_records(sources, doc["version"]):
+                done.append(facts)
+            else:
                 lost[code] = recs
-        for code in await store.insert_facts(first):
-            lost[code] = todo[code]
+        taken = await store.insert_fact_records([sources for sources, _ in first])
+        for sources, facts in first:
+            if sources["_id"] in taken:
+                lost[sources["_id"]] = todo[sources["_id"]]
+            else:
+                done.append(facts)
         todo = lost
+    await store.put_facts(done)
     for code in todo:
         log.warning("the facts of dossier %s moved under us %d times; folding later", code, tries)
     return set(todo)
@@ -65,13 +77,21 @@ async def fold_facts(
 
 def _fold(
     code: str, doc: Document | None, recs: Iterable[Record], calendar: WorkingCalendar
-) -> Document | None:
-    """The dossier's next facts document (None: unchanged, or its records cannot be read)."""
-    summaries = folded(list(doc["records"]) if doc else [], recs)
-    if summaries is None:
+) -> tuple[Document | None, Document] | None:
+    """The dossier's next summaries document and its facts (None: no record bears on them,
+    or they cannot be read). When every record is known already (a redelivery, or a crash
+    after the summaries were saved and before the markers went), no summaries to save and
+    the facts of those known: written again, in case that crash came before them."""
+    known = list(doc["records"]) if doc else []
+    summaries = folded(known, recs)
+    if summaries is None and doc is None:
         return None
+    version = int(doc["version"]) if doc else -1
     try:
-        return facts_document(code, summaries, calendar, int(doc["version"]) + 1 if doc else 0)
+        if summaries is None:
+            return None, facts_document(code, known, calendar, version)
+        sources = {"_id": code, "records": summaries, "version": version + 1}
+        return sources, facts_document(code, summaries, calendar, version + 1)
     except (ValueError, TypeError, KeyError):
         log.exception("the records of dossier %s say no facts; its statistics are left", code)
         return None
