@@ -574,10 +574,53 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
             if store.seals:
                 break
         assert len(store.chain) == 5 and store.seals[0]["count"] == 5
-        assert store.calls == [
-            "records_by_id",
-            "fact_records",
-        ]  # and the facts, once for all  # one settling round
+        assert store.calls == ["records_by_id", "fact_records"]  # one settling round
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_marker_left_pending_is_not_settled_again_at_every_lease_renewal() -> None:
+    """A round that leaves a due marker behind (here a record edited while it waited: never
+    chained) does not make every lease renewal a settling round: renewals look only for
+    markers recorded since, which another process's records still are."""
+    store = FakeAudit()
+    grace = timedelta(milliseconds=50)
+    await recorded(store, ["D1"], at=utcnow() - timedelta(seconds=1))
+    edited = next(iter(store.records))
+    store.records[edited] = dict(store.records[edited], actor="o9")
+    task = asyncio.create_task(
+        handlers.keep_ledger(
+            store=store,
+            key=Ed25519PrivateKey.generate(),
+            clock=utcnow,
+            grace=grace,
+            settle_every=0.01,
+            seal_every=3600,
+            hmac_key=KEY,
+            lease_ttl=0.15,  # a renewal every 50 ms
+            margin=timedelta(0),
+            holder="a",
+        )
+    )
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(store.chain) == 4:
+                break
+        assert set(store.pending) == {edited}
+        store.calls.clear()
+        renewals = len(store.leases)
+        await asyncio.sleep(0.6)
+        assert len(store.leases) - renewals >= 5
+        assert store.calls == []  # no settling round for the marker left
+        # Records another audit process writes (no wakeup here) are found at a renewal.
+        await recorded(store, ["D2"], at=utcnow())
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(store.chain) == 9:
+                break
+        assert len(store.chain) == 9 and set(store.pending) == {edited}
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

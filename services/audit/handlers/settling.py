@@ -33,6 +33,18 @@ log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=1)
 
 
+class Settled(int):
+    """How many links a round added, and (`left`) how many of its due markers it left
+    pending: forged or edited records, records not written yet, dossiers that failed."""
+
+    left: int
+
+    def __new__(cls, added: int, left: int = 0) -> Settled:
+        out = super().__new__(cls, added)
+        out.left = left
+        return out
+
+
 async def settle(
     *,
     store: Settling,
@@ -40,14 +52,14 @@ async def settle(
     grace: timedelta,
     hmac_key: bytes,
     calendar: WorkingCalendar | None = None,
-) -> int:
+) -> Settled:
     """Chain every record received more than `grace` ago, and fold it into its dossier's
     statistics facts (under `calendar`: the default one when not given); how many links were
     added. A record whose marker's MAC (under a key derived from `hmac_key`) does not hold for
     it is not chained: it was forged or edited while waiting."""
     markers = await store.due_markers(now - grace)
     if not markers:
-        return 0
+        return Settled(0)
     by_dossier: dict[str, list[Marker]] = defaultdict(list)
     for marker in markers:
         by_dossier[str(marker["dossier_code"])].append(marker)
@@ -99,10 +111,9 @@ async def settle(
         code: [records[rid] for rid in ids if rid in records] for code, ids in drop.items()
     }
     unfolded = await fold_facts(chained_now, store=store, calendar=calendar or WorkingCalendar())
-    await store.drop_pending(
-        rid for code, ids in drop.items() if code not in unfolded for rid in ids
-    )
-    return added
+    dropped = [rid for code, ids in drop.items() if code not in unfolded for rid in ids]
+    await store.drop_pending(dropped)
+    return Settled(added, len(markers) - len(dropped))
 
 
 async def _catch_up(store: Tail, head: ChainHead | None, code: str) -> None:
