@@ -538,6 +538,22 @@ async def test_the_lease_has_one_holder_and_is_taken_over_after_its_ttl() -> Non
     assert {d["holder"] for d in store.leases.values()} == {"a", "b"}
 
 
+def keeper(store: FakeAudit, **settings: Any) -> asyncio.Task[None]:
+    """The ledger keeper of process "a" on `store`, running, settling every 10 ms."""
+    return asyncio.create_task(
+        handlers.keep_ledger(
+            store=store,
+            key=Ed25519PrivateKey.generate(),
+            clock=utcnow,
+            settle_every=0.01,
+            hmac_key=KEY,
+            margin=timedelta(0),
+            holder="a",
+            **settings,
+        )
+    )
+
+
 async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> None:
     """Woken by its own process's writes, it settles once their grace window has passed and
     then seals; with nothing settled it never seals, and between lease renewals (an hour
@@ -545,21 +561,7 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
     store = FakeAudit()
     grace = timedelta(milliseconds=200)
     wakeup = handlers.Wakeup()
-    task = asyncio.create_task(
-        handlers.keep_ledger(
-            store=store,
-            key=Ed25519PrivateKey.generate(),
-            clock=utcnow,
-            grace=grace,
-            settle_every=0.01,
-            seal_every=0.05,
-            hmac_key=KEY,
-            lease_ttl=3 * 3600,
-            margin=timedelta(0),
-            holder="a",
-            wakeup=wakeup,
-        )
-    )
+    task = keeper(store, grace=grace, seal_every=0.05, lease_ttl=3 * 3600, wakeup=wakeup)
     try:
         await asyncio.sleep(0.3)
         assert not store.seals  # nothing settled: no seal
@@ -589,20 +591,7 @@ async def test_a_marker_left_pending_is_not_settled_again_at_every_lease_renewal
     await recorded(store, ["D1"], at=utcnow() - timedelta(seconds=1))
     edited = next(iter(store.records))
     store.records[edited] = dict(store.records[edited], actor="o9")
-    task = asyncio.create_task(
-        handlers.keep_ledger(
-            store=store,
-            key=Ed25519PrivateKey.generate(),
-            clock=utcnow,
-            grace=grace,
-            settle_every=0.01,
-            seal_every=3600,
-            hmac_key=KEY,
-            lease_ttl=0.15,  # a renewal every 50 ms
-            margin=timedelta(0),
-            holder="a",
-        )
-    )
+    task = keeper(store, grace=grace, seal_every=3600, lease_ttl=0.15)  # renewed every 50 ms
     try:
         for _ in range(100):
             await asyncio.sleep(0.02)
