@@ -26,9 +26,9 @@
 - `upgrades`: one document per one-off step over an old database (`_id` = its name), such
   as building `dossier_facts` from the records stored before it existed.
 
-Four nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
-`timerange.TimeRange`, `store_reading.nested` and `put_facts`); the code stays correct on
-MongoDB 7.
+Five nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
+`timerange.TimeRange`, `store_reading.nested`, `put_facts` and `note_upgrade`); the code stays
+correct on MongoDB 7.
 """
 
 from __future__ import annotations
@@ -377,7 +377,22 @@ class AuditStore(HistoryReader):
         return await self.upgrades.find_one({"_id": name})
 
     async def note_upgrade(self, name: str, **fields: object) -> None:
-        await self.upgrades.update_one({"_id": name}, {"$set": fields}, upsert=True)
+        """Set `fields` on the upgrade step's document (created if none): read, then insert
+        or replace it whole.
+
+        Not `$set`: nx-27017 0.8.1 writes a datetime `$set` on an existing document as a
+        string, and `True` as 1."""
+        for _ in range(3):
+            held = await self.upgrades.find_one({"_id": name})
+            doc = {**(held or {"_id": name}), **fields}
+            if held is not None:
+                await self.upgrades.replace_one({"_id": name}, doc)
+                return
+            try:
+                await self.upgrades.insert_one(doc)
+            except DuplicateKeyError:
+                continue  # another process noted it first: merge into theirs
+            return
 
     async def has_records(self) -> bool:
         """Whether any record is stored (the oldest by time: sorted on its index, limit 1)."""

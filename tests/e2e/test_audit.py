@@ -322,3 +322,40 @@ async def test_after_a_burst_audit_idles_at_under_a_fifth_of_a_command_a_second(
     assert rate < 0.2, (
         f"{rate:.2f}/s idle after a burst (per 5 s {steps}; during it {burst}): {dict(sent)}"
     )
+
+
+async def test_audit_started_on_an_old_database_builds_its_statistics_once(
+    isolation: Isolation, mailbox: Mailbox, tmp_path: Path, mongo: AsyncMongoClient[Document]
+) -> None:
+    """Records stored before `dossier_facts` existed: audit builds it in the background at
+    start (statistics answer 503 problem+json meanwhile), then answers what the records say."""
+    from tests.unit.test_audit_facts import mixed_dossiers
+
+    db = mongo[isolation.database("audit")]
+    records = mixed_dossiers()
+    await db["records"].insert_many([dict(r) for r in records])
+    stack = Services(env=service_env(isolation, mailbox), logs=tmp_path)
+    url = ""
+    try:
+        stack.start("audit")
+        stack.wait_ready("audit")
+        url = f"{stack.url('audit')}/v1/audit/statistics"
+        params = {"since": "2026-11-02", "until": "2026-11-07"}
+
+        def answered() -> httpx.Response | None:
+            got = httpx.get(url, params=params, timeout=10)
+            if got.status_code == 503:
+                assert got.json()["code"] == "statistics_being_built"
+                return None
+            return got
+
+        stats = await eventually(answered, timeout=60, interval=0.2)
+        assert stats.status_code == 200, stats.text
+        by_unit = {(r["procedure_code"], r["unit_id"]): r for r in stats.json()["rows"]}
+        assert (by_unit["P1", "U1"]["received"], by_unit["P1", "U1"]["decided"]) == (6, 9)
+        state = await db["upgrades"].find_one({"_id": "dossier_facts"})
+        assert state is not None and state["done"] is True
+        assert await db["dossier_facts"].count_documents({"_id": {"$gte": ""}}) == 18
+    finally:
+        stack.stop_all()
+    assert "statistics projection built: 18 dossiers" in (tmp_path / "audit.log").read_text()

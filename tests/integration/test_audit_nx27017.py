@@ -1,4 +1,4 @@
-"""Four nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
+"""Five nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
 (so that the day a new nx-27017 fixes it, this says the workaround can go) and shown not to
 reach audit."""
 
@@ -158,3 +158,29 @@ async def test_nx_27017_defect_a_guarded_upsert_does_not_insert_under_the_filter
     await store.put_facts([{**facts, "version": 0, "received_at": None}])  # older: left
     assert await store.facts.find_one({"_id": "F1"}) == facts
     assert [d["_id"] async for d in store.facts.find({"received_at": {"$gte": at}})] == ["F1"]
+
+
+async def test_nx_27017_defect_a_set_on_an_existing_document_writes_datetimes_as_strings(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `update_one({"_id": k}, {"$set": {"at": datetime, "done": True}})` on
+    an existing document stores `at` as the string "2026-11-02 01:00:00" and `done` as 1.
+    Audit notes its upgrade steps by replacing the whole document (`note_upgrade`)."""
+    db = mongo[isolation.database("audit")]
+    at = T0.replace(microsecond=0)
+    if await is_nx_27017(db):
+        probe = db["probe_set"]
+        await probe.insert_one({"_id": "k"})
+        await probe.update_one({"_id": "k"}, {"$set": {"at": at, "done": True}})
+        got = await probe.find_one({"_id": "k"})
+        assert got is not None and isinstance(got["at"], str) and got["done"] is not True
+    store = AuditStore(db)
+    await store.setup()
+    await store.note_upgrade("step", done=False, started_at=at)
+    await store.note_upgrade("step", done=True, finished_at=at)
+    assert await store.upgrade_state("step") == {
+        "_id": "step",
+        "done": True,
+        "started_at": at,
+        "finished_at": at,
+    }
