@@ -1,0 +1,202 @@
+"""The officer's home: work queues by stage (tabs with counts), filtered by whose work it is,
+ward, procedure and state, or searched by dossier code or phone; soonest due first, paged with
+review's cursor. Plain links and GET forms; htmx may swap only the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from services.portal.clients import ApiProblem, Apis
+from services.portal.rendering import Pages
+from services.portal.session import Officer, SignedInOfficer
+from services.portal.worktime import Deadline, Translate, deadline, named
+from shared import roles
+
+router = APIRouter(include_in_schema=False)
+STAGES = ("reception", "in_process", "waiting_citizen", "handover")
+TABS = (*STAGES, "overdue", "due_soon")
+SCOPES = ("mine", "unit", "unassigned")
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What the officer asked to see: one tab, narrowed by the filters, or a search."""
+
+    tab: str = "reception"
+    scope: str = ""
+    ward: str = ""
+    procedure: str = ""
+    state: str = ""
+    q: str = ""
+    cursor: str = ""
+
+    @classmethod
+    def parse(cls, raw: dict[str, str], officer: SignedInOfficer) -> QueueQuery:
+        """The query from the page's URL; unknown tabs and scopes fall back to the defaults."""
+        tab = raw.get("tab", "")
+        scope = raw.get("scope", "")
+        return cls(
+            tab=tab if tab in TABS else "reception",
+            scope=scope if scope in scopes_for(officer.role) else "",
+            ward=raw.get("ward", "").strip()[:20],
+            procedure=raw.get("procedure", "").strip()[:50],
+            state=raw.get("state", "").strip()[:50],
+            q=raw.get("q", "").strip()[:50],
+            cursor=raw.get("cursor", "")[:500],
+        )
+
+    def api_params(self, limit: int = PAGE_SIZE) -> dict[str, Any]:
+        """The query of review's GET /v1/tasks for this tab and these filters."""
+        if self.q:  # a search ignores the tab and the filters, as the API does
+            return {"q": self.q, "limit": limit}
+        params: dict[str, Any] = {
+            "scope": self.scope,
+            "ward": self.ward,
+            "procedure": self.procedure,
+            "state": self.state,
+            "cursor": self.cursor,
+            "limit": limit,
+        }
+        if self.tab in STAGES:
+            params["stage"] = self.tab
+        elif self.tab == "overdue":
+            params["overdue"] = "true"
+        else:  # due soon: not yet overdue, and (where review filters it) due soon
+            params["overdue"] = "false"
+            params["timeliness"] = "due_soon"
+        return params
+
+    def link(self, **changes: str) -> str:
+        """This page's URL with some of the query changed (a new tab or filter: first page)."""
+        changed = replace(self, **({"cursor": ""} | changes))
+        pairs = {k: v for k, v in vars(changed).items() if v and not (k == "tab" and changed.q)}
+        return "/queues?" + urlencode(pairs) if pairs else "/queues"
+
+
+def scopes_for(role: str) -> tuple[str, ...]:
+    """The scopes a role may pick: a plain officer does not see the whole unit's queue."""
+    return tuple(s for s in SCOPES if s != "unit" or role != roles.OFFICER)
+
+
+def tab_counts(counts: dict[str, Any] | None) -> dict[str, int]:
+    """Each tab's count from review's GET /v1/tasks/counts (empty: no count shown)."""
+    if not counts:
+        return {}
+    found = {
+        str(s.get("stage")): int(s.get("total", 0))
+        for s in counts.get("stages", [])
+        if isinstance(s, dict)
+    }
+    found["overdue"] = int(counts.get("overdue", 0))
+    found["due_soon"] = int(counts.get("due_soon", 0))
+    return {tab: found[tab] for tab in TABS if tab in found}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One task as a queue row shows it."""
+
+    id: str
+    code: str
+    applicant: str
+    phone: str
+    procedure: str
+    state: str
+    deadline: Deadline
+    whose_move: str
+    holder: str
+
+
+def whose_move(task: dict[str, Any], t: Translate, me: str) -> str:
+    """Whose move it is, in words: the citizen, the unit's chief, me, a colleague, anyone."""
+    waiting = task.get("waiting") or {}
+    who = str(waiting.get("whose_move") or "nobody")
+    if who == roles.OFFICER:
+        holder = task.get("officer_id")
+        if holder is None:
+            return t("move.unassigned")
+        return t("move.me") if holder == me else t("move.officer", officer=holder)
+    if who in (roles.CHIEF, roles.SUPERVISOR, roles.CITIZEN):
+        return t(f"move.{who}")
+    return t("move.nobody")
+
+
+def row(task: dict[str, Any], t: Translate, me: str) -> Row:
+    dossier = task.get("dossier") or {}
+    applicant = dossier.get("applicant") or {}
+    return Row(
+        id=str(task["id"]),
+        code=str(task["dossier_code"]),
+        applicant=str(applicant.get("full_name") or ""),
+        phone=str(applicant.get("phone") or ""),
+        procedure=str(task.get("procedure_name") or task.get("procedure_code") or ""),
+        state=named("state", str(task.get("state") or ""), t),
+        deadline=deadline(task, t),
+        whose_move=whose_move(task, t, me),
+        holder=str(task.get("officer_id") or ""),
+    )
+
+
+def rows(tasks: list[dict[str, Any]], query: QueueQuery, t: Translate, me: str) -> list[Row]:
+    """The page's rows; the due-soon tab keeps only those due soon (review may not filter)."""
+    if query.tab == "due_soon" and not query.q:
+        tasks = [task for task in tasks if task.get("timeliness") == "due_soon"]
+    return [row(task, t, me) for task in tasks]
+
+
+async def _counts(apis: Apis, officer: SignedInOfficer, lang: str, scope: str) -> Any:
+    try:
+        return await apis.get(
+            "review", "/v1/tasks/counts", token=officer.token, lang=lang, params={"scope": scope}
+        )
+    except ApiProblem as exc:
+        if exc.status in (404, 405, 422):  # an older review without counts: none shown
+            return None
+        raise
+
+
+async def _procedures(apis: Apis, lang: str) -> list[dict[str, Any]]:
+    found = await apis.get("intake", "/v1/procedures", token=None, lang=lang)
+    return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
+
+@router.get("/queues")
+async def queues(request: Request, officer: Officer) -> Response:
+    pages: Pages = request.app.state.pages
+    apis: Apis = request.app.state.apis
+    lang = pages.language(request)
+    t = pages.catalogue.translator(lang)
+    query = QueueQuery.parse(dict(request.query_params), officer)
+    answer = await apis.call(
+        "GET", "review", "/v1/tasks", token=officer.token, lang=lang, params=query.api_params()
+    )
+    tasks = answer.body if isinstance(answer.body, list) else []
+    next_cursor = "" if query.q else answer.headers.get("x-next-cursor", "")
+    fragment = bool(request.headers.get("hx-request")) and not request.headers.get(
+        "hx-history-restore-request"
+    )
+    context: dict[str, Any] = {
+        "query": query,
+        "rows": rows(tasks, query, t, officer.id),
+        "next_link": query.link(cursor=next_cursor) if next_cursor else "",
+        "first_link": query.link() if query.cursor else "",
+    }
+    if fragment:
+        return pages.render(request, "queues/table.html", headers={"Vary": "HX-Request"}, **context)
+    counts = await _counts(apis, officer, lang, query.scope)
+    return pages.render(
+        request,
+        "queues/list.html",
+        headers={"Vary": "HX-Request"},
+        tabs=TABS,
+        counts=tab_counts(counts),
+        scopes=scopes_for(officer.role),
+        procedures=await _procedures(apis, lang),
+        **context,
+    )
