@@ -35,6 +35,7 @@ class QueueQuery:
     state: str = ""
     q: str = ""
     cursor: str = ""
+    size: int = PAGE_SIZE
 
     @classmethod
     def parse(cls, raw: dict[str, str], officer: SignedInOfficer) -> QueueQuery:
@@ -49,10 +50,12 @@ class QueueQuery:
             state=raw.get("state", "").strip()[:50],
             q=raw.get("q", "").strip()[:50],
             cursor=raw.get("cursor", "")[:500],
+            size=_size(raw.get("size", "")),
         )
 
-    def api_params(self, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    def api_params(self) -> dict[str, Any]:
         """The query of review's GET /v1/tasks for this tab and these filters."""
+        limit = self.size
         if self.q:  # a search ignores the tab and the filters, as the API does
             return {"q": self.q, "limit": limit}
         params: dict[str, Any] = {
@@ -72,11 +75,20 @@ class QueueQuery:
             params["timeliness"] = "due_soon"
         return params
 
-    def link(self, **changes: str) -> str:
+    def link(self, **changes: Any) -> str:
         """This page's URL with some of the query changed (a new tab or filter: first page)."""
-        changed = replace(self, **({"cursor": ""} | changes))
-        pairs = {k: v for k, v in vars(changed).items() if v and not (k == "tab" and changed.q)}
+        changed = replace(self, **{"cursor": "", **changes})
+        pairs = {
+            k: v
+            for k, v in vars(changed).items()
+            if v and not (k == "tab" and changed.q) and not (k == "size" and v == PAGE_SIZE)
+        }
         return "/queues?" + urlencode(pairs) if pairs else "/queues"
+
+
+def _size(raw: str) -> int:
+    """Rows a page: 1 to 100 (review's limit is 200), else the default."""
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 100 else PAGE_SIZE
 
 
 def scopes_for(role: str) -> tuple[str, ...]:

@@ -160,6 +160,9 @@ def test_links_keep_the_filters_and_a_new_tab_starts_at_the_first_page() -> None
     query = QueueQuery.parse({"tab": "reception", "ward": "00004", "cursor": "abc"}, OFFICER)
     assert query.link(tab="overdue") == "/queues?tab=overdue&ward=00004"
     assert query.link(cursor="next") == "/queues?tab=reception&ward=00004&cursor=next"
+    sized = QueueQuery.parse({"size": "2", "tab": "handover"}, OFFICER)
+    assert sized.api_params()["limit"] == 2 and sized.link() == "/queues?tab=handover&size=2"
+    assert QueueQuery.parse({"size": "5000"}, OFFICER).size == 25
 
 
 def test_tab_counts_come_from_reviews_counts_and_none_are_invented() -> None:
