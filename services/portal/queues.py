@@ -193,22 +193,17 @@ async def queues(request: Request, officer: Officer) -> Response:
     fragment = bool(request.headers.get("hx-request")) and not request.headers.get(
         "hx-history-restore-request"
     )
-    context: dict[str, Any] = {
-        "query": query,
-        "rows": rows(tasks, query, t, officer.id),
-        "next_link": query.link(cursor=next_cursor) if next_cursor else "",
-        "first_link": query.link() if query.cursor else "",
-    }
-    if fragment:
-        return pages.render(request, "queues/table.html", headers={"Vary": "HX-Request"}, **context)
     counts = await _counts(apis, officer, lang, query.scope)
     return pages.render(
         request,
-        "queues/list.html",
+        "queues/view.html" if fragment else "queues/list.html",
         headers={"Vary": "HX-Request"},
+        query=query,
+        rows=rows(tasks, query, t, officer.id),
+        next_link=query.link(cursor=next_cursor) if next_cursor else "",
+        first_link=query.link() if query.cursor else "",
         tabs=TABS,
         counts=tab_counts(counts),
         scopes=scopes_for(officer.role),
         procedures=await _procedures(apis, lang),
-        **context,
     )
