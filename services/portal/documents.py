@@ -6,6 +6,7 @@ is sandboxed so a document can run nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Path, Request
@@ -27,15 +28,15 @@ KEPT = (
     "etag",
     "repr-digest",
 )
-Segment = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+Segment = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
 @router.get("/documents/{code}/{attachment_id}")
 async def document(
     request: Request,
     officer: Officer,
-    code: str = Segment,
-    attachment_id: str = Segment,
+    code: Segment,
+    attachment_id: Segment,
 ) -> Response:
     apis: Apis = request.app.state.apis
     pages: Pages = request.app.state.pages
@@ -51,13 +52,13 @@ async def document(
         await answer.aread()
         await answer.aclose()
         reply(answer, "intake", lang)  # raises ApiProblem: the error page, with intake's status
-    headers = {k: v for k, v in answer.headers.items() if k.lower() in KEPT}
+    headers = {k.lower(): v for k, v in answer.headers.items() if k.lower() in KEPT}
     if "content-encoding" in answer.headers:  # httpx decodes it: the length would be wrong
         headers.pop("content-length", None)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers["Content-Security-Policy"] = "sandbox"
-    headers.setdefault("Content-Disposition", "inline")
-    headers["Cache-Control"] = "private, no-store"
+    headers.setdefault("x-content-type-options", "nosniff")
+    headers["content-security-policy"] = "sandbox"
+    headers.setdefault("content-disposition", "inline")
+    headers["cache-control"] = "private, no-store"
     return StreamingResponse(
         _body(answer),
         status_code=200,
