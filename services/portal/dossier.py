@@ -114,6 +114,7 @@ async def render(
         applicant=dossier.get("applicant") or {},
         sections=view.answers((procedure or {}).get("form_schema"), view.form_of(dossier), lang, t),
         documents=documents,
+        size_text=view.size_text,
         documents_refused=documents_refused,
         history=view.history(task, t),
         deadline=deadline(task, t),

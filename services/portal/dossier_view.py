@@ -55,6 +55,26 @@ def shown(value: Any, t: Translate) -> str:
     return text
 
 
+def shown_answer(field: str, value: Any, t: Translate) -> str:
+    """An answer as a person reads it; a coded choice (sex: female) by its name where the
+    console has one (`value.<field>.<code>`)."""
+    if isinstance(value, str):
+        try:
+            return t(f"value.{field}.{value}")
+        except KeyError:
+            pass
+    return shown(value, t)
+
+
+def size_text(size: int, lang: str) -> str:
+    """A file's size for people: 512 B, 1,5 KB, 2,3 MB (a decimal comma in Vietnamese)."""
+    if size < 1024:
+        return f"{size} B"
+    number, unit = (size / 1024, "KB") if size < 1024 * 1024 else (size / 1024 / 1024, "MB")
+    text = f"{number:.1f}"
+    return f"{text.replace('.', ',') if lang == 'vi' else text} {unit}"
+
+
 def _resolve(spec: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     ref = spec.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
@@ -81,7 +101,7 @@ def answers(
         if isinstance(value, dict):
             inner = spec.get("properties") or {}
             rows = [
-                Answer(label(_resolve(inner.get(k) or {}, defs), k, lang), shown(v, t))
+                Answer(label(_resolve(inner.get(k) or {}, defs), k, lang), shown_answer(k, v, t))
                 for k, v in value.items()
                 if v not in (None, "", [])
             ]
@@ -89,7 +109,7 @@ def answers(
             title = t("dossier.form.applicant") if name == "applicant" else label(spec, name, lang)
             sections.append(Section(title, rows))
         else:
-            general.append(Answer(label(spec, name, lang), shown(value, t)))
+            general.append(Answer(label(spec, name, lang), shown_answer(name, value, t)))
     if general:
         sections.append(Section(t("dossier.form.other"), general))
     return sections

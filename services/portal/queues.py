@@ -22,6 +22,8 @@ STAGES = ("reception", "in_process", "waiting_citizen", "handover")
 TABS = (*STAGES, "overdue", "due_soon")
 SCOPES = ("mine", "unit", "unassigned")
 PAGE_SIZE = 25
+OPEN_STATES = ("receiving", "checking", "approving", "supplement", "payment", "decided")
+"""The open states of the workflows the filter offers (a URL may name any other)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ class QueueQuery:
             if v and not (k == "tab" and changed.q) and not (k == "size" and v == PAGE_SIZE)
         }
         return "/queues?" + urlencode(pairs) if pairs else "/queues"
+
+
+def states(current: str, t: Translate) -> list[tuple[str, str]]:
+    """The states the filter offers, by name, with the one in force even if not listed."""
+    codes = [*OPEN_STATES, *([current] if current and current not in OPEN_STATES else [])]
+    return [(code, named("state", code, t)) for code in codes]
 
 
 def _size(raw: str) -> int:
@@ -205,5 +213,6 @@ async def queues(request: Request, officer: Officer) -> Response:
         tabs=TABS,
         counts=tab_counts(counts),
         scopes=scopes_for(officer.role),
+        states=states(query.state, t),
         procedures=await _procedures(apis, lang),
     )

@@ -33,7 +33,8 @@ def test_the_answers_carry_the_procedures_labels_in_each_language() -> None:
     assert applicant["Họ, chữ đệm và tên"] == "Nguyễn Thị Lan"
     assert applicant["Ngày sinh"] == "17/05/1990"
     other = {a.label: a.value for a in sections[2].answers}
-    assert other == {"Tạm trú từ ngày": "01/12/2026", "Mục đích": "work"}
+    assert other == {"Tạm trú từ ngày": "01/12/2026", "Mục đích": "Làm việc"}
+    assert applicant["Giới tính"] == "Nữ"
     english = view.answers(SCHEMA, form, "en", EN)
     assert [s.title for s in english][1] == "Place of temporary residence"
     assert {a.label for a in english[2].answers} == {"Staying from", "Purpose"}
@@ -135,7 +136,34 @@ def test_the_apologys_new_date_is_sent_with_vietnams_offset() -> None:
     assert promised_at(None, None) is None
 
 
+def test_sizes_read_for_people() -> None:
+    assert view.size_text(512, "vi") == "512 B"
+    assert view.size_text(1536, "vi") == "1,5 KB" and view.size_text(1536, "en") == "1.5 KB"
+    assert view.size_text(5 * 1024 * 1024, "en") == "5.0 MB"
+
+
 def test_shown_values() -> None:
     assert view.shown(True, VI) == "Có"
     assert view.shown(["a", "b"], VI) == "a, b"
     assert view.shown("2026-01-02", VI) == "02/01/2026"
+
+
+def test_intakes_listing_names_each_document_in_the_pages_language() -> None:
+    listing = {
+        "dossier_code": "G01-1",
+        "documents": [
+            {
+                "id": "f1",
+                "name": "Tờ khai CT01",
+                "name_en": "Form CT01",
+                "content_type": "image/png",
+                "size": 2048,
+                "sha256": "ab",
+            }
+        ],
+    }
+    vi, en = view.listed(listing, "vi"), view.listed(listing, "en")
+    assert [(d.name, d.kind, d.url, d.sha256) for d in vi] == [
+        ("Tờ khai CT01", "image", "/documents/G01-1/f1", "ab")
+    ]
+    assert en[0].name == "Form CT01"

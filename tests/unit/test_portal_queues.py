@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from services.portal.i18n import Catalogue
-from services.portal.queues import QueueQuery, row, rows, scopes_for, tab_counts, whose_move
+from services.portal.queues import (
+    QueueQuery,
+    row,
+    rows,
+    scopes_for,
+    states,
+    tab_counts,
+    whose_move,
+)
 from services.portal.session import SignedInOfficer
 from services.portal.worktime import deadline, local, split_hours, time_left_text
 
@@ -194,3 +202,9 @@ def test_the_due_soon_tab_keeps_only_rows_due_soon() -> None:
     assert [r.id for r in rows(page, query, VI, "cb-1")] == ["b"]
     other = QueueQuery.parse({"tab": "reception"}, OFFICER)
     assert [r.id for r in rows(page, other, VI, "cb-1")] == ["a", "b"]
+
+
+def test_the_state_filter_offers_the_states_by_name_and_keeps_one_not_listed() -> None:
+    offered = states("", VI)
+    assert ("checking", "Đang thẩm định") in offered and len(offered) == 6
+    assert states("custom_state", VI)[-1] == ("custom_state", "custom_state")
