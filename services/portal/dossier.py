@@ -3,14 +3,16 @@ it waits and whose move it is, and the actions this officer may take now."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.portal import allowed
 from services.portal import dossier_view as view
 from services.portal.clients import ApiProblem, Apis
-from services.portal.queues import whose_move
+from services.portal.queues import colleagues, names_of, whose_move
 from services.portal.rendering import Pages
 from services.portal.session import Officer, SignedInOfficer
 from services.portal.worktime import deadline, local, named
@@ -54,15 +56,21 @@ async def _documents(
     return view.listed(listing if isinstance(listing, dict) else {}, lang), ""
 
 
-async def _officers(apis: Apis, officer: SignedInOfficer, unit: str, lang: str) -> list[Any]:
-    """Who a supervisor may hand the task to: the unit's active officers and chiefs, from the
-    admin API when this officer may read it (else they type the officer's id)."""
-    try:
-        found = await apis.get("review", "/v1/admin/officers", token=officer.token, lang=lang)
-    except ApiProblem as exc:
-        if exc.status in (403, 404):
-            return []
-        raise
+async def _officers(
+    apis: Apis, officer: SignedInOfficer, unit: str, me: dict[str, Any], lang: str
+) -> list[Any]:
+    """Who a supervisor may hand the task to: the active officers and chiefs of its unit, from
+    review's GET /v1/me when it is the supervisor's own unit, else from the admin API when this
+    officer may read it (else they type the officer's id)."""
+    if (me.get("unit") or {}).get("id") == unit:
+        found: Any = [{**o, "unit": unit} for o in me.get("officers") or []]
+    else:
+        try:
+            found = await apis.get("review", "/v1/admin/officers", token=officer.token, lang=lang)
+        except ApiProblem as exc:
+            if exc.status in (403, 404):
+                return []
+            raise
     return [
         o
         for o in found or []
@@ -98,13 +106,14 @@ async def render(
     t = pages.catalogue.translator(lang)
     dossier = task.get("dossier") or {}
     procedure = await _procedure(apis, str(task["procedure_code"]), lang)
-    offered = view.holding(task, officer)
+    offered = allowed.holding(task, officer, datetime.now(UTC))
     documents, documents_refused = await _documents(apis, officer, task, procedure, lang)
-    officers = (
-        await _officers(apis, officer, str(task["unit_id"]), lang) if "reassign" in offered else []
-    )
-    buttons = view.buttons(task, t)
-    beside = problem_form in view.form_ids(buttons, offered)
+    me = await colleagues(apis, officer, lang)
+    names = names_of(me)
+    unit = str(task["unit_id"])
+    officers = await _officers(apis, officer, unit, me, lang) if "reassign" in offered else []
+    buttons = allowed.buttons(task, t)
+    beside = problem_form in allowed.form_ids(buttons, offered)
     return pages.render(
         request,
         "dossier/page.html",
@@ -116,9 +125,10 @@ async def render(
         documents=documents,
         size_text=view.size_text,
         documents_refused=documents_refused,
-        history=view.history(task, t),
+        history=view.history(task, t, names),
         deadline=deadline(task, t),
-        whose_move=whose_move(task, t, officer.id),
+        whose_move=whose_move(task, t, officer.id, names),
+        holder=names.get(task.get("officer_id") or "", task.get("officer_id") or ""),
         since=local((task.get("waiting") or {}).get("since")),
         promised_at=local(task.get("promised_at")),
         why=view.why_waiting(task, t),

@@ -1,20 +1,17 @@
 """What the dossier page shows, as pure functions of review's task and intake's procedure: the
 form's answers under the procedure's own labels, the documents to view inline, the history with
-its deadlines, and exactly the buttons the workflow allows this officer now."""
+its deadlines, and why it waits (what the officer may do: allowed.py)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
-from services.portal.session import SignedInOfficer
 from services.portal.worktime import Translate, local, named
 from shared import roles
-
-ReasonRule = Literal["required", "optional", "none"]
-HOLDING = ("claim", "release", "reassign", "apology")
 
 
 @dataclass(frozen=True)
@@ -197,8 +194,12 @@ class Step:
     promised_at: str
 
 
-def history(task: dict[str, Any], t: Translate) -> list[Step]:
-    """Each step the dossier took: who, when, against which deadline, on time or not."""
+def history(
+    task: dict[str, Any], t: Translate, names: Mapping[str, str] | None = None
+) -> list[Step]:
+    """Each step the dossier took: who (by name when a colleague), when, against which
+    deadline, on time or not."""
+    names = names or {}
     steps = []
     for s in task.get("history") or []:
         action = str(s.get("action") or "")
@@ -206,7 +207,7 @@ def history(task: dict[str, Any], t: Translate) -> list[Step]:
         steps.append(
             Step(
                 action=named("action", action, t, s.get("name_vi")),
-                actor=str(s.get("decided_by") or s.get("officer_id") or ""),
+                actor=_who(str(s.get("decided_by") or s.get("officer_id") or ""), names, t),
                 at=local(s.get("decided_at")),
                 state=named("state", str(s.get("state") or ""), t),
                 due_at=local(s.get("due_at")),
@@ -218,57 +219,11 @@ def history(task: dict[str, Any], t: Translate) -> list[Step]:
     return steps
 
 
-@dataclass(frozen=True)
-class Button:
-    """A workflow action the officer may take now, and whether it asks for a reason."""
-
-    action: str
-    label: str
-    reason: ReasonRule
-
-
-def buttons(task: dict[str, Any], t: Translate) -> list[Button]:
-    """Exactly the API's allowed actions: from `actions` (with the reason rule), or from an
-    older review's `allowed_actions` (a reason field offered, never demanded)."""
-    detailed = task.get("actions")
-    if isinstance(detailed, list) and detailed:
-        return [
-            Button(a["action"], named("action", a["action"], t, a.get("name_vi")), _rule(a))
-            for a in detailed
-            if isinstance(a, dict) and a.get("action")
-        ]
-    return [Button(a, named("action", a, t), "optional") for a in task.get("allowed_actions") or []]
-
-
-def _rule(action: dict[str, Any]) -> ReasonRule:
-    rule = action.get("reason")
-    if rule in ("required", "optional", "none"):
-        return rule  # type: ignore[no-any-return]
-    return "required" if action.get("requires_reason") else "optional"
-
-
-def holding(task: dict[str, Any], officer: SignedInOfficer) -> list[str]:
-    """Which of claim, release, reassign and the apology to offer this officer: the rules of
-    shared/roles.py, so no button is shown that review would refuse for the role; review still
-    decides (and its refusal shows beside the form)."""
-    if not task.get("open", True) or task.get("waiting") is None:
-        return []
-    of_unit = task.get("unit_id") == officer.unit
-    escalated = task.get("escalated_to") == officer.id
-    holder = task.get("officer_id")
-    offered = []
-    if holder is None and of_unit and officer.role in roles.HOLDERS:
-        offered.append("claim")
-    if holder == officer.id:
-        offered.append("release")
-    if officer.role in roles.REASSIGNERS and (of_unit or escalated):
-        offered.append("reassign")
-    late = task.get("timeliness") in ("overdue", "due_soon") or (task.get("waiting") or {}).get(
-        "overdue"
-    )
-    if late and officer.role in roles.APOLOGISERS and (of_unit or escalated):
-        offered.append("apology")
-    return offered
+def _who(actor: str, names: Mapping[str, str], t: Translate) -> str:
+    if actor in (roles.CITIZEN, roles.SYSTEM):
+        return t(f"move.{actor}")
+    name = names.get(actor)
+    return f"{name} ({actor})" if name else actor
 
 
 def why_waiting(task: dict[str, Any], t: Translate) -> str:
@@ -280,8 +235,3 @@ def why_waiting(task: dict[str, Any], t: Translate) -> str:
     if waiting.get("clock") == "paused":
         text += " " + t("dossier.clock_paused")
     return text
-
-
-def form_ids(buttons: list[Button], offered: list[str]) -> set[str]:
-    """The ids of the forms the page shows (a refusal is shown beside one of them)."""
-    return {f"action-{b.action}" for b in buttons} | set(offered)

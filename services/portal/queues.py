@@ -4,6 +4,7 @@ review's cursor. Plain links and GET forms; htmx may swap only the table."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -133,21 +134,28 @@ class Row:
     holder: str
 
 
-def whose_move(task: dict[str, Any], t: Translate, me: str) -> str:
-    """Whose move it is, in words: the citizen, the unit's chief, me, a colleague, anyone."""
+Names = Mapping[str, str]
+"""Officers' names by id (the caller's unit, from review's GET /v1/me)."""
+
+
+def whose_move(task: dict[str, Any], t: Translate, me: str, names: Names | None = None) -> str:
+    """Whose move it is, in words: the citizen, the unit's chief, me, a colleague by name,
+    anyone of the unit."""
     waiting = task.get("waiting") or {}
     who = str(waiting.get("whose_move") or "nobody")
     if who == roles.OFFICER:
         holder = task.get("officer_id")
         if holder is None:
             return t("move.unassigned")
-        return t("move.me") if holder == me else t("move.officer", officer=holder)
+        if holder == me:
+            return t("move.me")
+        return t("move.officer", officer=(names or {}).get(holder, holder))
     if who in (roles.CHIEF, roles.SUPERVISOR, roles.CITIZEN):
         return t(f"move.{who}")
     return t("move.nobody")
 
 
-def row(task: dict[str, Any], t: Translate, me: str) -> Row:
+def row(task: dict[str, Any], t: Translate, me: str, names: Names | None = None) -> Row:
     dossier = task.get("dossier") or {}
     applicant = dossier.get("applicant") or {}
     return Row(
@@ -158,16 +166,42 @@ def row(task: dict[str, Any], t: Translate, me: str) -> Row:
         procedure=str(task.get("procedure_name") or task.get("procedure_code") or ""),
         state=named("state", str(task.get("state") or ""), t),
         deadline=deadline(task, t),
-        whose_move=whose_move(task, t, me),
-        holder=str(task.get("officer_id") or ""),
+        whose_move=whose_move(task, t, me, names),
+        holder=str((names or {}).get(task.get("officer_id") or "") or task.get("officer_id") or ""),
     )
 
 
-def rows(tasks: list[dict[str, Any]], query: QueueQuery, t: Translate, me: str) -> list[Row]:
+def rows(
+    tasks: list[dict[str, Any]],
+    query: QueueQuery,
+    t: Translate,
+    me: str,
+    names: Names | None = None,
+) -> list[Row]:
     """The page's rows; the due-soon tab keeps only those due soon (review may not filter)."""
     if query.tab == "due_soon" and not query.q:
         tasks = [task for task in tasks if task.get("timeliness") == "due_soon"]
-    return [row(task, t, me) for task in tasks]
+    return [row(task, t, me, names) for task in tasks]
+
+
+async def colleagues(apis: Apis, officer: SignedInOfficer, lang: str) -> dict[str, Any]:
+    """Who the officer is and their unit's officers (review's GET /v1/me; {} from an older
+    review)."""
+    try:
+        found = await apis.get("review", "/v1/me", token=officer.token, lang=lang)
+    except ApiProblem as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return found if isinstance(found, dict) else {}
+
+
+def names_of(me: dict[str, Any]) -> dict[str, str]:
+    return {
+        str(o["id"]): str(o.get("name") or o["id"])
+        for o in me.get("officers") or []
+        if isinstance(o, dict) and o.get("id")
+    }
 
 
 async def _counts(apis: Apis, officer: SignedInOfficer, lang: str, scope: str) -> Any:
@@ -207,7 +241,7 @@ async def queues(request: Request, officer: Officer) -> Response:
         "queues/view.html" if fragment else "queues/list.html",
         headers={"Vary": "HX-Request"},
         query=query,
-        rows=rows(tasks, query, t, officer.id),
+        rows=rows(tasks, query, t, officer.id, names_of(await colleagues(apis, officer, lang))),
         next_link=query.link(cursor=next_cursor) if next_cursor else "",
         first_link=query.link() if query.cursor else "",
         tabs=TABS,

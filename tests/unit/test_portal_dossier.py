@@ -3,7 +3,10 @@ history, and exactly the buttons the API allows this officer."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from services.intake.catalogue import load_catalogue
+from services.portal import allowed
 from services.portal import dossier_view as view
 from services.portal.dossier_actions import promised_at
 from services.portal.i18n import Catalogue
@@ -11,6 +14,7 @@ from services.portal.session import SignedInOfficer
 from tests.factories import VALID_FORM
 from tests.unit.test_portal_queues import task
 
+NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 CATALOGUE = Catalogue()
 VI = CATALOGUE.translator("vi")
 EN = CATALOGUE.translator("en")
@@ -91,34 +95,43 @@ def test_buttons_are_exactly_the_allowed_actions_with_their_reason_rule() -> Non
         {"action": "refuse", "name_vi": "Từ chối", "requires_reason": True, "reason": "required"},
         {"action": "brand_new", "name_vi": "Việc mới", "requires_reason": False},
     ]
-    shown = view.buttons(task(actions=actions, allowed_actions=["receive", "refuse"]), VI)
+    shown = allowed.buttons(task(actions=actions, allowed_actions=["receive", "refuse"]), VI)
     assert [(b.action, b.label, b.reason) for b in shown] == [
         ("receive", "Tiếp nhận hồ sơ", "none"),
         ("refuse", "Từ chối tiếp nhận", "required"),
         ("brand_new", "Việc mới", "optional"),
     ]
-    assert view.buttons(task(actions=[], allowed_actions=[]), VI) == []
+    assert allowed.buttons(task(actions=[], allowed_actions=[]), VI) == []
 
 
 def test_an_older_review_without_reason_rules_offers_an_optional_reason() -> None:
-    shown = view.buttons(task(allowed_actions=["approve"]), EN)
+    shown = allowed.buttons(task(allowed_actions=["approve"]), EN)
     assert [(b.action, b.label, b.reason) for b in shown] == [("approve", "Approve", "optional")]
 
 
 def test_claim_release_reassign_and_apology_follow_the_roles() -> None:
-    assert view.holding(task(officer_id="cb-1"), officer()) == ["release"]
-    assert view.holding(task(officer_id=None), officer()) == ["claim"]
-    assert view.holding(task(officer_id=None), officer(unit="CAP-HOANKIEM")) == []
-    assert view.holding(task(officer_id="cb-2"), officer()) == []
+    assert allowed.holding(task(officer_id="cb-1"), officer(), NOW) == ["release"]
+    assert allowed.holding(task(officer_id=None), officer(), NOW) == ["claim"]
+    assert allowed.holding(task(officer_id=None), officer(unit="CAP-HOANKIEM"), NOW) == []
+    assert allowed.holding(task(officer_id="cb-2"), officer(), NOW) == []
     late = task(officer_id="cb-2", timeliness="overdue")
-    assert view.holding(late, officer("chief", "cb-tp")) == ["apology"]
-    assert view.holding(late, officer("supervisor", "gs", "PC06-HN")) == []
+    assert allowed.holding(late, officer("chief", "cb-tp"), NOW) == ["apology"]
+    assert allowed.holding(late, officer("supervisor", "gs", "PC06-HN"), NOW) == []
     escalated = {**late, "escalated_to": "gs"}
-    assert view.holding(escalated, officer("supervisor", "gs", "PC06-HN")) == [
+    assert allowed.holding(escalated, officer("supervisor", "gs", "PC06-HN"), NOW) == [
         "reassign",
         "apology",
     ]
-    assert view.holding(task(open=False, waiting=None), officer()) == []
+    assert allowed.holding(task(open=False, waiting=None), officer(), NOW) == []
+
+
+def test_the_apology_is_offered_when_the_step_or_the_promised_date_is_near() -> None:
+    chief = officer("chief", "cb-tp")
+    far = task(officer_id="cb-2", promised_at="2026-12-10T10:00:00+00:00")
+    near = task(officer_id="cb-2", promised_at="2026-12-03T10:00:00+00:00")
+    assert allowed.holding(far, chief, NOW) == []
+    assert allowed.holding(near, chief, NOW) == ["apology"]
+    assert allowed.holding(near, officer(id="cb-2"), NOW) == ["release"]  # not an officer's
 
 
 def test_why_it_waits() -> None:
@@ -167,3 +180,13 @@ def test_intakes_listing_names_each_document_in_the_pages_language() -> None:
         ("Tờ khai CT01", "image", "/documents/G01-1/f1", "ab")
     ]
     assert en[0].name == "Form CT01"
+
+
+def test_the_history_names_colleagues_the_citizen_and_the_system() -> None:
+    steps = [
+        {"action": "receive", "decided_by": "cb-2"},
+        {"action": "supplemented", "decided_by": "citizen"},
+        {"action": "escalate", "decided_by": "system"},
+    ]
+    shown = view.history(task(history=steps), VI, {"cb-2": "Lê Thị Bình"})
+    assert [s.actor for s in shown] == ["Lê Thị Bình (cb-2)", "Công dân", "Hệ thống"]

@@ -10,6 +10,7 @@ import pytest
 from services.portal.i18n import Catalogue
 from services.portal.queues import (
     QueueQuery,
+    names_of,
     row,
     rows,
     scopes_for,
@@ -208,3 +209,12 @@ def test_the_state_filter_offers_the_states_by_name_and_keeps_one_not_listed() -
     offered = states("", VI)
     assert ("checking", "Đang thẩm định") in offered and len(offered) == 6
     assert states("custom_state", VI)[-1] == ("custom_state", "custom_state")
+
+
+def test_colleagues_are_named_from_reviews_me() -> None:
+    me = {"officers": [{"id": "cb-2", "name": "Lê Thị Bình"}, {"name": "no id"}]}
+    names = names_of(me)
+    assert names == {"cb-2": "Lê Thị Bình"}
+    assert whose_move(task(officer_id="cb-2"), VI, "cb-1", names) == "Cán bộ Lê Thị Bình"
+    assert row(task(officer_id="cb-2"), VI, "cb-1", names).holder == "Lê Thị Bình"
+    assert whose_move(task(officer_id="cb-9"), VI, "cb-1", names) == "Cán bộ cb-9"
