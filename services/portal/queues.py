@@ -73,9 +73,8 @@ class QueueQuery:
             params["stage"] = self.tab
         elif self.tab == "overdue":
             params["overdue"] = "true"
-        else:  # due soon: not yet overdue, and (where review filters it) due soon
-            params["overdue"] = "false"
-            params["timeliness"] = "due_soon"
+        else:
+            params["due_soon"] = "true"
         return params
 
     def link(self, **changes: Any) -> str:
@@ -171,19 +170,6 @@ def row(task: dict[str, Any], t: Translate, me: str, names: Names | None = None)
     )
 
 
-def rows(
-    tasks: list[dict[str, Any]],
-    query: QueueQuery,
-    t: Translate,
-    me: str,
-    names: Names | None = None,
-) -> list[Row]:
-    """The page's rows; the due-soon tab keeps only those due soon (review may not filter)."""
-    if query.tab == "due_soon" and not query.q:
-        tasks = [task for task in tasks if task.get("timeliness") == "due_soon"]
-    return [row(task, t, me, names) for task in tasks]
-
-
 async def colleagues(apis: Apis, officer: SignedInOfficer, lang: str) -> dict[str, Any]:
     """Who the officer is and their unit's officers (review's GET /v1/me; {} from an older
     review)."""
@@ -236,12 +222,13 @@ async def queues(request: Request, officer: Officer) -> Response:
         "hx-history-restore-request"
     )
     counts = await _counts(apis, officer, lang, query.scope)
+    names = names_of(await colleagues(apis, officer, lang))
     return pages.render(
         request,
         "queues/view.html" if fragment else "queues/list.html",
         headers={"Vary": "HX-Request"},
         query=query,
-        rows=rows(tasks, query, t, officer.id, names_of(await colleagues(apis, officer, lang))),
+        rows=[row(task, t, officer.id, names) for task in tasks],
         next_link=query.link(cursor=next_cursor) if next_cursor else "",
         first_link=query.link() if query.cursor else "",
         tabs=TABS,

@@ -12,7 +12,6 @@ from services.portal.queues import (
     QueueQuery,
     names_of,
     row,
-    rows,
     scopes_for,
     states,
     tab_counts,
@@ -149,7 +148,7 @@ def test_each_tab_asks_review_for_its_stage_or_deadline() -> None:
     overdue = QueueQuery.parse({"tab": "overdue"}, OFFICER).api_params()
     assert overdue["overdue"] == "true" and "stage" not in overdue
     soon = QueueQuery.parse({"tab": "due_soon"}, OFFICER).api_params()
-    assert soon["overdue"] == "false" and soon["timeliness"] == "due_soon"
+    assert soon["due_soon"] == "true" and "overdue" not in soon and "stage" not in soon
 
 
 def test_a_search_ignores_the_tab_and_filters_as_review_does() -> None:
@@ -195,14 +194,6 @@ def test_tab_counts_come_from_reviews_counts_and_none_are_invented() -> None:
         "due_soon": 2,
     }
     assert tab_counts(None) == {}
-
-
-def test_the_due_soon_tab_keeps_only_rows_due_soon() -> None:
-    query = QueueQuery.parse({"tab": "due_soon"}, OFFICER)
-    page = [task(id="a", timeliness="on_time"), task(id="b", timeliness="due_soon")]
-    assert [r.id for r in rows(page, query, VI, "cb-1")] == ["b"]
-    other = QueueQuery.parse({"tab": "reception"}, OFFICER)
-    assert [r.id for r in rows(page, other, VI, "cb-1")] == ["a", "b"]
 
 
 def test_the_state_filter_offers_the_states_by_name_and_keeps_one_not_listed() -> None:
