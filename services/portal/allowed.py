@@ -50,13 +50,15 @@ the form from a little earlier (a weekend may sit between), and review's refusal
 
 
 def late_soon(task: dict[str, Any], now: datetime) -> bool:
-    """Whether the step is overdue or due soon, or the promised date is near."""
+    """Whether the step is overdue or due soon, or the promised date is near (or none)."""
     if task.get("timeliness") in ("overdue", "due_soon") or (task.get("waiting") or {}).get(
         "overdue"
     ):
         return True
     promised = task.get("promised_at")
-    return bool(promised) and datetime.fromisoformat(str(promised)) - now <= APOLOGY_WINDOW
+    if not promised:  # no date was promised: any day is a new one (review agrees)
+        return True
+    return datetime.fromisoformat(str(promised)) - now <= APOLOGY_WINDOW
 
 
 def holding(task: dict[str, Any], officer: SignedInOfficer, now: datetime) -> list[str]:

@@ -57,11 +57,13 @@ async def _documents(
 
 
 async def _officers(
-    apis: Apis, officer: SignedInOfficer, unit: str, me: dict[str, Any], lang: str
+    apis: Apis, officer: SignedInOfficer, task: dict[str, Any], me: dict[str, Any], lang: str
 ) -> list[Any]:
-    """Who a supervisor may hand the task to: the active officers and chiefs of its unit, from
+    """Who a supervisor may hand the task to: the active officers and chiefs of its unit but
+    its holder, from
     review's GET /v1/me when it is the supervisor's own unit, else from the admin API when this
     officer may read it (else they type the officer's id)."""
+    unit = str(task["unit_id"])
     if (me.get("unit") or {}).get("id") == unit:
         found: Any = [{**o, "unit": unit} for o in me.get("officers") or []]
     else:
@@ -78,6 +80,7 @@ async def _officers(
         and o.get("unit") == unit
         and o.get("role") in roles.HOLDERS
         and o.get("active", True)
+        and o.get("id") != task.get("officer_id")
     ]
 
 
@@ -110,8 +113,7 @@ async def render(
     documents, documents_refused = await _documents(apis, officer, task, procedure, lang)
     me = await colleagues(apis, officer, lang)
     names = names_of(me)
-    unit = str(task["unit_id"])
-    officers = await _officers(apis, officer, unit, me, lang) if "reassign" in offered else []
+    officers = await _officers(apis, officer, task, me, lang) if "reassign" in offered else []
     buttons = allowed.buttons(task, t)
     beside = problem_form in allowed.form_ids(buttons, offered)
     return pages.render(

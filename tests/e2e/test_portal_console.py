@@ -17,6 +17,7 @@ import httpx
 import itsdangerous
 import pytest
 
+from services.intake.openapi import example
 from services.portal.session import COOKIE
 from tests.e2e.flows import SAMPLES, assigned_officer, submit, token
 from tests.e2e.harness import Services, eventually
@@ -213,3 +214,53 @@ async def test_release_claim_and_a_refusal_beside_its_form(services: Services) -
     assert beside and 'id="problem-action-refuse"' in beside.group(0)
     task = review_task(services, task_id, officer_id)
     assert task["state"] == "receiving" and task["officer_id"] == officer_id
+
+
+async def test_a_supervisors_reassign_and_apology_refused_beside_their_forms(
+    services: Services,
+) -> None:
+    start_portal(services)
+    code = submit(services, example(CATALOGUE.procedures["nop-phat-giao-thong"]))
+    task_id, holder = await assigned_officer(services, code)  # the province office's officer
+    supervisor = signed_in(services, "cb-pc06-gs", "supervisor", "PC06-HN")
+    page = supervisor.get(f"/dossiers/{task_id}")
+    assert page.status_code == 200, page.text
+    assert 'id="reassign"' in page.text and 'id="reassign-officer"' in page.text
+    form = csrf_of(page.text)
+    before = review_task(services, task_id, holder)
+
+    # Handing it to the officer who already holds it: review says no, beside the form.
+    again = supervisor.post(
+        f"/dossiers/{task_id}/reassign", data={"csrf_token": form, "officer_id": holder}
+    )
+    assert again.status_code == 409
+    beside = re.search(r'<details class="needs-reason" open>.*?</details>', again.text, re.S)
+    assert beside and 'id="problem-reassign"' in beside.group(0)
+    assert "Thao tác không thực hiện được ở bước hiện tại." in beside.group(0)
+
+    # An apology with a date already past: refused beside its form, in Vietnamese.
+    assert 'id="apology"' in page.text  # nothing was promised: an apology may set a date
+    apology = {"csrf_token": form, "promised_time": "10:00", "reason": "Cần xác minh thêm"}
+    past = supervisor.post(
+        f"/dossiers/{task_id}/apology", data={**apology, "promised_date": "2020-01-06"}
+    )
+    assert past.status_code == 422, past.text
+    beside = re.search(r'<details class="needs-reason" open>.*?</details>', past.text, re.S)
+    assert beside and 'id="problem-apology"' in beside.group(0)
+    assert "Ngày hẹn trả mới phải sau ngày hẹn cũ và sau thời điểm hiện tại." in beside.group(0)
+    after = review_task(services, task_id, holder)
+    assert (after["officer_id"], after["promised_at"], len(after["history"])) == (
+        before["officer_id"],
+        before["promised_at"],
+        len(before["history"]),
+    )
+
+    # The new date as the officer typed it, in Vietnam's time: recorded and shown.
+    done = supervisor.post(
+        f"/dossiers/{task_id}/apology", data={**apology, "promised_date": "2099-01-05"}
+    )
+    assert done.status_code == 303
+    page = supervisor.get(done.headers["location"])
+    assert "Đã ghi phiếu xin lỗi với ngày hẹn trả mới." in page.text
+    assert re.search(r'id="promised-at">10:00 05/01/2099<', page.text)
+    assert review_task(services, task_id, holder)["promised_at"].startswith("2099-01-05T03:00")

@@ -132,6 +132,7 @@ def test_the_apology_is_offered_when_the_step_or_the_promised_date_is_near() -> 
     assert allowed.holding(far, chief, NOW) == []
     assert allowed.holding(near, chief, NOW) == ["apology"]
     assert allowed.holding(near, officer(id="cb-2"), NOW) == ["release"]  # not an officer's
+    assert allowed.holding(task(officer_id="cb-2"), chief, NOW) == ["apology"]  # none promised
 
 
 def test_why_it_waits() -> None:
