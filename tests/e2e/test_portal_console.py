@@ -96,7 +96,11 @@ async def test_an_officer_works_a_dossier_in_the_console(services: Services) -> 
     tab = re.search(r'id="tab-reception"[^>]*>(.*?)</a>', queue.text, re.S)
     assert tab and re.search(r'class="count"[^>]*>\s*[1-9]', tab.group(1)), "counted"
 
-    page = officer.get(f"/dossiers/{task_id}")
+    by_code = officer.get("/dossiers", params={"code": code})
+    assert (by_code.status_code, by_code.headers["location"]) == (303, f"/dossiers/{task_id}")
+    english = officer.get(f"/dossiers/{task_id}", params={"lang": "en"})
+    assert "Receive the dossier" in english.text and "Documents" in english.text
+    page = officer.get(f"/dossiers/{task_id}", params={"lang": "vi"})
     assert page.status_code == 200, page.text
     assert page.text.count("<h1") == 1 and code in page.text
     assert "Nguyễn Thị Lan" in page.text and "Số 12 ngõ 34 phố Đội Cấn" in page.text
