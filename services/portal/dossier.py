@@ -128,6 +128,7 @@ async def render(
         size_text=view.size_text,
         documents_refused=documents_refused,
         history=view.history(task, t, names),
+        apologised=any(s.get("action") == "apologise" for s in task.get("history") or []),
         deadline=deadline(task, t),
         whose_move=whose_move(task, t, officer.id, names),
         holder=names.get(task.get("officer_id") or "", task.get("officer_id") or ""),

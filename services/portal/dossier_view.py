@@ -202,11 +202,10 @@ def history(
     names = names or {}
     steps = []
     for s in task.get("history") or []:
-        action = str(s.get("action") or "")
         on_time = s.get("on_time")
         steps.append(
             Step(
-                action=named("action", action, t, s.get("name_vi")),
+                action=_step_name(s, t),
                 actor=_who(str(s.get("decided_by") or s.get("officer_id") or ""), names, t),
                 at=local(s.get("decided_at")),
                 state=named("state", str(s.get("state") or ""), t),
@@ -217,6 +216,13 @@ def history(
             )
         )
     return steps
+
+
+def _step_name(step: dict[str, Any], t: Translate) -> str:
+    """A step's name; a print names the slip printed."""
+    name = named("action", str(step.get("action") or ""), t, step.get("name_vi"))
+    slip = step.get("form")
+    return f"{name}: {named('dossier.slip', str(slip), t)}" if slip else name
 
 
 def _who(actor: str, names: Mapping[str, str], t: Translate) -> str:

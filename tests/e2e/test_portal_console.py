@@ -138,6 +138,13 @@ async def test_an_officer_works_a_dossier_in_the_console(services: Services) -> 
     assert re.search(r"\d\d:\d\d \d\d/\d\d/\d{4}", steps), "each step's time"
     assert 'id="action-approve"' not in page.text  # no longer allowed: not offered
 
+    # The page's print button: the control slip as a PDF, its print then in the history.
+    assert f'action="/prints/control/{task_id}"' in page.text
+    printed = officer.post(f"/prints/control/{task_id}", data={"csrf_token": form})
+    assert printed.status_code == 200 and printed.content.startswith(b"%PDF")
+    page = officer.get(f"/dossiers/{task_id}")
+    assert "In phiếu: Phiếu kiểm soát quá trình giải quyết hồ sơ" in text_of(page.text)
+
     # A refused action: approve twice. Review's Vietnamese message, its status, no change.
     before = review_task(services, task_id, officer_id)
     again = officer.post(

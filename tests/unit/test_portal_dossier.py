@@ -188,6 +188,13 @@ def test_the_history_names_colleagues_the_citizen_and_the_system() -> None:
         {"action": "receive", "decided_by": "cb-2"},
         {"action": "supplemented", "decided_by": "citizen"},
         {"action": "escalate", "decided_by": "system"},
+        {"action": "print", "decided_by": "cb-2", "form": "receipt"},
     ]
     shown = view.history(task(history=steps), VI, {"cb-2": "Lê Thị Bình"})
-    assert [s.actor for s in shown] == ["Lê Thị Bình (cb-2)", "Công dân", "Hệ thống"]
+    assert [s.actor for s in shown] == [
+        "Lê Thị Bình (cb-2)",
+        "Công dân",
+        "Hệ thống",
+        "Lê Thị Bình (cb-2)",
+    ]
+    assert shown[3].action == "In phiếu: Giấy tiếp nhận hồ sơ và hẹn trả kết quả"
