@@ -25,7 +25,7 @@ from services.notify.inbound import (
     requested_code,
     verify,
 )
-from services.notify.messages import webhook_signature
+from services.notify.messages import ascii_text, sms_segments, webhook_signature
 from services.notify.settings import NotifySettings
 from shared.contracts import (
     Channel,
@@ -344,3 +344,17 @@ def test_without_a_route_for_answers_notify_does_not_subscribe_to_them() -> None
         }
     )
     assert "dossier.status_reported" not in answering(table(routing, []))
+
+
+@pytest.mark.parametrize("status", sorted(intake_sms.STATUS_WORDS.values()))
+def test_every_status_answer_fits_one_sms_with_the_longest_agency_code(status: str) -> None:
+    w = world()
+    longest = "G01.99.ABCDEFGHIJKLM-261201-00000001"
+    route = ROUTING.applicant_channels("dossier.status_reported")["sms"]
+    text = w.notifier.templates.render(
+        route.template,
+        "sms",
+        {"dossier_code": longest, "status": status, "promised_at": "2026-12-04T03:00:00+00:00"},
+    ).text
+    assert sms_segments(text, max_segments=3) == [ascii_text(text)]
+    assert len(ascii_text(text)) <= 160 and ascii_text(text).endswith("ngay 04/12/2026.")
