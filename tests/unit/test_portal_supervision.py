@@ -290,6 +290,10 @@ async def test_a_province_supervisor_picks_a_unit_in_english(client: httpx.Async
     assert _cell(page, "", "received") == "4"
     every = (await client.get("/supervision?unit=&lang=en")).text
     assert _cell(every, "", "received") == "17"
+    # Review lists overdue work by the caller's own queue: the page says so for another unit.
+    assert "overdue dossiers of your own queue" in page
+    own = (await client.get("/supervision?unit=PC06-HN&lang=en")).text
+    assert "overdue dossiers of your own queue" not in own
 
 
 async def test_an_officer_and_a_bad_range_get_the_reason(client: httpx.AsyncClient) -> None:
