@@ -133,16 +133,29 @@ async def _printed(
     )
 
 
+PRINT_TRIES = 3
+
+
 async def _record(request: Request, officer: SignedInOfficer, task_id: str, form: Form) -> None:
+    """Record the print in the task's history. A print is a step guarded by the task's version,
+    so a colleague's step or a timer at the same moment answers 409: it changes no state, so it
+    is simply tried again (a closed task's 409 stays one, after the tries)."""
     apis: Apis = request.app.state.apis
     pages: Pages = request.app.state.pages
-    await apis.post(
-        "review",
-        f"/v1/tasks/{task_id}/prints",
-        token=officer.token,
-        lang=pages.language(request),
-        json={"form": form},
-    )
+    for attempt in range(PRINT_TRIES):
+        try:
+            await apis.post(
+                "review",
+                f"/v1/tasks/{task_id}/prints",
+                token=officer.token,
+                lang=pages.language(request),
+                json={"form": form},
+            )
+            return
+        except ApiProblem as refused:
+            if refused.status != 409 or attempt == PRINT_TRIES - 1:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
 
 
 async def _task(request: Request, officer: SignedInOfficer, task_id: str) -> dict[str, Any]:

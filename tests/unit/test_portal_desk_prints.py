@@ -78,6 +78,7 @@ class FakeServices:
     printed: list[tuple[str, str]] = field(default_factory=list)
     refuse: bool = False
     refuse_prints: bool = False
+    raced_prints: int = 0  # prints answered 409 "changed meanwhile" before one is recorded
     me: dict[str, Any] = field(
         default_factory=lambda: {
             "officer": {"id": "cb-hoankiem-tp", "name": "Vũ Thị Hà"},
@@ -105,6 +106,10 @@ class FakeServices:
             return httpx.Response(403, json=body)
         if path.endswith("/prints") and self.refuse_prints:
             body = {"code": "action_not_allowed", "detail": "Công việc đã đóng."}
+            return httpx.Response(409, json=body)
+        if path.endswith("/prints") and self.raced_prints:
+            self.raced_prints -= 1
+            body = {"code": "conflict", "detail": "Hồ sơ vừa thay đổi, vui lòng tải lại."}
             return httpx.Response(409, json=body)
         if path.endswith("/prints"):
             self.printed.append((task_id, json.loads(request.content)["form"]))
@@ -261,3 +266,12 @@ async def test_a_receipt_without_a_promised_date_is_refused_not_invented(
     answer = await client.post(f"/prints/receipt/{undated['dossier_code']}")
     assert answer.status_code == 409
     assert "chưa đủ thông tin để in" in answer.text and fake.printed == []
+
+
+async def test_a_print_raced_by_a_colleagues_step_is_recorded_on_a_second_try(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    fake.raced_prints = 1
+    answer = await client.post("/prints/control/task-1")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert fake.printed == [("task-1", "control")]
