@@ -3,6 +3,7 @@ header htmx sends), compared in constant time, plus an Origin check when the bro
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from typing import Annotated
@@ -17,13 +18,36 @@ FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 
 
-def token(request: Request) -> str:
-    """This session's CSRF token (made on first use)."""
+_BYTES = 32
+
+
+def _secret(request: Request) -> bytes:
+    """This session's CSRF secret (made on first use)."""
     value = request.session.get(_KEY)
     if not isinstance(value, str):
-        value = secrets.token_urlsafe(32)
+        value = secrets.token_urlsafe(_BYTES)
         request.session[_KEY] = value
-    return value
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def token(request: Request) -> str:
+    """A CSRF token for a page: the session's secret under a fresh random mask, so no two
+    pages carry the same bytes and compression cannot be made to reveal it (BREACH)."""
+    secret = _secret(request)
+    pad = secrets.token_bytes(len(secret))
+    masked = bytes(a ^ b for a, b in zip(pad, secret, strict=True))
+    return base64.urlsafe_b64encode(pad + masked).decode().rstrip("=")
+
+
+def _unmasked(sent: str) -> bytes | None:
+    try:
+        raw = base64.urlsafe_b64decode(sent + "=" * (-len(sent) % 4))
+    except (ValueError, TypeError):
+        return None
+    if len(raw) % 2:
+        return None
+    half = len(raw) // 2
+    return bytes(a ^ b for a, b in zip(raw[:half], raw[half:], strict=True))
 
 
 def _origin(url: str) -> str:
@@ -42,8 +66,10 @@ async def check(request: Request) -> None:
         form = await request.form()
         value = form.get(FIELD)
         sent = value if isinstance(value, str) else None
-    expected = request.session.get(_KEY)
-    if not sent or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+    if not isinstance(request.session.get(_KEY), str) or not sent:
+        raise _refused("the form's security token is missing or stale")
+    opened = _unmasked(sent)
+    if opened is None or not hmac.compare_digest(opened, _secret(request)):
         raise _refused("the form's security token is missing or stale")
 
 

@@ -137,6 +137,15 @@ async def test_a_form_without_its_csrf_token_is_refused(client: httpx.AsyncClien
     assert by_header.text == "done"
 
 
+async def test_each_page_carries_another_mask_of_one_token(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/probe/sign-in")).text
+    pages = [(await client.get("/")).text for _ in range(2)]
+    tokens = [re.search(r'name="csrf_token" value="([^"]+)"', p) for p in pages]
+    assert all(tokens) and len({t.group(1) for t in tokens if t} | {first}) == 3  # BREACH
+    for masked in [first, *(t.group(1) for t in tokens if t)]:  # every one of them works
+        assert (await client.post("/probe/form", data={csrf.FIELD: masked})).text == "done"
+
+
 async def test_a_form_posted_from_another_site_is_refused(client: httpx.AsyncClient) -> None:
     token = (await client.get("/probe/sign-in")).text
     answer = await client.post(
