@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from services.portal import (
     admin,
+    citizen,
     desk,
     headers,
     i18n,
@@ -43,6 +44,7 @@ ROUTERS: list[APIRouter] = [
     admin.router,
     desk.router,
     prints.router,
+    citizen.router,
 ]
 """The portal's pages; each feature adds its router here."""
 
