@@ -24,6 +24,7 @@ from services.portal.citizen import common, documents, receipt
 from services.portal.clients import ApiProblem, Reply
 from services.portal.csrf import Checked
 from services.portal.desk import Document
+from services.portal.desk import _errors as desk_errors
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,9 +75,7 @@ async def submit(request: Request, code: str, _: Checked) -> Response:
                 raise ApiProblem(409, t("citizen.key_reused"), problem.code) from problem
             if problem.status != 422:
                 raise
-            errors = documents.renamed(problem.errors, refs) or [
-                {"field": "", "message": problem.detail}
-            ]
+            errors = desk_errors(problem, refs)  # those on attachments.<i> by document
             return _form(request, procedure, values, wanted, errors, key, channels, status=422)
     filed: dict[str, Any] = reply.body
     receipt.remember(request, str(filed["code"]), str(filed.get("access_secret") or ""))

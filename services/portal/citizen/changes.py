@@ -17,6 +17,7 @@ from services.portal.citizen.status import Proof, look_up, path_of, proof_from
 from services.portal.clients import ApiProblem
 from services.portal.csrf import Checked
 from services.portal.desk import Document
+from services.portal.desk import _errors as desk_errors
 
 router = APIRouter(include_in_schema=False)
 
@@ -97,9 +98,8 @@ async def supplement(request: Request, code: str, _: Checked) -> Response:
                 return _back(code, proof, "refused")
             if problem.status != 422:
                 raise
-            errors = documents.renamed(problem.errors, refs)
             shown = {d.path: d.field for d in wanted}
-            placed = forms.place_errors(errors or [{"message": problem.detail}], shown)
+            placed = forms.place_errors(desk_errors(problem, refs), shown)
             return _page(request, code, found, proof, wanted, placed, key, note, 422)
     return _back(code, proof, "supplemented")
 

@@ -115,17 +115,3 @@ async def _stored(
     attachment_id = str(stored.body["id"])
     uploads.keep(key, doc.type, data, attachment_id)
     return attachment_id, ""
-
-
-def renamed(errors: list[dict[str, Any]], refs: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Intake's field errors, those on `attachments.<i>` named by their document instead."""
-    out = []
-    for error in errors:
-        where = str(error.get("field") or "")
-        parts = where.split(".")
-        if parts[0] == "attachments" and len(parts) > 1 and parts[1].isdigit():
-            i = int(parts[1])
-            if i < len(refs):
-                where = f"attachments[{refs[i]['document_type']}]"
-        out.append({**error, "field": where})
-    return out
