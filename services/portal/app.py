@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from services.portal import (
     admin,
     citizen,
+    console,
     desk,
     headers,
     i18n,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     pages.router,
     signin.router,
+    console.router,
     supervision.router,
     admin.router,
     desk.router,
