@@ -154,6 +154,9 @@ async def test_a_citizen_files_once_whatever_the_retries() -> None:
         assert f'href="{PUBLIC}/status/G01.99-261201-0001?secret=SECRET1"' in shown.text
         assert "<svg" in shown.text and "<img" not in shown.text
 
+        home = await client.get("/")
+        assert 'href="/receipts/G01.99-261201-0001"' in home.text, "filed from this browser"
+
         # Another browser has no secret for it: it is asked for, not shown.
         async with portal_over(intake) as stranger:
             lost = await stranger.get(location)

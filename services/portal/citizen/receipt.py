@@ -30,6 +30,13 @@ def remember(request: Request, code: str, secret: str) -> None:
     request.session[_SESSION] = dict(list(kept.items())[-KEPT:])
 
 
+def filed_here(request: Request) -> list[str]:
+    """The codes of the dossiers this browser filed lately, newest first (the offline outbox
+    may have sent one after its page was closed)."""
+    kept = request.session.get(_SESSION) or {}
+    return list(reversed(list(kept))) if isinstance(kept, dict) else []
+
+
 def remembered(request: Request, code: str) -> str:
     kept = request.session.get(_SESSION) or {}
     return str(kept.get(code) or "") if isinstance(kept, dict) else ""

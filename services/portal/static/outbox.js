@@ -74,6 +74,7 @@ if (typeof document !== "undefined") (function () {
     if (!shown) return;
     shown.textContent = text;
     shown.hidden = !text;
+    if (text && shown.scrollIntoView) shown.scrollIntoView({ block: "center" });
   }
 
   function entryOf(form) {
