@@ -191,6 +191,10 @@ async def test_status_by_secret_or_phone_then_withdraw() -> None:
         assert page.status_code == 200
         assert '<dd class="status-now">Được tiếp nhận</dd>' in page.text
         assert "ngày 04/12/2026" in page.text
+        assert 'href="?secret=SECRET1&amp;lang=en"' in page.text, "the proof kept in English"
+        english = await client.get(f"/status/{code}?secret=SECRET1&lang=en")
+        assert '<dd class="status-now">Received</dd>' in english.text
+        await client.get("/?lang=vi")  # back to Vietnamese (the choice is kept in a cookie)
         by_phone = await client.get(f"/status/{code}", params={"phone": "0912345678"})
         assert "Được tiếp nhận" in by_phone.text
         wrong = await client.get(f"/status/{code}?secret=nope")
