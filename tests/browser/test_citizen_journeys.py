@@ -128,6 +128,7 @@ async def fill(page: Page, tmp: Path) -> None:
     await page.select_option('[name="applicant.sex"]', "female")
     for doc, path in photos(tmp).items():
         await page.set_input_files(f'[name="file.{doc}"]', str(path))
+    await uploaded(page)
 
 
 async def uploaded(page: Page) -> None:
@@ -221,7 +222,6 @@ async def test_a_form_submitted_offline_is_sent_once_back_online(
     before = await _next_number(citizen_stack, page, base, tmp_path)
     await page.goto(base + APPLY)
     await fill(page, tmp_path)
-    await uploaded(page)
     await context.set_offline(True)
     await page.click("button.submit")
     waiting = page.locator(".outbox-state")
