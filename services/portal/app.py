@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from services.portal import (
     admin,
+    citizen,
     console,
     desk,
     headers,
@@ -47,6 +48,7 @@ ROUTERS: list[APIRouter] = [
     admin.router,
     desk.router,
     prints.router,
+    citizen.router,
 ]
 """The portal's pages; each feature adds its router here."""
 FORM_BYTES = 256 * 1024
