@@ -13,17 +13,19 @@ from services.notify.routing import Partner, Routing
 from shared.contracts import DossierSubmitted, Event
 from shared.messaging import MESSAGE_HEADERS, PermanentFailure
 
-EventHandler = Callable[[Event, Notifier, Replay | None], Awaitable[None]]
+EventHandler = Callable[[Event, Notifier, Replay | None, bool], Awaitable[None]]
 
 
-async def _submitted(event: Event, notifier: Notifier, replay: Replay | None) -> None:
+async def _submitted(
+    event: Event, notifier: Notifier, replay: Replay | None, returned: bool
+) -> None:
     if not isinstance(event, DossierSubmitted):
         raise PermanentFailure(f"{event.type} is not a dossier.submitted")
-    await handlers.on_submitted(event, notifier=notifier, replay=replay)
+    await handlers.on_submitted(event, notifier=notifier, replay=replay, returned=returned)
 
 
-async def _routed(event: Event, notifier: Notifier, replay: Replay | None) -> None:
-    await handlers.on_event(event, notifier=notifier, replay=replay)
+async def _routed(event: Event, notifier: Notifier, replay: Replay | None, returned: bool) -> None:
+    await handlers.on_event(event, notifier=notifier, replay=replay, returned=returned)
 
 
 def table(routing: Routing, partners: list[Partner]) -> dict[str, EventHandler]:
@@ -43,6 +45,12 @@ def replay_of(headers: Mapping[str, Any] | None) -> Replay | None:
     return delivery, int(str(number))
 
 
+def returned_from_delay(headers: Mapping[str, Any] | None) -> bool:
+    """Whether the message came back from one of notify's delay queues (RabbitMQ names the
+    queues a dead-lettered message passed through in `x-death`): a retry of a stored delivery."""
+    return bool((headers or {}).get("x-death"))
+
+
 class NotifyConsumer:
     """What shared.messaging's consumer calls for each event of notify's queue."""
 
@@ -58,4 +66,5 @@ class NotifyConsumer:
         handler = self.handled.get(event.type)
         if handler is None:  # a binding left from an older configuration
             raise PermanentFailure(f"notify has no handler for {event.type}")
-        await handler(event, self.notifier, replay_of(MESSAGE_HEADERS.get()))
+        headers = MESSAGE_HEADERS.get()
+        await handler(event, self.notifier, replay_of(headers), returned_from_delay(headers))

@@ -52,20 +52,28 @@ UNREADABLE_AFTER = timedelta(hours=1)
 
 
 async def on_submitted(
-    event: DossierSubmitted, *, notifier: Notifier, replay: Replay | None = None
+    event: DossierSubmitted,
+    *,
+    notifier: Notifier,
+    replay: Replay | None = None,
+    returned: bool = False,
 ) -> None:
     """A submission: keep the applicant's contact, then deliver what it calls for."""
     contact = contact_of(event)
     await notifier.recipients.remember(event.subject, contact)
-    await _deliver_all(event, contact, notifier=notifier, replay=replay)
+    await _deliver_all(event, contact, notifier=notifier, replay=replay, returned=returned)
 
 
-async def on_event(event: Event, *, notifier: Notifier, replay: Replay | None = None) -> None:
-    """Deliver what `event` calls for, by every channel and to every partner concerned."""
+async def on_event(
+    event: Event, *, notifier: Notifier, replay: Replay | None = None, returned: bool = False
+) -> None:
+    """Deliver what `event` calls for, by every channel and to every partner concerned.
+    `returned`: the message came back from a delay queue (a retry), so its deliveries are
+    stored and are loaded at once."""
     contact = await notifier.recipients.recipient(event.subject)
     if contact is None and notifier.routing.applicant_channels(event.type):
         raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
-    await _deliver_all(event, contact, notifier=notifier, replay=replay)
+    await _deliver_all(event, contact, notifier=notifier, replay=replay, returned=returned)
 
 
 def contact_of(event: DossierSubmitted) -> dict[str, Any]:
@@ -99,11 +107,18 @@ def plan_of(
 
 
 async def _deliver_all(
-    event: Event, contact: Mapping[str, Any] | None, *, notifier: Notifier, replay: Replay | None
+    event: Event,
+    contact: Mapping[str, Any] | None,
+    *,
+    notifier: Notifier,
+    replay: Replay | None,
+    returned: bool,
 ) -> None:
     for planned in plan_of(event, contact, notifier=notifier):
         reopen = replay[1] if replay and replay[0] == planned.delivery_id else 0
-        await deliver(event, planned, contact or {}, notifier=notifier, reopen=reopen)
+        await deliver(
+            event, planned, contact or {}, notifier=notifier, reopen=reopen, stored=returned
+        )
 
 
 async def deliver(
@@ -114,14 +129,22 @@ async def deliver(
     notifier: Notifier,
     depth: int = 0,
     reopen: int = 0,
+    stored: bool = False,
 ) -> Delivery:
-    """Send one delivery at most once; on a final failure, try the channel's fallback."""
+    """Send one delivery at most once; on a final failure, try the channel's fallback.
+    `stored`: it is known to be stored already (a retry), so it is loaded first."""
     n = notifier
     address = address_of(planned, contact)
     recipient = masked(planned.channel, address) if address else ""
     fresh = new_delivery(event, planned, recipient, now=n.clock())
     decision, delivery = await take(
-        fresh, deliveries=n.deliveries, clock=n.clock, lease=n.lease, tries=n.tries, reopen=reopen
+        fresh,
+        deliveries=n.deliveries,
+        clock=n.clock,
+        lease=n.lease,
+        tries=n.tries,
+        reopen=reopen,
+        stored=stored,
     )
     if decision.kind == "busy":  # come back when the other try must be over
         delay = await n.retries.schedule(event, at_least=decision.wait)
@@ -184,11 +207,20 @@ async def take(
     lease: timedelta,
     tries: int,
     reopen: int = 0,
+    stored: bool = False,
 ) -> tuple[Claim, Delivery]:
     """Load the delivery (or start from `fresh`), decide the claim, and save a new try in one
-    guarded write: of handlers racing for it, one wins and the others decide again."""
-    for _ in range(LOAD_ROUNDS):
-        current = await deliveries.load(fresh.id) or fresh
+    guarded write: of handlers racing for it, one wins and the others decide again.
+
+    Most deliveries are new: the first round only looks in history (a redelivered event's
+    delivery is finished there), and the insert of `fresh` finds out whether one is in flight
+    (refused: then it is loaded). A retry (`stored`) and a replay of a parked message load
+    first: they are about a stored one."""
+    for round_ in range(LOAD_ROUNDS):
+        if round_ == 0 and reopen == 0 and not stored:
+            current = await deliveries.finished(fresh.id) or fresh
+        else:
+            current = await deliveries.load(fresh.id) or fresh
         decision = claim(current, now=clock(), lease=lease, tries=tries, reopen=reopen)
         if decision.kind != "send":
             return decision, decision.delivery

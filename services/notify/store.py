@@ -10,6 +10,7 @@ racing for one delivery exactly one writes. Finished deliveries move to `deliver
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -61,9 +62,16 @@ def delivery_of(doc: Mapping[str, Any], *, archived: bool) -> Delivery:
     return Delivery(id=doc["_id"], archived=archived, **values)
 
 
+# Contacts never change once stored (the first stays): a replica keeps the recent ones, so the
+# events after a submission need no read for them.
+CONTACTS_KEPT = 10_000
+
+
 class NotifyStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, contacts_kept: int = CONTACTS_KEPT) -> None:
         self.db = db
+        self.contacts: OrderedDict[str, Document] = OrderedDict()
+        self.contacts_kept = contacts_kept
         self.recipients = db[RECIPIENTS]
         self.live = db[LIVE]
         self.history = db[HISTORY]
@@ -75,11 +83,28 @@ class NotifyStore:
 
     async def remember(self, dossier_code: str, contact: dict[str, Any]) -> None:
         """Keep the applicant's contact for later notifications (idempotent: the first stays)."""
-        with contextlib.suppress(DuplicateKeyError):
+        if dossier_code in self.contacts:
+            return
+        try:
             await self.recipients.insert_one({"_id": dossier_code, **contact})
+        except DuplicateKeyError:
+            return  # the stored one stays; read it when it is asked for
+        self._keep(dossier_code, {"_id": dossier_code, **contact})
 
     async def recipient(self, dossier_code: str) -> Document | None:
-        return await self.recipients.find_one({"_id": dossier_code})
+        kept = self.contacts.get(dossier_code)
+        if kept is not None:
+            self.contacts.move_to_end(dossier_code)
+            return dict(kept)
+        found = await self.recipients.find_one({"_id": dossier_code})
+        if found is not None:
+            self._keep(dossier_code, found)
+        return found
+
+    def _keep(self, dossier_code: str, contact: Document) -> None:
+        self.contacts[dossier_code] = contact
+        while len(self.contacts) > self.contacts_kept:
+            self.contacts.popitem(last=False)
 
     # --- deliveries ------------------------------------------------------------------------
 
@@ -89,6 +114,11 @@ class NotifyStore:
         doc = await self.live.find_one({"_id": delivery_id})
         if doc is not None:
             return delivery_of(doc, archived=False)
+        doc = await self.history.find_one({"_id": delivery_id})
+        return delivery_of(doc, archived=True) if doc is not None else None
+
+    async def finished(self, delivery_id: str) -> Delivery | None:
+        """The delivery if it is finished and moved to history (one read by key)."""
         doc = await self.history.find_one({"_id": delivery_id})
         return delivery_of(doc, archived=True) if doc is not None else None
 

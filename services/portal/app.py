@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.portal import headers, i18n, pages, session
+from services.portal import headers, i18n, pages, session, signin
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
 from services.portal.rendering import Pages
@@ -24,7 +24,7 @@ from shared.problems import Problem
 from shared.web import VERSION
 
 log = logging.getLogger(__name__)
-ROUTERS: list[APIRouter] = [pages.router]
+ROUTERS: list[APIRouter] = [pages.router, signin.router]
 """The portal's pages; each feature adds its router here."""
 
 

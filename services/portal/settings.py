@@ -60,7 +60,7 @@ class PortalSettings(ServiceSettings):
     )
     oidc_scopes: str = Field(default="openid profile", description="Scopes asked at sign-in.")
     oidc_resource: str = Field(
-        default="motcua",
+        default="urn:motcua",
         description="Resource (audience) of the access token the services accept "
         "(RFC 8707 `resource`; empty: not sent).",
     )

@@ -14,7 +14,7 @@ import pytest
 
 from services.notify import handlers, operators
 from services.notify.app import load_routing
-from services.notify.consumer import NotifyConsumer, replay_of, table
+from services.notify.consumer import NotifyConsumer, replay_of, returned_from_delay, table
 from services.notify.domain import Delivery, LogKey, log_key
 from services.notify.messages import Message, SendError
 from services.notify.ports import (
@@ -62,6 +62,10 @@ class FakeDeliveries:
     async def load(self, delivery_id: str) -> Delivery | None:
         if delivery_id in self.live:
             return self.live[delivery_id]
+        found = self.history.get(delivery_id)
+        return replace(found, archived=True) if found else None
+
+    async def finished(self, delivery_id: str) -> Delivery | None:
         found = self.history.get(delivery_id)
         return replace(found, archived=True) if found else None
 
@@ -699,3 +703,9 @@ async def test_the_consumer_routes_each_event_type_to_its_handler_and_refuses_ot
     with pytest.raises(PermanentFailure, match=r"no handler for dossier\.assigned"):
         await consumer(other)
     assert replay_of({REOPEN_HEADER: "x"}) is None
+
+
+def test_a_message_back_from_a_delay_queue_is_known_by_its_x_death() -> None:
+    back = {"x-death": [{"queue": "motcua.notify.retry.30s", "reason": "expired", "count": 1}]}
+    assert returned_from_delay(back)
+    assert not returned_from_delay({}) and not returned_from_delay(None)
