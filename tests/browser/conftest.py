@@ -19,7 +19,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.checks import SCREENSHOTS, Checker, Console
-from tests.browser.stacks import Stack, plain_stack
+from tests.browser.stacks import ConsoleStack, Stack, console_stack
 from tests.conftest import Infra
 from tools.devstack import ROOT
 
@@ -164,8 +164,8 @@ def _stacks(request: pytest.FixtureRequest) -> list[Stack]:
 
 
 @pytest.fixture(scope="package")
-def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The four services and the portal with HS256 tokens, shared by the browser tests that
-    need no sign-in (started once, ~15 s here, stopped after the last browser test)."""
-    with plain_stack(infra, tmp_path_factory.mktemp("stack")) as running:
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
+    """The OpenID Connect provider, the four services and the portal, shared by the browser
+    tests (started once, stopped after the last of them)."""
+    with console_stack(infra, tmp_path_factory.mktemp("stack")) as running:
         yield running

@@ -12,6 +12,9 @@ from pathlib import Path
 from tests.conftest import Infra, Isolation, isolated
 from tests.e2e.conftest import service_env
 from tests.e2e.harness import Mailbox, Services, start_smtp
+from tests.oidc import AUDIENCE, RunningProvider, oidc_provider, portal_client, roster_accounts
+from tools.devstack import free_port
+from tools.oidc import RESOURCE
 
 LOG_TAIL = 4000
 
@@ -69,6 +72,46 @@ def running_stack(
         controller.stop()
 
 
-def plain_stack(infra: Infra, logs: Path) -> contextlib.AbstractContextManager[Stack]:
-    """The stack as tests/e2e starts it (HS256 tokens of the shared development secret)."""
-    return running_stack(infra, logs)
+PORTAL_SECRET = "browser-tests-portal-secret"
+
+
+@dataclass
+class ConsoleStack(Stack):
+    """The stack behind the real OpenID Connect provider (tools/oidc): the services accept
+    only its RS256 tokens (through its JWKS), and the portal signs officers in there."""
+
+    provider: RunningProvider
+
+    def attach(self, folder: Path) -> list[tuple[str, str]]:
+        shown = super().attach(folder)
+        log = self.provider.log()
+        (folder / "oidc-provider.log").write_text(log, encoding="utf-8")
+        return [*shown, ("log of the OIDC provider", log[-LOG_TAIL:])]
+
+
+@contextlib.contextmanager
+def console_stack(
+    infra: Infra, logs: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[ConsoleStack]:
+    """The provider with the roster's officers (passwords: tests.oidc.password_of) and the
+    portal as its confidential client, then the services and the portal configured as the
+    README tells an operator to."""
+    port = free_port()
+    client = portal_client(f"http://127.0.0.1:{port}", secret=PORTAL_SECRET)
+    with oidc_provider(roster_accounts(), [client]) as provider:
+        tokens = {
+            "MOTCUA_JWT_ALGORITHM": "RS256",
+            "MOTCUA_JWT_JWKS_URL": provider.jwks_url,
+            "MOTCUA_JWT_ISSUER": provider.issuer,
+            "MOTCUA_JWT_AUDIENCE": AUDIENCE,
+        }
+        portal = {
+            "MOTCUA_PORTAL_OIDC_DISCOVERY_URL": provider.discovery_url,
+            "MOTCUA_PORTAL_OIDC_CLIENT_ID": client.client_id,
+            "MOTCUA_PORTAL_OIDC_CLIENT_SECRET": PORTAL_SECRET,
+            "MOTCUA_PORTAL_OIDC_RESOURCE": RESOURCE,
+            "MOTCUA_PORTAL_DEVELOPMENT_SIGNIN": "false",
+        }
+        env = {**tokens, **(extra_env or {})}
+        with running_stack(infra, logs, env, portal, port) as stack:
+            yield ConsoleStack(stack.services, stack.mailbox, stack.isolation, provider)
