@@ -1,0 +1,286 @@
+"""The officers' journeys of issue 11, in Chromium, against the four services and the portal
+behind the real OpenID Connect provider: every page they visit passes axe-core and is kept as a
+screenshot. Each journey waits (skipped, saying for what) until the console's piece it goes
+through is on this branch."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from playwright.async_api import FilePayload, Locator, Page, Response, expect
+
+from shared.calendar import VIETNAM
+from tests.browser.checks import Checker, assert_keyboard_usable
+from tests.browser.conftest import Browsing
+from tests.browser.dossiers import (
+    APPLICANT,
+    EMAIL,
+    Filed,
+    file_online,
+    mail_with_subject,
+    needs,
+    pdf_document,
+    pdf_text,
+    png_document,
+)
+from tests.browser.officers import sign_in
+from tests.browser.stacks import ConsoleStack, console_stack
+from tests.conftest import Infra
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+QUEUES = ("services/portal/queues.py", "pages")
+DOSSIER_PAGE = ("services/portal/dossier.py", "pages")
+REVIEW_STAGES = ("services/review/stages.py", "consoleapi")
+OFFICER_DOCUMENTS = ("services/intake/officer_api.py", "consoleapi")
+DESK = ("services/portal/desk.py", "desk")
+PRINTS = ("services/portal/prints.py", "desk")
+SLIPS = ("services/portal/printing/__init__.py", "slips")
+
+OFFICER, CHIEF = "cb-hoankiem-01", "cb-hoankiem-tp"  # Đỗ Minh Dũng, Vũ Thị Hà
+OTHER_UNIT = "cb-badinh-01"  # Trần Văn An, Công an phường Ba Đình
+DESK_OFFICER = "cb-badinh-02"  # Lê Thị Bình
+RED = "rgb(179, 38, 30)"  # --late in portal.css
+LATE_BY_SECONDS = 40 * 86400
+"""Review's clock runs 40 days ahead of intake's: every dossier it sees is already late (as in
+tests/e2e/test_review_people.py)."""
+
+
+async def row_in_queue(page: Page, code: str, timeout: float = 45) -> Locator:
+    """The queue's row of dossier `code`, reloading while review has not assigned it yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = page.locator(f'tr[data-code="{code}"]')
+        if await row.count() == 1:
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{code} not in the queue at {page.url} in {timeout}s")
+        await asyncio.sleep(0.5)
+        await page.reload()
+
+
+async def act(page: Page, action: str, state: str) -> None:
+    """Press the dossier page's button for `action`; the page comes back in `state`."""
+    await page.locator(f"#action-{action} button[type=submit]").click()
+    await page.wait_for_url(re.compile(r"/dossiers/[^/?#]+\?done="))
+    await expect(page.locator("#notice")).to_be_visible()
+    await expect(page.locator("#dossier-state")).to_contain_text(state)
+
+
+async def printed(page: Page, button: Locator) -> bytes:
+    """Press a print button (its form opens the PDF in a new tab); the PDF the portal sent."""
+    async with page.context.expect_event(
+        "response", lambda r: "/prints/" in r.url and r.request.method == "POST"
+    ) as caught:
+        await button.click()
+    answer: Response = await caught.value
+    assert answer.status == 200, await answer.text()
+    assert answer.headers["content-type"] == "application/pdf"
+    return await answer.body()
+
+
+@needs(QUEUES, DOSSIER_PAGE, REVIEW_STAGES, OFFICER_DOCUMENTS)
+async def test_an_officer_receives_and_the_chief_approves_a_new_dossier(
+    stack: ConsoleStack, browsing: Browsing, checker: Checker
+) -> None:
+    filed = file_online(stack)
+    page = await browsing.page("desk", "officer")
+    await sign_in(page, stack, OFFICER, "/queues?tab=reception")
+    row = await row_in_queue(page, filed.code)
+    assert APPLICANT in await row.inner_text()
+    left = await row.locator(".deadline .left").inner_text()
+    assert re.fullmatch(r"còn (\d+ ngày ?)?(\d+ giờ ?)?(\d+ phút)?", left), left
+    assert "on_time" in (await row.get_attribute("class") or "")
+    await checker.assert_accessible(page, "queue-reception")
+    await assert_keyboard_usable(page)
+
+    await row.get_by_role("link", name=filed.code).click()
+    await page.wait_for_url("**/dossiers/*")
+    task_path = page.url.removeprefix(stack.portal).split("?")[0]
+    assert filed.code in await page.locator("h1").inner_text()
+    await expect(page.locator("#dossier-state")).to_contain_text("Chờ tiếp nhận")
+    await view_both_documents(page, stack, filed)
+    await checker.assert_accessible(page, "dossier-receiving")
+    await assert_keyboard_usable(page)
+
+    await act(page, "receive", "Đang thẩm định")
+    await checker.assert_accessible(page, "dossier-checking")
+    await act(page, "propose", "Chờ lãnh đạo phê duyệt")
+    await expect(page.locator("#action-approve")).to_have_count(0)  # not the officer's to do
+    await checker.assert_accessible(page, "dossier-approving-officer")
+
+    chief = await browsing.page("desk", "chief")
+    await sign_in(chief, stack, CHIEF, task_path)
+    await checker.assert_accessible(chief, "dossier-approving-chief")
+    await act(chief, "approve", "Đã có kết quả, chờ trả")
+    await checker.assert_accessible(chief, "dossier-decided")
+    history = await chief.locator("#history-table").inner_text()
+    for step in ("Tiếp nhận hồ sơ", "Trình lãnh đạo phê duyệt", "Phê duyệt"):
+        assert step in history, step
+
+    mail = await mail_with_subject(stack, f"Hồ sơ {filed.code} đã được phê duyệt")
+    assert mail["To"] == EMAIL
+    assert f"Kính gửi {APPLICANT}" in mail.get_content()
+
+
+async def view_both_documents(page: Page, stack: ConsoleStack, filed: Filed) -> None:
+    """Both documents are on the dossier page: the image shown, the PDF in its viewer, each
+    served by the portal with exactly the bytes the citizen uploaded."""
+    figures = page.locator("#documents figure.document")
+    await expect(figures).to_have_count(2)
+    image = page.locator("#documents img.viewer-image")
+    await image.scroll_into_view_if_needed()
+    await expect(image).to_have_js_property("complete", True)
+    assert await image.evaluate("img => img.naturalWidth") == 120
+    frame = page.locator("#documents iframe.viewer")
+    await expect(frame).to_have_count(1)
+    for element, kind in [(image, "legal_residence_proof"), (frame, "ct01")]:
+        src = await element.get_attribute("src")
+        assert src is not None
+        answer = await page.request.get(stack.portal + src if src.startswith("/") else src)
+        _, data, media_type = filed.documents[kind]
+        assert answer.status == 200, await answer.text()
+        assert answer.headers["content-type"].startswith(media_type)
+        assert await answer.body() == data
+
+
+@needs(DESK, PRINTS, SLIPS, REVIEW_STAGES)
+async def test_a_desk_submission_prints_its_receipt(
+    stack: ConsoleStack, browsing: Browsing, checker: Checker
+) -> None:
+    page = await browsing.page("desk", "desk-officer")
+    await sign_in(page, stack, DESK_OFFICER, "/desk")
+    await checker.assert_accessible(page, "desk-procedures")
+    await page.locator('a[href="/desk/1.004194"]').click()
+    await page.wait_for_url("**/desk/1.004194")
+    await checker.assert_accessible(page, "desk-form")
+    await assert_keyboard_usable(page)
+    for name, value in {
+        "applicant.full_name": "Nguyễn Thị Ánh Tuyết",
+        "applicant.date_of_birth": "1990-05-17",
+        "applicant.personal_id": "001190012345",
+        "applicant.phone": "0912 345 678",
+        "residence.ward_code": "00004",
+        "residence.address": "Số 12 phố Đội Cấn",
+        "stay_from": "2026-12-01",
+        "stay_until": "2027-11-30",
+    }.items():
+        await page.locator(f'[name="{name}"]').fill(value)
+    await page.locator('[name="applicant.sex"]').select_option("female")
+    await page.locator('[name="residence.housing_basis"]').select_option("rented")
+    await page.locator("#f-notify_by-sms").check()
+    await page.locator('[name="file.ct01"]').set_input_files(
+        files=FilePayload(
+            name="to-khai-ct01.pdf", mimeType="application/pdf", buffer=pdf_document()
+        )
+    )
+    await page.locator('[name="file.legal_residence_proof"]').set_input_files(
+        files=FilePayload(name="hop-dong.png", mimeType="image/png", buffer=png_document())
+    )
+    await page.locator("button.desk-submit").click()
+    code_cell = page.locator("dd.code")
+    await expect(code_cell).to_be_visible()
+    code = (await code_cell.inner_text()).strip()
+    promised_on_page = (await page.locator("dd.promised").inner_text()).strip()
+    await checker.assert_accessible(page, "desk-receipt")
+
+    text = pdf_text(await printed(page, page.get_by_role("button", name=re.compile("In"))))
+    assert code in text
+    assert promised_on_page in text, (promised_on_page, text)
+    assert re.search(r"\d\d giờ \d\d phút, ngày \d\d/\d\d/\d{4}", text)
+    for name in ("Nguyễn Thị Ánh Tuyết", "Lê Thị Bình", "Đăng ký tạm trú"):
+        assert name in text, name
+
+
+@pytest.fixture(scope="module")
+def late(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
+    """A stack whose review lives 40 days ahead: every new dossier is overdue at once."""
+    offset = {"MOTCUA_REVIEW_CLOCK_OFFSET_SECONDS": str(LATE_BY_SECONDS)}
+    with console_stack(infra, tmp_path_factory.mktemp("late"), offset) as running:
+        yield running
+
+
+@needs(QUEUES, DOSSIER_PAGE, REVIEW_STAGES, PRINTS, SLIPS)
+async def test_an_overdue_dossier_shows_red_and_its_apology_prints_the_new_date(
+    late: ConsoleStack, browsing: Browsing, checker: Checker
+) -> None:
+    filed = file_online(late)
+    page = await browsing.page("desk", "officer")
+    await sign_in(page, late, OFFICER, "/queues?tab=overdue")
+    row = await row_in_queue(page, filed.code)
+    cell = row.locator("td.deadline")
+    assert "overdue" in (await cell.get_attribute("class") or "")
+    assert await cell.evaluate("td => getComputedStyle(td).color") == RED
+    assert "Quá hạn" in await cell.inner_text()  # the word too, not the colour alone
+    assert re.search(r"quá hạn \d+ ngày", await cell.inner_text())
+    await checker.assert_accessible(page, "queue-overdue")
+    await row.get_by_role("link", name=filed.code).click()
+    await page.wait_for_url("**/dossiers/*")
+    task_path = page.url.removeprefix(late.portal).split("?")[0]
+    await checker.assert_accessible(page, "dossier-overdue-officer")
+
+    chief = await browsing.page("desk", "chief")
+    await sign_in(chief, late, CHIEF, task_path)
+    new_day = (datetime.now(VIETNAM) + timedelta(days=LATE_BY_SECONDS // 86400 + 30)).date()
+    while new_day.weekday() >= 5:
+        new_day += timedelta(days=1)
+    form = chief.locator("#apology")
+    await form.locator("#apology-date").fill(new_day.isoformat())
+    await form.locator("#apology-time").fill("15:30")
+    await form.locator("textarea, input[name=reason]").first.fill(
+        "Cần xác minh thêm thông tin cư trú"
+    )
+    await form.locator("button[type=submit]").click()
+    await expect(chief.locator("#notice")).to_be_visible()
+    new_date = f"15 giờ 30 phút, ngày {new_day:%d/%m/%Y}"
+    await checker.assert_accessible(chief, "dossier-after-apology")
+
+    button = chief.locator('form[action^="/prints/apology/"] button')
+    if await button.count() == 0:
+        pytest.skip("needs the apology print button on the dossier page from branch pages")
+    text = pdf_text(await printed(chief, button))
+    assert filed.code in text and new_date in text, text
+    assert "Cần xác minh thêm thông tin cư trú" in text
+    assert APPLICANT in text
+
+
+@needs(QUEUES, DOSSIER_PAGE, REVIEW_STAGES, OFFICER_DOCUMENTS)
+async def test_an_officer_of_another_unit_is_refused_the_dossier_and_its_documents(
+    late: ConsoleStack, browsing: Browsing, checker: Checker
+) -> None:
+    filed = file_online(late)
+    holder = await browsing.page("desk", "holder")
+    await sign_in(holder, late, OFFICER, "/queues?tab=overdue")
+    row = await row_in_queue(holder, filed.code)
+    await row.get_by_role("link", name=filed.code).click()
+    await holder.wait_for_url("**/dossiers/*")
+    task_path = holder.url.removeprefix(late.portal).split("?")[0]
+    sources = await document_sources(holder)
+    assert len(sources) == 2
+
+    other = await browsing.page("desk", "other-unit")
+    await sign_in(other, late, OTHER_UNIT, "/")
+    answer = await other.goto(late.portal + task_path)
+    assert answer is not None and answer.status == 403
+    assert filed.code not in await other.locator("main").inner_text()
+    assert APPLICANT not in await other.locator("body").inner_text()
+    await checker.assert_accessible(other, "dossier-403-other-unit")
+    for src in sources:
+        refused = await other.request.get(late.portal + src)
+        assert refused.status == 403, src
+        assert refused.headers["content-type"].startswith("text/html")
+        data = await refused.body()
+        assert all(data != d for _, d, _ in filed.documents.values())
+
+
+async def document_sources(page: Page) -> list[str]:
+    found: list[Any] = await page.locator(
+        "#documents img.viewer-image, #documents iframe.viewer"
+    ).evaluate_all("els => els.map(e => e.getAttribute('src'))")
+    return [str(s) for s in found]
