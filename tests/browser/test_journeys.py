@@ -65,6 +65,23 @@ async def row_in_queue(page: Page, code: str, timeout: float = 45) -> Locator:
         await page.reload()
 
 
+async def filed_in_queue(
+    browsing: Browsing, stack: ConsoleStack, tab: str
+) -> tuple[Filed, Page, Locator]:
+    """A dossier filed online now, and its row in the officer's queue `tab`."""
+    filed = file_online(stack)
+    page = await browsing.page("desk", "officer")
+    await sign_in(page, stack, OFFICER, f"/queues?tab={tab}")
+    return filed, page, await row_in_queue(page, filed.code)
+
+
+async def open_row(page: Page, stack: ConsoleStack, row: Locator, code: str) -> str:
+    """Follow the row's link to the dossier page; its path."""
+    await row.get_by_role("link", name=code).click()
+    await page.wait_for_url("**/dossiers/*")
+    return page.url.removeprefix(stack.portal).split("?")[0]
+
+
 async def act(page: Page, action: str, state: str) -> None:
     """Press the dossier page's button for `action`; the page comes back in `state`."""
     await page.locator(f"#action-{action} button[type=submit]").click()
@@ -89,10 +106,7 @@ async def printed(page: Page, button: Locator) -> bytes:
 async def test_an_officer_receives_and_the_chief_approves_a_new_dossier(
     stack: ConsoleStack, browsing: Browsing, checker: Checker
 ) -> None:
-    filed = file_online(stack)
-    page = await browsing.page("desk", "officer")
-    await sign_in(page, stack, OFFICER, "/queues?tab=reception")
-    row = await row_in_queue(page, filed.code)
+    filed, page, row = await filed_in_queue(browsing, stack, "reception")
     assert APPLICANT in await row.inner_text()
     left = await row.locator(".deadline .left").inner_text()
     assert re.fullmatch(r"còn (\d+ ngày ?)?(\d+ giờ ?)?(\d+ phút)?", left), left
@@ -100,9 +114,7 @@ async def test_an_officer_receives_and_the_chief_approves_a_new_dossier(
     await checker.assert_accessible(page, "queue-reception")
     await assert_keyboard_usable(page)
 
-    await row.get_by_role("link", name=filed.code).click()
-    await page.wait_for_url("**/dossiers/*")
-    task_path = page.url.removeprefix(stack.portal).split("?")[0]
+    task_path = await open_row(page, stack, row, filed.code)
     assert filed.code in await page.locator("h1").inner_text()
     await expect(page.locator("#dossier-state")).to_contain_text("Chờ tiếp nhận")
     await view_both_documents(page, stack, filed)
@@ -210,19 +222,14 @@ def late(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Con
 async def test_an_overdue_dossier_shows_red_and_its_apology_prints_the_new_date(
     late: ConsoleStack, browsing: Browsing, checker: Checker
 ) -> None:
-    filed = file_online(late)
-    page = await browsing.page("desk", "officer")
-    await sign_in(page, late, OFFICER, "/queues?tab=overdue")
-    row = await row_in_queue(page, filed.code)
+    filed, page, row = await filed_in_queue(browsing, late, "overdue")
     cell = row.locator("td.deadline")
     assert "overdue" in (await cell.get_attribute("class") or "")
     assert await cell.evaluate("td => getComputedStyle(td).color") == RED
     assert "Quá hạn" in await cell.inner_text()  # the word too, not the colour alone
     assert re.search(r"quá hạn \d+ ngày", await cell.inner_text())
     await checker.assert_accessible(page, "queue-overdue")
-    await row.get_by_role("link", name=filed.code).click()
-    await page.wait_for_url("**/dossiers/*")
-    task_path = page.url.removeprefix(late.portal).split("?")[0]
+    task_path = await open_row(page, late, row, filed.code)
     await checker.assert_accessible(page, "dossier-overdue-officer")
 
     chief = await browsing.page("desk", "chief")
@@ -254,13 +261,8 @@ async def test_an_overdue_dossier_shows_red_and_its_apology_prints_the_new_date(
 async def test_an_officer_of_another_unit_is_refused_the_dossier_and_its_documents(
     late: ConsoleStack, browsing: Browsing, checker: Checker
 ) -> None:
-    filed = file_online(late)
-    holder = await browsing.page("desk", "holder")
-    await sign_in(holder, late, OFFICER, "/queues?tab=overdue")
-    row = await row_in_queue(holder, filed.code)
-    await row.get_by_role("link", name=filed.code).click()
-    await holder.wait_for_url("**/dossiers/*")
-    task_path = holder.url.removeprefix(late.portal).split("?")[0]
+    filed, holder, row = await filed_in_queue(browsing, late, "overdue")
+    task_path = await open_row(holder, late, row, filed.code)
     sources = await document_sources(holder)
     assert len(sources) == 2
 
