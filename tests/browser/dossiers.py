@@ -9,6 +9,7 @@ import copy
 import io
 import subprocess
 import time
+import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -90,11 +91,13 @@ def file_online(stack: Stack, ward: str = HOAN_KIEM) -> Filed:
 
 
 def pdf_text(pdf: bytes) -> str:
-    """The text of a PDF as pdftotext (poppler) reads it."""
+    """The text of a PDF as pdftotext (poppler) reads it, NFC, each run of spaces and line
+    breaks one space (a date the layout wrapped reads whole)."""
+    assert pdf.startswith(b"%PDF-"), pdf[:200]
     out = subprocess.run(
         ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True, timeout=60
     )
-    return out.stdout.decode("utf-8")
+    return " ".join(unicodedata.normalize("NFC", out.stdout.decode("utf-8")).split())
 
 
 async def mail_with_subject(stack: Stack, subject: str, timeout: float = 45) -> EmailMessage:
