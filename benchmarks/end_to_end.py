@@ -109,6 +109,7 @@ class Level:
     events: int
     steps: dict[str, list[Counter[probes.Key]]] | None = None  # each time a step was taken
     idle_per_second: dict[str, float] | None = None
+    chief_page_ms: list[float] = field(default_factory=list)  # a unit chief's first queue page
     rss: dict[str, float | None] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # cores used during the load
 
@@ -363,8 +364,26 @@ class Bench:
         level.cpu = cpu
         if after is not None and args.probe:
             level.steps = await self._probe(driver)
+        level.chief_page_ms = await self._chief_pages(driver)
+        if after is not None:
             level.idle_per_second = await self._idle(args.idle_seconds)
         return level
+
+    async def _chief_pages(self, driver: Driver, rounds: int = 10) -> list[float]:
+        """Each unit chief's first queue page (`GET /v1/tasks`), `rounds` times: what a chief
+        waits for at the start of the day, however much is stored."""
+        times: list[float] = []
+        chiefs = sorted(set(driver.tokens.chief_of.values()))
+        for _ in range(rounds):
+            for chief in chiefs:
+                started = time.perf_counter()
+                answer = await driver.review.get(
+                    "/v1/tasks", headers={"Authorization": f"Bearer {driver.tokens.bearer[chief]}"}
+                )
+                times.append(time.perf_counter() - started)
+                if answer.status_code != 200:
+                    note(f"a chief's queue answered {answer.status_code}: {answer.text[:200]}")
+        return times
 
     async def _probe(self, driver: Driver) -> dict[str, list[Counter[probes.Key]]]:
         """A few dossiers one at a time, the counters diffed around each step (once every
@@ -567,8 +586,12 @@ class Bench:
         first = self.levels[0]
         out("### Cost against stored history (p50 ms; change against the first level)")
         out()
-        out("| past dossiers | dossiers/s | " + " | ".join(order) + " |")
-        out("|---|---|" + "---|" * len(order))
+        out(
+            "| past dossiers | dossiers/s | "
+            + " | ".join(order)
+            + " | chief's first page p50 / max | idle commands/s |"
+        )
+        out("|---|---|" + "---|" * (len(order) + 2))
         base = first.legs()
         for level in self.levels:
             legs = level.legs()
@@ -581,7 +604,15 @@ class Bench:
                 change = f" ({(now - then) / then:+.0%})" if level is not first and then else ""
                 cells.append(f"{ms(now)}{change}")
             rate = len(level.ok) / level.wall
-            out(f"| {level.history} | {rate:.2f} | " + " | ".join(cells) + " |")
+            pages = level.chief_page_ms
+            page = f"{ms(quantile(pages, 0.5))} / {ms(max(pages))}" if pages else NA
+            idle = level.idle_per_second
+            resting = f"{sum(idle.values()):.2f}" if idle is not None else NA
+            out(
+                f"| {level.history} | {rate:.2f} | "
+                + " | ".join(cells)
+                + f" | {page} | {resting} |"
+            )
         out()
 
     def _pids(self) -> dict[str, int]:

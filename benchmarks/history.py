@@ -464,20 +464,25 @@ async def load(
 
 
 async def _upload(client: AsyncMongoClient[Document], where: Where, docs: list[Document]) -> None:
-    """Clones of GridFS files, through GridFS (its chunks are written by the driver)."""
-    bucket = AsyncGridFSBucket(client[where[0]], bucket_name=where[1].removesuffix(".files"))
-    semaphore = asyncio.Semaphore(8)
-
-    async def one(doc: Document) -> None:
-        async with semaphore:
-            await bucket.upload_from_stream_with_id(
-                doc["_id"],
-                str(doc.get("filename") or ""),
-                doc[CONTENT],
-                metadata=doc.get("metadata"),
-            )
-
-    await asyncio.gather(*(one(d) for d in docs))
+    """Clones of GridFS files, written in GridFS's layout by hand as intake writes them (the
+    chunks, then the files): the driver's `GridFSBucket` looks at the bucket's indexes before
+    each upload, with a query over the whole files collection, which on nx-27017 0.8.1 reads
+    every file stored: its uploads fell from 26/s to 3/s within 6,000 files."""
+    db = client[where[0]]
+    bucket = where[1].removesuffix(".files")
+    chunks: list[Document] = []
+    files: list[Document] = []
+    for doc in docs:
+        content: bytes = doc[CONTENT]
+        size = int(doc.get("chunkSize") or 255 * 1024)
+        chunks += [
+            {"files_id": doc["_id"], "n": n, "data": Binary(content[at : at + size])}
+            for n, at in enumerate(range(0, len(content), size))
+        ]
+        files.append({k: v for k, v in doc.items() if k != CONTENT})
+    if chunks:
+        await db[f"{bucket}.chunks"].insert_many(chunks, ordered=True)
+    await db[f"{bucket}.files"].insert_many(files, ordered=True)
 
 
 def stamp() -> str:

@@ -50,14 +50,25 @@ def service_app(
     return app
 
 
-def from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
-    """A FastAPI dependency that returns `app.state.<name>` (set by the service's start)."""
+def state_of(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A function of a request that returns `app.state.<name>` (set by the service's start)."""
 
-    def dependency(request: Request) -> T:
+    def get(request: Request) -> T:
         value: Any = getattr(request.app.state, name)
         if not isinstance(value, kind):
             raise TypeError(f"app.state.{name} is not a {kind.__name__}")
         return value
+
+    return get
+
+
+def from_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A FastAPI dependency that returns `app.state.<name>`. A coroutine: FastAPI runs a plain
+    function dependency in its thread pool, a thread hop per dependency of every request."""
+    get = state_of(name, kind)
+
+    async def dependency(request: Request) -> T:
+        return get(request)
 
     return dependency
 

@@ -24,13 +24,13 @@ from services.intake.receipts import Receipt, receipt
 from shared.contracts import Channel
 from shared.limits import RateLimiter, rate_limited
 from shared.problems import Problem
-from shared.web import OfficerClaims, from_state
+from shared.web import OfficerClaims, from_state, state_of
 
 router = APIRouter(prefix="/v1")
 
 Wired = Annotated[Intake, Depends(from_state("intake", Intake))]
 Procedures = Annotated[Catalogue, Depends(from_state("catalogue", Catalogue))]
-Limited = Depends(rate_limited(from_state("limiter", RateLimiter)))
+Limited = Depends(rate_limited(state_of("limiter", RateLimiter)))
 SecretHeader = Annotated[
     str | None,
     Header(
@@ -162,7 +162,7 @@ async def submit_at_desk(
     return await _submit(cmd, intake)
 
 
-def proof(
+async def proof(
     code: str,
     secret_header: SecretHeader = None,
     secret: Annotated[str | None, Query(max_length=100)] = None,

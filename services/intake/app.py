@@ -13,6 +13,7 @@ from services.intake.attachments import AttachmentStore
 from services.intake.catalogue import load_catalogue
 from services.intake.handlers import Intake
 from services.intake.idempotency import RETENTION
+from services.intake.officer_api import router as officer_router
 from services.intake.settings import IntakeSettings
 from services.intake.store import (
     CLEANUP_INTERVAL,
@@ -70,7 +71,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app = web.service_app(
         settings,
         summary="Submit dossiers for administrative procedures and follow their status.",
-        routers=[router],
+        routers=[router, officer_router],
         start=start,
     )
     app.state.catalogue = catalogue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -107,25 +108,63 @@ class AttachmentStore:
                 "size": int(doc["length"]),
                 "media_type": meta.get("media_type"),
                 "sha256": meta.get("sha256"),
+                "uploaded_at": meta.get("uploaded_at"),
             }
         return found
 
     async def read(self, file_id: str) -> bytes | None:
         """The stored bytes of one file, checked against its SHA-256 (None if unknown)."""
+        stored = await self.open(file_id)
+        return b"".join(stored.chunks) if stored else None
+
+    async def open(self, file_id: str) -> StoredFile | None:
+        """One file's chunks, read in order and hashed as they come (two keyed reads), and
+        returned only once their SHA-256 and length match what the upload recorded:
+        CorruptAttachment otherwise. None if there is no such whole upload."""
         try:
             oid = ObjectId(file_id)
         except (InvalidId, TypeError):
             return None
         doc = await self.files.find_one({"_id": oid}, projection=["length", "metadata"])
-        if doc is None or not (doc.get("metadata") or {}).get("sha256"):
+        meta = (doc or {}).get("metadata") or {}
+        if doc is None or not meta.get("sha256"):
             return None
-        parts = [c async for c in self.chunks.find({"files_id": oid}).sort("n", 1)]
-        data = b"".join(bytes(c["data"]) for c in parts)
-        expected = (doc.get("metadata") or {}).get("sha256")
-        if len(data) != int(doc["length"]) or hashlib.sha256(data).hexdigest() != expected:
-            raise CorruptAttachment(file_id)
-        return data
+        digest, chunks, size = hashlib.sha256(), [], 0
+        async for chunk in self.chunks.find({"files_id": oid}).sort("n", 1):
+            data = bytes(chunk["data"])
+            digest.update(data)
+            chunks.append(data)
+            size += len(data)
+        expected = str(meta["sha256"])
+        if size != int(doc["length"]) or digest.hexdigest() != expected:
+            raise CorruptAttachment(file_id, expected=expected, found=digest.hexdigest())
+        return StoredFile(
+            id=file_id,
+            media_type=str(meta.get("media_type") or "application/octet-stream"),
+            document_type=str(meta.get("document_type") or "document"),
+            size=size,
+            sha256=expected,
+            chunks=tuple(chunks),
+        )
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file whose bytes matched the SHA-256 recorded at upload, in its chunks."""
+
+    id: str
+    media_type: str
+    document_type: str
+    size: int
+    sha256: str
+    chunks: tuple[bytes, ...]
 
 
 class CorruptAttachment(Exception):
     """A stored file's bytes no longer match its recorded length or SHA-256."""
+
+    def __init__(self, file_id: str, *, expected: str = "", found: str = "") -> None:
+        super().__init__(file_id)
+        self.file_id = file_id
+        self.expected = expected
+        self.found = found

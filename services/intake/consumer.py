@@ -12,7 +12,7 @@ from services.intake import handlers
 from services.intake.domain import DomainError
 from services.intake.ports import Dossiers
 from services.intake.status import STATUS_OF_EVENT
-from shared.contracts import Event
+from shared.contracts import DossierReassigned, Event
 from shared.messaging import PermanentFailure
 
 Handler = Callable[[Event, Dossiers], Awaitable[None]]
@@ -22,8 +22,16 @@ async def _record_step(event: Event, dossiers: Dossiers) -> None:
     await handlers.record_review_event(event, dossiers=dossiers)
 
 
-# Every status review announces is one step of the dossier the citizen follows.
-HANDLERS: dict[str, Handler] = dict.fromkeys(STATUS_OF_EVENT, _record_step)
+async def _record_holder(event: Event, dossiers: Dossiers) -> None:
+    await handlers.record_holder(event, dossiers=dossiers)
+
+
+# Every status review announces is one step of the dossier the citizen follows; who holds its
+# task tells intake the unit whose officers may read its documents.
+HANDLERS: dict[str, Handler] = {
+    **dict.fromkeys(STATUS_OF_EVENT, _record_step),
+    DossierReassigned.event_type: _record_holder,
+}
 QUEUE = "motcua.intake.status"
 
 

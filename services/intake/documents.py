@@ -8,6 +8,8 @@ from typing import Any
 from services.intake.catalogue import Procedure
 from services.intake.messages import entry
 
+RECORDED = ("id", "size", "media_type", "sha256")  # what a dossier records of each attachment
+
 
 def references(raw: Any, limit: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Parse `attachments` of a submission: ([{document_type, id}], errors)."""
@@ -53,7 +55,7 @@ def check(
         elif meta["size"] > spec.max_bytes:
             errors.append(entry(f"attachments.{i}.id", "attachment_too_large"))
         else:
-            recorded.append({"document_type": spec.type, **meta})
+            recorded.append({"document_type": spec.type, **{k: meta[k] for k in RECORDED}})
     if require:
         given = {r["document_type"] for r in refs}
         for spec in procedure.documents:

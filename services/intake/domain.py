@@ -100,6 +100,7 @@ class Dossier:
     correlation_id: str | None = None
     version: int = 1
     idempotency_key: str | None = None
+    unit_id: str | None = None  # the unit that receives it (from review's assignment)
     # The events the dossier recorded, as the store keeps them (None when loaded without).
     outbox: tuple[dict[str, Any], ...] | None = field(default=None, repr=False)
 

@@ -18,6 +18,7 @@ from services.intake.domain import (
     Busy,
     Dossier,
     EmptyFile,
+    NotIntakes,
     UnknownDossier,
     UnsupportedMedia,
     code_series,
@@ -37,7 +38,7 @@ from services.intake.receipts import receipt
 from services.intake.submission import Submission, parse
 from shared.calendar import VIETNAM, WorkingCalendar
 from shared.clock import Clock, utcnow
-from shared.contracts import Channel, Event
+from shared.contracts import Channel, DossierAssigned, DossierReassigned, Event
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,20 @@ async def supplement(
 
 async def record_review_event(event: Event, *, dossiers: Dossiers) -> None:
     """Keep the citizen-facing status in step with review's events: one keyed write per
-    event, idempotent on its id, whatever order they arrive in."""
+    event, idempotent on its id, whatever order they arrive in. The assignment's write also
+    records the unit that receives the dossier (whose officers may read its documents)."""
     step = domain.review_step(event)
-    if await dossiers.add_step(event.subject, step) is None:
+    unit = event.data.unit_id if isinstance(event, DossierAssigned) else None
+    if await dossiers.add_step(event.subject, step, unit_id=unit) is None:
+        raise UnknownDossier(event.subject)
+
+
+async def record_holder(event: Event, *, dossiers: Dossiers) -> None:
+    """A claim, release or reassignment: the unit that holds the dossier's task now (one
+    guarded keyed write; an older change arriving late changes nothing)."""
+    if not isinstance(event, DossierReassigned):
+        raise NotIntakes(f"{event.type} names no holder")
+    if await dossiers.set_unit(event.subject, event.data.unit_id, event.time) is None:
         raise UnknownDossier(event.subject)
 
 

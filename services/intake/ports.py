@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from services.intake.attachments import StoredFile
 from services.intake.catalogue import Procedures
 from services.intake.domain import Dossier
 from services.intake.idempotency import KeyRecord
@@ -38,13 +39,22 @@ class Dossiers(Protocol):
 
     async def save(self, dossier: Dossier, events: list[Event]) -> bool: ...
 
-    async def add_step(self, code: str, step: Step) -> bool | None: ...
+    async def add_step(
+        self, code: str, step: Step, *, unit_id: str | None = None
+    ) -> bool | None: ...
+
+    async def set_unit(self, code: str, unit_id: str, at: datetime) -> bool | None: ...
 
 
 class Attachments(Protocol):
     async def put(self, data: bytes, *, media_type: str, document_type: str) -> dict[str, Any]: ...
 
     async def describe(self, ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def open(self, file_id: str) -> StoredFile | None:
+        """The file's bytes, checked against its recorded SHA-256 and length before any is
+        returned (CorruptAttachment if they differ); None if there is no such file."""
+        ...
 
 
 class Keys(Protocol):

@@ -253,16 +253,38 @@ class DossierStore:
         )
         return result.matched_count == 1
 
-    async def add_step(self, code: str, step: Step) -> bool | None:
-        """Record that the dossier reached `step` (once per event id): True if recorded now,
-        False if it was already, None if there is no such dossier."""
+    async def add_step(self, code: str, step: Step, *, unit_id: str | None = None) -> bool | None:
+        """Record that the dossier reached `step` (once per event id), and the unit that
+        receives it if the step names one (its assignment): True if recorded now, False if it
+        was already, None if there is no such dossier."""
         key = f"steps.{step_key(step.event_id)}"
+        changes: Document = {key: _step_field(step), "updated_at": utcnow()}
+        if unit_id is not None:
+            changes.update(unit_id=unit_id, unit_since=unit_since(step.at))
         result = await self.dossiers.update_one(
-            {"_id": code, key: {"$exists": False}},
-            {"$set": {key: _step_field(step), "updated_at": utcnow()}, "$inc": {"version": 1}},
+            {"_id": code, key: {"$exists": False}}, {"$set": changes, "$inc": {"version": 1}}
         )
         if result.matched_count:
             return True
+        return await self._known(code)
+
+    async def set_unit(self, code: str, unit_id: str, at: datetime) -> bool | None:
+        """Record the unit that holds the dossier's task since `at` (a claim, release or
+        reassignment), unless a later change is recorded: one guarded keyed write. True if
+        recorded, False if a later one stands, None if there is no such dossier."""
+        since = unit_since(at)
+        result = await self.dossiers.update_one(
+            {
+                "_id": code,
+                "$or": [{"unit_since": {"$exists": False}}, {"unit_since": {"$lt": since}}],
+            },
+            {"$set": {"unit_id": unit_id, "unit_since": since, "updated_at": utcnow()}},
+        )
+        if result.matched_count:
+            return True
+        return await self._known(code)
+
+    async def _known(self, code: str) -> bool | None:
         known = await self.dossiers.find_one({"_id": code}, projection={"_id": 1})
         return False if known is not None else None
 
@@ -351,6 +373,13 @@ def _document(dossier: Dossier, events: list[Event], series: str, number: int) -
     return doc
 
 
+def unit_since(at: datetime) -> str:
+    """When a unit took the dossier, as a string that sorts in time. Not a datetime:
+    nx-27017 0.8.1 stores one given to `$set` as a string; and it starts with a letter, as
+    nx-27017 reads a string that begins like an ISO date as a date."""
+    return f"t{at.astimezone(UTC):%Y%m%dT%H%M%S%f}"
+
+
 def _instant(value: Any) -> datetime:
     """A stored moment as a datetime: nx-27017 0.8.1 reads a datetime that `$set` wrote (a
     taken-over key's `claimed_at`) back as a naive string."""
@@ -401,5 +430,6 @@ def _to_dossier(doc: dict[str, Any]) -> Dossier:
         or ((outbox or [{}])[0].get("correlationid") if outbox else None),
         version=int(doc.get("version", 1)),
         idempotency_key=doc.get("idempotency_key"),
+        unit_id=doc.get("unit_id"),
         outbox=tuple(outbox) if outbox is not None else None,
     )

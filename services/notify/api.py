@@ -65,7 +65,7 @@ def view(d: Delivery) -> DeliveryView:
     )
 
 
-def operator(claims: OfficerClaims) -> str:
+async def operator(claims: OfficerClaims) -> str:
     """The id of an admin or supervisor presenting a valid bearer token."""
     if claims.role not in OPERATOR_ROLES:
         raise Problem(

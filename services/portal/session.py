@@ -84,7 +84,7 @@ def next_path(request: Request) -> str:
     return quote(request.url.path + query, safe="/?=&")
 
 
-def require_officer(request: Request) -> SignedInOfficer:
+async def require_officer(request: Request) -> SignedInOfficer:
     officer = current_officer(request)
     if officer is None:
         raise NotSignedIn(next_path(request) if request.method == "GET" else "/")

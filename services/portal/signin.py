@@ -239,7 +239,7 @@ def roster_officers(settings: PortalSettings) -> list[RosterOfficer]:
     ]
 
 
-def _development_only(request: Request) -> PortalSettings:
+async def _development_only(request: Request) -> PortalSettings:
     settings = _settings(request)
     if not _development(settings):
         raise HTTPException(404)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.review.domain import UNIT_WIDE_ROLES, Task
+from services.review.domain import UNIT_WIDE_ROLES, Forbidden, Task
 from services.review.roster import Officer
 from services.review.workflow import Workflow
 from shared import roles
@@ -40,18 +40,40 @@ class Scope:
     officer_id: str | None = None
     released: bool = False
     escalated_to: str | None = None
+    outside_unit: str | None = None  # not of this unit (what was escalated from elsewhere)
 
 
-def queue_scopes(officer: Officer) -> list[Scope]:
-    """What an officer's queue holds: their own tasks and their unit's released ones; for
-    chiefs and supervisors the whole unit; for supervisors also what was escalated to them."""
+QueueScope = str  # "mine", "unit" or "unassigned"
+QUEUE_SCOPES = ("mine", "unit", "unassigned")
+
+
+class ScopeRefused(Forbidden):
+    """An officer asked for a part of the queue their role does not see."""
+
+
+def scopes_for(officer: Officer, scope: QueueScope | None) -> list[Scope]:
+    """The parts of a queue `scope` names, as disjoint scopes (so they can be counted):
+    `mine` the tasks the officer holds (for supervisors, what was escalated to them from
+    other units too); `unassigned` the unit's released ones; `unit` the whole unit, for chiefs,
+    supervisors and admins only (ScopeRefused for an officer); None, an officer's whole queue:
+    officers their own tasks and their unit's released ones; chiefs, supervisors and admins the
+    whole unit; supervisors also what was escalated to them."""
+    escalated = (
+        [Scope(escalated_to=officer.id, outside_unit=officer.unit)]
+        if officer.role in roles.ESCALATED_TO
+        else []
+    )
+    if scope == "mine":
+        return [Scope(officer_id=officer.id), *escalated]
+    if scope == "unassigned":
+        return [Scope(unit_id=officer.unit, released=True)]
+    if scope == "unit":
+        if officer.role == roles.OFFICER:
+            raise ScopeRefused(f"an {officer.role} sees the tasks they hold and unassigned ones")
+        return [Scope(unit_id=officer.unit)]
     if officer.role == roles.OFFICER:
-        scopes = [Scope(officer_id=officer.id), Scope(unit_id=officer.unit, released=True)]
-    else:
-        scopes = [Scope(unit_id=officer.unit)]
-    if officer.role in roles.ESCALATED_TO:
-        scopes.append(Scope(escalated_to=officer.id))
-    return scopes
+        return [Scope(officer_id=officer.id), Scope(unit_id=officer.unit, released=True)]
+    return [Scope(unit_id=officer.unit), *escalated]
 
 
 def history_scope(officer: Officer) -> Scope:

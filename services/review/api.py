@@ -1,82 +1,29 @@
-"""Review's officer API: the work queue, a task with why it waits, and workflow actions."""
+"""Review's officer API: the work queue by stage, its counts and search, a task with why it
+waits, workflow actions, who holds it, the apology, and the slips printed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.review import handlers, ownership
-from services.review.access import allowed_actions
-from services.review.auth import CurrentOfficer
-from services.review.directory import Directory
-from services.review.domain import Conflict, DomainError, Forbidden, InvalidAction, NotFound, Task
-from services.review.ports import Publish
-from services.review.roster import Officer
-from services.review.settings import ReviewSettings
-from services.review.store import TaskStore
-from services.review.workflow import Registry
-from shared.calendar import WorkingCalendar
-from shared.clock import Clock
+from services.review import handlers, lookup, ownership
+from services.review.desk import AtDesk, answer
+from services.review.ports import StageCount
+from services.review.stages import OPEN_STAGES, STAGE_NAMES_EN, STAGE_NAMES_VI, Stage
+from services.review.views import TaskView
+from shared.contracts import SlipForm
 from shared.problems import Problem
-from shared.web import from_state
 
-T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["tasks"])
-
-Tasks = Annotated[TaskStore, Depends(from_state("tasks", TaskStore))]
-Settings = Annotated[ReviewSettings, Depends(from_state("settings", ReviewSettings))]
-Workflows = Annotated[Registry, Depends(from_state("workflows", Registry))]
-Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
-People = Annotated[Directory, Depends(from_state("directory", Directory))]
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-Now = Annotated[Clock, Depends(_clock)]
-
-
-class Waiting(BaseModel):
-    """Why a task waits: whose move it is, since when, and by when (None: no deadline)."""
-
-    whose_move: str
-    since: datetime
-    due_at: datetime | None
-    clock: str
-    overdue: bool
-
-
-class TaskView(BaseModel):
-    id: str
-    dossier_code: str
-    procedure_code: str
-    procedure_name: str = Field(description="The procedure's Vietnamese name (else its code).")
-    unit_id: str
-    officer_id: str | None = Field(description="Who holds it; None: released, to be claimed.")
-    workflow: str
-    workflow_version: int
-    state: str
-    status_code: int
-    open: bool
-    created_at: datetime
-    waiting: Waiting | None
-    allowed_actions: list[str]
-    escalated_to: str | None = None
-    promised_at: datetime | None = Field(
-        default=None, description="Ngày hẹn trả in force (moved by pauses and apologies)."
-    )
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    reason: str | None = None
-    dossier: dict[str, Any]
-    history: list[dict[str, Any]] = []
+Scope = Literal["mine", "unit", "unassigned"]
+PROBLEMS: dict[int | str, dict[str, str]] = {
+    401: {"description": "No or bad officer token (problem+json)"},
+    403: {"description": "Not this officer's unit or role (problem+json)"},
+    404: {"description": "No such task (problem+json)"},
+}
 
 
 class ActionRequest(BaseModel):
@@ -89,114 +36,113 @@ class ActionRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def _view(task: Task, officer: Officer, workflows: Registry, now: datetime) -> TaskView:
-    workflow = workflows.get(task.workflow, task.workflow_version)
-    state = workflow.state(task.state)
-    waiting = None
-    if not task.terminal:
-        waiting = Waiting(
-            whose_move=state.waits_for,
-            since=task.state_since or task.created_at,
-            due_at=task.due_at,
-            clock=state.clock,
-            overdue=task.due_at is not None and task.due_at < now,
-        )
-    return TaskView(
-        id=task.id,
-        dossier_code=task.dossier_code,
-        procedure_code=task.procedure_code,
-        procedure_name=task.procedure_label,
-        unit_id=task.unit_id,
-        officer_id=task.officer_id,
-        workflow=task.workflow,
-        workflow_version=task.workflow_version,
-        state=task.state,
-        status_code=task.status_code,
-        open=task.is_open,
-        created_at=task.created_at,
-        waiting=waiting,
-        allowed_actions=allowed_actions(task, workflow, officer),
-        escalated_to=task.escalated_to,
-        promised_at=task.promised_at,
-        decided_by=task.decided_by,
-        decided_at=task.decided_at,
-        reason=task.reason,
-        dossier=dict(task.dossier),
-        history=[step.view() for step in task.steps],
+class StageCountView(BaseModel):
+    stage: Stage
+    name_vi: str
+    name_en: str
+    total: int = Field(description="Open tasks in this stage.")
+    overdue: int = Field(description="Of them, past their step's deadline.")
+    due_soon: int = Field(description="Of them, due soon (not yet overdue).")
+
+
+class QueueCounts(BaseModel):
+    """How many open tasks each stage of the officer's queue holds (a stage with none is 0)."""
+
+    at: datetime = Field(description="The moment `overdue` and `due_soon` were counted at.")
+    scope: Scope | None
+    stages: list[StageCountView] = Field(description="In the order " + ", ".join(OPEN_STAGES))
+    total: int
+    overdue: int
+    due_soon: int
+
+
+class PrintRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"form": "receipt"}]})
+
+    form: SlipForm = Field(
+        description="receipt (giấy tiếp nhận hồ sơ và hẹn trả kết quả), control (phiếu kiểm "
+        "soát quá trình giải quyết), apology (phiếu xin lỗi và hẹn lại ngày trả kết quả)."
     )
 
 
-def _problem(exc: DomainError) -> Problem:
-    if isinstance(exc, NotFound):
-        return Problem(404, str(exc), "Không tìm thấy công việc.", code="task_not_found")
-    if isinstance(exc, Forbidden):
-        return Problem(403, str(exc), "Cán bộ không có quyền với hồ sơ này.", code="forbidden")
-    if isinstance(exc, Conflict):
-        return Problem(
-            409,
-            str(exc),
-            "Thao tác không thực hiện được ở bước hiện tại.",
-            code="action_not_allowed",
-            extra={"allowed_actions": exc.allowed},
-        )
-    if isinstance(exc, InvalidAction):
-        return Problem(422, str(exc), exc.message_vi, code=exc.code)
-    return Problem(422, str(exc), "Yêu cầu không hợp lệ.", code="invalid_action")
+ScopeQuery = Annotated[
+    Scope | None,
+    Query(
+        description="mine: held by me (and, for supervisors, escalated to me); unassigned: "
+        "released to my unit; unit: my whole unit (chiefs, supervisors, admins; 403 for an "
+        "officer). Default: all I may work on."
+    ),
+]
 
 
-@dataclass(frozen=True)
-class Desk:
-    """What every task route needs: the caller and review's adapters."""
-
-    officer: Officer
-    tasks: TaskStore
-    workflows: Registry
-    calendar: WorkingCalendar
-    directory: Directory
-    clock: Clock
-    source: str
-
-    @property
-    def publish(self) -> Publish:
-        return self.tasks.publish
-
-    async def answer(self, work: Awaitable[Task]) -> TaskView:
-        """Run a use case; its domain errors as problem+json, its task as the caller sees it."""
-        task = await _answer(work)
-        return _view(task, self.officer, self.workflows, self.clock())
-
-
-async def _answer(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except DomainError as exc:
-        raise _problem(exc) from exc
+@router.get(
+    "/tasks/counts",
+    response_model=QueueCounts,
+    summary="How many open tasks each stage of my queue holds, overdue and due soon",
+    responses={401: PROBLEMS[401], 403: PROBLEMS[403]},
+)
+async def count_tasks(desk: AtDesk, scope: ScopeQuery = None) -> QueueCounts:
+    """One indexed count per part of the scope (at most two), over open tasks only."""
+    found = await answer(
+        lookup.counts(desk.officer, tasks=desk.tasks, clock=desk.clock, scope=scope)
+    )
+    return QueueCounts(
+        at=found.at,
+        scope=scope,
+        stages=[_stage_count(stage, found.stages[stage]) for stage in OPEN_STAGES],
+        total=found.total,
+        overdue=found.overdue,
+        due_soon=found.due_soon,
+    )
 
 
-async def _desk(
-    officer: CurrentOfficer,
-    tasks: Tasks,
-    workflows: Workflows,
-    calendar: Calendar,
-    people: People,
-    clock: Now,
-    settings: Settings,
-) -> Desk:
-    return Desk(officer, tasks, workflows, calendar, people, clock, _source(settings))
+def _stage_count(stage: Stage, count: StageCount) -> StageCountView:
+    return StageCountView(
+        stage=stage,
+        name_vi=STAGE_NAMES_VI[stage],
+        name_en=STAGE_NAMES_EN[stage],
+        total=count.total,
+        overdue=count.overdue,
+        due_soon=count.due_soon,
+    )
 
 
-AtDesk = Annotated[Desk, Depends(_desk)]
-
-
-@router.get("/tasks", response_model=list[TaskView], summary="My work queue, a page at a time")
+@router.get(
+    "/tasks",
+    response_model=list[TaskView],
+    summary="My work queue by stage, filtered or searched, a page at a time",
+    responses={401: PROBLEMS[401], 403: PROBLEMS[403], 422: {"description": "Bad cursor"}},
+)
 async def list_tasks(
     response: Response,
     request: Request,
     desk: AtDesk,
+    scope: ScopeQuery = None,
+    stage: Annotated[
+        Stage | None, Query(description="One queue: " + ", ".join(OPEN_STAGES))
+    ] = None,
     state: Annotated[str | None, Query(max_length=50)] = None,
     procedure: Annotated[str | None, Query(max_length=50)] = None,
-    overdue: bool | None = None,
+    ward: Annotated[
+        str | None, Query(max_length=20, description="Mã phường/xã the dossier was filed for.")
+    ] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: past the step's deadline; false: not yet.")
+    ] = None,
+    due_soon: Annotated[
+        bool, Query(description="Due soon: near the step's deadline, not yet past it.")
+    ] = False,
     due_before: datetime | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=50,
+            description="Search: an exact dossier code, or the applicant's exact mobile number "
+            "(0912345678 or +84912345678); open and finished tasks of my unit, open first; the "
+            "other filters and the cursor do not apply.",
+        ),
+    ] = None,
     closed: Annotated[
         bool, Query(description="Finished work (from history), most recent first.")
     ] = False,
@@ -207,7 +153,11 @@ async def list_tasks(
 ) -> list[TaskView]:
     """Officers see the open tasks they hold and those released to their unit; chiefs and
     supervisors their unit's (supervisors also what was escalated to them); soonest due first.
-    The next page's cursor comes in the `X-Next-Cursor` header (and a `Link: rel="next"`)."""
+    Each task carries its stage, due_at, timeliness and working time left. The next page's
+    cursor comes in the `X-Next-Cursor` header (and a `Link: rel="next"`)."""
+    if q is not None:
+        found = await answer(lookup.search(desk.officer, q, tasks=desk.tasks, limit=limit))
+        return [desk.view(t) for t in found]
     if closed:
         work = handlers.finished(desk.officer, tasks=desk.tasks, cursor=cursor, limit=limit)
     else:
@@ -221,14 +171,17 @@ async def list_tasks(
             due_before=due_before,
             cursor=cursor,
             limit=limit,
+            scope=scope,
+            stage=stage,
+            ward=ward,
+            due_soon=due_soon,
         )
-    page = await _answer(work)
+    page = await answer(work)
     if page.next_cursor:
         response.headers["X-Next-Cursor"] = page.next_cursor
         following = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{following}>; rel="next"'
-    now = desk.clock()
-    return [_view(t, desk.officer, desk.workflows, now) for t in page.tasks]
+    return [desk.view(t) for t in page.tasks]
 
 
 @router.get(
@@ -370,5 +323,25 @@ async def issue_apology(task_id: str, body: Apology, desk: AtDesk) -> TaskView:
     )
 
 
-def _source(settings: ReviewSettings) -> str:
-    return f"{settings.public_url}/v1/tasks"
+@router.post(
+    "/tasks/{task_id}/prints",
+    response_model=TaskView,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a printed slip (receipt, control, apology) in the history",
+    responses={**PROBLEMS, 409: {"description": "Closed, or no apology to print"}},
+)
+async def record_print(task_id: str, body: PrintRequest, desk: AtDesk) -> TaskView:
+    """Who printed which slip, when: a step of the task's history (action `print`, `form`)
+    and `dossier.slip_printed`. Officers of the task's unit (or the supervisor it was
+    escalated to); the task keeps its state and holder."""
+    return await desk.answer(
+        ownership.print_slip(
+            task_id,
+            body.form,
+            officer=desk.officer,
+            tasks=desk.tasks,
+            clock=desk.clock,
+            publish=desk.publish,
+            source=desk.source,
+        )
+    )

@@ -11,6 +11,7 @@ from services.review import consumer, handlers, mover
 from services.review.admin import router as admin_router
 from services.review.api import router
 from services.review.directory import Directory
+from services.review.me import router as me_router
 from services.review.roster import load_roster
 from services.review.settings import ReviewSettings
 from services.review.store import TaskStore
@@ -87,7 +88,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     app = web.service_app(
         settings,
         summary="Officers' work queue: assigned dossiers and their decisions.",
-        routers=[router, admin_router],
+        routers=[router, me_router, admin_router],
         start=start,
     )
     app.state.workflows = workflows

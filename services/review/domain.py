@@ -61,6 +61,13 @@ class Transition:
     decided_at: datetime
     reason: str | None
     promised_at: datetime | None
+    due_at: datetime | None = None  # the deadline of the step it finished (None: kept the step)
+    form: str | None = None  # a printed slip's form (action "print")
+
+    @property
+    def on_time(self) -> bool | None:
+        """Whether the step it finished was done by its deadline (None: it had none)."""
+        return None if self.due_at is None else self.decided_at <= self.due_at
 
     def view(self) -> dict[str, Any]:
         return {
@@ -72,6 +79,9 @@ class Transition:
             "decided_at": self.decided_at,
             "reason": self.reason,
             "promised_at": self.promised_at,
+            "due_at": self.due_at,
+            "on_time": self.on_time,
+            "form": self.form,
         }
 
 

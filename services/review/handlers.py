@@ -16,7 +16,7 @@ from services.review.access import (
     history_scope,
     may_see,
     queue_position,
-    queue_scopes,
+    scopes_for,
 )
 from services.review.domain import (
     Conflict,
@@ -217,8 +217,13 @@ async def queue(
     due_before: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    scope: str | None = None,
+    stage: str | None = None,
+    ward: str | None = None,
+    due_soon: bool = False,
 ) -> Page:
-    """An officer's open work, soonest due first, a page at a time."""
+    """An officer's open work (or the part `scope` names), soonest due first, a page at a
+    time; narrowed to one state, stage, procedure or ward, overdue or not, due soon."""
     now = clock()
     before = due_before
     if overdue:
@@ -227,10 +232,13 @@ async def queue(
         state=state,
         procedure_code=procedure,
         due_before=before,
-        due_from=now if overdue is False else None,
+        due_from=now if overdue is False or due_soon else None,
+        stage=stage,
+        ward_code=ward,
+        soon_by=now if due_soon else None,
     )
     after = decode_cursor(cursor) if cursor else None
-    found = await tasks.queue(queue_scopes(officer), where, after, limit + 1)
+    found = await tasks.queue(scopes_for(officer, scope), where, after, limit + 1)
     page = found[:limit]
     more = len(found) > limit
     return Page(page, encode_cursor(queue_position(page[-1])) if more and page else None)

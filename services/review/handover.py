@@ -7,7 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
+from services.review.access import may_see
 from services.review.domain import (
+    Conflict,
+    Forbidden,
     Schedule,
     Task,
     check_apology,
@@ -23,7 +26,10 @@ from shared.contracts import (
     DossierApologyIssued,
     DossierReassigned,
     DossierReassignedData,
+    DossierSlipPrinted,
+    DossierSlipPrintedData,
     Event,
+    SlipForm,
 )
 
 Change = Literal["claim", "release", "reassign"]
@@ -39,6 +45,7 @@ def _keep_state(
     *,
     officer_id: str | None,
     promised_at: datetime | None = None,
+    form: str | None = None,
 ) -> Decision:
     plan = Schedule.of(task)
     if promised_at is not None:
@@ -54,6 +61,7 @@ def _keep_state(
         officer_id=officer_id,
         terminal=task.terminal,
         status_code=task.status_code,
+        form=form,
     )
     return Decision(after, recorded, events)
 
@@ -163,4 +171,38 @@ def apologise(
         [event],
         officer_id=task.officer_id,
         promised_at=promised_at,
+    )
+
+
+def print_slip(
+    task: Task, officer: Officer, form: SlipForm, *, now: datetime, source: str
+) -> Decision:
+    """An officer of the task's unit printed one of its slips (BM-VP01): recorded in its
+    history, with who and when, as `dossier.slip_printed`. The apology slip needs an apology."""
+    if not may_see(task, officer):
+        raise Forbidden(f"task {task.id} belongs to unit {task.unit_id}, not {officer.unit}")
+    if task.terminal:
+        raise Conflict(f"task {task.id} is closed ({task.state})")
+    if form == "apology" and not any(s.action == "apologise" for s in task.steps):
+        raise Conflict(f"dossier {task.dossier_code} has no apology to print")
+    event = DossierSlipPrinted.create(
+        source=source,
+        subject=task.dossier_code,
+        time=now,
+        correlationid=task.correlation_id,
+        data=DossierSlipPrintedData(
+            dossier_code=task.dossier_code,
+            task_id=task.id,
+            procedure_code=task.procedure_code,
+            procedure_name=task.procedure_label,
+            unit_id=task.unit_id,
+            actor=officer.id,
+            form=form,
+            printed_at=now,
+            promised_at=task.promised_at,
+            status_code=task.status_code,
+        ),
+    )
+    return _keep_state(
+        task, "print", officer, now, None, [event], officer_id=task.officer_id, form=form
     )

@@ -16,6 +16,7 @@ from services.review.ports import Directory, Publish, Tasks
 from services.review.roster import Officer
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
+from shared.contracts import SlipForm
 
 
 async def claim(
@@ -94,4 +95,20 @@ async def apologise(
     decision = handover.apologise(
         task, officer, promised_at, reason, now=clock(), calendar=calendar, source=source
     )
+    return await commit(tasks, publish, task, decision)
+
+
+async def print_slip(
+    task_id: str,
+    form: SlipForm,
+    *,
+    officer: Officer,
+    tasks: Tasks,
+    clock: Clock,
+    publish: Publish,
+    source: str,
+) -> Task:
+    """Record that `officer` printed a slip of the task's dossier (dossier.slip_printed)."""
+    task = await load(tasks, task_id)
+    decision = handover.print_slip(task, officer, form, now=clock(), source=source)
     return await commit(tasks, publish, task, decision)

@@ -22,12 +22,25 @@ Publish = Callable[[list[Event]], Awaitable[list[Event]]]
 
 @dataclass(frozen=True)
 class QueueFilter:
-    """Narrowing of a queue: one state, one procedure, due before / not before a moment."""
+    """Narrowing of a queue: one state, stage, procedure or ward, due before / not before a
+    moment."""
 
     state: str | None = None
     procedure_code: str | None = None
     due_before: datetime | None = None
     due_from: datetime | None = None
+    stage: str | None = None
+    ward_code: str | None = None
+    soon_by: datetime | None = None  # due soon by then (see stages.py)
+
+
+@dataclass(frozen=True)
+class StageCount:
+    """How many open tasks a stage holds, and how many of them are overdue or due soon."""
+
+    total: int = 0
+    overdue: int = 0
+    due_soon: int = 0
 
 
 class Tasks(Protocol):
@@ -63,6 +76,15 @@ class Tasks(Protocol):
 
     async def finished(self, scope: Scope, after: Position | None, limit: int) -> list[Task]:
         """Finished tasks of `scope`, most recently decided first."""
+        ...
+
+    async def counts(self, scopes: Sequence[Scope], now: datetime) -> dict[str, StageCount]:
+        """Open tasks of `scopes` (disjoint) per stage, with those overdue or due soon at
+        `now`: one indexed count per scope."""
+        ...
+
+    async def by_phone(self, phone: str, limit: int) -> list[Task]:
+        """Tasks (open, then finished) of dossiers whose applicant has this +84 number."""
         ...
 
     async def due_timers(self, now: datetime, limit: int) -> list[Task]:

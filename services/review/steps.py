@@ -122,6 +122,7 @@ def advance(
     officer_id: str | None,
     terminal: bool,
     status_code: int,
+    form: str | None = None,
 ) -> tuple[Task, Transition]:
     """The task one version on, with the step appended to its history. A step that keeps the
     clock keeps its next timer; a new clock starts with its own first timer."""
@@ -143,6 +144,8 @@ def advance(
         decided_at=at,
         reason=reason,
         promised_at=plan.promised_at,
+        due_at=task.due_at if state != task.state else None,
+        form=form,
     )
     after = replace(
         task,

@@ -31,7 +31,8 @@ from services.review.access import NO_DUE, Position, Scope, history_position, qu
 from services.review.deadlines import Firing
 from services.review.directory import INDEXES as DIRECTORY_INDEXES
 from services.review.domain import Task, Transition
-from services.review.ports import QueueFilter
+from services.review.ports import QueueFilter, StageCount
+from services.review.stages import phone_of, soon_at, stage_of, ward_of
 from services.review.steps import Decision
 from services.review.timers import Alarm
 from shared.clock import utcnow
@@ -47,6 +48,10 @@ INDEXES: Indexes = {
         IndexModel([("unit_id", ASCENDING), ("queue_key", ASCENDING)]),
         IndexModel([("officer_id", ASCENDING), ("queue_key", ASCENDING)]),
         IndexModel([("escalated_to", ASCENDING), ("queue_key", ASCENDING)]),
+        # A stage's queue, and its counts (by the prefix unit or holder, then stage).
+        IndexModel([("unit_id", ASCENDING), ("stage", ASCENDING), ("queue_key", ASCENDING)]),
+        IndexModel([("officer_id", ASCENDING), ("stage", ASCENDING), ("queue_key", ASCENDING)]),
+        IndexModel([("applicant_phone", ASCENDING), ("queue_key", ASCENDING)]),  # search
         IndexModel("timer_at"),
         IndexModel("terminal"),
     ],
@@ -54,6 +59,7 @@ INDEXES: Indexes = {
         IndexModel("dossier_code", unique=True),
         IndexModel([("unit_id", ASCENDING), ("closed_key", DESCENDING)]),
         IndexModel([("officer_id", ASCENDING), ("closed_key", DESCENDING)]),
+        IndexModel([("applicant_phone", ASCENDING), ("closed_key", DESCENDING)]),  # search
     ],
     "timers_fired": [],  # by _id only
     # Before tasks held their own steps (read once by upgrade.py, then never).
@@ -167,6 +173,38 @@ class TaskStore:
         cursor = self.closed.find(query).sort("closed_key", DESCENDING).limit(limit)
         return [to_task(doc) async for doc in cursor]
 
+    async def counts(self, scopes: Sequence[Scope], now: datetime) -> dict[str, StageCount]:
+        totals: dict[str, StageCount] = {}
+        for scope in scopes:  # one indexed count each: by unit or holder, then stage
+            pipeline: list[Document] = [
+                {"$match": {**_scope(scope), "terminal": False}},
+                {
+                    "$group": {
+                        "_id": "$stage",
+                        "total": {"$sum": 1},
+                        "overdue": {"$sum": {"$cond": [{"$lt": ["$queue_at", now]}, 1, 0]}},
+                        "due_soon": {"$sum": {"$cond": [_due_soon(now), 1, 0]}},
+                    }
+                },
+            ]
+            async for doc in await self.tasks.aggregate(pipeline):
+                stage = str(doc["_id"])
+                before = totals.get(stage, StageCount())
+                totals[stage] = StageCount(
+                    before.total + int(doc["total"]),
+                    before.overdue + int(doc["overdue"]),
+                    before.due_soon + int(doc["due_soon"]),
+                )
+        return totals
+
+    async def by_phone(self, phone: str, limit: int) -> list[Task]:
+        query: Document = {"applicant_phone": phone}
+        live = self.tasks.find(query).sort("queue_key", ASCENDING).limit(limit)
+        found = [to_task(doc) async for doc in live]
+        done = self.closed.find(query).sort("closed_key", DESCENDING).limit(limit)
+        found += [to_task(doc) async for doc in done]
+        return found[:limit]
+
     async def due_timers(self, now: datetime, limit: int) -> list[Task]:
         cursor = self.tasks.find({"timer_at": {"$lte": now}}).sort("timer_at", 1).limit(limit)
         return [to_task(doc) async for doc in cursor]
@@ -205,6 +243,11 @@ def _queue_at(task: Task) -> datetime:
     return task.due_at or NO_DUE
 
 
+def _due_soon(now: datetime) -> Document:
+    """Due soon at `now`: past the moment it became so, not yet overdue (see stages.py)."""
+    return {"$and": [{"$lte": ["$soon_at", now]}, {"$gte": ["$queue_at", now]}]}
+
+
 def _scope(scope: Scope) -> Document:
     query: Document = {}
     if scope.unit_id is not None:
@@ -212,9 +255,13 @@ def _scope(scope: Scope) -> Document:
     if scope.officer_id is not None:
         query["officer_id"] = scope.officer_id
     if scope.released:
-        query["officer_id"] = None
+        # `$eq`, not a bare None: nx-27017 0.8.1 matches nothing for a bare None in a `$match`
+        # whose `$group` takes parameters (the counts); the same on MongoDB.
+        query["officer_id"] = {"$eq": None}
     if scope.escalated_to is not None:
         query["escalated_to"] = scope.escalated_to
+    if scope.outside_unit is not None:
+        query["unit_id"] = {"$ne": scope.outside_unit}
     return query
 
 
@@ -224,6 +271,12 @@ def _where(where: QueueFilter) -> Document:
         query["state"] = where.state
     if where.procedure_code:
         query["procedure_code"] = where.procedure_code
+    if where.stage:
+        query["stage"] = where.stage
+    if where.ward_code:
+        query["ward_code"] = where.ward_code
+    if where.soon_by is not None:
+        query["soon_at"] = {"$lte": where.soon_by}
     due: Document = {}
     if where.due_before is not None:
         due["$lt"] = where.due_before
@@ -245,6 +298,11 @@ def to_doc(task: Task) -> Document:
         steps=[step_doc(s) for s in task.steps],
         queue_at=_queue_at(task),
         queue_key=queue_position(task),
+        # Derived, for the console's queues, counts and search (see stages.py).
+        stage=stage_of(task),
+        soon_at=soon_at(task) or NO_DUE,
+        ward_code=ward_of(task),
+        applicant_phone=phone_of(task),
         updated_at=utcnow(),
     )
     return doc

@@ -5,6 +5,11 @@ one (possibly left behind by a crash). Here each task that lacks `queue_key` get
 the state of its latest transition, its queue key and its next timer (skipping those already
 recorded in `timers_fired`); finished ones are then moved by the mover as usual. A marker in
 `directory_meta` makes later starts skip it (one read by key).
+
+Then, once too (its own marker), open tasks written before the console's derived fields
+(`stage`, `soon_at`, `ward_code`, `applicant_phone`) are rewritten with them, guarded by their
+version, so the stage queues, counts and phone search find them. Finished tasks keep their
+shape: a phone search finds those closed before it by dossier code only.
 """
 
 from __future__ import annotations
@@ -21,13 +26,37 @@ from shared.storage import Document
 
 log = logging.getLogger(__name__)
 MARKER = "tasks_hold_their_steps"
+CONSOLE_MARKER = "tasks_have_stages"
 _PROJECTED = ("officer_id", "state", "version", "terminal", "status_code", "decided_by",
               "decided_at", "reason", "state_since", "remind_at", "due_at", "promised_at",
               "paused_at", "paused_from", "paused_due_at")  # fmt: skip
 
 
 async def upgrade(db: AsyncDatabase[Document]) -> int:
-    """Rewrite every task of the old shape; return how many."""
+    """Rewrite every task of an old shape; return how many."""
+    return await _hold_steps(db) + await _with_stages(db)
+
+
+async def _with_stages(db: AsyncDatabase[Document]) -> int:
+    if await db["directory_meta"].find_one({"_id": CONSOLE_MARKER}) is not None:
+        return 0
+    count = 0
+    async for doc in db["tasks"].find({"terminal": False}):
+        if "stage" in doc:
+            continue
+        new = to_doc(to_task(doc))
+        new["outbox"] = doc.get("outbox", [])
+        result = await db["tasks"].replace_one({"_id": doc["_id"], "version": doc["version"]}, new)
+        count += result.matched_count
+    await db["directory_meta"].replace_one(
+        {"_id": CONSOLE_MARKER}, {"_id": CONSOLE_MARKER, "value": 1}, upsert=True
+    )
+    if count:
+        log.info("open tasks given their stage", extra={"count": count})
+    return count
+
+
+async def _hold_steps(db: AsyncDatabase[Document]) -> int:
     if await db["directory_meta"].find_one({"_id": MARKER}) is not None:
         return 0
     count = 0

@@ -21,6 +21,8 @@ from shared.contracts.events import (
     DossierRejected,
     DossierResultDelivered,
     DossierSlaData,
+    DossierSlipPrinted,
+    DossierSlipPrintedData,
     DossierStopped,
     DossierSubmitted,
     DossierSubmittedData,
@@ -36,6 +38,7 @@ from shared.contracts.events import (
     NotificationSent,
     NotificationSentData,
     Residence,
+    SlipForm,
 )
 from shared.contracts.registry import EVENT_TYPES, UndecodableEvent, decode, load
 from shared.contracts.status import Channel, PortalStatus
@@ -63,6 +66,8 @@ __all__ = [
     "DossierRejected",
     "DossierResultDelivered",
     "DossierSlaData",
+    "DossierSlipPrinted",
+    "DossierSlipPrintedData",
     "DossierStopped",
     "DossierSubmitted",
     "DossierSubmittedData",
@@ -81,6 +86,7 @@ __all__ = [
     "NotificationSentData",
     "PortalStatus",
     "Residence",
+    "SlipForm",
     "UndecodableEvent",
     "decode",
     "derived_id",

@@ -189,6 +189,31 @@ class DossierApologyData(EventData):
     status_code: PortalStatus
 
 
+SlipForm = Literal["receipt", "control", "apology"]
+"""The BM-VP01 slips an officer prints: giấy tiếp nhận hồ sơ và hẹn trả kết quả (receipt),
+phiếu kiểm soát quá trình giải quyết hồ sơ (control), phiếu xin lỗi và hẹn lại ngày trả kết
+quả (apology)."""
+
+
+class DossierSlipPrintedData(EventData):
+    """Who printed which slip of a dossier, and when."""
+
+    dossier_code: str
+    task_id: str
+    procedure_code: str
+    procedure_name: str | None = Field(
+        default=None, description="The procedure's Vietnamese name, as the catalogue gives it."
+    )
+    unit_id: str
+    actor: str = Field(description="The officer who printed it (officer id).")
+    form: SlipForm
+    printed_at: datetime
+    promised_at: datetime | None = Field(
+        default=None, description="Ngày hẹn trả in force when printed (the date on the slip)."
+    )
+    status_code: PortalStatus
+
+
 class DossierSlaData(EventData):
     """A task's step is due soon, or overdue."""
 
@@ -364,6 +389,14 @@ class DossierApologyIssued(Event):
     event_type: ClassVar[str] = "dossier.apology_issued"
     type: Literal["dossier.apology_issued"] = "dossier.apology_issued"
     data: DossierApologyData
+
+
+class DossierSlipPrinted(Event):
+    """An officer printed a slip of the dossier (receipt, control or apology slip)."""
+
+    event_type: ClassVar[str] = "dossier.slip_printed"
+    type: Literal["dossier.slip_printed"] = "dossier.slip_printed"
+    data: DossierSlipPrintedData
 
 
 class NotificationSent(Event):

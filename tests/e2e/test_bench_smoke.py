@@ -42,6 +42,7 @@ FIGURES = [
     "### History templates",
     "### History load: 50 past dossiers",
     "### Cost against stored history",
+    "chief's first page p50 / max",
 ]
 
 
@@ -88,6 +89,8 @@ def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
     assert "Events the services published meanwhile (must be 0): 0" in report
     assert "**≠**" not in report and "**moved**" not in report
     assert re.search(r"^\| 50 \| [\d.]+ \|", report, re.M)  # the curve's second level
+    # Each level: the chief's first page (p50 / max ms) and the idle database commands/s.
+    assert len(re.findall(r"\| [\d.]+ / [\d.]+ \| [\d.]+ \|$", report, re.M)) == 2
     if hasattr(metrics, "DB_COMMANDS"):  # the shared client counts its commands
         assert re.search(r"^\| 1\.004194 action receive \| [\d.]+ \|", report, re.M)
         assert "| intake | n/a |" not in report

@@ -154,6 +154,7 @@ async def test_nx27017_gridfs_defect_attachments_keep_no_datetime_in_metadata(
             "size": len(data),
             "media_type": "application/pdf",
             "sha256": stored["sha256"],
+            "uploaded_at": doc["metadata"]["uploaded_at"],
         }
     }
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.intake import consumer, handlers
+from services.intake.attachments import CorruptAttachment, StoredFile
 from services.intake.catalogue import FormError
 from services.intake.domain import (
     Busy,
@@ -52,6 +53,7 @@ class FakeDossiers:
     counters: dict[str, int] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)  # codes stored before the series' counter
     conflicts: int = 0  # how many next saves lose to a concurrent write
+    unit_since: dict[str, datetime] = field(default_factory=dict)
 
     async def next_number(self, series: str, day: date) -> int:
         self.counters[series] = self.counters.get(series, 0) + 1
@@ -86,19 +88,33 @@ class FakeDossiers:
         self.docs[dossier.code] = replace(dossier, outbox=dossier.outbox + tuple(_json(events)))
         return True
 
-    async def add_step(self, code: str, step: Step) -> bool | None:
+    async def add_step(self, code: str, step: Step, *, unit_id: str | None = None) -> bool | None:
         stored = self.docs.get(code)
         if stored is None:
             return None
         if any(s.event_id == step.event_id for s in stored.steps):
             return False
         self.docs[code] = stored.with_step(step)
+        if unit_id is not None:
+            self.docs[code] = replace(self.docs[code], unit_id=unit_id)
+            self.unit_since[code] = step.at
+        return True
+
+    async def set_unit(self, code: str, unit_id: str, at: datetime) -> bool | None:
+        stored = self.docs.get(code)
+        if stored is None:
+            return None
+        if code in self.unit_since and self.unit_since[code] >= at:
+            return False
+        self.docs[code] = replace(stored, unit_id=unit_id)
+        self.unit_since[code] = at
         return True
 
 
 @dataclass
 class FakeFiles:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, bytes] = field(default_factory=dict)  # what is stored now
 
     async def put(self, data: bytes, *, media_type: str, document_type: str) -> dict[str, Any]:
         digest = hashlib.sha256(data).hexdigest()
@@ -109,10 +125,24 @@ class FakeFiles:
             "media_type": media_type,
             "sha256": digest,
         }
+        self.data[file_id] = data
         return {**self.files[file_id], "document_type": document_type}
 
     async def describe(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return {i: self.files[i] for i in ids if i in self.files}
+        return {
+            i: {**self.files[i], "uploaded_at": "2026-12-01T01:59:00+00:00"}
+            for i in ids
+            if i in self.files
+        }
+
+    async def open(self, file_id: str) -> StoredFile | None:
+        meta = self.files.get(file_id)
+        if meta is None:
+            return None
+        data = self.data[file_id]
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise CorruptAttachment(file_id, expected=meta["sha256"])
+        return StoredFile(file_id, meta["media_type"], "doc", len(data), meta["sha256"], (data,))
 
 
 @dataclass

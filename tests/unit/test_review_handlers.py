@@ -20,12 +20,13 @@ from services.review import (
     steps,
     timers,
 )
-from services.review.access import Position, Scope, history_position, queue_position
+from services.review.access import NO_DUE, Position, Scope, history_position, queue_position
 from services.review.deadlines import Firing
 from services.review.domain import Conflict, Forbidden, InvalidAction, NotFound, Task
-from services.review.ports import Directory, QueueFilter, Tasks
+from services.review.ports import Directory, QueueFilter, StageCount, Tasks
 from services.review.roster import Officer, Roster, Unit, load_roster
 from services.review.settings import DEFAULT_ROSTER
+from services.review.stages import phone_of, soon_at, stage_of, timeliness, ward_of
 from services.review.steps import Decision
 from services.review.workflow import load_all
 from shared.calendar import WorkingCalendar
@@ -56,6 +57,7 @@ def _matches(task: Task, scope: Scope) -> bool:
         and (scope.officer_id is None or task.officer_id == scope.officer_id)
         and (not scope.released or task.officer_id is None)
         and (scope.escalated_to is None or task.escalated_to == scope.escalated_to)
+        and (scope.outside_unit is None or task.unit_id != scope.outside_unit)
     )
 
 
@@ -113,6 +115,9 @@ class FakeTasks:
             and any(_matches(t, s) for s in scopes)
             and (where.state is None or t.state == where.state)
             and (where.procedure_code is None or t.procedure_code == where.procedure_code)
+            and (where.stage is None or stage_of(t) == where.stage)
+            and (where.ward_code is None or ward_of(t) == where.ward_code)
+            and (where.soon_by is None or (soon_at(t) or NO_DUE) <= where.soon_by)
             and (where.due_before is None or (t.due_at is not None and t.due_at < where.due_before))
             and (where.due_from is None or t.due_at is None or t.due_at >= where.due_from)
             and (after is None or queue_position(t) > after)
@@ -126,6 +131,25 @@ class FakeTasks:
             if _matches(t, scope) and (after is None or history_position(t) < after)
         ]
         return sorted(found, key=history_position, reverse=True)[:limit]
+
+    async def counts(self, scopes: Sequence[Scope], now: datetime) -> dict[str, StageCount]:
+        totals: dict[str, StageCount] = {}
+        for t in self.open.values():
+            if t.terminal or not any(_matches(t, s) for s in scopes):
+                continue
+            before = totals.get(stage_of(t), StageCount())
+            late = timeliness(t, now)
+            totals[stage_of(t)] = StageCount(
+                before.total + 1,
+                before.overdue + (late == "overdue"),
+                before.due_soon + (late == "due_soon"),
+            )
+        return totals
+
+    async def by_phone(self, phone: str, limit: int) -> list[Task]:
+        live = sorted(self.open.values(), key=queue_position)
+        done = sorted(self.closed.values(), key=history_position, reverse=True)
+        return [t for t in [*live, *done] if phone_of(t) == phone][:limit]
 
     async def due_timers(self, now: datetime, limit: int) -> list[Task]:
         due = [t for t in self.open.values() if t.timer_at is not None and t.timer_at <= now]
