@@ -236,3 +236,11 @@ async def assert_landmarks(page: Page) -> None:
     assert f"#{focused}" == target, f"skip link moved the focus to #{focused}, not {target}"
     main_id = await page.locator("main, [role=main]").first.get_attribute("id")
     assert main_id == focused, "the skip link leads to the main landmark"
+
+
+async def assert_page_usable(checker: Checker, page: Page, name: str) -> list[Stop]:
+    """All the checks of a page: axe-core (with its screenshot), landmarks, keyboard; the
+    page's Tab stops."""
+    await checker.assert_accessible(page, name)
+    await assert_landmarks(page)
+    return await assert_keyboard_usable(page)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.checks import Checker, assert_keyboard_usable, assert_landmarks
+from tests.browser.checks import Checker, assert_page_usable
 from tests.browser.conftest import Browsing
 from tests.browser.officers import sign_in, sign_out
 from tests.browser.stacks import ConsoleStack
@@ -26,9 +26,7 @@ async def test_an_officer_signs_in_at_the_provider_and_out_again(
     assert "Trần Văn An · Cán bộ" in await page.locator("header").inner_text()
     cookies = {c["name"]: c for c in await page.context.cookies(stack.portal)}
     assert cookies["motcua_session"]["httpOnly"] and cookies["motcua_session"]["sameSite"] == "Lax"
-    await checker.assert_accessible(page, "home-signed-in")
-    await assert_landmarks(page)
-    await assert_keyboard_usable(page)
+    await assert_page_usable(checker, page, "home-signed-in")
 
     await sign_out(page, stack)
     await checker.assert_accessible(page, "signed-out")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.checks import Checker, assert_keyboard_usable, assert_landmarks
+from tests.browser.checks import Checker, assert_page_usable
 from tests.browser.conftest import Browsing, Screen
 from tests.browser.stacks import Stack
 
@@ -24,9 +24,7 @@ async def test_the_signed_out_home_page(
     assert "script-src 'self'" in (answer.headers.get("content-security-policy") or "")
     assert await page.get_attribute("html", "lang") == "vi"
     assert await page.locator("h1").inner_text() == "Hệ thống tiếp nhận và giải quyết hồ sơ"
-    await checker.assert_accessible(page, f"home-signed-out-{screen}")
-    await assert_landmarks(page)
-    stops = await assert_keyboard_usable(page)
+    stops = await assert_page_usable(checker, page, f"home-signed-out-{screen}")
     assert [s.name.split(" ", 1)[1] for s in stops] == [
         '"Bỏ qua, đến nội dung chính"',
         '"Một cửa"',
@@ -45,9 +43,7 @@ async def test_the_not_found_page(stack: Stack, browsing: Browsing, checker: Che
     assert answer is not None and answer.status == 404
     assert await page.locator("h1").inner_text() == "Không thực hiện được"
     assert "Không tìm thấy trang này." in await page.locator("main").inner_text()
-    await checker.assert_accessible(page, "not-found")
-    await assert_landmarks(page)
-    await assert_keyboard_usable(page)
+    await assert_page_usable(checker, page, "not-found")
 
 
 async def test_the_english_switch_is_kept_until_switched_back(
@@ -59,9 +55,7 @@ async def test_the_english_switch_is_kept_until_switched_back(
     await page.wait_for_url("**/?lang=en")
     assert await page.get_attribute("html", "lang") == "en"
     assert await page.locator("h1").inner_text() == "Receiving and deciding dossiers"
-    await checker.assert_accessible(page, "home-english")
-    await assert_landmarks(page)
-    await assert_keyboard_usable(page)
+    await assert_page_usable(checker, page, "home-english")
 
     await page.goto(stack.portal + "/khong-co-trang-nay")  # the cookie keeps English
     assert await page.get_attribute("html", "lang") == "en"

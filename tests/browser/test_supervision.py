@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.checks import Checker, assert_keyboard_usable, assert_landmarks
+from tests.browser.checks import Checker, assert_landmarks, assert_page_usable
 from tests.browser.conftest import Browsing
 from tests.browser.officers import sign_in
 from tests.browser.stacks import ConsoleStack
@@ -39,9 +39,7 @@ async def test_the_supervision_and_admin_screens(
     page = await browsing.page("desk", name)
     await sign_in(page, stack, officer, path)
     assert await page.evaluate("() => document.title") != ""
-    await checker.assert_accessible(page, name)
-    await assert_landmarks(page)
-    await assert_keyboard_usable(page)
+    await assert_page_usable(checker, page, name)
 
 
 async def test_an_officer_is_refused_the_supervision_page(
