@@ -116,14 +116,14 @@ class Console:
         return [m for m in self.messages if "Content Security Policy" in m]
 
 
-# Every element a keyboard user must reach, in document order, as the browser shows them.
+# Every element a keyboard user must reach, in document order, as the browser shows them
+# (not what a closed <details> folds away: checkVisibility sees its content-visibility).
 _FOCUSABLE = """() => {
     const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary, '
         + '[tabindex]:not([tabindex="-1"]), iframe, object, [contenteditable=""], '
         + '[contenteditable=true]';
     return [...document.querySelectorAll(selector)]
-        .filter(el => !el.disabled && el.getClientRects().length > 0
-            && getComputedStyle(el).visibility !== 'hidden')
+        .filter(el => !el.disabled && el.checkVisibility({visibilityProperty: true}))
         .map(el => window.__describe(el));
 }"""
 
@@ -209,7 +209,11 @@ async def assert_keyboard_usable(page: Page) -> list[Stop]:
     """Every control is reached by Tab, in document order, each with a visible focus."""
     stops = await tab_order(page)
     reached = [s.name for s in stops]
-    assert reached == await focusable(page), f"Tab order on {page.url}: {reached}"
+    expected = await focusable(page)
+    assert reached == expected, (
+        f"Tab order on {page.url}:\n  reached {reached}\n  controls {expected}\n"
+        f"  never reached {[n for n in expected if n not in reached]}"
+    )
     # A frame's focus is drawn by the document inside it (the browser's PDF viewer).
     hidden = [s.name for s in stops if not s.visible_focus and not s.name.startswith("iframe")]
     assert not hidden, f"no visible focus on {page.url}: {hidden}"

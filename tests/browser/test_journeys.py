@@ -288,6 +288,7 @@ async def test_an_overdue_dossier_shows_red_and_its_apology_prints_the_new_date(
     chief = await browsing.page("desk", "chief")
     await sign_in(chief, late, CHIEF, task_path)
     new_day = _apology_day()
+    await press(chief.locator("details:has(#apology) > summary"))  # the form folds away
     form = chief.locator("#apology")
     await form.locator("#apology-date").fill(new_day.isoformat())
     await form.locator("#apology-time").fill("15:30")
