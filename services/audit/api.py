@@ -28,7 +28,6 @@ from services.audit.ledger import jsonable
 from services.audit.privacy import without_keyed_hashes
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
-from shared.calendar import WorkingCalendar
 from shared.clock import utcnow
 from shared.problems import Problem
 from shared.web import OfficerClaims, from_state
@@ -36,7 +35,6 @@ from shared.web import OfficerClaims, from_state
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 Store = Annotated[AuditStore, Depends(from_state("store", AuditStore))]
-Calendar = Annotated[WorkingCalendar, Depends(from_state("calendar", WorkingCalendar))]
 
 
 Reader = OfficerClaims  # any valid officer or inspector token (HS256 or RS256)
@@ -246,9 +244,17 @@ MAX_STATISTICS_DAYS = reading.MAX_STATISTICS_DAYS
 
 
 @router.get("/statistics", summary="Received, decided, on time, late, median working days")
-async def statistics(store: Store, calendar: Calendar, since: date, until: date) -> dict[str, Any]:
+async def statistics(
+    request: Request,
+    store: Store,
+    since: date,
+    until: date,
+    unit_id: Annotated[str | None, Query(description="Only this unit's rows")] = None,
+    procedure_code: Annotated[str | None, Query(description="Only this procedure's rows")] = None,
+) -> dict[str, Any]:
     """Per procedure and unit for the days [since, until) (Vietnam time), at most a year
-    (366 days): this route is public, and a longer period reads too much."""
+    (366 days): this route is public. Read from the per-dossier projection; on a database
+    that predates it, 503 until audit has built it (in the background, at start)."""
     if until <= since:
         raise Problem(
             422,
@@ -263,7 +269,21 @@ async def statistics(store: Store, calendar: Calendar, since: date, until: date)
             f"Khoảng thời gian tối đa là {MAX_STATISTICS_DAYS} ngày.",
             code="period_too_long",
         )
+    projection: handlers.Projection = request.app.state.projection
+    if not await projection.ready(store):
+        raise Problem(
+            503,
+            "Statistics are being built from the stored records; try again in a few minutes.",
+            "Số liệu thống kê đang được xây dựng từ các bản ghi đã lưu; vui lòng thử lại sau ít "
+            "phút.",
+            code="statistics_being_built",
+            headers={"Retry-After": "60"},
+        )
     rows = await reading.statistics(
-        start_of_day(since), start_of_day(until), store=store, calendar=calendar
+        start_of_day(since),
+        start_of_day(until),
+        store=store,
+        unit_id=unit_id,
+        procedure_code=procedure_code,
     )
     return {"since": since, "until": until, "rows": rows}

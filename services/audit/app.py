@@ -27,6 +27,15 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         store = AuditStore(rt.db)
         await store.setup()
         app.state.store = store
+        if await handlers.facts_to_build(store=store, clock=utcnow):
+            rt.background(
+                handlers.keep_building_facts(
+                    store=store, calendar=calendar, clock=utcnow, projection=app.state.projection
+                ),
+                "audit-facts-build",
+            )
+        else:
+            app.state.projection.built = True
         key = load_signing_key(settings.signing_key.get_secret_value())
         hmac_key = settings.hmac_key_bytes()
         wakeup = handlers.Wakeup()
@@ -49,6 +58,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 # Seals end a settling round before now.
                 margin=timedelta(seconds=settings.settle_interval_seconds),
                 wakeup=wakeup,
+                calendar=calendar,
             ),
             "audit-ledger",
         )
@@ -63,4 +73,5 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         start=start,
     )
     app.state.calendar = calendar
+    app.state.projection = handlers.Projection()
     return app

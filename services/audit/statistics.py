@@ -14,13 +14,20 @@ Per procedure and unit over a period [since, until):
 
 The unit is the one that handled the dossier (the last unit an assignment, step or decision
 named), or for a dossier not assigned yet the ward that receives it.
+
+`facts` is the one definition of these rules. Statistics read them from a projection: per
+dossier, what `facts` reads of each of its records that bears on them (`fact_summary`,
+`bears_on_facts`), and a `dossier_facts` document of `facts` over those. Folding records in
+(`folded`) keeps the set of summaries, so the order and repetition of the records folded do
+not matter, and the document's facts are always `facts` of its dossier's records.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +43,26 @@ class DossierFacts:
     decided_at: datetime | None = None
     on_time: bool | None = None
     working_days: float | None = None
+
+
+# What `facts` reads of a record: these fields, and these of its data.
+FACT_FIELDS = ("_id", "type", "time", "procedure_code", "unit_id")
+FACT_DATA_FIELDS = (
+    "received_at",
+    "submitted_at",
+    "requested_at",
+    "supplemented_at",
+    "decided_at",
+    "promised_at",
+)
+# The types whose records `facts` reads whatever else they hold.
+FACT_TYPES = (
+    "dossier.submitted",
+    "dossier.apology_issued",
+    "dossier.supplement_requested",
+    "dossier.supplemented",
+    *DECISIONS,
+)
 
 
 def _when(value: Any) -> datetime | None:
@@ -88,6 +115,54 @@ def facts(records: list[dict[str, Any]], calendar: WorkingCalendar) -> DossierFa
     return out
 
 
+def fact_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What `facts` reads of `record` (and nothing else)."""
+    out = {name: record.get(name) for name in FACT_FIELDS}
+    data = record.get("data") or {}
+    out["data"] = {name: data[name] for name in FACT_DATA_FIELDS if name in data}
+    return out
+
+
+def bears_on_facts(record: dict[str, Any]) -> bool:
+    """Whether `facts` reads anything of `record`: a record of another type that names no
+    unit and states no promised date changes nothing, wherever it stands in the order."""
+    data = record.get("data") or {}
+    return (
+        record.get("type") in FACT_TYPES
+        or bool(record.get("unit_id"))
+        or isinstance(data.get("promised_at"), str)
+    )
+
+
+def folded(
+    known: list[dict[str, Any]], records: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The summaries of a dossier's records once `records` are folded into `known` (a record
+    is immutable: one already known, by id, is left as it is), in order of occurrence; None
+    when nothing changes (every record known already, or bearing on nothing)."""
+    have = {str(s["_id"]) for s in known}
+    new = {
+        str(r["_id"]): fact_summary(r)
+        for r in records
+        if str(r["_id"]) not in have and bears_on_facts(r)
+    }
+    if not new:
+        return None
+    return sorted([*known, *new.values()], key=occurrence_key)
+
+
+def facts_document(
+    code: str, summaries: list[dict[str, Any]], calendar: WorkingCalendar, version: int
+) -> dict[str, Any]:
+    """A dossier's `dossier_facts` document: `facts` of its summaries, and the version of the
+    summaries it was computed from."""
+    return {"_id": code, **asdict(facts(summaries, calendar)), "version": version}
+
+
+def facts_of_document(doc: dict[str, Any]) -> DossierFacts:
+    return DossierFacts(**{name: doc.get(name) for name in DossierFacts.__dataclass_fields__})
+
+
 def summarise(
     dossiers: dict[str, list[dict[str, Any]]],
     *,
@@ -95,12 +170,21 @@ def summarise(
     until: datetime,
     calendar: WorkingCalendar,
 ) -> list[dict[str, Any]]:
+    """One row per (procedure, unit) with anything received or decided in the period, from
+    each dossier's records (the reference the projection is checked against)."""
+    return summarise_facts(
+        (facts(records, calendar) for records in dossiers.values()), since=since, until=until
+    )
+
+
+def summarise_facts(
+    dossiers: Iterable[DossierFacts], *, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
     """One row per (procedure, unit) with anything received or decided in the period."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"received": 0, "decided": 0, "on_time": 0, "late": 0, "days": []}
     )
-    for records in dossiers.values():
-        f = facts(records, calendar)
+    for f in dossiers:
         key = (f.procedure_code or "", f.unit_id or "")
         if f.received_at is not None and since <= f.received_at < until:
             rows[key]["received"] += 1

@@ -15,9 +15,20 @@
 - `legacy_quarantine`: documents of the pre-ledger `events` collection that were no readable
   event, scrubbed of identifiers (see `handlers.recording.adopt_legacy`).
 - `leases`: who settles and seals, `_id` = `ledger-lease-<n>` (one winner per lease).
+- `dossier_fact_records`: per dossier (`_id` = its code), the summaries of its records that
+  bear on statistics (`statistics.fact_summary`) and a `version` each write is guarded on
+  (an insert for the first, then a conditional replace): the arbiter of two folds at once.
+- `dossier_facts`: the statistics projection, one small document per dossier (`_id` = its
+  code): `statistics.facts` of those summaries, and their version (written only over an
+  older one). Written by settling; read by the period's indexes (received_at, decided_at,
+  each also after unit_id and after procedure_code). Kept apart from the summaries, which
+  make a document ten times larger: a year's statistics read 10,000 of these.
+- `upgrades`: one document per one-off step over an old database (`_id` = its name), such
+  as building `dossier_facts` from the records stored before it existed.
 
-Two nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys` and
-`timerange.TimeRange`); the code stays correct on MongoDB 7.
+Five nx-27017 0.8.1 defects are worked around here (see `without_ids_in_compound_keys`,
+`timerange.TimeRange`, `store_reading.nested`, `put_facts` and `note_upgrade`); the code stays
+correct on MongoDB 7.
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ EPOCH = ledger.EPOCH
 QUARANTINE = "legacy_quarantine"
 LEGACY = "events"  # audit's collection before issue 6: events in full, identifiers in clear
 DUPLICATE_KEY = 11000
+FACTS = "dossier_facts"
+FACT_SOURCES = "dossier_fact_records"
+UPGRADES = "upgrades"
 
 # Every query audit sends, and the index that serves it:
 # - records: timeline (dossier_code), search by each filter then (time, _id) for the cursor's
@@ -50,7 +64,10 @@ DUPLICATE_KEY = 11000
 # - chain: a dossier's links (dossier_code, seq), a record's link (record_id), a seal's links
 #   (settled_at, _id);
 # - seals: the seal over a link (period_end), the last and all in order (`_id`);
-# - leases: old leases dropped (claimed_at); heads and quarantine: by `_id` only.
+# - leases: old leases dropped (claimed_at); heads, quarantine and upgrades: by `_id` only;
+# - dossier_fact_records: by `_id`; dossier_facts: by `_id` (settling), and statistics by
+#   the period on received_at or decided_at, alone or after unit_id or procedure_code (the
+#   console's unit and procedure).
 _SEARCHED = ("dossier_code", "type", "actor", "procedure_code", "unit_id", "applicant_id_hmac")
 INDEXES: Indexes = {
     "records": [
@@ -66,6 +83,17 @@ INDEXES: Indexes = {
     "heads": [],
     "seals": [IndexModel([("period_end", 1)])],
     "leases": [IndexModel([("claimed_at", 1)])],
+    FACTS: [
+        IndexModel([("received_at", 1)]),
+        IndexModel([("decided_at", 1)]),
+        *(
+            IndexModel([(first, 1), (period, 1)])
+            for first in ("unit_id", "procedure_code")
+            for period in ("received_at", "decided_at")
+        ),
+    ],
+    FACT_SOURCES: [],
+    UPGRADES: [],
     QUARANTINE: [],
     LEGACY: [],
 }
@@ -158,6 +186,9 @@ class AuditStore(HistoryReader):
         self.heads = db["heads"]
         self.seals = db["seals"]
         self.leases = db["leases"]
+        self.facts = db[FACTS]
+        self.fact_sources = db[FACT_SOURCES]
+        self.upgrades = db[UPGRADES]
 
     async def setup(self) -> None:
         await create_indexes(self.records.database)
@@ -292,6 +323,81 @@ class AuditStore(HistoryReader):
         ids = list(ids)
         if ids:
             await self.pending.delete_many({"_id": {"$in": ids}})
+
+    # --- the statistics projection (by key) -----------------------------------------------
+
+    async def fact_records(self, codes: list[str]) -> dict[str, Document]:
+        """The summaries documents of these dossiers (those that have one), by `_id`."""
+        if not codes:
+            return {}
+        cursor = self.fact_sources.find({"_id": {"$in": codes}})
+        return {str(d["_id"]): d async for d in cursor}
+
+    async def insert_fact_records(self, docs: list[Document]) -> set[str]:
+        """Insert first summaries documents in one round trip; the codes of those that
+        another writer inserted first (a duplicate `_id`: re-read and fold again)."""
+        if not docs:
+            return set()
+        try:
+            await self.fact_sources.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
+            return {str(docs[int(e["index"])]["_id"]) for e in exc.details["writeErrors"]}
+        return set()
+
+    async def replace_fact_records(self, doc: Document, version: int) -> bool:
+        """Replace a dossier's summaries if they are still at `version` (an isolated
+        conditional replace: of two writers who read the same version, one wins)."""
+        done = await self.fact_sources.replace_one({"_id": doc["_id"], "version": version}, doc)
+        return done.matched_count == 1
+
+    async def put_facts(self, docs: list[Document]) -> None:
+        """Write dossiers' facts, each only over an older version: a conditional replace of
+        each (one round trip a dossier), and the first ones (version 0, or none there) in one
+        unordered insert, where a duplicate is a version as new or newer, left as it is.
+
+        No upsert: nx-27017 0.8.1 inserts a replacement upsert under a new ObjectId instead
+        of the filter's `_id` (and where MongoDB would refuse it as a duplicate)."""
+        first = [d for d in docs if d["version"] == 0]
+        for doc in docs:
+            if doc["version"] != 0:
+                older = {"_id": doc["_id"], "version": {"$lt": doc["version"]}}
+                if (await self.facts.replace_one(older, doc)).matched_count == 0:
+                    first.append(doc)
+        if not first:
+            return
+        try:
+            await self.facts.insert_many(first, ordered=False)
+        except BulkWriteError as exc:
+            if not insert_errors_are_duplicates(exc):
+                raise
+
+    async def upgrade_state(self, name: str) -> Document | None:
+        return await self.upgrades.find_one({"_id": name})
+
+    async def note_upgrade(self, name: str, **fields: object) -> None:
+        """Set `fields` on the upgrade step's document (created if none): read, then insert
+        or replace it whole.
+
+        Not `$set`: nx-27017 0.8.1 writes a datetime `$set` on an existing document as a
+        string, and `True` as 1."""
+        for _ in range(3):
+            held = await self.upgrades.find_one({"_id": name})
+            doc = {**(held or {"_id": name}), **fields}
+            if held is not None:
+                await self.upgrades.replace_one({"_id": name}, doc)
+                return
+            try:
+                await self.upgrades.insert_one(doc)
+            except DuplicateKeyError:
+                continue  # another process noted it first: merge into theirs
+            return
+
+    async def has_records(self) -> bool:
+        """Whether any record is stored (the oldest by time: sorted on its index, limit 1)."""
+        cursor = self.records.find({}, {"_id": 1}).sort("time", 1).limit(1)
+        return bool([d async for d in cursor])
 
     # --- seals and leases ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.audit.domain import occurrence_key
 from services.audit.ledger import EPOCH
+from services.audit.statistics import FACT_DATA_FIELDS, FACT_FIELDS
 from services.audit.timerange import TimeRange
 from shared.storage import Document
 
@@ -20,27 +21,37 @@ STATISTICS_FIELDS = {
     name: 1
     for name in (
         "dossier_code",
-        "type",
-        "time",
-        "procedure_code",
-        "unit_id",
-        *(
-            f"data.{field}"
-            for field in (
-                "received_at",
-                "submitted_at",
-                "requested_at",
-                "supplemented_at",
-                "decided_at",
-                "promised_at",
-            )
-        ),
+        *FACT_FIELDS,
+        *(f"data.{field}" for field in FACT_DATA_FIELDS),
     )
 }
 
 
+def nested(doc: Document) -> Document:
+    """`doc` with the fields of a projection on dotted paths nested, as MongoDB returns them.
+
+    nx-27017 0.8.1 defect: a projection `{"data.received_at": 1}` comes back as a top-level
+    key `"data.received_at"`, not as `{"data": {"received_at": ...}}`, so the statistics read
+    from records lost every date of the events' data (nothing was received, nothing on time).
+    On MongoDB no key holds a dot and `doc` is returned as it is."""
+    if not any("." in key for key in doc):
+        return doc
+    out: Document = {}
+    for key, value in doc.items():
+        *path, last = key.split(".")
+        at = out
+        for part in path:
+            at = at.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(at.get(last), dict):
+            at[last].update(value)
+        else:
+            at[last] = value
+    return out
+
+
 class HistoryReader:
     records: AsyncCollection[Document]
+    facts: AsyncCollection[Document]
     pending: AsyncCollection[Document]
     chain: AsyncCollection[Document]
     seals: AsyncCollection[Document]
@@ -88,12 +99,16 @@ class HistoryReader:
         return {d["_id"]: d async for d in self.pending.find(window.query())}
 
     async def grouped(
-        self, collection: AsyncCollection[Document], then: str, page: int = 1000
+        self,
+        collection: AsyncCollection[Document],
+        then: str,
+        page: int = 1000,
+        after: str | None = None,
     ) -> AsyncIterator[tuple[str, list[Document]]]:
-        """(dossier code, its documents ordered by `then`) for every dossier, in code order,
-        read `page` documents at a time on the index by dossier code (a dossier is read whole:
-        one longer than a page on its own)."""
-        last: str | None = None
+        """(dossier code, its documents ordered by `then`) for every dossier (after `after`),
+        in code order, read `page` documents at a time on the index by dossier code (a dossier
+        is read whole: one longer than a page on its own)."""
+        last = after
         while True:
             query = {"dossier_code": {"$gt": last} if last is not None else {"$gte": ""}}
             cursor = collection.find(query).sort("dossier_code", 1).limit(page)
@@ -113,8 +128,10 @@ class HistoryReader:
                 return
             last = codes[-1]
 
-    def grouped_records(self) -> AsyncIterator[tuple[str, list[Document]]]:
-        return self.grouped(self.records, "_id")
+    def grouped_records(
+        self, after: str | None = None
+    ) -> AsyncIterator[tuple[str, list[Document]]]:
+        return self.grouped(self.records, "_id", after=after)
 
     def grouped_links(self) -> AsyncIterator[tuple[str, list[Document]]]:
         return self.grouped(self.chain, "seq")
@@ -188,7 +205,7 @@ class HistoryReader:
     async def dossiers_records(self, codes: list[str]) -> list[Document]:
         """The records of these dossiers, with only what statistics read."""
         query = {"dossier_code": {"$in": codes}}
-        return [d async for d in self.records.find(query, STATISTICS_FIELDS)]
+        return [nested(d) async for d in self.records.find(query, STATISTICS_FIELDS)]
 
     async def codes_with(self, types: list[str], since: datetime, until: datetime) -> set[str]:
         """The dossiers with a record of one of `types` stamped in [since, until)."""
@@ -198,3 +215,25 @@ class HistoryReader:
         return {
             d["dossier_code"] async for d in self.records.find(query, projection) if window.holds(d)
         }
+
+    async def facts_in(
+        self,
+        field: str,
+        since: datetime,
+        until: datetime,
+        *,
+        unit_id: str | None = None,
+        procedure_code: str | None = None,
+    ) -> list[Document]:
+        """The `dossier_facts` of the dossiers whose `field` (received_at or decided_at) is in
+        [since, until), of one unit or procedure if asked: one query on the index by `field`,
+        or by (unit_id, `field`), or by (procedure_code, `field`)."""
+        window = TimeRange(field, since=since, until=until)
+        query: dict[str, Any] = {
+            name: value
+            for name, value in (("unit_id", unit_id), ("procedure_code", procedure_code))
+            if value is not None
+        }
+        # Read whole: the documents are small, and a projection costs nx-27017 more.
+        cursor = self.facts.find({**query, **window.query()})
+        return [d async for d in cursor if window.holds(d)]

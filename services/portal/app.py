@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from services.portal import (
     admin,
+    console,
     desk,
     headers,
     i18n,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     pages.router,
     signin.router,
+    console.router,
     supervision.router,
     admin.router,
     desk.router,

@@ -13,8 +13,11 @@ from services.review.access import Position, Scope
 from services.review.deadlines import Firing
 from services.review.domain import Task
 from services.review.roster import Officer, Roster, Unit
+from services.review.stages import StageCount
 from services.review.steps import Decision
 from shared.contracts import Event
+
+__all__ = ["Directory", "Publish", "QueueFilter", "StageCount", "Tasks"]
 
 Publish = Callable[[list[Event]], Awaitable[list[Event]]]
 """Publish stored events with confirms (and forget their outbox pointers); returns them."""
@@ -32,15 +35,6 @@ class QueueFilter:
     stage: str | None = None
     ward_code: str | None = None
     soon_by: datetime | None = None  # due soon by then (see stages.py)
-
-
-@dataclass(frozen=True)
-class StageCount:
-    """How many open tasks a stage holds, and how many of them are overdue or due soon."""
-
-    total: int = 0
-    overdue: int = 0
-    due_soon: int = 0
 
 
 class Tasks(Protocol):

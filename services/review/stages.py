@@ -88,6 +88,22 @@ def timeliness(task: Task, now: datetime) -> Timeliness | None:
 
 
 @dataclass(frozen=True)
+class StageCount:
+    """How many open tasks a stage holds, and how many of them are overdue or due soon."""
+
+    total: int = 0
+    overdue: int = 0
+    due_soon: int = 0
+
+
+def stage_count(total: int, near: list[datetime], now: datetime) -> StageCount:
+    """A stage's count: its `total` open tasks, and of the deadlines of those past their
+    due-soon moment (`near`), the ones passed (overdue) and the others (due soon)."""
+    overdue = sum(1 for due in near if due < now)
+    return StageCount(total, overdue, len(near) - overdue)
+
+
+@dataclass(frozen=True)
 class TimeLeft:
     """Working time to the step's deadline, in the shared calendar: `working_hours` is signed
     (negative once overdue); `days` and `hours` split its size into 8-hour working days."""

@@ -1,4 +1,4 @@
-"""Two nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
+"""Five nx-27017 0.8.1 defects that audit's adapter works around, each shown on the server
 (so that the day a new nx-27017 fixes it, this says the workaround can go) and shown not to
 reach audit."""
 
@@ -107,3 +107,80 @@ async def test_nx_27017_defect_a_unique_index_over_a_non_unique_one_is_not_made(
     await db["chain"].insert_one({"_id": "D#0", "record_id": "r"})
     with pytest.raises(DuplicateKeyError):
         await db["chain"].insert_one({"_id": "D#1", "record_id": "r"})
+
+
+async def test_nx_27017_defect_a_projection_on_a_dotted_path_comes_back_flat(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `find(..., {"data.received_at": 1})` returns the key
+    `"data.received_at"` at the top of the document, not `{"data": {"received_at": ...}}`,
+    so the statistics folded from records lost every date of the events' data (nothing
+    received, nothing on time). Audit nests such keys back (`store_reading.nested`)."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe_projection"]
+        await probe.insert_one({"_id": "a", "data": {"received_at": "x", "other": 1}})
+        got = await probe.find_one({"_id": "a"}, {"data.received_at": 1})
+        assert got == {"_id": "a", "data.received_at": "x"}
+    store = AuditStore(db)
+    await store.setup()
+    batcher = Batcher(partial(store.insert_records, hmac_key=KEY), size=8, wait=0.01)
+    clock = lambda: T0 + timedelta(hours=1)  # noqa: E731
+    await asyncio.gather(
+        *(
+            handlers.record(e, batcher=batcher, hmac_key=KEY, clock=clock)
+            for e in dossier_events("N3")
+        )
+    )
+    [decided] = [r for r in await store.dossiers_records(["N3"]) if r["type"] == "dossier.approved"]
+    assert "decided_at" in decided["data"] and not any("." in k for k in decided)
+
+
+async def test_nx_27017_defect_a_guarded_upsert_does_not_insert_under_the_filter_s_id(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `replace_one({"_id": k, "version": {"$lt": v}}, doc, upsert=True)`
+    that matches nothing inserts `doc` under a new ObjectId, where MongoDB inserts it under
+    `k` (or refuses it as a duplicate when `k` is there, at a newer version). Audit writes a
+    dossier's facts without upserts (`AuditStore.put_facts`): a conditional replace, then an
+    insert whose duplicate is the newer version."""
+    db = mongo[isolation.database("audit")]
+    if await is_nx_27017(db):
+        probe = db["probe_upsert"]
+        await probe.replace_one({"_id": "k", "version": {"$lt": 1}}, {"version": 1}, upsert=True)
+        assert await probe.find_one({"_id": "k"}) is None
+        assert await probe.count_documents({"version": 1}) == 1
+    store = AuditStore(db)
+    await store.setup()
+    at = T0.replace(microsecond=0)
+    facts = {"_id": "F1", "received_at": at, "decided_at": None, "version": 1}
+    await store.put_facts([facts])  # none there yet: inserted under its code
+    await store.put_facts([{**facts, "version": 0, "received_at": None}])  # older: left
+    assert await store.facts.find_one({"_id": "F1"}) == facts
+    assert [d["_id"] async for d in store.facts.find({"received_at": {"$gte": at}})] == ["F1"]
+
+
+async def test_nx_27017_defect_a_set_on_an_existing_document_writes_datetimes_as_strings(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """nx-27017 defect: `update_one({"_id": k}, {"$set": {"at": datetime, "done": True}})` on
+    an existing document stores `at` as the string "2026-11-02 01:00:00" and `done` as 1.
+    Audit notes its upgrade steps by replacing the whole document (`note_upgrade`)."""
+    db = mongo[isolation.database("audit")]
+    at = T0.replace(microsecond=0)
+    if await is_nx_27017(db):
+        probe = db["probe_set"]
+        await probe.insert_one({"_id": "k"})
+        await probe.update_one({"_id": "k"}, {"$set": {"at": at, "done": True}})
+        got = await probe.find_one({"_id": "k"})
+        assert got is not None and isinstance(got["at"], str) and got["done"] is not True
+    store = AuditStore(db)
+    await store.setup()
+    await store.note_upgrade("step", done=False, started_at=at)
+    await store.note_upgrade("step", done=True, finished_at=at)
+    assert await store.upgrade_state("step") == {
+        "_id": "step",
+        "done": True,
+        "started_at": at,
+        "finished_at": at,
+    }

@@ -25,11 +25,14 @@ from tests.factories import T0, dossier_events
 pytestmark = pytest.mark.integration
 KEY = b"k"
 GRACE = timedelta(seconds=5)
-# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 8 to
+# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 11 to
 # settle it (due markers, last seal, records by id, links by record id, heads by id, links
-# inserted, head moved, markers dropped).
+# inserted, head moved, its dossier's statistics: the summaries read by id and saved, the
+# facts written; markers dropped); 8 for an event that bears on no statistics fact (a
+# notification's).
 RECORD_BUDGET = 2
-SETTLE_BUDGET = 8
+SETTLE_BUDGET = 11
+FACTS_COST = 3
 
 
 class Commands(monitoring.CommandListener):
@@ -100,13 +103,21 @@ async def test_an_event_and_its_link_cost_the_same_few_round_trips_however_long_
         assert len(settled) <= SETTLE_BUDGET, settled
         costs.append(len(recorded) + len(settled))
     # Every read of history names a key; the tail is read on its index.
-    served_by = {"records": "_id", "heads": "_id", "chain": "record_id", "pending": "recorded_at"}
+    served_by = {
+        "records": "_id",
+        "heads": "_id",
+        "chain": "record_id",
+        "pending": "recorded_at",
+        "dossier_fact_records": "_id",
+    }
     for collection, fields in commands.filters:
         if collection == "seals":  # the last seal: sorted by `_id`, limit 1
             continue
         assert served_by[collection] in fields, (collection, fields)
     assert len(await store.links(code)) == 60
-    assert set(costs) == {RECORD_BUDGET + SETTLE_BUDGET}  # the 1st link costs the 60th's
+    # The 1st link costs the 60th's; a notification's skips the facts.
+    full = RECORD_BUDGET + SETTLE_BUDGET
+    assert Counter(costs) == {full: 48, full - FACTS_COST: 12}, costs
     assert await handlers.verify_dossier(code, store=store, hmac_key=KEY) is None
 
 
@@ -126,8 +137,11 @@ async def test_a_batch_of_dossiers_settles_in_a_round_trip_count_fixed_per_dossi
     )
     assert settled == 50
     sent = Counter(commands.take())
-    # Six for the round, two per dossier (its links, its head).
-    assert sum(sent.values()) == 6 + 2 * 10, sent
+    # Nine for the round (the new dossiers' summaries read together and inserted together,
+    # their facts written together), two per dossier (its links, its head).
+    assert sum(sent.values()) == 9 + 2 * 10, sent
+    assert sent[("find", "dossier_fact_records")] == 1
+    assert sent[("insert", "dossier_fact_records")] == 1 and sent[("insert", "dossier_facts")] == 1
     assert sent[("insert", "chain")] == 10 and sent[("update", "heads")] == 0
     assert sent[("insert", "heads")] == 10  # first links: the heads are created
 

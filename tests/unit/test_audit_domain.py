@@ -427,8 +427,9 @@ async def test_a_record_is_written_only_once_its_marker_is_and_failures_are_by_i
         for i in range(4)
     ]
     pending, stored = RefusingCollection({1}), RefusingCollection({2})
-    db = {"pending": pending, "records": stored} | dict.fromkeys(("chain", "heads", "seals"))
-    db["leases"] = None
+    others = ["chain", "heads", "seals", "leases", "dossier_facts", "dossier_fact_records"]
+    others.append("upgrades")
+    db = {"pending": pending, "records": stored} | dict.fromkeys(others)
     store = AuditStore(cast(Any, db))
     with pytest.raises(PartialWrite) as failure:
         await store.insert_records(records, hmac_key=KEY)

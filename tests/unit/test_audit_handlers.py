@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,9 @@ class FakeAudit:
         self.leases: dict[int, dict[str, Any]] = {}
         self.legacy: dict[str, dict[str, Any]] = {}
         self.quarantined: list[dict[str, Any]] = []
+        self.facts: dict[str, dict[str, Any]] = {}
+        self.fact_sources: dict[str, dict[str, Any]] = {}
+        self.upgrades: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
     # recording
@@ -139,6 +143,57 @@ class FakeAudit:
     async def first_link_settled(self, after: datetime, until: datetime) -> Link | None:
         return next(iter(await self.links_settled(after, until)), None)
 
+    # the statistics projection (documents copied in and out, as a database would)
+    async def fact_records(self, codes: list[str]) -> dict[str, dict[str, Any]]:
+        self.calls.append("fact_records")
+        return {c: copy.deepcopy(self.fact_sources[c]) for c in codes if c in self.fact_sources}
+
+    async def insert_fact_records(self, docs: list[dict[str, Any]]) -> set[str]:
+        taken = {str(d["_id"]) for d in docs if d["_id"] in self.fact_sources}
+        for doc in docs:
+            self.fact_sources.setdefault(doc["_id"], copy.deepcopy(doc))
+        return taken
+
+    async def replace_fact_records(self, doc: dict[str, Any], version: int) -> bool:
+        held = self.fact_sources.get(doc["_id"])
+        if held is None or held["version"] != version:
+            return False
+        self.fact_sources[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def put_facts(self, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            held = self.facts.get(doc["_id"])
+            if held is None or held["version"] < doc["version"]:
+                self.facts[doc["_id"]] = copy.deepcopy(doc)
+
+    async def facts_in(
+        self,
+        field: str,
+        since: datetime,
+        until: datetime,
+        *,
+        unit_id: str | None = None,
+        procedure_code: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(d)
+            for d in self.facts.values()
+            if d.get(field) is not None
+            and since <= d[field] < until
+            and unit_id in (None, d["unit_id"])
+            and procedure_code in (None, d["procedure_code"])
+        ]
+
+    async def upgrade_state(self, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.upgrades.get(name))
+
+    async def note_upgrade(self, name: str, **fields: object) -> None:
+        self.upgrades.setdefault(name, {"_id": name}).update(fields)
+
+    async def has_records(self) -> bool:
+        return bool(self.records)
+
     # leases
     async def claim_lease(self, n: int, holder: str, now: datetime) -> bool:
         held = self.leases.setdefault(n, {"n": n, "holder": holder, "claimed_at": now})
@@ -185,8 +240,9 @@ class FakeAudit:
         for code in sorted({d["dossier_code"] for d in docs if d.get("dossier_code")}):
             yield code, [d for d in docs if d.get("dossier_code") == code]
 
-    def grouped_records(self) -> AsyncIterator[tuple[str, list[Record]]]:
-        return self._grouped(list(self.records.values()))
+    def grouped_records(self, after: str | None = None) -> AsyncIterator[tuple[str, list[Record]]]:
+        records = [r for r in self.records.values() if after is None or r["dossier_code"] > after]
+        return self._grouped(records)
 
     def grouped_links(self) -> AsyncIterator[tuple[str, list[Link]]]:
         return self._grouped(sorted(self.chain.values(), key=lambda lk: int(lk["seq"])))
@@ -310,7 +366,7 @@ async def test_settle_reads_records_once_per_round_whatever_the_chain_length() -
         await recorded(store, [f"D{i}"])
     store.calls.clear()
     assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 20
-    assert store.calls == ["records_by_id"]
+    assert store.calls == ["records_by_id", "fact_records"]  # and the facts, once for all
 
 
 async def test_settle_leaves_a_record_edited_while_waiting_and_drops_lost_markers() -> None:
@@ -482,6 +538,22 @@ async def test_the_lease_has_one_holder_and_is_taken_over_after_its_ttl() -> Non
     assert {d["holder"] for d in store.leases.values()} == {"a", "b"}
 
 
+def keeper(store: FakeAudit, **settings: Any) -> asyncio.Task[None]:
+    """The ledger keeper of process "a" on `store`, running, settling every 10 ms."""
+    return asyncio.create_task(
+        handlers.keep_ledger(
+            store=store,
+            key=Ed25519PrivateKey.generate(),
+            clock=utcnow,
+            settle_every=0.01,
+            hmac_key=KEY,
+            margin=timedelta(0),
+            holder="a",
+            **settings,
+        )
+    )
+
+
 async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> None:
     """Woken by its own process's writes, it settles once their grace window has passed and
     then seals; with nothing settled it never seals, and between lease renewals (an hour
@@ -489,21 +561,7 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
     store = FakeAudit()
     grace = timedelta(milliseconds=200)
     wakeup = handlers.Wakeup()
-    task = asyncio.create_task(
-        handlers.keep_ledger(
-            store=store,
-            key=Ed25519PrivateKey.generate(),
-            clock=utcnow,
-            grace=grace,
-            settle_every=0.01,
-            seal_every=0.05,
-            hmac_key=KEY,
-            lease_ttl=3 * 3600,
-            margin=timedelta(0),
-            holder="a",
-            wakeup=wakeup,
-        )
-    )
+    task = keeper(store, grace=grace, seal_every=0.05, lease_ttl=3 * 3600, wakeup=wakeup)
     try:
         await asyncio.sleep(0.3)
         assert not store.seals  # nothing settled: no seal
@@ -518,7 +576,40 @@ async def test_the_keeper_settles_when_due_and_seals_only_what_was_settled() -> 
             if store.seals:
                 break
         assert len(store.chain) == 5 and store.seals[0]["count"] == 5
-        assert store.calls == ["records_by_id"]  # one settling round
+        assert store.calls == ["records_by_id", "fact_records"]  # one settling round
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_marker_left_pending_is_not_settled_again_at_every_lease_renewal() -> None:
+    """A round that leaves a due marker behind (here a record edited while it waited: never
+    chained) does not make every lease renewal a settling round: renewals look only for
+    markers recorded since, which another process's records still are."""
+    store = FakeAudit()
+    grace = timedelta(milliseconds=50)
+    await recorded(store, ["D1"], at=utcnow() - timedelta(seconds=1))
+    edited = next(iter(store.records))
+    store.records[edited] = dict(store.records[edited], actor="o9")
+    task = keeper(store, grace=grace, seal_every=3600, lease_ttl=0.15)  # renewed every 50 ms
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(store.chain) == 4:
+                break
+        assert set(store.pending) == {edited}
+        store.calls.clear()
+        renewals = len(store.leases)
+        await asyncio.sleep(0.6)
+        assert len(store.leases) - renewals >= 5
+        assert store.calls == []  # no settling round for the marker left
+        # Records another audit process writes (no wakeup here) are found at a renewal.
+        await recorded(store, ["D2"], at=utcnow())
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(store.chain) == 9:
+                break
+        assert len(store.chain) == 9 and set(store.pending) == {edited}
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -602,7 +693,14 @@ async def test_timeline_export_and_statistics_read_what_was_recorded() -> None:
         r["_id"] async for r in reading.export(T0, T0 + timedelta(days=1), store=store, page=2)
     ]
     assert len(exported) == 5
-    rows = await reading.statistics(
-        T0 - timedelta(days=1), T0 + timedelta(days=30), store=store, calendar=WorkingCalendar()
-    )
+    period = (T0 - timedelta(days=1), T0 + timedelta(days=30))
+    assert await reading.statistics(*period, store=store) == []  # not settled yet
+    assert await handlers.settle(store=store, now=LATER, grace=GRACE, hmac_key=KEY) == 5
+    rows = await reading.statistics(*period, store=store)
     assert [(r["received"], r["decided"]) for r in rows] == [(1, 1)]
+    assert rows == await reading.statistics_from_records(
+        *period, store=store, calendar=WorkingCalendar()
+    )
+    assert await reading.statistics(*period, store=store, unit_id="U") == rows
+    assert await reading.statistics(*period, store=store, unit_id="U9") == []
+    assert await reading.statistics(*period, store=store, procedure_code="1.004194") == rows

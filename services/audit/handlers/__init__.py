@@ -1,9 +1,17 @@
 """Audit's use cases, one module each: record (`recording`), settle (`settling`), seal
 (`sealing`), the ledger keeper that runs them (`keeper`), verify (`verifying`), and read:
-timeline, search, export, statistics (`reading`). Each depends on the ports it needs
+timeline, search, export, statistics (`reading`), and the statistics projection
+(`projecting`). Each depends on the ports it needs
 (`services.audit.ports`), never on the MongoDB adapter."""
 
 from services.audit.handlers.keeper import LEASES_KEPT, LedgerLease, Wakeup, keep_ledger
+from services.audit.handlers.projecting import (
+    Projection,
+    build_facts,
+    facts_to_build,
+    fold_facts,
+    keep_building_facts,
+)
 from services.audit.handlers.recording import LEGACY_PAGE, adopt_legacy, record, record_of
 from services.audit.handlers.sealing import seal
 from services.audit.handlers.settling import ORPHAN_AGE, settle
@@ -23,11 +31,16 @@ __all__ = [
     "LEGACY_PAGE",
     "ORPHAN_AGE",
     "LedgerLease",
+    "Projection",
     "UnknownDossier",
     "Wakeup",
     "adopt_legacy",
+    "build_facts",
     "check_seal",
     "check_seals",
+    "facts_to_build",
+    "fold_facts",
+    "keep_building_facts",
     "keep_ledger",
     "proof",
     "record",

@@ -11,7 +11,9 @@ When it wakes: when this process has written records (in-process, at their due m
 earliest pending marker's due moment (read from the index on `recorded_at`), at the seal
 interval when something was settled since the last seal, and otherwise at each lease renewal
 (a third of the takeover window), where one indexed query also picks up records that another
-audit process wrote. Idle, the holder sends two commands per renewal, the others one.
+audit process wrote. Idle, the holder sends two commands per renewal, the others one; due
+markers a round could not settle (a forged record, one whose record never came) are tried
+again when new records are due, or every `STUCK_RETRY`, not at each renewal.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from services.audit.handlers.sealing import seal
 from services.audit.handlers.settling import settle
 from services.audit.ledger import EPOCH
 from services.audit.ports import Keeper, Leases
+from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
 LEASES_KEPT = timedelta(days=1)  # old ledger leases are deleted after a seal,
 LEASE_SWEEP = 200  # and every 200 leases (about an hour of renewals, with no seal)
+STUCK_RETRY = 600.0  # seconds between rounds over markers a round left (none new: idle)
 
 
 class LedgerLease:
@@ -125,6 +129,7 @@ async def keep_ledger(
     margin: timedelta,
     holder: str | None = None,
     wakeup: Wakeup | None = None,
+    calendar: WorkingCalendar | None = None,
 ) -> None:
     """While this process holds the ledger lease, settle what is due (at most every
     `settle_every` seconds) and seal every `seal_every` (counted from the last seal, whoever
@@ -136,6 +141,11 @@ async def keep_ledger(
     last_sealed: datetime | None = None  # sealed_at of the last seal (None: not read yet)
     unsealed: bool | None = None  # whether links were settled since it (None: not known)
     due: datetime | None = None  # the earliest moment known records are due
+    # The cutoff of the last round that left due markers pending (forged or edited records,
+    # records not written yet, failing dossiers): until `STUCK_RETRY` later, a lease renewal
+    # looks only for markers recorded after it, instead of settling those again each time.
+    stuck: datetime | None = None
+    stuck_until = 0.0
     was_holder = False
     while True:
         delay = lease.ttl / 3
@@ -150,10 +160,19 @@ async def keep_ledger(
                 now = clock()
                 if lease.polled or (due is not None and due <= now):
                     # One indexed look at the tail; settle only when something is due.
-                    earliest = await store.next_due(None)
+                    polled_only = lease.polled and (due is None or due > now)
+                    skip = stuck if polled_only and time.monotonic() < stuck_until else None
+                    earliest = await store.next_due(skip)
                     if earliest is not None and earliest <= now - grace:
-                        if await settle(store=store, now=now, grace=grace, hmac_key=hmac_key):
+                        settled = await settle(
+                            store=store, now=now, grace=grace, hmac_key=hmac_key, calendar=calendar
+                        )
+                        if settled:
                             unsealed = True
+                        if settled.left:
+                            stuck, stuck_until = now - grace, time.monotonic() + STUCK_RETRY
+                        else:
+                            stuck = None
                         earliest = await store.next_due(now - grace)  # left: wait for it
                     due = earliest + grace if earliest is not None else None
                 if last_sealed is None:

@@ -4,7 +4,11 @@ occurrence, after its dossier's chain head.
 Load → decide → save, in a fixed number of round trips whatever the chains' lengths: the due
 markers (the live tail, by index), the last seal, the records and their existing links (by
 key), the heads (by key); then per dossier its links (one ordered insert, one winner per place)
-and its head (a conditional update); then the markers dropped (by key)."""
+and its head (a conditional update); then the statistics facts of the dossiers whose records
+bear on them (`projecting.fold_facts`: one read by key, then one write per dossier, first
+documents together in one insert); then the markers dropped (by key). A marker is dropped only
+once its record is chained and folded: a crash in between leaves it, and the next round, which
+finds the record chained, folds it again (a fold is idempotent)."""
 
 from __future__ import annotations
 
@@ -13,20 +17,49 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from services.audit import ledger
-from services.audit.domain import ChainHead, Marker, head_after, settle_dossier, settled_time
-from services.audit.ports import Tail
+from services.audit.domain import (
+    ChainHead,
+    Marker,
+    Record,
+    head_after,
+    settle_dossier,
+    settled_time,
+)
+from services.audit.handlers.projecting import fold_facts
+from services.audit.ports import Settling, Tail
+from shared.calendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=1)
 
 
-async def settle(*, store: Tail, now: datetime, grace: timedelta, hmac_key: bytes) -> int:
-    """Chain every record received more than `grace` ago; how many links were added. A
-    record whose marker's MAC (under a key derived from `hmac_key`) does not hold for it is
-    not chained: it was forged or edited while waiting."""
+class Settled(int):
+    """How many links a round added, and (`left`) how many of its due markers it left
+    pending: forged or edited records, records not written yet, dossiers that failed."""
+
+    left: int
+
+    def __new__(cls, added: int, left: int = 0) -> Settled:
+        out = super().__new__(cls, added)
+        out.left = left
+        return out
+
+
+async def settle(
+    *,
+    store: Settling,
+    now: datetime,
+    grace: timedelta,
+    hmac_key: bytes,
+    calendar: WorkingCalendar | None = None,
+) -> Settled:
+    """Chain every record received more than `grace` ago, and fold it into its dossier's
+    statistics facts (under `calendar`: the default one when not given); how many links were
+    added. A record whose marker's MAC (under a key derived from `hmac_key`) does not hold for
+    it is not chained: it was forged or edited while waiting."""
     markers = await store.due_markers(now - grace)
     if not markers:
-        return 0
+        return Settled(0)
     by_dossier: dict[str, list[Marker]] = defaultdict(list)
     for marker in markers:
         by_dossier[str(marker["dossier_code"])].append(marker)
@@ -45,7 +78,8 @@ async def settle(*, store: Tail, now: datetime, grace: timedelta, hmac_key: byte
     # after ORPHAN_AGE its message was surely retried (and wrote both) or dead-lettered.
     orphan_cutoff = now - max(ORPHAN_AGE, grace * 10)
     key = ledger.marker_key(hmac_key)
-    added, drop = 0, []
+    added = 0
+    drop: dict[str, list[str]] = {}
     for code, mine in sorted(by_dossier.items()):
         try:
             head = heads.get(code)
@@ -67,13 +101,19 @@ async def settle(*, store: Tail, now: datetime, grace: timedelta, hmac_key: byte
                 if not await store.move_head(head, plan.head):
                     log.warning("the chain head of dossier %s moved under us", code)
                 added += len(plan.links)
-            drop += plan.drop
+            drop[code] = plan.drop
         except Exception:
             # One dossier's trouble (say, a value RFC 8785 cannot encode) must not hold up
             # the others: it is logged and tried again next round.
             log.exception("could not chain the records of dossier %s", code)
-    await store.drop_pending(drop)
-    return added
+    # The records chained (now or by an earlier round) whose markers go, folded first.
+    chained_now: dict[str, list[Record]] = {
+        code: [records[rid] for rid in ids if rid in records] for code, ids in drop.items()
+    }
+    unfolded = await fold_facts(chained_now, store=store, calendar=calendar or WorkingCalendar())
+    dropped = [rid for code, ids in drop.items() if code not in unfolded for rid in ids]
+    await store.drop_pending(dropped)
+    return Settled(added, len(markers) - len(dropped))
 
 
 async def _catch_up(store: Tail, head: ChainHead | None, code: str) -> None:
