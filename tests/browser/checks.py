@@ -10,6 +10,7 @@ keeps its real policy while axe runs and no context needs `bypass_csp`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -86,10 +87,14 @@ class Checker:
         return path
 
     async def assert_accessible(self, page: Page, name: str) -> list[Violation]:
-        """Screenshot the page, then fail on any serious or critical axe violation; the minor
-        and moderate ones are returned (for a test to look at, and the run to report)."""
+        """Screenshot the page, then fail on any serious or critical axe violation; every
+        violation found is kept beside the screenshot (`<name>.axe.json`) and returned."""
         await self.screenshot(page, name)
         violations = await axe_violations(page)
+        report = screenshot_path(self.test, name).with_suffix(".axe.json")
+        report.write_text(
+            json.dumps([v.__dict__ for v in violations], ensure_ascii=False, indent=1), "utf-8"
+        )
         blocking = [v for v in violations if v.impact in BLOCKING]
         assert not blocking, f"axe-core on {name} ({page.url}):\n" + "\n".join(
             f"  {v}" for v in blocking

@@ -25,7 +25,7 @@ from tools.devstack import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 FAILURES = ROOT / ".run" / "browser" / "failures"
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 20_000
 """Every Playwright action and wait (navigation included) fails after this long."""
 
 Screen = Literal["phone", "desk"]
