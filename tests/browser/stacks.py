@@ -64,7 +64,7 @@ def running_stack(
             try:
                 services.start_all()
                 services.start("portal", **(portal_env or {}))
-                services.wait_ready("portal")
+                services.wait_ready("portal", timeout=90)
                 yield Stack(services, mailbox, isolation)
             finally:
                 services.stop_all()
@@ -98,7 +98,8 @@ def console_stack(
     README tells an operator to."""
     port = free_port()
     client = portal_client(f"http://127.0.0.1:{port}", secret=PORTAL_SECRET)
-    with oidc_provider(roster_accounts(), [client]) as provider:
+    # Generous start-up bounds: seven engineers share two cores.
+    with oidc_provider(roster_accounts(), [client], startup_timeout=90) as provider:
         tokens = {
             "MOTCUA_JWT_ALGORITHM": "RS256",
             "MOTCUA_JWT_JWKS_URL": provider.jwks_url,
