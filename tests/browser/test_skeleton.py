@@ -1,0 +1,68 @@
+"""The console's pages that need no sign-in, on a phone and at a desk: accessible to axe-core,
+one h1 and a main landmark, a skip link that moves the focus, every control reached by Tab
+with a visible focus, and the Content-Security-Policy enforced (the `browsing` fixture fails
+the test on any violation the console reports)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.checks import Checker, assert_page_usable
+from tests.browser.conftest import Browsing, Screen
+from tests.browser.stacks import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest.mark.parametrize("screen", ["phone", "desk"])
+async def test_the_signed_out_home_page(
+    stack: Stack, browsing: Browsing, checker: Checker, screen: Screen
+) -> None:
+    page = await browsing.page(screen)
+    answer = await page.goto(stack.portal + "/")
+    assert answer is not None and answer.status == 200
+    assert "script-src 'self'" in (answer.headers.get("content-security-policy") or "")
+    assert await page.get_attribute("html", "lang") == "vi"
+    assert await page.locator("h1").inner_text() == "Hệ thống tiếp nhận và giải quyết hồ sơ"
+    stops = await assert_page_usable(checker, page, f"home-signed-out-{screen}")
+    assert [s.name.split(" ", 1)[1] for s in stops] == [
+        '"Bỏ qua, đến nội dung chính"',
+        '"Một cửa"',
+        '"Trang chủ"',
+        '"English"',
+        '"Đăng nhập"',
+        '"Đăng nhập"',
+    ]
+    # htmx is loaded from our own origin, so the CSP let it run.
+    assert await page.evaluate("() => typeof window.htmx") == "object"
+
+
+async def test_the_not_found_page(stack: Stack, browsing: Browsing, checker: Checker) -> None:
+    page = await browsing.page("phone")
+    answer = await page.goto(stack.portal + "/khong-co-trang-nay")
+    assert answer is not None and answer.status == 404
+    assert await page.locator("h1").inner_text() == "Không thực hiện được"
+    assert "Không tìm thấy trang này." in await page.locator("main").inner_text()
+    await assert_page_usable(checker, page, "not-found")
+
+
+async def test_the_english_switch_is_kept_until_switched_back(
+    stack: Stack, browsing: Browsing, checker: Checker
+) -> None:
+    page = await browsing.page("desk")
+    await page.goto(stack.portal + "/")
+    await page.get_by_role("link", name="English").click()
+    await page.wait_for_url("**/?lang=en")
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await page.locator("h1").inner_text() == "Receiving and deciding dossiers"
+    await assert_page_usable(checker, page, "home-english")
+
+    await page.goto(stack.portal + "/khong-co-trang-nay")  # the cookie keeps English
+    assert await page.get_attribute("html", "lang") == "en"
+    assert "There is no such page." in await page.locator("main").inner_text()
+    await checker.assert_accessible(page, "not-found-english")
+
+    await page.get_by_role("link", name="Tiếng Việt").click()
+    await page.wait_for_url("**/khong-co-trang-nay?lang=vi")
+    assert await page.get_attribute("html", "lang") == "vi"
+    assert await page.locator("h1").inner_text() == "Không thực hiện được"
