@@ -26,6 +26,7 @@ from services.portal import (
     session,
     signin,
     supervision,
+    uploads,
 )
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
@@ -43,6 +44,7 @@ ROUTERS: list[APIRouter] = [
     admin.router,
     desk.router,
     prints.router,
+    uploads.router,
 ]
 """The portal's pages; each feature adds its router here."""
 
