@@ -182,12 +182,17 @@
     }
   }, true);
 
-  document.addEventListener("DOMContentLoaded", function () {
+  function start() {
     if (typeof tus === "undefined" || !tus.isSupported) return;
     var meta = document.querySelector("meta[name=motcua-uploads]");
     try { texts = JSON.parse(meta ? meta.getAttribute("content") : "{}"); } catch (e) { texts = {}; }
     document.querySelectorAll("input[type=file][data-tus]").forEach(function (input) {
-      if (input.form) improve(input);
+      if (input.form && !input.dataset.tusReady) {
+        input.dataset.tusReady = "true";
+        improve(input);
+      }
     });
-  });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
