@@ -167,21 +167,27 @@ async def append(request: Request, upload_id: str, uploads: Wired, _: Checked) -
     lock = uploads.locks.setdefault(upload.id, asyncio.Lock())
     if lock.locked():  # the request cut off a moment ago is still being written
         raise TusRefused(409, "busy")
-    async with lock:
-        at = _offset(uploads, upload)
-        if _integer(request.headers.get("upload-offset")) != at:
-            raise TusRefused(409, "offset", offset=at)
-        try:
-            at = await uploads.store.append(upload, request.stream())
-        except TooLong as exc:
-            raise TusRefused(413, "too_long") from exc
-        except ClientDisconnect:
-            return Response(status_code=204, headers=_base())  # nobody reads it: kept so far
-        if at == upload.length and upload.attachment is None:
-            upload = await _send(request, uploads, upload)
-            if upload.refused is not None:
-                return _refusal(upload.refused)
-    uploads.locks.pop(upload.id, None)
+    try:
+        async with lock:
+            return await _append(request, uploads, upload)
+    finally:
+        uploads.locks.pop(upload.id, None)
+
+
+async def _append(request: Request, uploads: Uploads, upload: Upload) -> Response:
+    at = _offset(uploads, upload)
+    if _integer(request.headers.get("upload-offset")) != at:
+        raise TusRefused(409, "offset", offset=at)
+    try:
+        at = await uploads.store.append(upload, request.stream())
+    except TooLong as exc:
+        raise TusRefused(413, "too_long") from exc
+    except ClientDisconnect:
+        return Response(status_code=204, headers=_base())  # nobody reads it: kept so far
+    if at == upload.length and upload.attachment is None:
+        upload = await _send(request, uploads, upload)
+        if upload.refused is not None:
+            return _refusal(upload.refused)
     return Response(status_code=204, headers={**_base(), "Upload-Offset": str(at)})
 
 
