@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from benchmarks import history, probes
 from benchmarks.journeys import (
@@ -707,7 +708,9 @@ def main(argv: list[str] | None = None) -> int:
         with infrastructure(args) as (amqp_url, mongodb_url, database, pid):
             bench = Bench(args, amqp_url, mongodb_url, database, prefix, pid)
             try:
-                asyncio.run(asyncio.wait_for(bench.run(), args.timeout))
+                # The client on uvloop too, as uvicorn runs the services: less of the machine
+                # goes to driving the load.
+                uvloop.run(asyncio.wait_for(bench.run(), args.timeout))
             except TimeoutError:
                 out(f"**stopped: --timeout {args.timeout:.0f} s reached**")
                 return 2

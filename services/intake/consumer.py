@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from services.intake import handlers
+from services.intake import handlers, sms
 from services.intake.domain import DomainError
 from services.intake.ports import Dossiers
 from services.intake.status import STATUS_OF_EVENT
-from shared.contracts import DossierReassigned, Event
+from shared.contracts import DossierReassigned, Event, SmsStatusRequested
 from shared.messaging import PermanentFailure
 
 Handler = Callable[[Event, Dossiers], Awaitable[None]]
@@ -31,6 +31,7 @@ async def _record_holder(event: Event, dossiers: Dossiers) -> None:
 HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(STATUS_OF_EVENT, _record_step),
     DossierReassigned.event_type: _record_holder,
+    SmsStatusRequested.event_type: sms.on_status_requested,  # answered to the dossier's phone
 }
 QUEUE = "motcua.intake.status"
 

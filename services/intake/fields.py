@@ -138,12 +138,18 @@ class Applicant(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, title="Applicant")
 
-    full_name: str = Field(min_length=2, max_length=100, description="Họ, chữ đệm và tên")
-    date_of_birth: PastDate = Field(description="Ngày sinh")
-    sex: Literal["male", "female"] = Field(description="Giới tính")
-    personal_id: PersonalId = Field(description="Số định danh cá nhân (12 digits)")
-    phone: Mobile = Field(description="Mobile number; stored in +84 form")
-    email: EmailStr | None = Field(default=None, description="E-mail, if the citizen has one")
+    full_name: str = Field(
+        min_length=2, max_length=100, description="Họ, chữ đệm và tên / Full name"
+    )
+    date_of_birth: PastDate = Field(description="Ngày sinh / Date of birth")
+    sex: Literal["male", "female"] = Field(description="Giới tính / Sex")
+    personal_id: PersonalId = Field(
+        description="Số định danh cá nhân (12 chữ số) / Personal ID number (12 digits)"
+    )
+    phone: Mobile = Field(description="Số điện thoại di động / Mobile number")
+    email: EmailStr | None = Field(
+        default=None, description="Thư điện tử (nếu có) / E-mail, if any"
+    )
 
     @field_validator("personal_id")
     @classmethod

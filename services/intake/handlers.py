@@ -95,7 +95,7 @@ async def submit(cmd: Submit, *, intake: Intake) -> tuple[dict[str, Any], bool]:
     key = cmd.idempotency_key
     if key is None:
         return await _file(submission, documents, cmd, intake), False
-    body_hash = fingerprint(cmd.body)
+    body_hash = fingerprint(by_content(cmd.body, documents))
     if await intake.keys.claim(key, body_hash, intake.clock()):
         answer = await _file(submission, documents, cmd, intake)
         if await intake.keys.answer(key, answer, lease=0):
@@ -122,6 +122,22 @@ async def submit(cmd: Submit, *, intake: Intake) -> tuple[dict[str, Any], bool]:
         if asyncio.get_running_loop().time() > deadline:
             raise StillRunning(key)
         await asyncio.sleep(POLL_SECONDS)
+
+
+def by_content(body: Any, documents: list[dict[str, Any]]) -> Any:
+    """The body as the Idempotency-Key compares it: each attachment named by the SHA-256 of
+    what it holds, not by its id. A retry whose client uploaded the same files again (a reload
+    on another portal replica, a phone that lost the first upload's answer) has new ids for the
+    same bytes, and is the same submission."""
+    attachments = body.get("attachments") if isinstance(body, dict) else None
+    if not isinstance(attachments, list):
+        return body
+    held = {d["id"]: d["sha256"] for d in documents}
+    named = [
+        {**a, "id": f"sha256:{held[a['id']]}"} if isinstance(a, dict) and a.get("id") in held else a
+        for a in attachments
+    ]
+    return {**body, "attachments": named}
 
 
 async def _file(

@@ -3,14 +3,25 @@ parses, calls a use case and maps its errors to problem+json."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.notify import operators
 from services.notify.domain import Delivery, LogKey, decode_cursor
+from services.notify.inbound import (
+    TOLERANCE_SECONDS,
+    WINDOW_SECONDS,
+    BadSignature,
+    Inbound,
+    InboundSms,
+    Outcome,
+    receive,
+    verify,
+)
 from services.notify.ports import DeliveryNotFound, Notifier, ResendConflict
 from services.notify.templates import UnknownTemplate
 from shared.problems import Problem
@@ -19,6 +30,7 @@ from shared.web import OfficerClaims, from_state
 router = APIRouter(prefix="/v1", tags=["deliveries"])
 
 NotifierDep = Annotated[Notifier, Depends(from_state("notifier", Notifier))]
+InboundDep = Annotated[Inbound, Depends(from_state("inbound", Inbound))]
 OPERATOR_ROLES = ("admin", "supervisor")
 
 
@@ -186,3 +198,56 @@ async def preview_template(
         template_id=shown.zalo_template_id,
         template_data=shown.rendered.data,
     )
+
+
+class InboundAnswer(BaseModel):
+    status: Outcome
+
+
+@router.post(
+    "/sms/inbound",
+    response_model=InboundAnswer,
+    tags=["sms"],
+    summary="The SMS gateway's signed webhook: one inbound SMS (`TT <dossier code>`)",
+)
+async def sms_inbound(request: Request, inbound: InboundDep) -> InboundAnswer:
+    """`requested`: a status request, answered by SMS if the phone is the dossier's;
+    `ignored`: no status request (no reply); `duplicate`: this message id was taken already."""
+    body = await request.body()
+    secret = request.app.state.settings.sms_inbound_secret.get_secret_value()
+    try:
+        if not secret:
+            raise BadSignature("no inbound secret is configured")
+        verify(secret, request.headers, body, now=time.time(), tolerance=TOLERANCE_SECONDS)
+    except BadSignature as exc:
+        raise Problem(
+            401,
+            f"The call is not signed by the SMS gateway: {exc}.",
+            "Lời gọi không có chữ ký hợp lệ của cổng SMS.",
+            code="bad_signature",
+        ) from exc
+    try:
+        sms = InboundSms.model_validate_json(body)
+    except ValidationError as exc:
+        raise Problem(
+            422,
+            "The body is not an inbound SMS {from, to, text, received_at, message_id}.",
+            "Nội dung không phải một tin nhắn SMS đến hợp lệ.",
+            code="bad_inbound_sms",
+            extra={
+                "errors": [
+                    {"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                    for e in exc.errors()
+                ]
+            },
+        ) from exc
+    outcome = await receive(sms, inbound=inbound)
+    if outcome == "limited":
+        raise Problem(
+            429,
+            "Too many SMS from this phone in a minute; no answer is sent.",
+            "Số điện thoại này gửi quá nhiều tin nhắn trong một phút; không có trả lời.",
+            code="rate_limited",
+            headers={"Retry-After": str(WINDOW_SECONDS)},
+        )
+    return InboundAnswer(status=outcome)

@@ -24,6 +24,8 @@ from services.notify.channels import (
 )
 from services.notify.consumer import NotifyConsumer, table
 from services.notify.domain import backoff_delays
+from services.notify.inbound import Inbound, answering
+from services.notify.inbound_store import InboundStore
 from services.notify.ports import Notifier
 from services.notify.retries import RetryQueues
 from services.notify.routing import Partner, Routing
@@ -106,7 +108,17 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         )
         app.state.store = store
         app.state.notifier = notifier
-        consumer = NotifyConsumer(notifier, table(routing, partners))
+        inbound_store = InboundStore(rt.db)
+        await inbound_store.setup()
+        app.state.inbound = Inbound(
+            seen=inbound_store,
+            counters=inbound_store,
+            publish=rt.broker.publish,
+            clock=utcnow,
+            per_minute=settings.sms_rate_limit_per_minute,
+            source=f"{settings.public_url}/v1/sms/inbound",
+        )
+        consumer = NotifyConsumer(notifier, answering(table(routing, partners)))
         await rt.consume(QUEUE, consumer.bindings, consumer)
         # Retries come back by themselves (delay queues); this only finds what a crash left.
         sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)

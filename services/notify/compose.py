@@ -36,6 +36,7 @@ def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]
         "missing": list(data.get("missing") or []),
         "note": data.get("note"),
         "fee": contact.get("fee"),
+        "status": data.get("status"),  # a status asked by SMS, in words
     }
 
 

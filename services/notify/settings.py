@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -44,6 +45,14 @@ class NotifySettings(ServiceSettings):
     sms_max_segments: int = Field(
         default=3, ge=1, le=10, description="Longest SMS, in segments; longer texts are cut."
     )
+    sms_inbound_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="whsec_ secret the SMS gateway signs inbound SMS with; empty: the "
+        "inbound webhook refuses every call.",
+    )
+    sms_rate_limit_per_minute: int = Field(
+        default=20, ge=1, description="Inbound SMS a minute per phone (429 beyond, no reply)."
+    )
     zalo_base_url: str = Field(
         default="", description="Zalo ZNS API base URL; empty: Zalo is not used."
     )
@@ -72,6 +81,14 @@ class NotifySettings(ServiceSettings):
         gt=0,
         description="How long a started send is left alone before it counts as interrupted.",
     )
+
+    @field_validator("sms_inbound_secret")
+    @classmethod
+    def _inbound_secret(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
+        if value and not re.fullmatch(r"whsec_[A-Za-z0-9+/=]{24,}", value):
+            raise ValueError("the inbound SMS secret must be whsec_ and base64 (24+ characters)")
+        return secret
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> NotifySettings:

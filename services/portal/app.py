@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from services.portal import (
     admin,
+    console,
     desk,
     headers,
     i18n,
@@ -33,13 +35,15 @@ from services.portal.clients import SERVICES, ApiProblem, Apis
 from services.portal.rendering import Pages
 from services.portal.settings import PortalSettings
 from shared import auth, web
-from shared.problems import Problem
+from shared.limits import BodySizeLimit
+from shared.problems import TITLES, Problem, field_errors
 from shared.web import VERSION
 
 log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     pages.router,
     signin.router,
+    console.router,
     supervision.router,
     admin.router,
     desk.router,
@@ -47,10 +51,16 @@ ROUTERS: list[APIRouter] = [
     uploads.router,
 ]
 """The portal's pages; each feature adds its router here."""
+FORM_BYTES = 256 * 1024
+FILES_BYTES = 120 * 1024 * 1024  # a dossier's documents, scanned or photographed
+FILE_PATHS = ("/desk", "/procedures", "/status", "/uploads")
+"""Where forms carry files (the desk, the citizen's form and supplement, resumable uploads)."""
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
     settings = settings or PortalSettings()
+    if settings.development_session_secret and not settings.development_signin:
+        log.warning("MOTCUA_PORTAL_SESSION_SECRET is the development default: set your own")
     # httpx logs every request at INFO: the portal makes several per page.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     assets = Assets()
@@ -78,19 +88,23 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.session_cipher = session.cipher(settings)
     app.state.pages = rendering
     app.state.verifier = auth.verifier_for(settings.shared)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(assets.router())
     app.include_router(_operations())
-    _errors(app, rendering)
+    csp = headers.policy([settings.oidc_discovery_url])
+    _errors(app, rendering, headers.security_headers(csp, hsts=settings.secure_cookies))
     web.count_requests(app, "portal")
     # Outermost last: headers on every answer, then the session, then compression.
     app.add_middleware(GZipMiddleware, minimum_size=500)
     app.add_middleware(SessionMiddleware, **session.options(settings))
-    csp = headers.policy([settings.oidc_discovery_url])
     app.add_middleware(headers.SecurityHeaders, csp=csp, hsts=settings.secure_cookies)
+    # Outermost: no page takes more than a small form, except those that carry files.
+    larger = dict.fromkeys(FILE_PATHS, FILES_BYTES)
+    app.add_middleware(BodySizeLimit, default=FORM_BYTES, larger=larger)
     return app
 
 
@@ -118,7 +132,7 @@ def _operations() -> APIRouter:
     return router
 
 
-def _errors(app: FastAPI, rendering: Pages) -> None:
+def _errors(app: FastAPI, rendering: Pages, secure: dict[str, str]) -> None:
     async def not_signed_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, session.NotSignedIn)
         if request.headers.get("hx-request"):
@@ -142,8 +156,14 @@ def _errors(app: FastAPI, rendering: Pages) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        t = rendering.catalogue.translator(rendering.language(request))
-        text = t("error.not_found") if exc.status_code == 404 else str(exc.detail)
+        lang = rendering.language(request)
+        t = rendering.catalogue.translator(lang)
+        title_en, title_vi = TITLES.get(exc.status_code, ("Error", "Lỗi"))
+        text = (
+            t("error.not_found")
+            if exc.status_code == 404
+            else (title_vi if lang == "vi" else title_en)
+        )
         shown = ApiProblem(exc.status_code, text, "http_error")
         return rendering.render(request, "error.html", status=exc.status_code, problem=shown)
 
@@ -151,10 +171,26 @@ def _errors(app: FastAPI, rendering: Pages) -> None:
         log.exception("page %s failed", request.url.path, exc_info=exc)
         t = rendering.catalogue.translator(rendering.language(request))
         shown = ApiProblem(500, t("error.internal"), "internal_error")
-        return rendering.render(request, "error.html", status=500, problem=shown)
+        page = rendering.render(request, "error.html", status=500, problem=shown)
+        # Starlette answers a crash outside every middleware: the headers are set here.
+        page.headers.update(secure)
+        return page
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        lang = rendering.language(request)
+        fields = ", ".join(e["field"] for e in field_errors(exc))
+        detail = (
+            f"Biểu mẫu gửi lên thiếu hoặc sai: {fields}. Vui lòng tải lại trang và thử lại."
+            if lang == "vi"
+            else f"The form sent is missing or wrong: {fields}. Reload the page and try again."
+        )
+        shown = ApiProblem(422, detail, "validation_failed")
+        return rendering.render(request, "error.html", status=422, problem=shown)
 
     app.add_exception_handler(session.NotSignedIn, not_signed_in)
     app.add_exception_handler(ApiProblem, api_problem)
     app.add_exception_handler(Problem, problem)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(Exception, crash)

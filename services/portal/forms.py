@@ -9,6 +9,7 @@ the API's problem+json names in `errors[].field`, so each error lands beside its
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -315,7 +316,8 @@ def _read(fields: list[Field], posted: Mapping[str, str], prefix: str) -> dict[s
 
 
 def _scalar(f: Field, raw: str) -> Any:
-    text = raw.strip()
+    # NFC: a name pasted from a PDF or typed on some keyboards arrives decomposed.
+    text = unicodedata.normalize("NFC", raw.strip())
     if not text:
         return None
     if f.kind == "number":

@@ -36,11 +36,26 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def security_headers(csp: str, *, hsts: bool) -> dict[str, str]:
+    """The headers every answer carries (unless a route set its own, e.g. a sandboxed file)."""
+    values = {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "SAMEORIGIN",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "geolocation=(), microphone=()",
+        "Cache-Control": "no-store",
+    }
+    if hsts:
+        values["Strict-Transport-Security"] = "max-age=31536000"
+    return values
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, csp: str, *, hsts: bool) -> None:
         self.app = app
-        self.csp = csp
-        self.hsts = hsts
+        self.values = security_headers(csp, hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,15 +65,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", self.csp)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-                headers.setdefault("Referrer-Policy", "same-origin")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "geolocation=(), microphone=()")
-                headers.setdefault("Cache-Control", "no-store")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+                for name, value in self.values.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -265,7 +265,8 @@ def receipt_slip(
         for d in dossier.get("documents", [])
     ]
     received = _when(dossier.get("received_at")) or _when(dossier.get("submitted_at"))
-    promised = _when(task.get("promised_at")) or _when(dossier.get("promised_at")) or received
+    # No date: the slip is refused (409 slip_incomplete) rather than promising one of its own.
+    promised = _when(task.get("promised_at")) or _when(dossier.get("promised_at"))
     days = procedure.get("deadline", {}).get("working_days")
     residence = dossier.get("residence") or {}
     return ReceiptSlip(
@@ -317,7 +318,7 @@ def control_slip(task: dict[str, Any], names: Directory, now: datetime) -> Contr
         procedure_name=task.get("procedure_name") or task["procedure_code"],
         handling_unit=unit,
         received_at=received,
-        promised_at=_when(task.get("promised_at")) or _when(dossier.get("promised_at")) or now,
+        promised_at=_when(task.get("promised_at")) or _when(dossier.get("promised_at")),
         steps=tuple(steps),
         blank_rows=max(0, 4 - len(steps)),
         printed_at=now,

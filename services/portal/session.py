@@ -1,13 +1,21 @@
 """The signed-in officer, kept in the session cookie (signed, HttpOnly, SameSite=Lax, Secure
-over TLS): who they are and the access token the portal calls the services with."""
+over TLS): who they are and the access token the portal calls the services with.
+
+The cookie is signed, not secret, so the access token in it is encrypted (Fernet, with a key
+derived from the session secret): a cookie copied off a counter PC cannot be used as a bearer
+token against the services; it works only through the portal, with its CSRF checks, and only
+until the token expires."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
+from cryptography.fernet import Fernet, InvalidToken
 from fastapi import Depends, Request
 
 from services.portal.settings import PortalSettings
@@ -52,10 +60,24 @@ def options(settings: PortalSettings) -> dict[str, Any]:
     }
 
 
+def cipher(settings: PortalSettings) -> Fernet:
+    """What encrypts the access token in the cookie; the app keeps it as `state.session_cipher`."""
+    secret = settings.session_secret.get_secret_value().encode()
+    digest = hashlib.sha256(b"motcua portal session token\0" + secret).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def _cipher(request: Request) -> Fernet:
+    found: Any = request.app.state.session_cipher
+    assert isinstance(found, Fernet)
+    return found
+
+
 def sign_in(request: Request, officer: SignedInOfficer) -> None:
     """Start a new session for `officer` (a fresh session: nothing of the old one survives)."""
     request.session.clear()
-    request.session[_KEY] = asdict(officer)
+    sealed = _cipher(request).encrypt(officer.token.encode()).decode()
+    request.session[_KEY] = asdict(replace(officer, token=sealed))
 
 
 def sign_out(request: Request) -> None:
@@ -68,8 +90,9 @@ def current_officer(request: Request) -> SignedInOfficer | None:
     if not isinstance(raw, dict):
         return None
     try:
-        officer = SignedInOfficer(**raw)
-    except TypeError:
+        sealed = SignedInOfficer(**raw)
+        officer = replace(sealed, token=_cipher(request).decrypt(sealed.token.encode()).decode())
+    except (TypeError, InvalidToken):  # an older shape, or sealed under another secret
         request.session.clear()
         return None
     if officer.expired:
@@ -80,8 +103,8 @@ def current_officer(request: Request) -> SignedInOfficer | None:
 
 def next_path(request: Request) -> str:
     """Where to come back after sign-in: this page, as a local path."""
-    query = f"?{request.url.query}" if request.url.query else ""
-    return quote(request.url.path + query, safe="/?=&")
+    query = f"?{request.url.query}" if request.url.query else ""  # already percent-encoded
+    return quote(request.url.path, safe="/") + query
 
 
 async def require_officer(request: Request) -> SignedInOfficer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -64,6 +64,21 @@ class PortalSettings(ServiceSettings):
         description="Resource (audience) of the access token the services accept "
         "(RFC 8707 `resource`; empty: not sent).",
     )
+
+    @model_validator(mode="after")
+    def _development_stays_local(self) -> PortalSettings:
+        # The development sign-in lets anyone pick any officer, admins included: never where
+        # the portal is served over TLS (a real deployment) or beside a real provider.
+        if self.development_signin and (self.secure_cookies or self.oidc_discovery_url):
+            raise ValueError(
+                "MOTCUA_PORTAL_DEVELOPMENT_SIGNIN must be off when the portal is served over "
+                "https or signs officers in through an OpenID Connect provider"
+            )
+        return self
+
+    @property
+    def development_session_secret(self) -> bool:
+        return self.session_secret.get_secret_value() == DEV_SESSION_SECRET
 
     @property
     def secure_cookies(self) -> bool:

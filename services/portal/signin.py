@@ -38,6 +38,8 @@ from services.portal.settings import PortalSettings
 from shared import auth
 
 log = logging.getLogger(__name__)
+OFFICER_HOME = "/queues"
+"""Where an officer lands after signing in, unless they were going somewhere."""
 router = APIRouter(include_in_schema=False)
 
 CALLBACK = "/signin/callback"
@@ -104,7 +106,7 @@ def _failed(request: Request, status: int, reason: str) -> Response:
 
 
 @router.get("/signin")
-async def signin(request: Request, next: str = "/") -> Response:
+async def signin(request: Request, next: str = OFFICER_HOME) -> Response:
     """Straight to the provider; with development sign-in on, a page offering both."""
     settings = _settings(request)
     target = session.safe_next(next)
@@ -121,7 +123,7 @@ async def signin(request: Request, next: str = "/") -> Response:
 
 
 @router.get("/signin/oidc")
-async def signin_oidc(request: Request, next: str = "/") -> Response:
+async def signin_oidc(request: Request, next: str = OFFICER_HOME) -> Response:
     return await _to_provider(request, session.safe_next(next))
 
 
@@ -250,7 +252,7 @@ Development = Annotated[PortalSettings, Depends(_development_only)]
 
 
 @router.get("/signin/dev")
-async def dev_list(request: Request, settings: Development, next: str = "/") -> Response:
+async def dev_list(request: Request, settings: Development, next: str = OFFICER_HOME) -> Response:
     return _pages(request).render(
         request,
         "signin/dev.html",
@@ -265,7 +267,7 @@ async def dev_signin(
     settings: Development,  # before the CSRF check: off means 404, whatever was posted
     _: csrf.Checked,
     officer_id: Annotated[str, Form()],
-    next_path: Annotated[str, Form(alias="next")] = "/",
+    next_path: Annotated[str, Form(alias="next")] = OFFICER_HOME,
 ) -> Response:
     """Sign in as an officer of the roster, with an HS256 token of the development secret."""
     found = {o.id: o for o in roster_officers(settings)}.get(officer_id)

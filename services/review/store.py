@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.review.access import NO_DUE, Position, Scope, history_position, queue_position
 from services.review.deadlines import Firing
@@ -221,15 +221,32 @@ class TaskStore:
         return await self._replace(before, after, [])
 
     async def close_finished(self, limit: int = 100) -> int:
-        moved = 0
-        async for doc in self.tasks.find({"terminal": True}).limit(limit):
-            if await self.outbox.pending.find_one({"doc_id": doc["_id"]}, {"_id": 1}):
-                continue  # an event of it is not published yet: the relay reads it here
+        """Move up to `limit` finished tasks to history: a batch costs four commands however
+        many it holds (find them, find which still have an unpublished event — those stay, the
+        relay reads them here —, copy, delete). A finished task never changes again, so a copy
+        made twice (a crash between copy and delete, two replicas) is the same document."""
+        docs = [doc async for doc in self.tasks.find({"terminal": True}).limit(limit)]
+        if not docs:
+            return 0
+        ids = [doc["_id"] for doc in docs]
+        pointed = self.outbox.pending.find({"doc_id": {"$in": ids}}, {"doc_id": 1})
+        held = {pointer["doc_id"] async for pointer in pointed}
+        moving = [doc for doc in docs if doc["_id"] not in held]
+        if not moving:
+            return 0
+        for doc in moving:
             doc["closed_key"] = history_position(to_task(doc))
-            await self.closed.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-            await self.tasks.delete_one({"_id": doc["_id"], "version": doc["version"]})
-            moved += 1
-        return moved
+        try:
+            await self.closed.insert_many(moving, ordered=True)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            # Some were copied by an earlier round that did not delete them: copy the rest one
+            # by one (a whole document with its `_id`: nx-27017 takes none from an upsert's filter).
+            for doc in moving:
+                await self.closed.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self.tasks.delete_many({"_id": {"$in": [d["_id"] for d in moving]}, "terminal": True})
+        return len(moving)
 
 
 def _queue_at(task: Task) -> datetime:

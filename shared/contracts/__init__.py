@@ -41,6 +41,12 @@ from shared.contracts.events import (
     SlipForm,
 )
 from shared.contracts.registry import EVENT_TYPES, UndecodableEvent, decode, load
+from shared.contracts.sms import (
+    DossierStatusReported,
+    DossierStatusReportedData,
+    SmsStatusRequested,
+    SmsStatusRequestedData,
+)
 from shared.contracts.status import Channel, PortalStatus
 
 __all__ = [
@@ -68,6 +74,8 @@ __all__ = [
     "DossierSlaData",
     "DossierSlipPrinted",
     "DossierSlipPrintedData",
+    "DossierStatusReported",
+    "DossierStatusReportedData",
     "DossierStopped",
     "DossierSubmitted",
     "DossierSubmittedData",
@@ -87,6 +95,8 @@ __all__ = [
     "PortalStatus",
     "Residence",
     "SlipForm",
+    "SmsStatusRequested",
+    "SmsStatusRequestedData",
     "UndecodableEvent",
     "decode",
     "derived_id",

@@ -30,6 +30,7 @@ from shared.contracts.events import (
     NotificationFailed,
     NotificationSent,
 )
+from shared.contracts.sms import DossierStatusReported, SmsStatusRequested
 
 EVENT_TYPES: dict[str, type[Event]] = {
     model.event_type: model
@@ -55,6 +56,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierSupplemented,
         NotificationSent,
         NotificationFailed,
+        SmsStatusRequested,
+        DossierStatusReported,
     )
 }
 

@@ -136,8 +136,14 @@ async def test_a_thousand_concurrent_submissions_get_a_thousand_codes(
     numbers = sorted(int(code.rsplit("-", 1)[1]) for code in codes)
     assert numbers == list(range(1, 1001))  # one process: no gaps, even with retries
     assert await mongo[isolation.database("intake")]["dossiers"].count_documents({}) == 1000
-    await eventually(lambda: len(seen.events("dossier.submitted")) >= 1000, timeout=60)
-    assert {e["subject"] for e in seen.events("dossier.submitted")} == codes
+
+    # Every dossier's event, at least once (a relay may publish one again if the flush's
+    # pointer delete came late on a loaded machine: delivery is at least once, by event id).
+    def published() -> set[str]:
+        return {e["subject"] for e in seen.events("dossier.submitted")}
+
+    await eventually(lambda: len(published()) >= 1000, timeout=120)
+    assert published() == codes
 
 
 async def test_every_procedures_openapi_example_is_accepted_over_http(

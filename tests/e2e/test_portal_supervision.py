@@ -48,7 +48,9 @@ async def signed_in(services: Services, officer_id: str) -> tuple[httpx.Client, 
         session.sign_in(request, officer)
         return PlainTextResponse(csrf.token(request))
 
-    options = session.options(PortalSettings(session_secret=SECRET))
+    settings = PortalSettings(session_secret=SECRET)
+    maker.state.session_cipher = session.cipher(settings)
+    options = session.options(settings)
     maker.add_middleware(SessionMiddleware, **options)
     transport = httpx.ASGITransport(app=maker)
     async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:

@@ -168,6 +168,51 @@ async def test_a_step_stored_but_not_published_is_published_by_the_relay_once(
     await broker.close()
 
 
+async def test_a_batch_of_finished_tasks_moves_in_four_commands_and_a_half_done_copy_is_finished(
+    isolation: Isolation,
+) -> None:
+    async with counted(isolation) as (client, commands):
+        store = await _store(client, isolation)
+        now = datetime.now(UTC)
+        for i in range(6):
+            task = review_task(
+                id=f"t{i}", dossier_code=f"D{i}", state="receiving", created_at=now, unit_id="U"
+            )
+            await store.create(task, [])
+            decided = steps.take_action(
+                task, ONE, CHIEF, "refuse", "x", now=now, calendar=CALENDAR, source="s"
+            )
+            assert await store.save(task, replace(decided, events=[]))
+        # An earlier round copied t0 and died before deleting it.
+        left = await store.tasks.find_one({"_id": "t0"})
+        assert left is not None
+        await store.closed.insert_one(left)
+        with commands.record() as sent:
+            assert await store.close_finished() == 6
+        assert [name for name, _ in sent][:2] == ["find", "find"]
+        assert sent[0] == ("find", "tasks") and sent[1] == ("find", "outbox_pending")
+        assert ("insert", "tasks_history") in sent and sent[-1] == ("delete", "tasks")
+        assert await store.tasks.count_documents({"unit_id": "U"}) == 0
+        assert await store.closed.count_documents({"unit_id": "U"}) == 6
+        for i in range(6, 10):  # a batch with nothing copied before: four commands
+            task = review_task(
+                id=f"t{i}", dossier_code=f"D{i}", state="receiving", created_at=now, unit_id="U"
+            )
+            await store.create(task, [])
+            decided = steps.take_action(
+                task, ONE, CHIEF, "refuse", "x", now=now, calendar=CALENDAR, source="s"
+            )
+            assert await store.save(task, replace(decided, events=[]))
+        with commands.record() as sent:
+            assert await store.close_finished() == 4
+        assert sent == [
+            ("find", "tasks"),
+            ("find", "outbox_pending"),
+            ("insert", "tasks_history"),
+            ("delete", "tasks"),
+        ]
+
+
 async def test_finished_tasks_move_to_history_once_even_with_two_movers(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:

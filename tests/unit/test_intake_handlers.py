@@ -231,6 +231,13 @@ async def _body(intake: Intake, form: dict[str, Any] | None = None) -> dict[str,
     return {**body, "attachments": refs}
 
 
+def _key_hash(intake: Intake, body: dict[str, Any]) -> str:
+    """What submit fingerprints: the body with its attachments named by their content."""
+    files: Any = intake.files
+    documents = [files.files[a["id"]] for a in body["attachments"]]
+    return fingerprint(handlers.by_content(body, documents))
+
+
 async def _submitted(intake: Intake) -> tuple[str, str]:
     answer, _ = await handlers.submit(Submit(await _body(intake)), intake=intake)
     return answer["code"], answer["access_secret"]
@@ -303,6 +310,26 @@ async def test_a_retry_with_the_same_key_gets_the_first_answer(intake: Intake) -
     assert len(_dossiers(intake).docs) == 1 and len(_published(intake)) == 1
 
 
+async def test_a_retry_that_uploaded_the_same_files_again_is_the_same_submission(
+    intake: Intake,
+) -> None:
+    """A reload on another portal replica (or a phone that lost the upload's answer) uploads
+    the same bytes again under new ids: the key still finds the first receipt."""
+    body = await _body(intake)
+    first, _ = await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)
+    again = await _body(intake)  # the same files, new ids
+    assert [a["id"] for a in again["attachments"]] != [a["id"] for a in body["attachments"]]
+    answer, replayed = await handlers.submit(Submit(again, idempotency_key="k"), intake=intake)
+    assert (answer, replayed) == (first, True)
+    assert len(_dossiers(intake).docs) == 1
+    other = await _body(intake)
+    other_id = other["attachments"][0]["id"]
+    intake.files.data[other_id] = b"%PDF-1.4 another"  # type: ignore[attr-defined]
+    intake.files.files[other_id]["sha256"] = "0" * 64  # type: ignore[attr-defined]
+    with pytest.raises(KeyReused):  # other bytes: another submission
+        await handlers.submit(Submit(other, idempotency_key="k"), intake=intake)
+
+
 async def test_the_same_key_with_another_body_is_a_conflict(intake: Intake) -> None:
     body = await _body(intake)
     await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)
@@ -317,7 +344,7 @@ async def test_a_key_whose_holder_is_at_work_answers_still_running(
 ) -> None:
     monkeypatch.setattr(handlers, "WAIT_SECONDS", 0.1)
     body = await _body(intake)
-    await intake.keys.claim("k", fingerprint(body), NOW)
+    await intake.keys.claim("k", _key_hash(intake, body), NOW)
     with pytest.raises(StillRunning):
         await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)
     assert _dossiers(intake).docs == {}
@@ -325,7 +352,7 @@ async def test_a_key_whose_holder_is_at_work_answers_still_running(
 
 async def test_a_key_whose_holder_died_is_taken_over_once(intake: Intake) -> None:
     body = await _body(intake)
-    await intake.keys.claim("k", fingerprint(body), NOW - LEASE - timedelta(seconds=1))
+    await intake.keys.claim("k", _key_hash(intake, body), NOW - LEASE - timedelta(seconds=1))
     answer, replayed = await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)
     assert not replayed and answer["access_secret"]
     again, replayed = await handlers.submit(Submit(body, idempotency_key="k"), intake=intake)

@@ -249,3 +249,15 @@ async def test_a_slip_the_task_cannot_fill_is_a_message_not_a_crash(
     answer = await client.post("/prints/apology/task-1")
     assert answer.status_code == 409
     assert "chưa đủ thông tin để in" in answer.text and fake.printed == []
+
+
+async def test_a_receipt_without_a_promised_date_is_refused_not_invented(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    undated = task()
+    undated["promised_at"] = None
+    undated["dossier"] = {**undated["dossier"], "promised_at": None}
+    fake.tasks["task-1"] = undated
+    answer = await client.post(f"/prints/receipt/{undated['dossier_code']}")
+    assert answer.status_code == 409
+    assert "chưa đủ thông tin để in" in answer.text and fake.printed == []

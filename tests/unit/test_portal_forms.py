@@ -4,6 +4,7 @@ back to the JSON it came from, and shows the API's field errors beside their fie
 from __future__ import annotations
 
 import json
+import unicodedata
 from html.parser import HTMLParser
 from typing import Any
 
@@ -234,3 +235,12 @@ def test_english_pages_show_english_labels_and_choices() -> None:
     procedure = next(p for p in CATALOGUE if p.code == "1.003677")
     html = render(fields_of(procedure), {}, lang="en")
     assert "Absent from" in html and ">Work<" in html and "Tạm vắng" not in html
+
+
+def test_a_decomposed_name_is_sent_composed() -> None:
+    procedure = next(p for p in CATALOGUE if p.code == "1.004222")
+    fields = fields_of(procedure)
+    values = forms.flatten(as_json(procedure.example))
+    values["applicant.full_name"] = unicodedata.normalize("NFD", "Nguyễn Thị Ánh Tuyết")
+    sent = forms.read(fields, values)["applicant"]["full_name"]
+    assert sent == "Nguyễn Thị Ánh Tuyết" and unicodedata.is_normalized("NFC", sent)

@@ -3,14 +3,17 @@ languages, error pages, and how the services' problems reach the page."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from services.portal import app as portal_app
@@ -42,6 +45,16 @@ async def probe_form(_: csrf.Checked) -> Response:
     return PlainTextResponse("done")
 
 
+@probe.get("/probe/crash")
+async def probe_crash() -> Response:
+    raise RuntimeError("a bug")
+
+
+@probe.post("/probe/named")
+async def probe_named(_: csrf.Checked, name: Annotated[str, Form()]) -> Response:
+    return PlainTextResponse(name)
+
+
 @probe.get("/probe/problem")
 async def probe_problem() -> Response:
     raise ApiProblem(409, "Hồ sơ đã được tiếp nhận.", code="not_allowed")
@@ -51,7 +64,7 @@ async def probe_problem() -> Response:
 async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
     monkeypatch.setattr(portal_app, "ROUTERS", [*portal_app.ROUTERS, probe])
     app = create_app(PortalSettings(public_url="http://portal.test"))
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c,
@@ -221,3 +234,85 @@ def test_texts_are_nfc(tmp_path: Path) -> None:
     _texts(tmp_path, "vi", "common", {"a": "Nguye\u0302\u0303n"})
     _texts(tmp_path, "en", "common", {"a": "x"})
     assert Catalogue(tmp_path).translator("vi")("a") == "Nguyễn"
+
+
+def _session_of(cookie: str) -> dict[str, Any]:
+    payload = cookie.split(".")[0]
+    return dict(json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+async def test_the_token_in_the_cookie_is_sealed(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/probe/sign-in")
+    stored = _session_of(answer.cookies[session.COOKIE])["officer"]
+    assert stored["name"] == "Nguyễn Văn An" and stored["token"] != "tok"
+    assert (await client.get("/probe/me")).text == "Nguyễn Văn An"  # the portal opens it
+
+
+async def test_a_cookie_sealed_under_another_secret_signs_nobody_in() -> None:
+    other = create_app(PortalSettings(public_url="http://portal.test"))
+    other.state.session_cipher = session.cipher(PortalSettings(session_secret="another-" * 5))
+    probe_app = portal_app.create_app(PortalSettings(public_url="http://portal.test"))
+    for app in (other, probe_app):
+        app.include_router(probe)
+    made = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=other), base_url="http://portal.test"
+    )
+    used = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=probe_app), base_url="http://portal.test"
+    )
+    async with made, used:
+        cookie = (await made.get("/probe/sign-in")).cookies[session.COOKIE]
+        used.cookies.set(session.COOKIE, cookie)
+        assert (await used.get("/probe/me")).status_code == 303  # to sign-in
+
+
+async def test_a_crash_page_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    page = await client.get("/probe/crash")
+    assert page.status_code == 500
+    assert "a bug" not in page.text and "Hệ thống gặp lỗi" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+
+
+async def test_a_form_missing_a_field_is_a_vietnamese_page(client: httpx.AsyncClient) -> None:
+    token = (await client.get("/probe/sign-in")).text
+    page = await client.post("/probe/named", data={csrf.FIELD: token})
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Biểu mẫu gửi lên thiếu hoặc sai: name" in page.text
+
+
+async def test_a_method_not_allowed_is_named_in_the_page_language(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.delete("/")
+    assert page.status_code == 405 and "Phương thức không được hỗ trợ" in page.text
+
+
+async def test_coming_back_after_sign_in_keeps_the_query_as_it_was(
+    client: httpx.AsyncClient,
+) -> None:
+    away = await client.get("/probe/me?q=0912%20345%20678")
+    assert away.headers["location"] == "/signin?next=%2Fprobe%2Fme%3Fq%3D0912%2520345%2520678"
+    assert unquote(away.headers["location"].split("next=")[1]) == "/probe/me?q=0912%20345%20678"
+
+
+async def test_a_large_body_is_refused_before_it_is_read(client: httpx.AsyncClient) -> None:
+    token = (await client.get("/probe/sign-in")).text
+    answer = await client.post(
+        "/probe/named", data={csrf.FIELD: token, "name": "x" * (portal_app.FORM_BYTES + 1)}
+    )
+    assert answer.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"public_url": "https://motcua.example.vn"},
+        {"oidc_discovery_url": "https://id.example.vn/.well-known/openid-configuration"},
+    ],
+)
+def test_the_development_sign_in_is_refused_in_a_real_deployment(where: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="DEVELOPMENT_SIGNIN must be off"):
+        PortalSettings.model_validate({"development_signin": True, **where})

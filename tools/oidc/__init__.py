@@ -148,7 +148,7 @@ def running_provider(
     port: int = 0,
     keys: Sequence[dict[str, Any]] | None = None,
     access_token_ttl: int = 900,
-    startup_timeout: float = 20.0,
+    startup_timeout: float = 90.0,  # a loaded CI machine starts Node slowly
 ) -> Iterator[RunningProvider]:
     """Write the accounts, clients (and keys) to a temporary folder, start the provider on
     `port` (a free one if 0), wait until discovery answers, and stop it on exit."""
