@@ -11,6 +11,7 @@ small, upright and without metadata is kept byte for byte (no needless second co
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -42,9 +43,11 @@ def fit_photo(data: bytes, media_type: str, *, max_bytes: int, max_side: int = M
         return Fitted(data, media_type, changed=False, size=(0, 0))
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            image.load()
             if not _needs_work(image, len(data), max_bytes, max_side):
                 return Fitted(data, JPEG, changed=False, size=image.size)
+            ratio = min(1.0, max_side / max(image.size))  # decode at 1/2, 1/4... when enough
+            image.draft("RGB", (math.ceil(image.width * ratio), math.ceil(image.height * ratio)))
+            image.load()
             upright = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError):
         return Fitted(data, media_type, changed=False, size=(0, 0))  # intake says it's damaged

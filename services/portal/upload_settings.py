@@ -32,8 +32,3 @@ class UploadSettings(BaseSettings):
     max_side_px: int = Field(
         default=2000, ge=400, description="Longest side of a photo after it is resized."
     )
-    max_patch_bytes: int = Field(
-        default=4 * 1024 * 1024,
-        gt=0,
-        description="Largest part one PATCH may carry (the browser sends 1 MiB parts).",
-    )
