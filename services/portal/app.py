@@ -89,6 +89,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.session_cipher = session.cipher(settings)
+    app.state.refresher = signin.refresh  # an expired access token is renewed, not lost
     app.state.pages = rendering
     app.state.verifier = auth.verifier_for(settings.shared)
     for router in ROUTERS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -35,6 +36,9 @@ class SignedInOfficer:
     """When the access token expires (seconds since the epoch): the officer signs in again."""
     via: str = "oidc"
     """How they signed in: `oidc` (the province's provider) or `dev` (development sign-in)."""
+    refresh: str = ""
+    """The provider's refresh token, if it gave one: a new access token when this one expires,
+    so an officer's half-typed form is not lost to a sign-in."""
 
     @property
     def expired(self) -> bool:
@@ -76,29 +80,51 @@ def _cipher(request: Request) -> Fernet:
 def sign_in(request: Request, officer: SignedInOfficer) -> None:
     """Start a new session for `officer` (a fresh session: nothing of the old one survives)."""
     request.session.clear()
-    sealed = _cipher(request).encrypt(officer.token.encode()).decode()
-    request.session[_KEY] = asdict(replace(officer, token=sealed))
+    keep(request, officer)
+
+
+def keep(request: Request, officer: SignedInOfficer) -> None:
+    """Store `officer` in the session (its tokens sealed), leaving the rest of it as it is."""
+    cipher = _cipher(request)
+
+    def seal(value: str) -> str:
+        return cipher.encrypt(value.encode()).decode() if value else ""
+
+    sealed = replace(officer, token=seal(officer.token), refresh=seal(officer.refresh))
+    request.session[_KEY] = asdict(sealed)
 
 
 def sign_out(request: Request) -> None:
     request.session.clear()
 
 
-def current_officer(request: Request) -> SignedInOfficer | None:
-    """The signed-in officer, or None (also when their token has expired)."""
+def stored_officer(request: Request) -> SignedInOfficer | None:
+    """The officer the session holds, expired or not (None if none, or unreadable)."""
     raw: Any = request.session.get(_KEY)
     if not isinstance(raw, dict):
         return None
+    cipher = _cipher(request)
+
+    def unseal(value: str) -> str:
+        return cipher.decrypt(value.encode()).decode() if value else ""
+
     try:
         sealed = SignedInOfficer(**raw)
-        officer = replace(sealed, token=_cipher(request).decrypt(sealed.token.encode()).decode())
+        return replace(sealed, token=unseal(sealed.token), refresh=unseal(sealed.refresh))
     except (TypeError, InvalidToken):  # an older shape, or sealed under another secret
         request.session.clear()
         return None
-    if officer.expired:
-        request.session.clear()
+
+
+def current_officer(request: Request) -> SignedInOfficer | None:
+    """The signed-in officer, or None (also when their token has expired)."""
+    officer = stored_officer(request)
+    if officer is not None and officer.expired:
         return None
     return officer
+
+
+Refresher = Callable[[Request, SignedInOfficer], Awaitable[SignedInOfficer | None]]
 
 
 def next_path(request: Request) -> str:
@@ -110,8 +136,24 @@ def next_path(request: Request) -> str:
 async def require_officer(request: Request) -> SignedInOfficer:
     officer = current_officer(request)
     if officer is None:
+        officer = await _refreshed(request)
+    if officer is None:
+        request.session.pop(_KEY, None)
         raise NotSignedIn(next_path(request) if request.method == "GET" else "/")
     return officer
+
+
+async def _refreshed(request: Request) -> SignedInOfficer | None:
+    """A new access token for an officer whose token expired, through the app's refresher
+    (the sign-in's, with the provider's refresh token), kept in the session; else None."""
+    stale = stored_officer(request)
+    refresher: Refresher | None = getattr(request.app.state, "refresher", None)
+    if stale is None or not stale.refresh or refresher is None:
+        return None
+    fresh = await refresher(request, stale)
+    if fresh is not None:
+        keep(request, fresh)
+    return fresh
 
 
 def safe_next(value: str | None) -> str:

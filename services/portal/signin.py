@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -187,8 +187,7 @@ async def callback(request: Request) -> Response:
     if not identity or identity.get("sub") != claims.officer_id:
         return _failed(request, 400, "bad_token")
     target = session.safe_next(request.session.get(_NEXT))
-    # No expiry given: keep the token a few minutes only, then ask the provider again.
-    expires_at = float(token.get("expires_at") or time.time() + float(token.get("expires_in", 300)))
+    expires_at = _expiry(token)
     officer = session.SignedInOfficer(
         id=claims.officer_id,
         name=str(identity.get("name") or claims.officer_id),
@@ -197,9 +196,44 @@ async def callback(request: Request) -> Response:
         token=str(token["access_token"]),
         expires_at=expires_at,
         via="oidc",
+        refresh=str(token.get("refresh_token") or ""),
     )
     session.sign_in(request, officer)
     return RedirectResponse(target, status_code=303)
+
+
+def _expiry(token: dict[str, Any]) -> float:
+    # No expiry given: keep the token a few minutes only, then ask the provider again.
+    return float(token.get("expires_at") or time.time() + float(token.get("expires_in", 300)))
+
+
+async def refresh(
+    request: Request, stale: session.SignedInOfficer
+) -> session.SignedInOfficer | None:
+    """A new access token for `stale` with its refresh token (the app's `state.refresher`):
+    the officer goes on where they were, a half-filled form included. None if the provider
+    refuses (the refresh token expired with its session, or was revoked): sign in again."""
+    provider = _provider(request)
+    if provider is None or stale.via != "oidc":
+        return None
+    try:
+        token: dict[str, Any] = await provider.fetch_access_token(
+            grant_type="refresh_token", refresh_token=stale.refresh
+        )
+    except (OAuthError, httpx.HTTPError) as exc:
+        log.info("refreshing an officer's token failed: %s", exc)
+        return None
+    claims = await _accepted(request, str(token.get("access_token", "")))
+    if claims is None or claims.officer_id != stale.id:
+        return None
+    return replace(
+        stale,
+        role=claims.role,
+        unit=claims.unit,
+        token=str(token["access_token"]),
+        expires_at=_expiry(token),
+        refresh=str(token.get("refresh_token") or stale.refresh),
+    )
 
 
 @router.post("/signout")

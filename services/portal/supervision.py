@@ -281,26 +281,23 @@ async def performance(
             **context,
         )
     statistics, catalogue, who, queue = await asyncio.gather(
-        apis.get(
-            "audit",
-            "/v1/audit/statistics",
-            token=officer.token,
-            lang=lang,
-            params={"since": chosen.since.isoformat(), "until": chosen.until.isoformat()},
-        ),
+        _statistics(apis, officer, lang, chosen),
         apis.get("intake", "/v1/procedures", token=None, lang=lang),
         _me(apis, officer, lang),
         _overdue(request, officer, lang, cursor),
     )
     me = Me.of(who)
     names = {p["code"]: p["name_vi" if lang == "vi" else "name_en"] for p in catalogue}
-    rows = statistics["rows"]
+    # Audit may be unable to answer (building its statistics after an upgrade): its message
+    # in place of the table, and the overdue list still shown.
+    unanswered = statistics if isinstance(statistics, ApiProblem) else None
+    rows = [] if unanswered else statistics["rows"]
     choice = _unit_choice(officer, me, unit, rows)
     lines, total = table(rows, choice["unit"], names)
     return pages.render(
         request,
         "supervision/performance.html",
-        problem=None,
+        problem=unanswered,
         period=chosen,
         lines=lines,
         total=total,
@@ -309,6 +306,25 @@ async def performance(
         pager=queue.pager,
         **context,
     )
+
+
+async def _statistics(
+    apis: Apis, officer: SignedInOfficer, lang: str, chosen: Period
+) -> dict[str, Any] | ApiProblem:
+    """Audit's statistics of the period, or the problem it answered."""
+    try:
+        body: dict[str, Any] = await apis.get(
+            "audit",
+            "/v1/audit/statistics",
+            token=officer.token,
+            lang=lang,
+            params={"since": chosen.since.isoformat(), "until": chosen.until.isoformat()},
+        )
+    except ApiProblem as problem:
+        if problem.status == 401:
+            raise  # signed out: the page sends the officer to sign in again
+        return problem
+    return body
 
 
 def _unit_choice(

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from services.portal import app as portal_app
-from services.portal import session
+from services.portal import csrf, session
 from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.auth import OfficerClaims, TokenVerifier
@@ -47,6 +47,18 @@ probe = APIRouter()
 async def probe_me(officer: session.Officer) -> Response:
     """A page behind sign-in: who is signed in, with the token the services get."""
     return JSONResponse({"id": officer.id, "name": officer.name, "token": officer.token})
+
+
+@probe.get("/probe/form")
+async def probe_form_token(request: Request, officer: session.Officer) -> Response:
+    """The page of a form: its CSRF token."""
+    return JSONResponse({"csrf": csrf.token(request)})
+
+
+@probe.post("/probe/form")
+async def probe_form(_: csrf.Checked, officer: session.Officer) -> Response:
+    """A form's POST behind sign-in (a desk submission, a print)."""
+    return JSONResponse({"done": True, "token": officer.token})
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +223,25 @@ async def test_a_token_the_services_would_refuse_does_not_sign_in(
         again = await client.get("/probe/me")
         assert again.status_code == 403
         assert again.url.path == "/signin/callback"
+
+
+async def test_a_form_posted_after_the_token_expired_is_not_lost() -> None:
+    """The officer typed for longer than the access token lives: the portal renews it with
+    the refresh token, and the POST is handled, not sent to the home page."""
+    with oidc_provider(roster_accounts(), CLIENTS, access_token_ttl=2) as short:
+        async with browser(_settings(short, HTTP_PORTAL)) as client:
+            await _sign_in(client, "/probe/me")
+            page = (await client.get("/probe/form")).json()
+            first = (await client.get("/probe/me")).json()["token"]
+            await asyncio.sleep(2.2)
+            posted = await client.post("/probe/form", data={csrf.FIELD: page["csrf"]})
+            assert posted.url == f"{HTTP_PORTAL}/probe/form", posted.url
+            renewed = posted.json()["token"]
+            assert posted.json()["done"] and renewed != first
+            verifier = TokenVerifier(
+                algorithm="RS256", jwks_url=short.jwks_url, issuer=short.issuer, audience=AUDIENCE
+            )
+            assert (await verifier.verify(renewed)).officer_id == "cb-badinh-01"
 
 
 async def test_an_expired_token_sends_the_officer_through_the_provider_again() -> None:

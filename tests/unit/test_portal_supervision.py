@@ -183,11 +183,19 @@ class FakeServices:
 
     def __init__(self) -> None:
         self.asked: list[httpx.Request] = []
+        self.statistics_building = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.asked.append(request)
         path = request.url.path
         if path == "/v1/audit/statistics":
+            if self.statistics_building:
+                building = {
+                    "status": 503,
+                    "code": "statistics_being_built",
+                    "detail": "Đang lập số liệu.",
+                }
+                return httpx.Response(503, json=building)
             return httpx.Response(200, json={"rows": ROWS})
         if path == "/v1/procedures":
             procedures = [{"code": "1.004194", "name_vi": NAMES["1.004194"], "name_en": "Perm"}]
@@ -290,6 +298,10 @@ async def test_a_province_supervisor_picks_a_unit_in_english(client: httpx.Async
     assert _cell(page, "", "received") == "4"
     every = (await client.get("/supervision?unit=&lang=en")).text
     assert _cell(every, "", "received") == "17"
+    # Review lists overdue work by the caller's own queue: the page says so for another unit.
+    assert "overdue dossiers of your own queue" in page
+    own = (await client.get("/supervision?unit=PC06-HN&lang=en")).text
+    assert "overdue dossiers of your own queue" not in own
 
 
 async def test_an_officer_and_a_bad_range_get_the_reason(client: httpx.AsyncClient) -> None:
@@ -301,3 +313,14 @@ async def test_an_officer_and_a_bad_range_get_the_reason(client: httpx.AsyncClie
     bad = await client.get("/supervision?kind=range&start=2026-02-20&end=2026-02-10")
     assert bad.status_code == 422
     assert "Đến ngày phải sau hoặc trùng từ ngày." in bad.text
+
+
+async def test_statistics_not_ready_leave_the_overdue_list_on_the_page(
+    client: httpx.AsyncClient, fake: FakeServices
+) -> None:
+    fake.statistics_building = True
+    await client.get("/probe/sign-in/chief/CAP-BADINH")
+    page = await client.get("/supervision")
+    assert page.status_code == 200
+    assert "Đang lập số liệu." in page.text  # audit's own message, in place of the table
+    assert 'id="overdue"' in page.text
