@@ -13,6 +13,7 @@ from typing import Any
 
 from services.intake import domain
 from services.intake.catalogue import FormError, Procedure
+from services.intake.content import real_type
 from services.intake.documents import check, references
 from services.intake.domain import (
     Busy,
@@ -229,11 +230,13 @@ async def record_holder(event: Event, *, dossiers: Dossiers) -> None:
 async def upload(
     data: bytes, *, media_type: str, document_type: str, files: Attachments, catalogue: Procedures
 ) -> dict[str, Any]:
-    """Keep one file a procedure may take; what the citizen refers to it by."""
+    """Keep one file a procedure may take, once its content shows the type it claims (else
+    content.ContentRefused, nothing stored); what the citizen refers to it by."""
     if media_type not in {m for p in catalogue for d in p.documents for m in d.media_types}:
         raise UnsupportedMedia(media_type)
     if not data:
         raise EmptyFile()
+    await asyncio.to_thread(real_type, data, media_type)  # decoding a photo takes ~0.5 s
     return await files.put(data, media_type=media_type, document_type=document_type)
 
 

@@ -29,6 +29,7 @@ from services.portal import (
     session,
     signin,
     supervision,
+    uploads,
 )
 from services.portal.assets import Assets
 from services.portal.clients import SERVICES, ApiProblem, Apis
@@ -49,6 +50,7 @@ ROUTERS: list[APIRouter] = [
     desk.router,
     prints.router,
     citizen.router,
+    uploads.router,
 ]
 """The portal's pages; each feature adds its router here."""
 FORM_BYTES = 256 * 1024

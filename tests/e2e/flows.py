@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import io
 import subprocess
 import sys
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from PIL import Image
 
 from shared import auth
 from shared.settings import SharedSettings
@@ -35,11 +37,16 @@ def token(officer_id: str) -> str:
 # Each dossier's secret (mã tra cứu), as its receipt gave it.
 SECRETS: dict[str, str] = {}
 PDF = b"%PDF-1.4\n% a small scanned form\n%%EOF\n"
-SAMPLES = {
-    "application/pdf": PDF,
-    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 a small photo \xff\xd9",
-    "image/png": b"\x89PNG\r\n\x1a\n a small scan",
-}
+
+
+def _image(image_format: str) -> bytes:
+    """A real (tiny) image: intake decodes every upload, and refuses what does not."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (40, 90, 160)).save(out, image_format)
+    return out.getvalue()
+
+
+SAMPLES = {"application/pdf": PDF, "image/jpeg": _image("JPEG"), "image/png": _image("PNG")}
 
 
 def upload(

@@ -18,7 +18,9 @@ import itsdangerous
 import pytest
 
 from services.intake.openapi import example
+from services.portal import session
 from services.portal.session import COOKIE
+from services.portal.settings import PortalSettings
 from tests.e2e.flows import SAMPLES, assigned_officer, submit, token
 from tests.e2e.harness import Services, eventually
 from tests.factories import CATALOGUE
@@ -30,12 +32,14 @@ SECRET = "e2e-console-session-secret"
 def signed_in(services: Services, officer_id: str, role: str, unit: str) -> httpx.Client:
     """A browser-like client whose session cookie holds the officer, as the portal's sign-in
     makes it (Starlette's signed session), with a real token of review's CLI."""
+    # The token sealed as the portal seals it (a cookie holds it encrypted).
+    cipher = session.cipher(PortalSettings(session_secret=SECRET))
     officer = {
         "id": officer_id,
         "name": officer_id,
         "role": role,
         "unit": unit,
-        "token": token(officer_id),
+        "token": cipher.encrypt(token(officer_id).encode()).decode(),
         "expires_at": time.time() + 3600,
         "via": "dev",
     }

@@ -563,13 +563,13 @@ async def test_an_upload_is_kept_with_its_hash_unless_empty_or_of_a_type_nobody_
     intake: Intake,
 ) -> None:
     kept = await handlers.upload(
-        b"%PDF-1.4",
+        b"%PDF-1.4\n%%EOF\n",
         media_type="application/pdf",
         document_type="ct01",
         files=intake.files,
         catalogue=intake.catalogue,
     )
-    assert kept["sha256"] == hashlib.sha256(b"%PDF-1.4").hexdigest() and kept["size"] == 8
+    assert kept["sha256"] == hashlib.sha256(b"%PDF-1.4\n%%EOF\n").hexdigest() and kept["size"] == 15
     with pytest.raises(UnsupportedMedia):
         await handlers.upload(
             b"MZ",
