@@ -143,8 +143,17 @@ def _errors(app: FastAPI, rendering: Pages, secure: dict[str, str]) -> None:
             return Response(status_code=204, headers={"HX-Redirect": "/signin"})
         return RedirectResponse(f"/signin?next={quote(exc.next_path, safe='')}", 303)
 
+    def whole_page(request: Request) -> Response | None:
+        """htmx swaps no error answer into a fragment (the officer would see nothing happen):
+        an htmx GET that fails loads its URL as a whole page, which shows the error."""
+        if request.headers.get("hx-request") and request.method == "GET":
+            return Response(status_code=204, headers={"HX-Redirect": str(request.url)})
+        return None
+
     async def api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
+        if (redirect := whole_page(request)) is not None and exc.status != 401:
+            return redirect
         if exc.status == 401:
             # The token was refused (expired or revoked): sign in again.
             session.sign_out(request)
@@ -153,6 +162,8 @@ def _errors(app: FastAPI, rendering: Pages, secure: dict[str, str]) -> None:
 
     async def problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
+        if (redirect := whole_page(request)) is not None:
+            return redirect
         lang = rendering.language(request)
         shown = ApiProblem(exc.status, exc.detail_vi if lang == "vi" else exc.detail, exc.code)
         return rendering.render(request, "error.html", status=exc.status, problem=shown)

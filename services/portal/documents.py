@@ -28,7 +28,12 @@ KEPT = (
     "etag",
     "repr-digest",
 )
-Segment = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+INLINE_IMAGES = ("image/jpeg", "image/png", "image/webp")
+# No segment made of dots only: `%2E%2E` would climb intake's path with the officer's token.
+Segment = Annotated[
+    str,
+    Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
+]
 
 
 @router.get("/documents/{code}/{attachment_id}")
@@ -56,8 +61,20 @@ async def document(
     if "content-encoding" in answer.headers:  # httpx decodes it: the length would be wrong
         headers.pop("content-length", None)
     headers.setdefault("x-content-type-options", "nosniff")
-    headers["content-security-policy"] = "sandbox"
-    headers.setdefault("content-disposition", "inline")
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/pdf":
+        # Chromium's PDF viewer does not run in a `sandbox` document: a PDF gets a policy that
+        # lets nothing load or run but the viewer, framed by the console only.
+        headers["content-security-policy"] = (
+            "default-src 'none'; object-src 'self'; frame-ancestors 'self'"
+        )
+        headers.setdefault("content-disposition", "inline")
+    elif media in INLINE_IMAGES:
+        headers["content-security-policy"] = "sandbox; default-src 'none'"
+        headers.setdefault("content-disposition", "inline")
+    else:  # anything else is downloaded, never rendered in the console's origin
+        headers["content-security-policy"] = "sandbox; default-src 'none'"
+        headers["content-disposition"] = "attachment"
     headers["cache-control"] = "private, no-store"
     return StreamingResponse(
         _body(answer),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -164,7 +165,7 @@ async def by_code(
     )
     if isinstance(found, list) and len(found) == 1:
         return RedirectResponse(f"/dossiers/{found[0]['id']}", 303)
-    return RedirectResponse(f"/queues?q={code}" if code else "/queues", 303)
+    return RedirectResponse("/queues?" + urlencode({"q": code}) if code else "/queues", 303)
 
 
 @router.get("/dossiers/{task_id}")

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from services.portal import csrf
 from services.portal.citizen import catalogue, common, receipt
@@ -299,3 +300,24 @@ async def test_the_pages_are_light() -> None:
             sheet = await client.get(asset)
             assert "immutable" in sheet.headers["cache-control"]
             assert "@font-face" not in sheet.text and "url(" not in sheet.text
+
+
+def test_a_receipt_is_kept_sealed_and_for_minutes_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared computer keeps no receipt (nor its secret) for the next person."""
+    from types import SimpleNamespace
+
+    from services.portal import session
+    from services.portal.citizen import receipt
+    from services.portal.settings import PortalSettings
+
+    state = SimpleNamespace(session_cipher=session.cipher(PortalSettings()))
+    request: Any = SimpleNamespace(session={}, app=SimpleNamespace(state=state))
+    now = 1_000_000.0
+    monkeypatch.setattr("services.portal.citizen.receipt.time.time", lambda: now)
+    receipt.remember(request, "G01.99-261201-0001", "Kx7-q2Zr")
+    assert "Kx7-q2Zr" not in str(request.session)  # sealed in the cookie
+    assert receipt.remembered(request, "G01.99-261201-0001") == "Kx7-q2Zr"
+    assert receipt.filed_here(request) == ["G01.99-261201-0001"]
+    now += receipt.KEPT_FOR_SECONDS + 1
+    assert receipt.filed_here(request) == []
+    assert receipt.remembered(request, "G01.99-261201-0001") == ""

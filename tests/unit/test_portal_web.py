@@ -326,3 +326,20 @@ async def test_a_large_body_is_refused_before_it_is_read(client: httpx.AsyncClie
 def test_the_development_sign_in_is_refused_in_a_real_deployment(where: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="DEVELOPMENT_SIGNIN must be off"):
         PortalSettings.model_validate({"development_signin": True, **where})
+
+
+@pytest.mark.parametrize("segment", ["..", "%2E%2E", "."])
+async def test_a_document_path_cannot_climb_intakes_path(
+    client: httpx.AsyncClient, segment: str
+) -> None:
+    await client.get("/probe/sign-in")
+    answer = await client.get(f"/documents/G01.99-261201-0001/{segment}")
+    assert answer.status_code in (404, 422)
+
+
+async def test_an_htmx_request_that_fails_loads_the_whole_page(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/probe/problem?tab=2", headers={"HX-Request": "true"})
+    assert answer.status_code == 204
+    assert answer.headers["hx-redirect"] == "http://portal.test/probe/problem?tab=2"
+    whole = await client.get("/probe/problem?tab=2")  # what the browser then loads
+    assert whole.status_code == 409 and "Hồ sơ đã được tiếp nhận." in whole.text

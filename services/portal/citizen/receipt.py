@@ -4,10 +4,12 @@ download) of the status page's link with that secret, to come back with the phon
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import segno
+from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
@@ -19,27 +21,54 @@ router = APIRouter(include_in_schema=False)
 _SESSION = "citizen_receipts"
 KEPT = 5
 """Receipts a browser keeps the secret of (the latest ones), so a reload still shows it."""
+KEPT_FOR_SECONDS = 15 * 60
+"""How long: a shared computer (a kiosk at the ward, a café) keeps no receipt for the next
+person; the citizen who filed has the page, its QR code and the secret written down by then."""
+
+
+def _cipher(request: Request) -> Fernet:
+    cipher: Fernet = request.app.state.session_cipher
+    return cipher
 
 
 def remember(request: Request, code: str, secret: str) -> None:
-    """Keep the secret intake gave for `code` in this browser's session, for its receipt page
-    (a redirect never carries it in the address, so no log or history holds it)."""
-    kept = dict(request.session.get(_SESSION) or {})
-    kept.pop(code, None)
-    kept[code] = secret
+    """Keep the secret intake gave for `code` in this browser's session for a few minutes,
+    encrypted, for its receipt page (a redirect never carries it in the address)."""
+    kept = {k: v for k, v in _kept(request).items() if k != code}
+    kept[code] = [_cipher(request).encrypt(secret.encode()).decode(), time.time()]
     request.session[_SESSION] = dict(list(kept.items())[-KEPT:])
 
 
+def _kept(request: Request) -> dict[str, list[Any]]:
+    """The receipts still kept (younger than KEPT_FOR_SECONDS), oldest first."""
+    raw = request.session.get(_SESSION) or {}
+    if not isinstance(raw, dict):
+        return {}
+    now = time.time()
+    fresh = {
+        code: value
+        for code, value in raw.items()
+        if isinstance(value, list) and len(value) == 2 and now - float(value[1]) < KEPT_FOR_SECONDS
+    }
+    if len(fresh) != len(raw):
+        request.session[_SESSION] = fresh
+    return fresh
+
+
 def filed_here(request: Request) -> list[str]:
-    """The codes of the dossiers this browser filed lately, newest first (the offline outbox
-    may have sent one after its page was closed)."""
-    kept = request.session.get(_SESSION) or {}
-    return list(reversed(list(kept))) if isinstance(kept, dict) else []
+    """The codes of the dossiers this browser filed in the last minutes, newest first (the
+    offline outbox may have sent one after its page was closed)."""
+    return list(reversed(list(_kept(request))))
 
 
 def remembered(request: Request, code: str) -> str:
-    kept = request.session.get(_SESSION) or {}
-    return str(kept.get(code) or "") if isinstance(kept, dict) else ""
+    value = _kept(request).get(code)
+    if value is None:
+        return ""
+    try:
+        return _cipher(request).decrypt(str(value[0]).encode()).decode()
+    except InvalidToken:
+        return ""
 
 
 def status_link(public_url: str, code: str, secret: str) -> str:
