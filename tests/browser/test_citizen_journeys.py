@@ -135,7 +135,8 @@ async def uploaded(page: Page) -> None:
     """Each picked file uploaded, when the resumable uploads (tus) run on the page."""
     await page.wait_for_function(
         """() => !window.tus || [...document.querySelectorAll('input[type=file][data-tus]')]
-            .every(i => !i.files.length || i.dataset.tusAttachments)"""
+            .every(i => !i.files.length || i.dataset.tusAttachments)""",
+        timeout=60_000,  # resized, content-checked and stored by intake: slow on a busy CI
     )
 
 
