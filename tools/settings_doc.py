@@ -11,6 +11,7 @@ from services.audit.settings import AuditSettings
 from services.intake.settings import IntakeSettings
 from services.notify.settings import NotifySettings
 from services.portal.settings import PortalSettings
+from services.portal.upload_settings import UploadSettings
 from services.review.settings import ReviewSettings
 from shared.settings import SharedSettings, settings_table
 from tools.devstack import ROOT
@@ -22,6 +23,7 @@ SETTINGS: list[tuple[str, type[BaseSettings]]] = [
     ("notify", NotifySettings),
     ("audit", AuditSettings),
     ("portal", PortalSettings),
+    ("portal uploads", UploadSettings),
 ]
 
 

@@ -16,8 +16,9 @@ from tools.settings_doc import SETTINGS, markdown
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
-    name: cls for name, cls in SETTINGS if name != "all services"
+    name: cls for name, cls in SETTINGS if name in ("intake", "review", "notify", "audit", "portal")
 }
+"""The services' own settings (the others are shared, or a part of one: the portal's uploads)."""
 
 
 def _env_names(cls: type[BaseSettings]) -> set[str]:
