@@ -38,6 +38,18 @@ def label(spec: dict[str, Any], name: str, lang: str) -> str:
     return str(spec.get("title") or described or name)
 
 
+def _item_label(spec: dict[str, Any], name: str, lang: str, t: Translate) -> str:
+    """A label inside a list's items: the schema's, else the portal's own for that field name
+    (the forms' texts), else the name."""
+    found = label(spec, name, lang)
+    if found != name:
+        return found
+    try:
+        return t(f"forms.field.{name}")
+    except KeyError:
+        return name
+
+
 def shown(value: Any, t: Translate) -> str:
     """A value as a person reads it: dates dd/mm/yyyy, yes/no, lists joined."""
     if isinstance(value, bool):
@@ -105,6 +117,19 @@ def answers(
             # Every procedure has an applicant, described for developers: the page's own title.
             title = t("dossier.form.applicant") if name == "applicant" else label(spec, name, lang)
             sections.append(Section(title, rows))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            # A list of people or things (the members moving with the applicant): one line
+            # each, every answer under its own label, coded choices by their names.
+            item = _resolve(spec.get("items") or {}, defs)
+            inner = item.get("properties") or {}
+            for number, entry in enumerate(value, start=1):
+                text = "; ".join(
+                    f"{_item_label(_resolve(inner.get(k) or {}, defs), k, lang, t)}: "
+                    f"{shown_answer(k, v, t)}"
+                    for k, v in entry.items()
+                    if v not in (None, "", [])
+                )
+                general.append(Answer(f"{label(spec, name, lang)} ({number})", text))
         else:
             general.append(Answer(label(spec, name, lang), shown_answer(name, value, t)))
     if general:

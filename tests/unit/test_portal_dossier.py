@@ -198,3 +198,16 @@ def test_the_history_names_colleagues_the_citizen_and_the_system() -> None:
         "Lê Thị Bình (cb-2)",
     ]
     assert shown[3].action == "In phiếu: Giấy tiếp nhận hồ sơ và hẹn trả kết quả"
+
+
+def test_a_list_of_people_is_shown_one_per_line_under_their_labels() -> None:
+    procedure = load_catalogue().procedures["1.004222"]
+    schema = procedure.model.model_json_schema()
+    form = dict(procedure.example)
+    members = form.get("members")
+    assert isinstance(members, list) and members, "the example moves someone with the applicant"
+    sections = view.answers(schema, form, "vi", VI)
+    lines = [a for s in sections for a in s.answers if a.label.endswith("(1)")]
+    assert lines, [a.label for s in sections for a in s.answers]
+    assert "full_name" not in lines[0].value and "date_of_birth" not in lines[0].value
+    assert str(members[0]["full_name"]) in lines[0].value
