@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
 from tests.conftest import Infra, isolated
 from tests.e2e.flows import SAMPLES, act, assigned_officer, token
 from tests.e2e.harness import Services, eventually, start_smtp
 from tools.devstack import ROOT
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = ROOT / "tools" / "node" / "node_modules" / "axe-core" / "axe.min.js"
@@ -80,14 +80,11 @@ def citizen_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
             controller.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def chromium(browser: Browser) -> AsyncIterator[Browser]:
+    """The browser tests' one Chromium (tests/browser/conftest.py), on their one event loop:
+    a second Playwright on another loop left this module's uploads hanging after them."""
+    yield browser
 
 
 async def phone(browser: Browser, *, javascript: bool = True) -> tuple[BrowserContext, Page]:
