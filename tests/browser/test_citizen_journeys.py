@@ -130,11 +130,17 @@ async def fill(page: Page, tmp: Path) -> None:
 
 async def uploaded(page: Page) -> None:
     """Each picked file uploaded, when the resumable uploads (tus) run on the page."""
-    await page.wait_for_function(
-        """() => !window.tus || [...document.querySelectorAll('input[type=file][data-tus]')]
-            .every(i => !i.files.length || i.dataset.tusAttachments)""",
-        timeout=60_000,  # resized, content-checked and stored by intake: slow on a busy CI
-    )
+    try:
+        await page.wait_for_function(
+            """() => !window.tus || [...document.querySelectorAll('input[type=file][data-tus]')]
+                .every(i => !i.files.length || i.dataset.tusAttachments)""",
+            timeout=60_000,  # resized, content-checked and stored by intake: slow on a busy CI
+        )
+    except Exception as exc:  # say where each upload stands, to find out why
+        rows = await page.evaluate(
+            "() => [...document.querySelectorAll('.field')].map(f => f.innerText).join(' | ')"
+        )
+        raise AssertionError(f"uploads not done: {rows}") from exc
 
 
 def receipt_code(url: str) -> str:

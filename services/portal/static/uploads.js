@@ -72,6 +72,29 @@
     this.label.textContent = this.name + ": " + message;
   };
 
+  // The file is complete; intake may still be storing it (busy: 409) or briefly unreachable
+  // (5xx, a dropped connection): ask again a few times before telling the citizen it failed.
+  var ATTACHMENT_TRIES = 8;
+
+  function attachmentOf(url, tries) {
+    function again(error) {
+      if (tries <= 1) throw error;
+      return new Promise(function (wait) { setTimeout(wait, 500 * (ATTACHMENT_TRIES - tries + 1)); })
+        .then(function () { return attachmentOf(url, tries - 1); });
+    }
+    return fetch(url + "/attachment", { credentials: "same-origin" }).then(
+      function (answer) {
+        return answer.json().then(function (body) {
+          if (answer.ok) return body;
+          var error = new Error(body.detail || answer.statusText);
+          if (answer.status === 409 || answer.status >= 500) return again(error);
+          throw error;
+        });
+      },
+      again
+    );
+  }
+
   function uploadOne(input, file, pending) {
     var row = new Row(input, file);
     return new Promise(function (resolve, reject) {
@@ -106,13 +129,7 @@
           reject(error);
         },
         onSuccess: function () {
-          fetch(upload.url + "/attachment", { credentials: "same-origin" })
-            .then(function (answer) {
-              return answer.json().then(function (body) {
-                if (!answer.ok) throw new Error(body.detail || answer.statusText);
-                return body;
-              });
-            })
+          attachmentOf(upload.url, ATTACHMENT_TRIES)
             .then(function (attachment) {
               row.show(text("done", { name: file.name }), 100);
               resolve(attachment);
