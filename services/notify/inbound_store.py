@@ -51,7 +51,7 @@ class InboundStore:
         `$inc`; the minute's first inserts its counter (with `expires_at`: nx-27017 0.8.1
         stores a datetime given to `$set` as a string, which no TTL index expires)."""
         doc_id = _counter(key, window)
-        for _ in range(3):
+        for _ in range(10):  # find-or-insert: two replicas racing at a minute's start
             doc = await self.rate.find_one_and_update(
                 {"_id": doc_id}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
             )
