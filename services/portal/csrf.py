@@ -4,6 +4,7 @@ header htmx sends), compared in constant time, plus an Origin check when the bro
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
 from typing import Annotated
@@ -28,6 +29,15 @@ def _secret(request: Request) -> bytes:
         value = secrets.token_urlsafe(_BYTES)
         request.session[_KEY] = value
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def bound_to_session(request: Request, purpose: str) -> str:
+    """A value bound to this session, derived from its CSRF secret ("" before the session has
+    one): what the session owns (its uploads) is known by it without a second key in the
+    cookie, so two requests at once cannot each make one and keep only the last."""
+    if not isinstance(request.session.get(_KEY), str):
+        return ""
+    return hmac.new(_secret(request), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def token(request: Request) -> str:

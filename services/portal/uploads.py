@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import re
 import secrets
 from collections.abc import Callable, Coroutine
@@ -30,7 +29,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from services.portal.clients import ApiProblem, Apis
-from services.portal.csrf import Checked
+from services.portal.csrf import Checked, bound_to_session
 from services.portal.photos import PhotoTooLarge, fit_photo
 from services.portal.upload_settings import UploadSettings
 from services.portal.upload_store import TooLong, Upload, UploadStore
@@ -128,7 +127,7 @@ async def create(request: Request, uploads: Wired, _: Checked) -> Response:
         raise TusRefused(413, "too_large", mb=max(limit // 2**20, 1))
     upload = Upload(
         id=uploads.store.new_id(),
-        owner=_owner(request, create=True),
+        owner=_owner(request),
         length=length,
         procedure=meta["procedure"],
         document_type=meta["document_type"],
@@ -274,7 +273,7 @@ async def _limit(request: Request, meta: dict[str, str]) -> int:
 
 def _owned(request: Request, uploads: Uploads, upload_id: str) -> Upload:
     upload = uploads.store.get(upload_id)
-    owner = _owner(request, create=False)
+    owner = _owner(request)
     if upload is None or not owner or not secrets.compare_digest(upload.owner, owner):
         raise TusRefused(404, "unknown")
     if uploads.store.expired(upload):
@@ -283,14 +282,12 @@ def _owned(request: Request, uploads: Uploads, upload_id: str) -> Upload:
     return upload
 
 
-def _owner(request: Request, *, create: bool) -> str:
-    """The hash of this session's upload key (made on its first upload)."""
-    key = request.session.get(_OWNER)
-    if not isinstance(key, str):
-        if not create:
-            return ""
-        key = request.session[_OWNER] = secrets.token_urlsafe(24)
-    return hashlib.sha256(key.encode()).hexdigest()
+def _owner(request: Request) -> str:
+    """What this session's uploads are known by: derived from its CSRF secret, which every
+    POST already carries (CSRF-checked), so the uploads a page starts at once share it. (A key
+    made by the first upload raced: two uploads at once each set a cookie, the browser kept
+    one, and the other upload became "unknown".)"""
+    return bound_to_session(request, _OWNER)
 
 
 def _offset(uploads: Uploads, upload: Upload) -> int:

@@ -98,7 +98,8 @@ async def test_the_chief_sees_the_figures_audit_gives_and_the_overdue_dossiers(
     def audited() -> dict[str, Any] | None:
         rows = httpx.get(f"{portal.url('audit')}/v1/audit/statistics", params=query).json()
         row = next((r for r in rows["rows"] if r["unit_id"] == "CAP-BADINH"), None)
-        return row if row and row["decided"] == 3 else None
+        # all four received (the fourth may be projected after the three decisions)
+        return row if row and row["decided"] == 3 and row["received"] == 4 else None
 
     row = await eventually(audited, timeout=45)
     browser, _ = await signed_in(portal, CHIEF)

@@ -17,7 +17,6 @@ from shared.storage import Document
 from tests.conftest import Isolation
 
 pytestmark = pytest.mark.integration
-NOW = utcnow()  # what a TTL index keeps is counted from the real clock
 
 
 async def _stores(mongo: AsyncMongoClient[Document], isolation: Isolation) -> list[InboundStore]:
@@ -30,18 +29,20 @@ async def _stores(mongo: AsyncMongoClient[Document], isolation: Isolation) -> li
 async def test_a_message_id_is_taken_once_even_by_two_replicas_at_once(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
+    now = utcnow()  # a TTL index counts from the real clock: taken when the test runs
     one, two = await _stores(mongo, isolation)
-    taken = await asyncio.gather(one.claim("gw-1", NOW), two.claim("gw-1", NOW))
+    taken = await asyncio.gather(one.claim("gw-1", now), two.claim("gw-1", now))
     assert sorted(taken) == [False, True]
     await one.release("gw-1")
-    assert await two.claim("gw-1", NOW)
+    assert await two.claim("gw-1", now)
     stored = await mongo[isolation.database("notify")][SEEN].find_one({"_id": "gw-1"})
-    assert stored is not None and stored["expires_at"] > NOW
+    assert stored is not None and stored["expires_at"] > now
 
 
 async def test_the_twenty_first_request_of_a_minute_is_refused_across_replicas(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
+    now = utcnow()  # not at import: the suite reaches this test many minutes later
     stores = await _stores(mongo, isolation)
     published: list[Event] = []
 
@@ -50,7 +51,7 @@ async def test_the_twenty_first_request_of_a_minute_is_refused_across_replicas(
 
     replicas = [
         Inbound(
-            seen=s, counters=s, publish=publish, clock=lambda: NOW, per_minute=20, source="urn:t"
+            seen=s, counters=s, publish=publish, clock=lambda: now, per_minute=20, source="urn:t"
         )
         for s in stores
     ]
@@ -60,7 +61,7 @@ async def test_the_twenty_first_request_of_a_minute_is_refused_across_replicas(
             {
                 "from": "84912345678",
                 "text": "TT G01.99-261201-0001",
-                "received_at": NOW.isoformat(),
+                "received_at": now.isoformat(),
                 "message_id": f"gw-{n}",
             }
         )

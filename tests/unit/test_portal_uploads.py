@@ -285,6 +285,26 @@ async def test_another_sessions_upload_is_unknown(portal: Portal) -> None:
         assert (await owner.head(url)).status_code == 200
 
 
+async def test_uploads_a_page_starts_at_once_all_stay_the_sessions(portal: Portal) -> None:
+    """A form's two files start uploading together, each request with the cookie the page
+    had; whichever answer's cookie the browser keeps, both uploads remain its own (CI once
+    lost one: the first upload used to make a session key, so each set its own cookie)."""
+    data = scanned_pdf(2_000)
+    async with portal.citizen() as client:
+        page_cookies = httpx.Cookies(client.cookies)
+        first = await create(client, len(data))
+        client.cookies = httpx.Cookies(page_cookies)  # sent at once: the page's cookie again
+        second = await create(client, len(data), document_type="legal_residence_proof")
+        assert first.status_code == second.status_code == 201
+        assert "set-cookie" not in first.headers and "set-cookie" not in second.headers
+        for created in (first, second):
+            url = created.headers["location"]
+            answer = await patch(client, url, 0, data)
+            assert answer.status_code == 204, answer.text
+            assert (await client.get(url + "/attachment")).status_code == 200
+    assert len(portal.intake.files) == 2
+
+
 async def test_an_expired_upload_is_gone_and_swept(portal: Portal) -> None:
     async with portal.citizen() as client:
         url = (await create(client, 10)).headers["location"]
