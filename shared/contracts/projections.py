@@ -110,12 +110,12 @@ def project_json(event: Event | dict[str, Any], scopes: frozenset[str]) -> bytes
     return json.dumps(project(event, scopes), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _strip_personal(schema: Any) -> None:
+def strip_personal(schema: Any) -> None:
     """Remove every property marked personal from a JSON Schema, in place (and from
     `required`)."""
     if isinstance(schema, list):
         for item in schema:
-            _strip_personal(item)
+            strip_personal(item)
         return
     if not isinstance(schema, dict):
         return
@@ -129,7 +129,7 @@ def _strip_personal(schema: Any) -> None:
             if not schema["required"]:
                 del schema["required"]
     for value in schema.values():
-        _strip_personal(value)
+        strip_personal(value)
 
 
 @cache
@@ -141,7 +141,7 @@ def projection_schema(event_type: str, scopes: frozenset[str]) -> dict[str, Any]
     """The JSON Schema of the projection of `event_type` for a partner holding `scopes`."""
     schema: dict[str, Any] = json.loads(_full_schema(event_type))
     if PERSONAL_DATA not in scopes:
-        _strip_personal(schema)
+        strip_personal(schema)
         schema["title"] = f"{schema.get('title', event_type)}Projection"
         schema["description"] = (
             f"{schema.get('description', '')}\n\nWithout the `{PERSONAL_DATA}` scope: no "
