@@ -214,6 +214,13 @@ def test_env_names_in_the_chart_are_settings_the_code_reads(
             assert not unknown, f"{doc['metadata']['name']}: {sorted(unknown)}"
 
 
+def test_the_portal_keeps_a_browser_on_one_replica(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    # uploads wait on the portal's own disk until the dossier is submitted (README)
+    assert _of(rendered["production"], "Service")["portal"]["spec"]["sessionAffinity"] == "ClientIP"
+
+
 def test_production_runs_at_least_two_replicas(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["production"]
     for name, deployment in _of(docs, "Deployment").items():
@@ -291,3 +298,36 @@ def test_the_charts_rules_equal_the_projects_rules() -> None:
         "deploy/helm/motcua/files/rules.yml differs from deploy/prometheus/rules/*.yml: copy the "
         "groups of every rules file, in file-name order, into it"
     )
+
+
+def test_setup_imports_the_definitions_through_the_management_api(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from tools.setup import import_definitions
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Management(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Authorization"], body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Management)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text('{"users": [{"name": "motcua-notify"}]}')
+    try:
+        import_definitions(definitions, f"http://127.0.0.1:{server.server_port}/", "admin", "pw")
+    finally:
+        thread.join(timeout=5)
+        server.server_close()
+    assert received == [
+        ("/api/definitions", "Basic YWRtaW46cHc=", b'{"users": [{"name": "motcua-notify"}]}')
+    ]
