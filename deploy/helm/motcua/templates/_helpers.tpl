@@ -76,6 +76,9 @@ rabbitmqDefinitions: {key: rabbitmq-definitions.json, required: false}
 {{- define "motcua.commonEnv" -}}
 - name: MOTCUA_ENV
   value: {{ .Values.environment | quote }}
+# The root file system is read-only: caches (fontconfig for the portal's PDFs) go to /tmp.
+- name: XDG_CACHE_HOME
+  value: /tmp/.cache
 {{- range $k, $v := .Values.env }}
 - name: {{ $k }}
   value: {{ $v | quote }}
