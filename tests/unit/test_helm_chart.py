@@ -43,6 +43,21 @@ PRODUCTION_SECRETS = {
 }
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping with a key twice (which kubectl and the API server reject)."""
+
+
+def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
+    twice = {key for key in keys if keys.count(key) > 1}
+    if twice:
+        raise yaml.constructor.ConstructorError(None, None, f"keys twice: {twice}", node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
 def _helm() -> str:
     found = shutil.which("helm")
     tools = Path(os.environ.get("MOTCUA_TOOLS_DIR", Path.home() / ".cache" / "motcua"))
@@ -87,7 +102,7 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
     for name, args in RENDERINGS.items():
         done = _template(*args)
         assert done.returncode == 0, f"{name}: {done.stderr}"
-        out[name] = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+        out[name] = [doc for doc in yaml.load_all(done.stdout, Loader=_StrictLoader) if doc]
     return out
 
 

@@ -15,6 +15,11 @@ app.kubernetes.io/name: {{ .name }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end -}}
 
+{{/* The name label alone, beside motcua.labels (which already has the instance). */}}
+{{- define "motcua.nameLabel" -}}
+app.kubernetes.io/name: {{ .name }}
+{{- end -}}
+
 {{- define "motcua.secretName" -}}
 {{- if .Values.secrets.existingSecret -}}{{ .Values.secrets.existingSecret }}{{- else -}}{{ include "motcua.fullname" . }}{{- end -}}
 {{- end -}}
