@@ -114,4 +114,13 @@ if [ ! -e tools/node/node_modules/.package-lock.json ] || [ tools/node/package-l
   say "installing the Node.js test tools (tools/node) from npm"
   npm ci --prefix tools/node --no-audit --no-fund --silent
 fi
+# 6. helm for the chart's tests (tests/unit/test_helm_chart.py): built from its Go module.
+HELM_VERSION=v3.22.0
+HELM_BIN="$TOOLS/bin/helm"
+if [ ! -x "$HELM_BIN" ] || ! "$HELM_BIN" version --short 2>/dev/null | grep -q "^${HELM_VERSION%.*}"; then
+  command -v go >/dev/null || { say "Go is needed to build helm"; exit 1; }
+  say "building helm $HELM_VERSION from its Go module into $TOOLS/bin"
+  mkdir -p "$TOOLS/bin"
+  GOBIN="$TOOLS/bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
 say "ready"
