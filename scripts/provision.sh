@@ -57,6 +57,12 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
   apt_install_server rabbitmq-server
 fi
 
+# promtool (checks and unit-tests the alerting rules under deploy/prometheus); no server is started.
+if ! command -v promtool >/dev/null; then
+  say "installing prometheus (for promtool) from Debian's packages"
+  apt_install_server prometheus
+fi
+
 # 3. A MongoDB-wire server.
 if [ -n "${MONGODB_URL:-}" ]; then
   say "database: MONGODB_URL"
