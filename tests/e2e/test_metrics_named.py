@@ -33,12 +33,6 @@ PENDING = {
     "motcua_dvcqg_requests_total",
     "motcua_dvcqg_backlog",
     "motcua_dvcqg_last_success_timestamp_seconds",
-    # shared/web.py: 1/0 per /readyz check (broker, database), labels service and check
-    "motcua_ready",
-    # review: open dossiers past their promised date now, labels unit and procedure
-    "motcua_index_overdue",
-    # intake: dossiers submitted, labels procedure, unit and channel (online, desk, post)
-    "motcua_dossiers_submitted_total",
 }
 
 
