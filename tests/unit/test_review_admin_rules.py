@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from services.review import administration
+from services.review.domain import Forbidden
 from services.review.roster import Officer
+from shared.contracts import DossierReassignedData
 from tests.unit.test_review_handlers import (
     ADMIN,
     COLLEAGUE,
@@ -70,7 +72,8 @@ async def test_a_moved_officer_hands_their_open_tasks_back_to_the_old_unit() -> 
     colleague_task = await tasks.load("t3")
     assert colleague_task is not None and colleague_task.officer_id == COLLEAGUE.id
     assert publish.types() == ["dossier.reassigned"] * 2
-    data = [e.data for e in publish.events]
+    data = [e.data for e in publish.events if isinstance(e.data, DossierReassignedData)]
+    assert len(data) == 2
     assert {(d.action, d.previous_officer_id, d.officer_id, d.by) for d in data} == {
         ("release", HOLDER.id, None, ADMIN.id)
     }
@@ -94,7 +97,7 @@ async def test_a_refused_move_hands_nothing_back() -> None:
     await tasks.create(_task(id="t1"), [])
     ward_admin = Officer(id="a2", name="W", role="admin", unit="V")
     await directory.put_officer(ward_admin, by="seed")
-    with pytest.raises(administration.Forbidden):
+    with pytest.raises(Forbidden):
         await administration.put_officer(
             ward_admin, HOLDER.model_copy(update={"unit": "V"}), directory=directory, **ports
         )
