@@ -178,3 +178,26 @@ def test_no_stored_identifier_holds_a_control_character(stack: Stack) -> None:
     for doc in officers + units:
         assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in doc["name"]), doc
     print(json.dumps({"officers": len(officers), "units": len(units)}))
+
+
+def test_the_directory_refuses_bad_ids_and_an_admin_moving_themself(stack: Stack) -> None:
+    base = f"{stack.services.url('review')}/v1/admin"
+    admin = _headers("admin")
+    before = stack.snapshot("review")
+    body = {"name": "Bùi Thanh Tâm", "role": "admin", "unit": "CAP-BADINH"}
+    moved = httpx.put(f"{base}/officers/cb-pc06-qt", json=body, headers=admin, timeout=10)
+    assert moved.status_code == 409 and moved.json()["code"] == "self_move", moved.text
+    for bad_id in ("%C2%AE%F0%9B%BF%A4%02*_%C3%93", "a%20b", "-x"):
+        refused = httpx.put(
+            f"{base}/officers/{bad_id}",
+            json={"name": "X", "role": "officer", "unit": "CAP-BADINH"},
+            headers=admin,
+            timeout=10,
+        )
+        assert refused.status_code == 422, refused.text
+    control = httpx.put(
+        f"{base}/units/CAP-NEW", json={"name": "a\u0002b"}, headers=admin, timeout=10
+    )
+    assert control.status_code == 422, control.text
+    assert control.headers["content-type"].startswith("application/problem+json")
+    assert stack.snapshot("review") == before
