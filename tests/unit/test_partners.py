@@ -22,6 +22,7 @@ from services.notify.partners import (
     should_disable,
     signature_header,
 )
+from services.notify.routing import Partner
 from services.notify.settings import NotifySettings
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -158,3 +159,25 @@ def test_recovery_goes_back_at_most_fourteen_days() -> None:
         recover_since(NOW - timedelta(days=14, seconds=1), NOW)
     with pytest.raises(ValueError, match="future"):
         recover_since(NOW + timedelta(seconds=1), NOW)
+
+
+def test_a_yaml_partner_with_a_previous_secret_is_signed_with_both_until_its_end() -> None:
+    old, fresh = new_secret(), new_secret()
+    partner = Partner(
+        id="bank",
+        url="https://bank.example/hook",
+        secret=fresh,
+        events=["dossier.submitted"],
+        previous_secret=old,
+        previous_secret_until=NOW,
+    )
+    assert partner.signing_keys().active(NOW - timedelta(seconds=1)) == [fresh, old]
+    assert partner.signing_keys().active(NOW) == [fresh]
+    with pytest.raises(ValueError, match="previous_secret"):
+        Partner(
+            id="bank",
+            url="https://bank.example/hook",
+            secret=fresh,
+            events=["dossier.submitted"],
+            previous_secret="whsec_" + "!" * 30,
+        )
