@@ -8,6 +8,7 @@ import json
 import smtplib
 import ssl
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -21,8 +22,8 @@ from services.notify.messages import (
     http_failure,
     phone_84,
     sms_segments,
-    webhook_signature,
 )
+from services.notify.partners import signature_header
 from services.notify.routing import Partner
 from services.notify.settings import NotifySettings
 
@@ -198,8 +199,11 @@ class WebhookChannel:
         headers = {
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": webhook_signature(
-                partner.secret, message_id, timestamp, message.body
+            "webhook-signature": signature_header(
+                partner.signing_keys().active(datetime.fromtimestamp(timestamp, UTC)),
+                message_id,
+                timestamp,
+                message.body,
             ),
         }
         await post_json(self.client, partner.url, content=message.body, headers=headers)

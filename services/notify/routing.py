@@ -6,12 +6,14 @@ from __future__ import annotations
 import binascii
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.notify.messages import ChannelName, webhook_key
+from services.notify.partners import SigningKeys
 
 TRACKING_NAMESPACE = uuid.UUID("1b7f4a52-3f0c-4c58-9a77-4d2d0f0c3a11")
 
@@ -49,6 +51,14 @@ class Partner(BaseModel):
     url: str = Field(pattern=r"^https?://")
     secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False)
     events: list[str] = Field(min_length=1)
+    previous_secret: str | None = Field(
+        default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False
+    )
+    previous_secret_until: datetime | None = None
+
+    def signing_keys(self) -> SigningKeys:
+        """The secrets that sign this partner's webhooks (the previous one during a rotation)."""
+        return SigningKeys(self.secret, self.previous_secret, self.previous_secret_until)
 
     @field_validator("url")
     @classmethod
@@ -57,9 +67,11 @@ class Partner(BaseModel):
             raise ValueError("the URL has no host")
         return url
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
-    def _decodable(cls, secret: str) -> str:
+    def _decodable(cls, secret: str | None) -> str | None:
+        if secret is None:
+            return secret
         try:
             webhook_key(secret)
         except binascii.Error as exc:

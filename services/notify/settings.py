@@ -70,6 +70,17 @@ class NotifySettings(ServiceSettings):
     partners_file: Path | None = Field(
         default=None, description="Partners that receive signed webhooks (YAML); none if unset."
     )
+    allow_private_endpoints: bool = Field(
+        default=False,
+        description="Accept partner endpoint URLs that resolve to private, loopback or "
+        "link-local addresses (refused by default: every resolved address is checked).",
+    )
+    secret_overlap_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="After a partner's secret is rotated, how long the old one still signs "
+        "beside the new one.",
+    )
     retry_base_seconds: float = Field(
         default=30.0, gt=0, description="Wait before a delivery's first retry; doubles after."
     )
