@@ -2,8 +2,10 @@
 holding the dossier's snapshot, its pending operations in order, the event ids already queued
 (idempotence), and `due_at`, the moment it is next worth sending (None: nothing to send).
 
-A replica claims a dossier by moving its `due_at` forward by the lease and writing a claim id,
-in one conditional update; only the claim holder's writes land afterwards. So two replicas never
+Every write is guarded by the version it was read at (an event's enqueue and the sender racing:
+one wins, the other reads again). A replica claims a dossier by moving its `due_at` forward by
+the lease and writing a claim id, in one conditional update; only the claim holder's writes land
+afterwards. So two replicas never
 send one dossier at once, and a dossier's operations go out one after another, in order.
 """
 
@@ -20,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.storage import Document, Indexes, ensure_indexes
 
 SYNC = "dvcqg_sync"
+RACES = 20
 INDEXES: Indexes = {
     SYNC: [
         IndexModel([("due_at", ASCENDING)], name="due"),
@@ -45,110 +48,116 @@ class SyncStore:
         dossier: dict[str, Any] | None = None,
     ) -> bool:
         """Queue `ops` of one event, once: False when that event was queued already."""
-        update: dict[str, Any] = {
-            "$push": {"ops": {"$each": ops}, "seen": event_id},
-            "$inc": {"pending": len(ops)},
-            "$set": {"changed_at": now, "status": ops[-1]["status"], "state": "pending"},
-            "$setOnInsert": {"due_at": now, "attempts": 0, "claim": None},
-        }
-        if dossier is not None:
-            update["$set"]["dossier"] = dossier
-        try:
-            result = await self.sync.update_one(
-                {"_id": code, "seen": {"$ne": event_id}}, update, upsert=True
-            )
-        except DuplicateKeyError:
-            return False  # the document exists and has seen the event
-        if not result.upserted_id:
-            await self.sync.update_one({"_id": code, "due_at": None}, {"$set": {"due_at": now}})
-        return True
+        for _ in range(RACES):
+            doc = await self.sync.find_one({"_id": code})
+            if doc is None:
+                fresh: Document = {
+                    "_id": code,
+                    "version": 1,
+                    "ops": ops,
+                    "seen": [event_id],
+                    "pending": len(ops),
+                    "status": ops[-1]["status"],
+                    "state": "pending",
+                    "changed_at": now,
+                    "due_at": now,
+                    "attempts": 0,
+                    "claim": None,
+                    "added": False,
+                    "dossier": dossier,
+                }
+                try:
+                    await self.sync.insert_one(fresh)
+                except DuplicateKeyError:
+                    continue
+                return True
+            if event_id in doc.get("seen", []):
+                return False
+            change: dict[str, Any] = {
+                "ops": [*doc.get("ops", []), *ops],
+                "seen": [*doc.get("seen", []), event_id],
+                "pending": int(doc.get("pending", 0)) + len(ops),
+                "status": ops[-1]["status"],
+                "state": "pending",
+                "changed_at": now,
+                "due_at": doc.get("due_at") or now,
+            }
+            if dossier is not None:
+                change["dossier"] = dossier
+            if await self._write(doc, change):
+                return True
+        raise RuntimeError(f"{code}: too many concurrent writes of its sync state")
+
+    async def _write(self, doc: Document, change: dict[str, Any], claim: str | None = None) -> bool:
+        """Write `change` if the document is still the version read (and still claimed)."""
+        where: dict[str, Any] = {"_id": doc["_id"], "version": doc["version"]}
+        if claim is not None:
+            where["claim"] = claim
+        result = await self.sync.update_one(
+            where, {"$set": {**change, "version": doc["version"] + 1}}
+        )
+        return result.modified_count == 1
 
     async def claim(self, now: datetime, lease: timedelta) -> tuple[str, Document] | None:
         """One due dossier, held for `lease` by a new claim id."""
         claim = uuid.uuid4().hex
         doc = await self.sync.find_one_and_update(
             {"due_at": {"$lte": now}},
-            {"$set": {"due_at": now + lease, "claim": claim}},
+            {"$set": {"due_at": now + lease, "claim": claim}, "$inc": {"version": 1}},
             sort=[("due_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else (claim, doc)
 
-    async def sent(self, code: str, claim: str, op_index: int, now: datetime, added: bool) -> bool:
-        """The claimed dossier's operation went through: drop it, stay due for the next."""
-        doc = await self.sync.find_one({"_id": code, "claim": claim})
-        if doc is None:
-            return False
-        ops = list(doc.get("ops", []))
-        ops.pop(op_index)
-        result = await self.sync.update_one(
-            {"_id": code, "claim": claim, "pending": doc["pending"]},
-            {
-                "$set": {
-                    "ops": ops,
-                    "due_at": now,
-                    "claim": None,
-                    "attempts": 0,
-                    "state": "pending" if ops else "in_sync",
-                    "last_attempt_at": now,
-                    "last_success_at": now,
-                    "last_error": None,
-                    **({"added": True} if added else {}),
-                },
-                "$inc": {"pending": -1},
-            },
-        )
-        if result.modified_count == 0:  # an event came meanwhile: keep both, try again soon
-            await self._pop_by_id(code, claim, doc["ops"][op_index], now, added)
-        return True
+    async def _settle(self, code: str, claim: str, decide: Any) -> None:
+        """Apply `decide(doc)` (a change) to the claimed dossier, re-reading on a race with an
+        event's enqueue; nothing if the claim was lost (its lease ran out)."""
+        for _ in range(RACES):
+            doc = await self.sync.find_one({"_id": code, "claim": claim})
+            if doc is None:
+                return
+            if await self._write(doc, {**decide(doc), "claim": None}, claim):
+                return
 
-    async def _pop_by_id(
-        self, code: str, claim: str, op: dict[str, Any], now: datetime, added: bool
-    ) -> None:
-        await self.sync.update_one(
-            {"_id": code, "claim": claim},
-            {
-                "$pull": {"ops": {"event_id": op["event_id"], "kind": op["kind"]}},
-                "$inc": {"pending": -1},
-                "$set": {
-                    "due_at": now,
-                    "claim": None,
-                    "attempts": 0,
-                    "last_attempt_at": now,
-                    "last_success_at": now,
-                    "last_error": None,
-                    **({"added": True} if added else {}),
-                },
-            },
-        )
+    async def sent(self, code: str, claim: str, op: dict[str, Any], now: datetime) -> None:
+        """The claimed dossier's operation went through: drop it, stay due for the next."""
+
+        def change(doc: Document) -> dict[str, Any]:
+            ops = [
+                o for o in doc["ops"] if (o["event_id"], o["kind"]) != (op["event_id"], op["kind"])
+            ]
+            return {
+                "ops": ops,
+                "pending": len(ops),
+                "due_at": now if ops else None,
+                "attempts": 0,
+                "state": "pending" if ops else "in_sync",
+                "last_attempt_at": now,
+                "last_success_at": now,
+                "last_error": None,
+                "added": bool(doc.get("added")) or op["kind"] == "add",
+            }
+
+        await self._settle(code, claim, change)
 
     async def failed(
         self, code: str, claim: str, now: datetime, retry_at: datetime, error: str
     ) -> None:
-        await self.sync.update_one(
-            {"_id": code, "claim": claim},
-            {
-                "$set": {
-                    "due_at": retry_at,
-                    "claim": None,
-                    "state": "retrying",
-                    "last_attempt_at": now,
-                    "last_error": error[:500],
-                },
-                "$inc": {"attempts": 1},
+        await self._settle(
+            code,
+            claim,
+            lambda doc: {
+                "due_at": retry_at,
+                "state": "retrying",
+                "last_attempt_at": now,
+                "last_error": error[:500],
+                "attempts": int(doc.get("attempts", 0)) + 1,
             },
         )
 
-    async def idle(self, code: str, claim: str, pending: int, now: datetime) -> None:
-        """Nothing to send now: not due until new work comes (at once, if some came meanwhile)."""
-        result = await self.sync.update_one(
-            {"_id": code, "claim": claim, "pending": pending},
-            {"$set": {"due_at": None, "claim": None}},
-        )
-        if result.modified_count == 0:
-            await self.sync.update_one(
-                {"_id": code, "claim": claim}, {"$set": {"due_at": now, "claim": None}}
-            )
+    async def idle(self, code: str, claim: str) -> None:
+        """Nothing to send now: not due until new work comes."""
+        await self._settle(code, claim, lambda doc: {"due_at": None})
 
     async def next_due(self) -> datetime | None:
         doc = await self.sync.find_one(

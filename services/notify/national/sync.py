@@ -92,7 +92,7 @@ class Sync:
         code, ops, dossier = doc["_id"], list(doc.get("ops", [])), doc.get("dossier")
         index = domain.next_operation(ops, dossier)
         if index is None or dossier is None:
-            await self.store.idle(code, claim, int(doc.get("pending", 0)), self.clock())
+            await self.store.idle(code, claim)
             return
         op = ops[index]
         kind = op["kind"]
@@ -110,7 +110,7 @@ class Sync:
             log.warning("dvcqg: %s %s failed, retry in %s: %s", code, kind, delay, exc)
             return
         now = self.clock()
-        await self.store.sent(code, claim, index, now, added=kind == "add")
+        await self.store.sent(code, claim, op, now)
         LAST_SUCCESS.set(now.timestamp())
 
     async def run_forever(self) -> None:
