@@ -133,7 +133,7 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
 
         await eventually(lambda: synced([e.subject for e in firsts]), timeout=30)
 
-        # The token expires: one login again, then the call goes through.
+        # The tokens expire: each replica logs in again, once, then the call goes through.
         logins = portal.logins
         portal.tokens.clear()
         # The portal goes down: what arrives meanwhile waits, then goes when it is back.
@@ -141,7 +141,7 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
         for event in more[:2]:
             await publish(isolation, event)
         await eventually(lambda: synced([e.subject for e in more[:2]]), timeout=30)
-        assert portal.logins == logins + 1
+        assert logins <= 2 and 1 <= portal.logins - logins <= 2  # once per replica at most
         portal.down = True
         for event in more:
             await publish(isolation, approved_event(event))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -77,7 +77,7 @@ async def sync_state(
         last_attempt_at=doc.get("last_attempt_at"),
         last_success_at=doc.get("last_success_at"),
         last_error=doc.get("last_error"),
-        next_try_at=doc.get("due_at") if doc.get("ops") else None,
+        next_try_at=datetime.fromtimestamp(doc["due_at"], UTC) if doc.get("due_at") else None,
         pending=[
             PendingView(kind=o["kind"], event_id=o["event_id"], status=o["status"])
             for o in doc.get("ops", [])

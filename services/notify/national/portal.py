@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -28,6 +29,14 @@ class Portal:
         self.username = username
         self.password = password
         self.token: str | None = None
+        self._login = asyncio.Lock()
+
+    async def fresh(self, stale: str | None) -> str:
+        """A token other than `stale`: one login however many calls found it expired at once."""
+        async with self._login:
+            if self.token is not None and self.token != stale:
+                return self.token
+            return await self.login()
 
     async def login(self) -> str:
         try:
@@ -49,12 +58,12 @@ class Portal:
 
     async def send(self, kind: Kind, body: dict[str, Any]) -> None:
         """Send one operation; log in when there is no token, again once when it expired."""
-        token = self.token or await self.login()
+        token = self.token or await self.fresh(None)
         for last in (False, True):
             code, status = await self._call(kind, body, token)
             expired = status == 401 or code == fields.EXPIRED_CODE
             if expired and not last:
-                token = await self.login()
+                token = await self.fresh(token)
                 continue
             if code == fields.OK_CODE and status == 200:
                 REQUESTS.labels(kind, "ok").inc()

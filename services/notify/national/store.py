@@ -1,6 +1,7 @@
 """The sync state of each dossier in notify's database: one document per dossier (`dvcqg_sync`)
 holding the dossier's snapshot, its pending operations in order, the event ids already queued
-(idempotence), and `due_at`, the moment it is next worth sending (None: nothing to send).
+(idempotence), and `due_at`, the moment it is next worth sending, in epoch seconds (None:
+nothing to send).
 
 Every write is guarded by the version it was read at (an event's enqueue and the sender racing:
 one wins, the other reads again). A replica claims a dossier by moving its `due_at` forward by
@@ -19,6 +20,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.notify.national.domain import next_operation
 from shared.storage import Document, Indexes, ensure_indexes
 
 SYNC = "dvcqg_sync"
@@ -30,6 +32,11 @@ INDEXES: Indexes = {
         IndexModel([("changed_at", ASCENDING)], name="changed"),
     ]
 }
+
+
+def _ts(moment: datetime) -> float:
+    """`due_at` is kept as epoch seconds: a number compares and sorts alike everywhere."""
+    return moment.timestamp()
 
 
 class SyncStore:
@@ -60,7 +67,7 @@ class SyncStore:
                     "status": ops[-1]["status"],
                     "state": "pending",
                     "changed_at": now,
-                    "due_at": now,
+                    "due_at": _ts(now),
                     "attempts": 0,
                     "claim": None,
                     "added": False,
@@ -80,7 +87,7 @@ class SyncStore:
                 "status": ops[-1]["status"],
                 "state": "pending",
                 "changed_at": now,
-                "due_at": doc.get("due_at") or now,
+                "due_at": doc.get("due_at") or _ts(now),
             }
             if dossier is not None:
                 change["dossier"] = dossier
@@ -102,8 +109,8 @@ class SyncStore:
         """One due dossier, held for `lease` by a new claim id."""
         claim = uuid.uuid4().hex
         doc = await self.sync.find_one_and_update(
-            {"due_at": {"$lte": now}},
-            {"$set": {"due_at": now + lease, "claim": claim}, "$inc": {"version": 1}},
+            {"due_at": {"$lte": _ts(now)}},
+            {"$set": {"due_at": _ts(now + lease), "claim": claim}, "$inc": {"version": 1}},
             sort=[("due_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
@@ -129,7 +136,7 @@ class SyncStore:
             return {
                 "ops": ops,
                 "pending": len(ops),
-                "due_at": now if ops else None,
+                "due_at": _ts(now) if ops else None,
                 "attempts": 0,
                 "state": "pending" if ops else "in_sync",
                 "last_attempt_at": now,
@@ -147,7 +154,7 @@ class SyncStore:
             code,
             claim,
             lambda doc: {
-                "due_at": retry_at,
+                "due_at": _ts(retry_at),
                 "state": "retrying",
                 "last_attempt_at": now,
                 "last_error": error[:500],
@@ -155,17 +162,19 @@ class SyncStore:
             },
         )
 
-    async def idle(self, code: str, claim: str) -> None:
-        """Nothing to send now: not due until new work comes."""
-        await self._settle(code, claim, lambda doc: {"due_at": None})
+    async def idle(self, code: str, claim: str, now: datetime) -> None:
+        """Nothing to send now: not due until new work comes (at once, if some came meanwhile:
+        the submission this dossier was waiting for may have been queued during the claim)."""
+
+        def change(doc: Document) -> dict[str, Any]:
+            waiting = next_operation(list(doc.get("ops", [])), doc.get("dossier")) is None
+            return {"due_at": None if waiting else _ts(now)}
+
+        await self._settle(code, claim, change)
 
     async def next_due(self) -> datetime | None:
-        doc = await self.sync.find_one(
-            {"due_at": {"$gte": datetime(1970, 1, 1, tzinfo=UTC)}},
-            sort=[("due_at", ASCENDING)],
-            projection={"due_at": 1},
-        )
-        return None if doc is None else doc["due_at"]
+        doc = await self.sync.find_one({"due_at": {"$gte": 0}}, sort=[("due_at", ASCENDING)])
+        return None if doc is None else datetime.fromtimestamp(doc["due_at"], UTC)
 
     async def backlog(self) -> int:
         return await self.sync.count_documents({"pending": {"$gt": 0}})

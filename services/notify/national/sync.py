@@ -92,7 +92,7 @@ class Sync:
         code, ops, dossier = doc["_id"], list(doc.get("ops", [])), doc.get("dossier")
         index = domain.next_operation(ops, dossier)
         if index is None or dossier is None:
-            await self.store.idle(code, claim)
+            await self.store.idle(code, claim, self.clock())
             return
         op = ops[index]
         kind = op["kind"]
