@@ -13,6 +13,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY shared ./shared
 COPY services ./services
 COPY deploy/roster.yaml ./deploy/roster.yaml
+# The Helm chart's setup Job (indexes, broker definitions): python -m tools.setup
+COPY tools/__init__.py tools/setup.py ./tools/
 RUN useradd --system --uid 10001 motcua
 USER motcua
 # Overridden per service in docker-compose.yml.

@@ -1,7 +1,7 @@
 # Motcua: the two commands.
 #   make run   installs what is missing, starts RabbitMQ, the database and the four services.
 #   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
-.PHONY: run test deps lint typecheck pytest schemas bench bench-databases clean
+.PHONY: run test deps lint typecheck pytest schemas bench bench-databases fuzz clean
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -36,6 +36,13 @@ DATABASES_ARGS ?=
 bench-databases:
 	@MOTCUA_PROVISION_ALL_DATABASES=1 scripts/provision.sh
 	$(VENV_PY) -m benchmarks.databases $(DATABASES_ARGS)
+
+# The OpenAPI fuzz run of every service (tests/e2e/test_fuzz.py) with more examples than the
+# suite's short one; FUZZ_EXAMPLES examples per operation and token.
+FUZZ_EXAMPLES ?= 100
+fuzz: deps
+	MOTCUA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV_PY) -m tools.devstack exec -- \
+		$(VENV_PY) -m pytest -q tests/e2e/test_fuzz.py
 
 schemas: deps
 	$(VENV_PY) -m shared.contracts schemas docs/events

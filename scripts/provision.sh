@@ -57,6 +57,12 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
   apt_install_server rabbitmq-server
 fi
 
+# promtool (checks and unit-tests the alerting rules under deploy/prometheus); no server is started.
+if ! command -v promtool >/dev/null; then
+  say "installing prometheus (for promtool) from Debian's packages"
+  apt_install_server prometheus
+fi
+
 # 3. A MongoDB-wire server.
 if [ -n "${MONGODB_URL:-}" ]; then
   say "database: MONGODB_URL"
@@ -113,5 +119,14 @@ if ! command -v npm >/dev/null; then say "installing nodejs and npm"; apt_instal
 if [ ! -e tools/node/node_modules/.package-lock.json ] || [ tools/node/package-lock.json -nt tools/node/node_modules/.package-lock.json ]; then
   say "installing the Node.js test tools (tools/node) from npm"
   npm ci --prefix tools/node --no-audit --no-fund --silent
+fi
+# 6. helm for the chart's tests (tests/unit/test_helm_chart.py): built from its Go module.
+HELM_VERSION=v3.22.0
+HELM_BIN="$TOOLS/bin/helm"
+if [ ! -x "$HELM_BIN" ] || ! "$HELM_BIN" version --short 2>/dev/null | grep -q "^${HELM_VERSION%.*}"; then
+  command -v go >/dev/null || { say "Go is needed to build helm"; exit 1; }
+  say "building helm $HELM_VERSION from its Go module into $TOOLS/bin"
+  mkdir -p "$TOOLS/bin"
+  GOBIN="$TOOLS/bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi
 say "ready"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_PUBLISHED = Counter(
     "motcua_events_published_total",
@@ -34,4 +34,16 @@ DB_COMMANDS = Counter(
     "motcua_db_commands_total",
     "Commands sent to the database (round trips), by the shared client.",
     ["service", "command", "collection"],
+)
+READY = Gauge(
+    "motcua_ready",
+    "1 while the service's readiness check passes (check: broker, database), else 0; as of the "
+    "last /readyz, or measured by the scrape when /readyz was not asked for a while.",
+    ["service", "check"],
+)
+DOSSIERS_SUBMITTED = Counter(
+    "motcua_dossiers_submitted_total",
+    "Dossiers filed (each once, not their retries), by procedure and channel (online, desk, post)"
+    ": the online share of the public-service index (QĐ 766).",
+    ["procedure", "channel"],
 )

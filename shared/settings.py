@@ -16,12 +16,22 @@ class SharedSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore")
 
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses to start while any development default is left "
+        "(token secret, audit's keys, development sign-in, guest broker login, ...), naming "
+        "each setting to set.",
+    )
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
-        description="RabbitMQ URL; the vhost in it isolates one deployment (or one test).",
+        description="RabbitMQ URL; the vhost in it isolates one deployment (or one test). "
+        "TLS: `amqps://user:pass@host:5671/vhost?cafile=/ca.pem&certfile=/crt.pem&"
+        "keyfile=/key.pem`.",
     )
     mongodb_url: str = Field(
-        default="mongodb://127.0.0.1:27017/", description="MongoDB (or FerretDB) URL."
+        default="mongodb://127.0.0.1:27017/",
+        description="MongoDB (or FerretDB) URL. TLS: `?tls=true&tlsCAFile=/ca.pem` "
+        "(and `&tlsCertificateKeyFile=/client.pem` for a client certificate).",
     )
     database_prefix: str = Field(
         default="motcua_", description="Prefix of each service's database name."

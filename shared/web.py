@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
 from shared import auth, problems
-from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS, READY
 from shared.runtime import Runtime, runtime
 from shared.settings import ServiceSettings
 
@@ -73,9 +73,23 @@ def from_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
     return dependency
 
 
-def operations_router() -> APIRouter:
-    """Liveness, readiness (of `app.state.runtime`) and Prometheus metrics."""
+READY_FRESH_SECONDS = 30.0  # a scrape reuses a readiness check younger than this
+
+
+def operations_router(service: str = "") -> APIRouter:
+    """Liveness, readiness (of `app.state.runtime`) and Prometheus metrics; `motcua_ready`
+    follows the readiness checks (a scrape measures them only when /readyz went unasked, so a
+    dashboard costs the database no extra ping beside the orchestrator's probe)."""
     router = APIRouter(tags=["operations"])
+    checked = {"at": -READY_FRESH_SECONDS}
+
+    async def readiness(request: Request) -> dict[str, bool]:
+        runtime = getattr(request.app.state, "runtime", None)
+        checks = await runtime.readiness() if runtime else {"broker": False, "database": False}
+        checked["at"] = time.monotonic()
+        for check, ok in checks.items():
+            READY.labels(service, check).set(1 if ok else 0)
+        return checks
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -83,8 +97,7 @@ def operations_router() -> APIRouter:
 
     @router.get("/readyz", summary="The broker and the database are reachable")
     async def readyz(request: Request) -> JSONResponse:
-        runtime = getattr(request.app.state, "runtime", None)
-        checks = await runtime.readiness() if runtime else {"broker": False, "database": False}
+        checks = await readiness(request)
         ready = all(checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
@@ -92,7 +105,9 @@ def operations_router() -> APIRouter:
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if service and time.monotonic() - checked["at"] >= READY_FRESH_SECONDS:
+            await readiness(request)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -109,7 +124,7 @@ def _route_template(request: Request) -> str:
 def install(app: FastAPI, service: str) -> None:
     """Add the operations routes, problem+json errors and request metrics to `app`."""
     problems.install(app)
-    app.include_router(operations_router())
+    app.include_router(operations_router(service))
     count_requests(app, service)
 
 

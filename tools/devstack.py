@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +47,39 @@ EMBEDDED_DATABASES = ("ferretdb", "nx-27017")
 DEFAULT_DATABASE = "nx-27017"
 SERVICES = {"intake": 8001, "review": 8002, "notify": 8003, "audit": 8004, "portal": 8000}
 """Started in this order: the portal last, as it answers ready once the four others do."""
+BROKER_DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"
+BROKER_SERVICES = ("intake", "review", "notify", "audit")
+"""The services with a broker user of their own (the portal uses no broker)."""
+
+
+def broker_user(service: str) -> str:
+    return f"motcua-{service}"
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's `rabbit_password_hashing_sha256`: base64(salt + sha256(salt + password))."""
+    salt = salt if salt is not None else secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def broker_definitions(passwords: dict[str, str]) -> dict[str, object]:
+    """deploy/rabbitmq/definitions.json with each user's hash computed from `passwords` (user →
+    password); a user without a password keeps an empty hash (no password sign-in)."""
+    definitions: dict[str, object] = json.loads(BROKER_DEFINITIONS.read_text())
+    users = definitions["users"]
+    assert isinstance(users, list)
+    for user in users:
+        if user["name"] in passwords:
+            user["password_hash"] = password_hash(passwords[user["name"]])
+    return definitions
+
+
+def service_amqp_url(url: str, user: str, password: str) -> str:
+    """`url` signed in as `user` (same host, port, vhost and query)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    creds = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{creds}@{host}"))
 
 
 def log(message: str) -> None:
@@ -166,6 +203,21 @@ class RabbitMQ:
             stop_process(self.proc, timeout=30)
             self.proc = None
 
+    def load_definitions(self) -> dict[str, str]:
+        """Import the services' users with fresh random passwords; returns user → password."""
+        passwords = {broker_user(s): secrets.token_urlsafe(18) for s in BROKER_SERVICES}
+        self.request("POST", "/definitions", json.dumps(broker_definitions(passwords)).encode())
+        return passwords
+
+    def grant_service(self, service: str, vhost: str) -> None:
+        """Give `service`'s user on `vhost` the permissions the definitions give it on `/`."""
+        definitions = json.loads(BROKER_DEFINITIONS.read_text())
+        user = broker_user(service)
+        (grant,) = [p for p in definitions["permissions"] if p["user"] == user]
+        body = {k: grant[k] for k in ("configure", "write", "read")}
+        quoted = urllib.parse.quote(vhost, safe="")
+        self.request("PUT", f"/permissions/{quoted}/{user}", json.dumps(body).encode())
+
 
 @dataclass
 class MongoWire:
@@ -269,6 +321,7 @@ class Stack:
     rabbitmq: RabbitMQ | None = None
     mongo: MongoWire | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    broker_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
     def home(self) -> Path:
@@ -292,6 +345,7 @@ class Stack:
         self.mongo.start()
         log(f"database: {self.mongo.kind} at {self.mongo.url}")
         self.rabbitmq.start()
+        self.broker_passwords = self.rabbitmq.load_definitions()
         log(
             f"RabbitMQ at {self.rabbitmq.url} (management {self.rabbitmq.api}) "
             f"in {time.monotonic() - started:.1f}s"
@@ -313,7 +367,18 @@ class Stack:
             "MOTCUA_TEST_AMQP_URL": self.rabbitmq.url,
             "MOTCUA_TEST_RABBITMQ_API": self.rabbitmq.api,
             "MOTCUA_TEST_MONGODB_URL": self.mongo.url,
+            # Each service's own broker user (deploy/rabbitmq/definitions.json), this run's.
+            "MOTCUA_TEST_BROKER_PASSWORDS": json.dumps(self.broker_passwords),
         }
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """`service`'s own broker login (none for the portal)."""
+        assert self.rabbitmq
+        if service not in BROKER_SERVICES:
+            return {}
+        user = broker_user(service)
+        url = service_amqp_url(self.rabbitmq.url, user, self.broker_passwords[user])
+        return {"MOTCUA_AMQP_URL": url}
 
 
 @contextlib.contextmanager
@@ -359,7 +424,7 @@ def run_services(s: Stack) -> None:
             subprocess.Popen(
                 cmd,
                 cwd=ROOT,
-                env=env,
+                env={**env, **s.service_env(name)},
                 stdout=(logs / f"{name}.log").open("ab"),
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ from services.audit.domain import start_of_day
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
 from shared.clock import utcnow
+from shared.production import refuse_development_defaults
 from shared.serve import serve
 from shared.storage import mongo_client
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AuditSettings()
     if args.command == "verify":
         return asyncio.run(verify(settings, args.since, args.expect_seal))
+    refuse_development_defaults(settings)
     serve(create_app(settings), settings)
     return 0
 

@@ -7,7 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.audit import consumer, handlers
+from services.audit import consumer, handlers, index_metrics
 from services.audit.api import router
 from services.audit.batching import Batcher
 from services.audit.settings import AuditSettings
@@ -62,6 +62,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             ),
             "audit-ledger",
         )
+        rt.background(index_metrics.keep_refreshing(store=store, clock=utcnow), "audit-index")
         await handlers.adopt_legacy(store=store, hmac_key=hmac_key, clock=utcnow)
         table = consumer.handlers(batcher=batcher, hmac_key=hmac_key, clock=utcnow)
         await rt.consume(consumer.QUEUE, consumer.BINDINGS, consumer.dispatcher(table))

@@ -19,6 +19,7 @@ from services.intake.fields import normalise_mobile
 from services.intake.status import (
     STATUS_CODES,
     STATUS_OF_EVENT,
+    TOLD_WHY,
     WITHDRAWABLE,
     Step,
     current_status,
@@ -120,11 +121,24 @@ class Dossier:
     def history(self) -> list[dict[str, Any]]:
         """Each status reached, in order, starting with the submission."""
         return [{"status": "submitted", "at": self.submitted_at}] + [
-            {"status": s.status, "at": s.at} for s in in_order(self.steps)
+            _told(s) for s in in_order(self.steps)
         ]
 
     def with_step(self, step: Step) -> Dossier:
         return replace(self, steps=(*self.steps, step), version=self.version + 1)
+
+
+def _told(step: Step) -> dict[str, Any]:
+    """A step as its applicant sees it: the status and time, the new promised date it set,
+    and why (with the documents asked for), when review's event said so."""
+    told: dict[str, Any] = {"status": step.status, "at": step.at}
+    if step.promised_at is not None:
+        told["promised_at"] = step.promised_at
+    if step.reason:
+        told["reason"] = step.reason
+    if step.missing:
+        told["missing"] = list(step.missing)
+    return told
 
 
 def dossier_code(agency: str, day: date, number: int) -> str:
@@ -277,4 +291,14 @@ def review_step(event: Event) -> Step:
     status = STATUS_OF_EVENT.get(event.type)
     if status is None:
         raise NotIntakes(f"intake does not handle {event.type}")
-    return Step(event.id, status, event.time, getattr(event.data, "promised_at", None))
+    data = event.data
+    told = status in TOLD_WHY
+    reason = (getattr(data, "reason", None) or getattr(data, "note", None)) if told else None
+    return Step(
+        event.id,
+        status,
+        event.time,
+        getattr(data, "promised_at", None),
+        reason=reason or None,
+        missing=tuple(getattr(data, "missing", None) or ()) if told else (),
+    )

@@ -40,6 +40,7 @@ from services.intake.submission import Submission, parse
 from shared.calendar import VIETNAM, WorkingCalendar
 from shared.clock import Clock, utcnow
 from shared.contracts import Channel, DossierAssigned, DossierReassigned, Event
+from shared.metrics import DOSSIERS_SUBMITTED
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ async def _file(
         except FiledBefore as filed:  # a late holder of the key filed it first: its receipt
             return receipt(filed.first).model_dump(mode="json")
         if added:
+            channel = dossier.channel.name.lower()
+            DOSSIERS_SUBMITTED.labels(dossier.procedure_code, channel).inc()
             await _publish(intake.publish, events, dossier.code)
             return receipt(dossier, secret).model_dump(mode="json")
     raise RuntimeError(f"no free dossier code in series {series}")

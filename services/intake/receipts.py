@@ -10,6 +10,24 @@ from pydantic import BaseModel, Field
 from services.intake.domain import Dossier
 
 
+class HistoryStep(BaseModel):
+    """One step of the dossier as its applicant may see it."""
+
+    status: str
+    at: datetime
+    promised_at: datetime | None = Field(
+        default=None, description="The promised result date this step set (a pause, an apology)."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why, as told to the citizen: a refusal, a rejection, a stop, an apology, "
+        "or what a supplement request asks.",
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="The document types a supplement request asks for."
+    )
+
+
 class Receipt(BaseModel):
     """Where a dossier stands, with the national portal's status code (1–10).
 
@@ -28,7 +46,7 @@ class Receipt(BaseModel):
     promised_at: datetime | None = None
     fee: int | None = None
     documents: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    history: list[HistoryStep] = []
     access_secret: str | None = Field(
         default=None, description="Only on the submission's answer: keep it to follow the dossier."
     )
@@ -51,6 +69,6 @@ def receipt(dossier: Dossier, secret: str | None = None) -> Receipt:
             {k: d[k] for k in ("document_type", "id", "sha256", "size") if k in d}
             for d in dossier.attachments
         ],
-        history=dossier.history,
+        history=[HistoryStep.model_validate(h) for h in dossier.history],
         access_secret=secret,
     )

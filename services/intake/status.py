@@ -47,6 +47,10 @@ WITHDRAWABLE = frozenset(
 # Steps the citizen is told of that do not change where the dossier stands.
 NOTICES = frozenset({"apology_issued"})
 
+# The steps whose reason is written for the citizen (the law asks that a refusal, a rejection,
+# a stop and a delay say why, BM-VP01); a claim's or a release's reason is the officers' own.
+TOLD_WHY = frozenset({"refused", "rejected", "stopped", "apology_issued", "supplement_requested"})
+
 # Review's events that move intake's view of a dossier forward.
 STATUS_OF_EVENT = {
     DossierAssigned.event_type: "assigned",
@@ -72,6 +76,8 @@ class Step:
     status: str
     at: datetime
     promised_at: datetime | None = None
+    reason: str | None = None  # told to the citizen: why refused, rejected, stopped, late
+    missing: tuple[str, ...] = ()  # the document types a supplement request asks for
 
 
 def in_order(steps: tuple[Step, ...] | list[Step]) -> list[Step]:

@@ -398,6 +398,8 @@ def _step_field(step: Step) -> dict[str, Any]:
         "status": step.status,
         "at": step.at,
         "promised_at": step.promised_at,
+        **({"reason": step.reason} if step.reason else {}),
+        **({"missing": list(step.missing)} if step.missing else {}),
     }
 
 
@@ -407,7 +409,14 @@ def _steps_field(steps: tuple[Step, ...]) -> dict[str, Any]:
 
 def _to_dossier(doc: dict[str, Any]) -> Dossier:
     steps = tuple(
-        Step(s["event_id"], s["status"], s["at"], s.get("promised_at"))
+        Step(
+            s["event_id"],
+            s["status"],
+            s["at"],
+            s.get("promised_at"),
+            reason=s.get("reason"),
+            missing=tuple(s.get("missing") or ()),
+        )
         for s in (doc.get("steps") or {}).values()
     )
     outbox = doc.get("outbox")

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from services.notify import handlers
 from services.notify.api import router
+from services.notify.catalogue_api import router as catalogue_router
 from services.notify.channels import (
     Channel,
     SmsChannel,
@@ -130,7 +131,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         settings,
         summary="Tells citizens and partners what happens to dossiers: e-mail, SMS, Zalo, "
         "webhooks.",
-        routers=[router, dvcqg.router],
+        routers=[router, catalogue_router, dvcqg.router],
         start=start,
     )
 

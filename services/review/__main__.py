@@ -15,6 +15,7 @@ from services.review.auth import issue_token
 from services.review.directory import Directory
 from services.review.roster import Officer, load_roster
 from services.review.settings import ReviewSettings
+from shared.production import refuse_development_defaults
 from shared.serve import serve
 
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(issue_token(officer, settings))
         return 0
+    refuse_development_defaults(settings)
     serve(create_app(settings), settings)
     return 0
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import administration
-from services.review.administration import SelfDemotion
+from services.review.administration import SelfDemotion, SelfMove
 from services.review.auth import CurrentOfficer
+from services.review.desk import AtDesk
 from services.review.directory import Directory, DirectoryError
 from services.review.domain import Forbidden
 from services.review.roster import Officer, Role, Unit
+from shared.contracts.identifiers import IDENTIFIER_PATTERN, Text, UnitId
 from shared.problems import Problem
 from shared.web import from_state
 
@@ -22,21 +24,28 @@ T = TypeVar("T")
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 People = Annotated[Directory, Depends(from_state("directory", Directory))]
+UnitPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN, max_length=64, description="Unit id.")]
+OfficerPath = Annotated[
+    str, Path(pattern=IDENTIFIER_PATTERN, max_length=64, description="Officer id.")
+]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class UnitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    wards: list[str] = Field(default_factory=list, description="Commune/ward codes received.")
+    name: Name
+    wards: list[Annotated[str, Field(pattern=r"^[0-9]{5}$")]] = Field(
+        default_factory=list, max_length=2000, description="Commune/ward codes received."
+    )
 
 
 class OfficerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     role: Role
-    unit: str = Field(min_length=1, max_length=100)
+    unit: UnitId
     active: bool = True
 
 
@@ -44,6 +53,13 @@ async def _run(work: Awaitable[T]) -> T:
     """Run an admin use case; its refusals as problem+json."""
     try:
         return await work
+    except SelfMove as exc:
+        raise Problem(
+            409,
+            str(exc),
+            "Quản trị viên không tự chuyển mình sang đơn vị khác; nhờ quản trị viên khác.",
+            code="self_move",
+        ) from exc
     except SelfDemotion as exc:
         raise Problem(
             409,
@@ -67,7 +83,9 @@ async def list_units(admin: CurrentOfficer, people: People) -> list[Unit]:
 
 
 @router.put("/units/{unit_id}", response_model=Unit, summary="Create or change a unit")
-async def put_unit(unit_id: str, body: UnitBody, admin: CurrentOfficer, people: People) -> Unit:
+async def put_unit(
+    unit_id: UnitPath, body: UnitBody, admin: CurrentOfficer, people: People
+) -> Unit:
     unit = Unit(id=unit_id, **body.model_dump())
     return await _run(administration.put_unit(admin, unit, directory=people))
 
@@ -78,17 +96,27 @@ async def list_officers(admin: CurrentOfficer, people: People) -> list[Officer]:
 
 
 @router.put("/officers/{officer_id}", response_model=Officer, summary="Create or change an officer")
-async def put_officer(
-    officer_id: str, body: OfficerBody, admin: CurrentOfficer, people: People
-) -> Officer:
+async def put_officer(officer_id: OfficerPath, body: OfficerBody, desk: AtDesk) -> Officer:
+    """An officer moved to another unit hands their open tasks back to the old unit's queue
+    (unassigned; a `release` by this admin is recorded on each)."""
     officer = Officer(id=officer_id, **body.model_dump())
-    return await _run(administration.put_officer(admin, officer, directory=people))
+    return await _run(
+        administration.put_officer(
+            desk.officer,
+            officer,
+            directory=desk.directory,
+            tasks=desk.tasks,
+            clock=desk.clock,
+            publish=desk.publish,
+            source=desk.source,
+        )
+    )
 
 
 @router.get(
     "/officers/{officer_id}/changes", summary="Who changed an officer, when, from what to what"
 )
 async def officer_changes(
-    officer_id: str, admin: CurrentOfficer, people: People
+    officer_id: OfficerPath, admin: CurrentOfficer, people: People
 ) -> list[dict[str, Any]]:
     return await _run(administration.officer_changes(admin, officer_id, directory=people))

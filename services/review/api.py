@@ -15,9 +15,12 @@ from services.review.ports import StageCount
 from services.review.stages import OPEN_STAGES, STAGE_NAMES_EN, STAGE_NAMES_VI, Stage
 from services.review.views import TaskView
 from shared.contracts import SlipForm
+from shared.contracts.identifiers import MultilineText, OfficerId
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
+
+Reason = Annotated[MultilineText, Field(max_length=1000)]
 Scope = Literal["mine", "unit", "unassigned"]
 PROBLEMS: dict[int | str, dict[str, str]] = {
     401: {"description": "No or bad officer token (problem+json)"},
@@ -33,7 +36,7 @@ class ActionRequest(BaseModel):
     )
 
     action: str = Field(min_length=1, max_length=50)
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: Reason | None = None
 
 
 class StageCountView(BaseModel):
@@ -217,11 +220,11 @@ async def take_action(task_id: str, body: ActionRequest, desk: AtDesk) -> TaskVi
 class HandOver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: Reason | None = None
 
 
 class Reassignment(HandOver):
-    officer_id: str = Field(min_length=1, max_length=100, description="The new holder.")
+    officer_id: OfficerId = Field(description="The new holder.")
 
 
 class Apology(BaseModel):
@@ -239,7 +242,7 @@ class Apology(BaseModel):
         },
     )
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Annotated[Reason, Field(min_length=1)]
     promised_at: datetime = Field(description="The new promised result date (with its offset).")
 
 

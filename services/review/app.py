@@ -7,7 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.review import consumer, handlers, mover
+from services.review import consumer, handlers, index_metrics, mover
 from services.review.admin import router as admin_router
 from services.review.api import router
 from services.review.directory import Directory
@@ -84,6 +84,7 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
             mover.run(store, store.task_finished, poll=settings.timer_interval_seconds),
             "history-mover",
         )
+        rt.background(index_metrics.keep_refreshing(store=store, clock=clock), "index-overdue")
 
     app = web.service_app(
         settings,

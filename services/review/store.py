@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -54,6 +55,7 @@ INDEXES: Indexes = {
         IndexModel([("applicant_phone", ASCENDING), ("queue_key", ASCENDING)]),  # search
         IndexModel("timer_at"),
         IndexModel("terminal"),
+        IndexModel("promised_at"),  # overdue now, for the public-service index
     ],
     "tasks_history": [
         IndexModel("dossier_code", unique=True),
@@ -189,6 +191,13 @@ class TaskStore:
             async for doc in near:
                 late.setdefault(str(doc["stage"]), []).append(doc["queue_at"])
         return {stage: stage_count(n, late.get(stage, []), now) for stage, n in totals.items()}
+
+    def past_promised(self, now: datetime) -> Any:
+        """The open tasks past their promised date (only what the gauge needs of each)."""
+        return self.tasks.find(
+            {"promised_at": {"$lt": now}, "terminal": False},
+            {"unit_id": 1, "procedure_code": 1, "paused_at": 1},
+        )
 
     async def by_phone(self, phone: str, limit: int) -> list[Task]:
         query: Document = {"applicant_phone": phone}

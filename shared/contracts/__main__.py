@@ -1,4 +1,6 @@
-"""`python -m shared.contracts schemas OUTDIR` writes one JSON Schema per event type."""
+"""`python -m shared.contracts schemas OUTDIR` writes one JSON Schema per event type;
+`python -m shared.contracts asyncapi [--write docs/asyncapi.yaml]` prints (or writes) the
+AsyncAPI 3.0 event catalogue."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from shared.contracts import asyncapi
 from shared.contracts.registry import EVENT_TYPES
 
 
@@ -28,7 +31,17 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     schemas = sub.add_parser("schemas", help="write one JSON Schema per event type")
     schemas.add_argument("outdir", type=Path)
+    catalogue = sub.add_parser("asyncapi", help="print or write the AsyncAPI 3.0 catalogue")
+    catalogue.add_argument("--write", type=Path, metavar="FILE", help="e.g. docs/asyncapi.yaml")
     args = parser.parse_args(argv)
+    if args.command == "asyncapi":
+        text = asyncapi.dump(asyncapi.generate())
+        if args.write is None:
+            print(text, end="")
+        else:
+            args.write.write_text(text, encoding="utf-8")
+            print(args.write)
+        return
     for path in write_schemas(args.outdir):
         print(path)
 

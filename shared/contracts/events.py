@@ -16,19 +16,27 @@ Sex = Literal["male", "female"]
 class Applicant(EventData):
     """The citizen a dossier is for (người nộp hồ sơ)."""
 
-    full_name: str
-    personal_id: str = Field(description="12-digit personal ID number (số định danh cá nhân).")
-    date_of_birth: date
-    sex: Sex
-    phone: str = Field(description="Mobile number in +84 form.")
-    email: str | None = None
+    full_name: str = Field(json_schema_extra={"x-personal": True})
+    personal_id: str = Field(
+        description="12-digit personal ID number (số định danh cá nhân).",
+        json_schema_extra={"x-personal": True},
+    )
+    date_of_birth: date = Field(json_schema_extra={"x-personal": True})
+    sex: Sex = Field(json_schema_extra={"x-personal": True})
+    phone: str = Field(
+        description="Mobile number in +84 form.", json_schema_extra={"x-personal": True}
+    )
+    email: str | None = Field(default=None, json_schema_extra={"x-personal": True})
 
 
 class Residence(EventData):
     """Where the applicant registers to live."""
 
-    ward_code: str = Field(description="Commune/ward code of the 2025 administrative list.")
-    address: str
+    ward_code: str = Field(
+        description="Commune/ward code of the 2025 administrative list.",
+        json_schema_extra={"x-personal": True},
+    )
+    address: str = Field(json_schema_extra={"x-personal": True})
 
 
 class DossierSubmittedData(EventData):
@@ -66,7 +74,9 @@ class DossierSubmittedData(EventData):
     )
     applicant_kind: Literal[1, 2, 3, 4] = 1
     form: dict[str, Any] | None = Field(
-        default=None, description="The whole form as submitted (procedure-specific)."
+        default=None,
+        description="The whole form as submitted (procedure-specific).",
+        json_schema_extra={"x-personal": True},
     )
     documents: list[dict[str, Any]] = Field(
         default_factory=list, description="Attachments: document type, id, sha256, size."
@@ -231,7 +241,10 @@ class DossierSlaData(EventData):
 class NotificationData(EventData):
     dossier_code: str
     channel: Literal["email", "sms", "zalo", "webhook"]
-    recipient: str = Field(description="Masked address: never the full e-mail or phone number.")
+    recipient: str = Field(
+        description="Masked address: never the full e-mail or phone number.",
+        json_schema_extra={"x-personal": True},
+    )
     trigger_event_id: str
     trigger_event_type: str
 

@@ -14,7 +14,10 @@ from shared.contracts.status import PortalStatus
 
 class SmsStatusRequestedData(EventData):
     dossier_code: str = Field(description="The code the citizen typed, upper-cased.")
-    phone: str = Field(description="The sender's mobile number in +84 form.")
+    phone: str = Field(
+        description="The sender's mobile number in +84 form.",
+        json_schema_extra={"x-personal": True},
+    )
     message_id: str = Field(description="The SMS gateway's id of the inbound SMS.")
     received_at: datetime = Field(description="When the gateway received the SMS.")
 
@@ -34,7 +37,10 @@ class DossierStatusReportedData(EventData):
     promised_at: datetime | None = Field(
         default=None, description="Ngày hẹn trả in force: the promised result date."
     )
-    phone: str = Field(description="Where the answer goes: the dossier's own phone, +84 form.")
+    phone: str = Field(
+        description="Where the answer goes: the dossier's own phone, +84 form.",
+        json_schema_extra={"x-personal": True},
+    )
     message_id: str = Field(description="The inbound SMS this answers.")
 
 

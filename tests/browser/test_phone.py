@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.browser.checks import Checker, assert_landmarks
@@ -27,29 +25,12 @@ OVERFLOWING = """() => {
 }"""
 
 
-def too_wide(path: str, name: str, what: str) -> Any:
-    """A page still wider than a phone: a strict xfail naming what sticks out and where to fix
-    it (it fails as soon as the page fits: then drop the mark)."""
-    reason = f"wider than a 360px phone (WCAG 1.4.10 reflow): {what}"
-    return pytest.param(path, name, id=name, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize(
     ("path", "name"),
     [
-        too_wide(
-            "/queues",
-            "phone-queues",
-            "form#queue-search and form#queue-filters (the search input and the procedure select "
-            "with its long names) — pages: static/console.css",
-        ),
+        pytest.param("/queues", "phone-queues", id="phone-queues"),
         pytest.param("/desk", "phone-desk", id="phone-desk"),
-        too_wide(
-            "/desk/1.004194",
-            "phone-desk-form",
-            "fieldset.group.documents (the file inputs; a fieldset's min-width is min-content) "
-            "— desk: static/desk.css",
-        ),
+        pytest.param("/desk/1.004194", "phone-desk-form", id="phone-desk-form"),
     ],
 )
 async def test_an_officer_works_on_a_phone(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -17,7 +19,14 @@ from typing import Any, ClassVar
 import httpx
 from aiosmtpd.controller import Controller
 
-from tools.devstack import ROOT, free_port
+from tools.devstack import (
+    BROKER_SERVICES,
+    ROOT,
+    RabbitMQ,
+    broker_user,
+    free_port,
+    service_amqp_url,
+)
 
 SERVICES = ("intake", "review", "notify", "audit")
 
@@ -61,6 +70,24 @@ def start_smtp() -> tuple[Controller, Mailbox]:
     return controller, mailbox
 
 
+def own_broker_login(service: str, env: dict[str, str]) -> dict[str, str]:
+    """`service`'s own broker user (deploy/rabbitmq/definitions.json) on the vhost of
+    `env`'s MOTCUA_AMQP_URL, granted there; nothing when that URL is not the test broker's
+    (a test that starts its own node) or the portal (no broker)."""
+    passwords = json.loads(os.environ.get("MOTCUA_TEST_BROKER_PASSWORDS") or "{}")
+    url, test_url = env.get("MOTCUA_AMQP_URL", ""), os.environ.get("MOTCUA_TEST_AMQP_URL", "")
+    user = broker_user(service)
+    parts, test = urllib.parse.urlsplit(url), urllib.parse.urlsplit(test_url)
+    same_broker = (parts.hostname, parts.port) == (test.hostname, test.port)
+    if service not in BROKER_SERVICES or user not in passwords or not url or not same_broker:
+        return {}
+    vhost = urllib.parse.unquote(parts.path.removeprefix("/")) or "/"
+    api = urllib.parse.urlsplit(os.environ["MOTCUA_TEST_RABBITMQ_API"])
+    broker = RabbitMQ("external", Path("/nonexistent"), test.port or 5672, api.port or 15672)
+    broker.grant_service(service, vhost)
+    return {"MOTCUA_AMQP_URL": service_amqp_url(url, user, passwords[user])}
+
+
 @dataclass
 class Services:
     """The four services, each a process, sharing one test's vhost and database prefix."""
@@ -90,6 +117,7 @@ class Services:
             f"MOTCUA_{service.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}",
             **extra_env,
         }
+        env.update(own_broker_login(service, env))
         log = (self.logs / f"{name.replace('#', '-')}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],

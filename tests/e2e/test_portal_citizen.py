@@ -132,6 +132,9 @@ async def test_a_citizen_answers_a_supplement_request(services: Services) -> Non
 
     page = client.get(f"/status/{code}", params={"secret": secret})
     assert "Yêu cầu bổ sung giấy tờ" in page.text
+    assert "Ghi chú của cán bộ: Hợp đồng thuê nhà bị mờ" in page.text  # what to do, told
+    [step] = [h for h in dossier(services, code, secret)["history"] if h["reason"]]
+    assert (step["status"], step["reason"]) == ("supplement_requested", "Hợp đồng thuê nhà bị mờ")
     form = client.get(f"/status/{code}/supplement", params={"secret": secret})
     assert form.status_code == 200, form.text
     photo = [("file.legal_residence_proof", ("chup-lai.png", SAMPLES["image/png"], "image/png"))]

@@ -11,11 +11,18 @@ import pytest
 import yaml
 
 from services.intake.catalogue import FormError, load_catalogue
-from services.intake.domain import dossier_code
+from services.intake.domain import dossier_code, review_step
 from services.intake.fields import check_personal_id, normalise_mobile
 from services.intake.openapi import example
 from services.intake.status import Step, current_status, promised_date
 from services.intake.submission import parse
+from shared.contracts import (
+    DossierChecked,
+    DossierDecisionData,
+    DossierRejected,
+    DossierTransitionData,
+    PortalStatus,
+)
 from tests.factories import CATALOGUE
 
 PROCEDURES = sorted(CATALOGUE.procedures)
@@ -241,3 +248,45 @@ def test_an_apology_moves_the_promised_date_but_not_the_status() -> None:
     assert promised_date(statuses, receipt_date) == day + timedelta(days=12)
     assert promised_date(statuses[2:], receipt_date) == receipt_date
     assert current_status(statuses[:2]) == "received"
+
+
+def test_the_citizen_is_told_why_but_not_the_officers_own_reasons() -> None:
+    """A rejection's reason reaches the applicant's history; a check's reason (an officer's
+    note to the chief) does not."""
+    at = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    rejected = DossierRejected.create(
+        source="urn:t",
+        subject="G01.99-261201-0001",
+        time=at,
+        data=DossierDecisionData(
+            dossier_code="G01.99-261201-0001",
+            task_id="t1",
+            procedure_code="1.004194",
+            unit_id="CAP-BADINH",
+            officer_id="o1",
+            decided_at=at,
+            reason="Hợp đồng thuê nhà hết hạn",
+        ),
+    )
+    checked = DossierChecked.create(
+        source="urn:t",
+        subject="G01.99-261201-0001",
+        time=at,
+        data=DossierTransitionData(
+            dossier_code="G01.99-261201-0001",
+            task_id="t1",
+            procedure_code="1.004194",
+            workflow_version=1,
+            action="check",
+            from_state="received",
+            to_state="checked",
+            unit_id="CAP-BADINH",
+            actor="o1",
+            at=at,
+            reason="Đề xuất chấp thuận, anh xem giúp",
+            status_code=PortalStatus.IN_PROCESS,
+        ),
+    )
+    told = review_step(rejected)
+    assert (told.status, told.reason) == ("rejected", "Hợp đồng thuê nhà hết hạn")
+    assert review_step(checked).reason is None

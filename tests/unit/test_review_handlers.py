@@ -513,6 +513,12 @@ async def test_a_timer_fired_before_a_crash_is_not_fired_again_but_moves_on() ->
 
 async def test_admins_manage_the_directory_within_their_reach() -> None:
     directory = FakeDirectory()
+    ADMIN_PORTS: dict[str, Any] = {
+        "tasks": FakeTasks(),
+        "clock": lambda: T0,
+        "publish": Published(),
+        "source": "s",
+    }
     assert [u.id for u in await administration.list_units(ADMIN, directory=directory)] == [
         "U",
         "V",
@@ -525,14 +531,19 @@ async def test_admins_manage_the_directory_within_their_reach() -> None:
     with pytest.raises(Forbidden):
         await administration.put_unit(ward_admin, Unit(id="X", name="X"), directory=directory)
     with pytest.raises(Forbidden):  # not their unit's officer
-        await administration.put_officer(ward_admin, HOLDER, directory=directory)
+        await administration.put_officer(ward_admin, HOLDER, directory=directory, **ADMIN_PORTS)
     newcomer = Officer(id="o9", name="N", role="officer", unit="V")
-    assert await administration.put_officer(ward_admin, newcomer, directory=directory)
+    assert await administration.put_officer(
+        ward_admin, newcomer, directory=directory, **ADMIN_PORTS
+    )
     mine = await administration.list_officers(ward_admin, directory=directory)
     assert {o.id for o in mine} == {"a2", "o9"}
     with pytest.raises(administration.SelfDemotion):
         await administration.put_officer(
-            ADMIN, ADMIN.model_copy(update={"role": "officer"}), directory=directory
+            ADMIN,
+            ADMIN.model_copy(update={"role": "officer"}),
+            directory=directory,
+            **ADMIN_PORTS,
         )
     changes = await administration.officer_changes(ADMIN, "o9", directory=directory)
     assert [c["by"] for c in changes] == ["a2"]

@@ -92,13 +92,25 @@ async def look_up(request: Request, code: str, proof: Proof) -> dict[str, Any]:
     return found
 
 
-def history(found: dict[str, Any], lang: str) -> list[dict[str, str]]:
-    """The steps to show, oldest first: each step's words key and its day."""
+def history(
+    found: dict[str, Any], lang: str, procedure: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The steps to show, oldest first: each step's words key and its day, with the reason
+    the citizen is told, the documents asked for (by their names) and any new promised date."""
+    names = {
+        d.get("type"): d.get("name_vi") if lang == "vi" else d.get("name_en")
+        for d in (procedure or {}).get("documents", [])
+    }
     return [
         {
             "key": f"citizen.step.{h['status']}" if h.get("status") in STEPS else "",
             "status": str(h.get("status") or ""),
             "at": common.date_words(h.get("at"), lang),
+            "reason": str(h.get("reason") or ""),
+            "missing": [str(names.get(m) or m) for m in h.get("missing") or []],
+            "promised": common.date_words(h.get("promised_at"), lang)
+            if h.get("status") == "apology_issued"
+            else "",
         }
         for h in found.get("history", [])
     ]
@@ -135,7 +147,8 @@ async def status_page(request: Request, code: str) -> Response:
             request, "citizen/find.html", status=404, code=code, missing=False, problem=problem
         )
     procedure = await common.procedure_of(request, str(found["procedure_code"]))
-    steps = history(found, lang)
+    steps = history(found, lang, procedure)
+    asked = next((s for s in reversed(steps) if s["status"] == "supplement_requested"), None)
     return pages.render(
         request,
         "citizen/status.html",
@@ -146,6 +159,7 @@ async def status_page(request: Request, code: str) -> Response:
         apologised=any(s["status"] == "apology_issued" for s in steps),
         withdrawable=found.get("status") in WITHDRAWABLE,
         supplement=found.get("status") == "supplement_requested",
+        asked=asked,
         proof=proof,
         path=path_of(code),
         done=str(request.query_params.get("done") or ""),
