@@ -27,6 +27,7 @@ from services.notify.consumer import NotifyConsumer, table
 from services.notify.domain import backoff_delays
 from services.notify.inbound import Inbound, answering
 from services.notify.inbound_store import InboundStore
+from services.notify.national import app as dvcqg
 from services.notify.ports import Notifier
 from services.notify.retries import RetryQueues
 from services.notify.routing import Partner, Routing
@@ -124,12 +125,13 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         # Retries come back by themselves (delay queues); this only finds what a crash left.
         sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)
         rt.background(sweep, "delivery-sweep")
+        await dvcqg.start(rt, app)  # the national portal: its own queue, collection, loop
 
     return web.service_app(
         settings,
         summary="Tells citizens and partners what happens to dossiers: e-mail, SMS, Zalo, "
         "webhooks.",
-        routers=[router, catalogue_router],
+        routers=[router, catalogue_router, dvcqg.router],
         start=start,
     )
 

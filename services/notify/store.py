@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notify.domain import Delivery, LogKey, log_key
+from services.notify.national.store import INDEXES as DVCQG_INDEXES
 from services.notify.ports import Unreadable
 from shared.contracts import load
 from shared.storage import Document, Indexes, ensure_indexes
@@ -40,6 +41,7 @@ INDEXES: Indexes = {
     HISTORY: [_BY_DOSSIER],
     RECIPIENTS: [],  # read by _id (the dossier code) only
 }
+INDEXES = {**INDEXES, **DVCQG_INDEXES}  # the national-portal sync's (services/notify/national)
 
 _STORED = [f.name for f in dataclass_fields(Delivery) if f.name not in ("id", "archived")]
 

@@ -1,0 +1,1 @@
+"""Synchronisation of dossiers with the national public-service portal (Cổng DVC quốc gia)."""
