@@ -12,7 +12,9 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY shared ./shared
 COPY services ./services
-COPY deploy/roster.yaml ./deploy/roster.yaml
+# What the services read from deploy/ by default: the roster, the working calendar, the national
+# portal's status table.
+COPY deploy/roster.yaml deploy/calendar.yaml deploy/dvcqg-status.yaml ./deploy/
 # The Helm chart's setup Job (indexes, broker definitions): python -m tools.setup
 COPY tools/__init__.py tools/setup.py ./tools/
 RUN useradd --system --uid 10001 motcua

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 
 from services.audit.settings import AuditSettings
 from services.intake.settings import IntakeSettings
+from services.notify.national.settings import DvcqgSettings
 from services.notify.settings import NotifySettings
 from services.portal.settings import PortalSettings
 from services.portal.upload_settings import UploadSettings
@@ -21,6 +22,7 @@ SETTINGS: list[tuple[str, type[BaseSettings]]] = [
     ("intake", IntakeSettings),
     ("review", ReviewSettings),
     ("notify", NotifySettings),
+    ("notify (national portal)", DvcqgSettings),
     ("audit", AuditSettings),
     ("portal", PortalSettings),
     ("portal uploads", UploadSettings),

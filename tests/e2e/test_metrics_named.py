@@ -29,10 +29,6 @@ PENDING = {
     "motcua_partner_deliveries_total",
     "motcua_partner_endpoints_disabled_total",
     "motcua_partner_endpoints_failing",
-    # the national portal sync (issue 13)
-    "motcua_dvcqg_requests_total",
-    "motcua_dvcqg_backlog",
-    "motcua_dvcqg_last_success_timestamp_seconds",
 }
 
 

@@ -110,3 +110,26 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_settings_doc_paths_are_relative() -> None:
     assert str(Path.home()) not in markdown()
+
+
+def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
+    """A default path under the project (the calendar, the national portal's status table…)
+    must be copied into the image, or the service fails at start in a container."""
+    copied = [
+        part
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    ]
+    missing = []
+    for _, cls in SETTINGS:
+        for name, field in cls.model_fields.items():
+            default = field.default
+            if not isinstance(default, Path) or not default.is_absolute():
+                continue
+            if not default.is_relative_to(ROOT) or ".run" in default.parts:
+                continue
+            relative = default.relative_to(ROOT).as_posix()
+            if not any(relative == c or relative.startswith(c.rstrip("/") + "/") for c in copied):
+                missing.append(f"{cls.__name__}.{name}: {relative}")
+    assert missing == [], "add a COPY line to the Dockerfile"

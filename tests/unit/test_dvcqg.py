@@ -81,3 +81,12 @@ def test_the_queue_hears_every_event_that_changes_a_status() -> None:
     heard = bindings()
     assert "dossier.submitted" in heard and "dossier.approved" in heard
     assert "notification.sent" not in heard and "dossier.due_soon" not in heard
+
+
+def test_the_portal_hears_of_processing_steps_only() -> None:
+    """A status asked by SMS or a slip printed is no step of the dossier: not sent."""
+    from services.notify.national.app import bindings
+
+    bound = bindings()
+    assert {"dossier.submitted", "dossier.received", "dossier.approved"} <= set(bound)
+    assert "dossier.status_reported" not in bound and "dossier.slip_printed" not in bound

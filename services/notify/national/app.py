@@ -22,9 +22,15 @@ QUEUE = "motcua.notify.dvcqg"
 __all__ = ["QUEUE", "bindings", "router", "start"]
 
 
+# Events that carry a status but are no step of the dossier's processing: a citizen asked
+# its status by SMS, an officer printed a slip. The portal is not told of them.
+NOT_STEPS = frozenset({"dossier.status_reported", "dossier.slip_printed"})
+
+
 def bindings() -> list[str]:
-    """Every event type that carries a dossier status: each one changes what the portal shows."""
-    return sorted(t for t, cls in EVENT_TYPES.items() if _has_status(cls))
+    """Every event type that carries a dossier status and is a step of its processing: each
+    one changes what the portal shows."""
+    return sorted(t for t, cls in EVENT_TYPES.items() if _has_status(cls) and t not in NOT_STEPS)
 
 
 def _has_status(cls: type) -> bool:
