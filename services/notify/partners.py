@@ -99,6 +99,10 @@ def _not_public(address: str) -> str | None:
     for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
+        return _not_public(str(ip.sixtofour))  # 2002:7f00:1:: is 127.0.0.1
+    if not ip.is_global:  # carrier-grade NAT (100.64.0.0/10) and the like
+        return "not-global"
     return None
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.notify.messages import ChannelName, webhook_key
 from services.notify.partners import SigningKeys
@@ -54,7 +53,8 @@ class Partner(BaseModel):
     previous_secret: str | None = Field(
         default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{24,}$", repr=False
     )
-    previous_secret_until: datetime | None = None
+    # Aware: a naive time would fail every send at the comparison; refused at start instead.
+    previous_secret_until: AwareDatetime | None = None
 
     def signing_keys(self) -> SigningKeys:
         """The secrets that sign this partner's webhooks (the previous one during a rotation)."""

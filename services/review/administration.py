@@ -98,10 +98,11 @@ async def put_officer(
     source: str,
 ) -> Officer:
     """Create or change an officer; one moved to another unit hands their open tasks of the
-    old unit back to its queue."""
+    old unit back to its queue. Any change of an existing officer hands back what they still
+    hold outside their unit, so the same PUT again finishes a hand-back a failure cut short."""
     current = check_officer_change(admin, await directory.roster(), officer)
     saved = await directory.put_officer(officer, by=admin.id)
-    if current is not None and current.unit != officer.unit:
+    if current is not None:
         await hand_back_all(
             saved, by=admin, tasks=tasks, clock=clock, publish=publish, source=source
         )

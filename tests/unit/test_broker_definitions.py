@@ -28,8 +28,11 @@ def test_each_user_reaches_only_its_own_queues() -> None:
     for service in BROKER_SERVICES:
         read = grants[f"motcua-{service}"]["read"]
         assert re.fullmatch(read, f"motcua.{service}") and re.fullmatch(read, "motcua.events")
-        for other in set(BROKER_SERVICES) - {service}:
-            assert not re.fullmatch(read, f"motcua.{other}")
+        for kind in ("configure", "write", "read"):  # no right of any kind on another's queues
+            pattern = grants[f"motcua-{service}"][kind]
+            for other in set(BROKER_SERVICES) - {service}:
+                for queue in (f"motcua.{other}", f"motcua.{other}.dead"):
+                    assert not re.fullmatch(pattern, queue), (service, kind, queue)
         assert not re.fullmatch(grants[f"motcua-{service}"]["write"], "amq.topic")
 
 

@@ -103,6 +103,8 @@ def _dns(table: dict[str, list[str]]) -> Callable[[str], list[str]]:
         "http://[fe80::1]/hook",
         "http://[::ffff:10.0.0.1]/hook",
         "http://0.0.0.0/hook",
+        "http://100.64.0.1/hook",  # carrier-grade NAT: not global
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
         "http://internal.example/hook",  # resolves to 192.168.1.5
         "http://mixed.example/hook",  # one public, one private address
         "http://nowhere.example/hook",
@@ -180,4 +182,24 @@ def test_a_yaml_partner_with_a_previous_secret_is_signed_with_both_until_its_end
             secret=fresh,
             events=["dossier.submitted"],
             previous_secret="whsec_" + "!" * 30,
+        )
+
+
+def test_a_rotation_end_without_a_time_zone_is_refused_at_start() -> None:
+    """A naive `previous_secret_until` would fail every send at the comparison with an aware
+    clock: the partners file is refused instead, naming the field."""
+    from pydantic import ValidationError
+
+    from services.notify.routing import Partner
+
+    with pytest.raises(ValidationError, match="previous_secret_until"):
+        Partner.model_validate(
+            {
+                "id": "p1",
+                "url": "https://partner.example/hook",
+                "secret": "whsec_" + "A" * 32,
+                "events": ["dossier.approved"],
+                "previous_secret": "whsec_" + "B" * 32,
+                "previous_secret_until": "2026-12-02T00:00:00",
+            }
         )

@@ -103,3 +103,17 @@ async def test_a_refused_move_hands_nothing_back() -> None:
         )
     task = await tasks.load("t1")
     assert task is not None and task.officer_id == HOLDER.id and publish.events == []
+
+
+async def test_the_same_put_again_finishes_a_hand_back_cut_short() -> None:
+    """The move was stored but the hand-back failed (a database blip): the officer, already in
+    the new unit, still holds a task of the old one. The admin's PUT again releases it."""
+    directory = FakeDirectory()
+    tasks, publish, ports = _ports()
+    moved = HOLDER.model_copy(update={"unit": "V"})
+    await directory.put_officer(moved, by=ADMIN.id)  # stored before the failure
+    await tasks.create(_task(id="t1", dossier_code="D1"), [])  # still held, unit U
+    await administration.put_officer(ADMIN, moved, directory=directory, **ports)
+    task = await tasks.load("t1")
+    assert task is not None and (task.officer_id, task.unit_id) == (None, "U")
+    assert publish.types() == ["dossier.reassigned"]

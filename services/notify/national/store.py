@@ -80,11 +80,15 @@ class SyncStore:
                 return True
             if event_id in doc.get("seen", []):
                 return False
+            # In the order the events happened, not the order they arrived: a redelivered
+            # earlier event is sent before a later one already waiting (one event's own
+            # operations keep their order: the sort is stable).
+            queued = sorted([*doc.get("ops", []), *ops], key=_when)
             change: dict[str, Any] = {
-                "ops": [*doc.get("ops", []), *ops],
+                "ops": queued,
                 "seen": [*doc.get("seen", []), event_id],
                 "pending": int(doc.get("pending", 0)) + len(ops),
-                "status": ops[-1]["status"],
+                "status": queued[-1]["status"],
                 "state": "pending",
                 "changed_at": now,
                 "due_at": doc.get("due_at") or _ts(now),
@@ -187,3 +191,8 @@ class SyncStore:
             {"changed_at": {"$gte": since}}, sort=[("changed_at", ASCENDING)], limit=limit
         )
         return [doc async for doc in cursor]
+
+
+def _when(op: dict[str, Any]) -> datetime:
+    """When the event an operation comes from happened."""
+    return datetime.fromisoformat(str(op["at"]))
