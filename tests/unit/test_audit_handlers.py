@@ -587,7 +587,11 @@ async def test_a_marker_left_pending_is_not_settled_again_at_every_lease_renewal
     chained) does not make every lease renewal a settling round: renewals look only for
     markers recorded since, which another process's records still are."""
     store = FakeAudit()
-    grace = timedelta(milliseconds=50)
+    # The grace window must exceed the time from a record's clock reading to its insert (its
+    # batch): a record inserted after a round that already passed its time is, like one
+    # left, looked for again only after STUCK_RETRY. Production waits 10 s; 50 ms here was
+    # overtaken by a loaded CI machine (D2's second batch written after such a round).
+    grace = timedelta(milliseconds=500)
     await recorded(store, ["D1"], at=utcnow() - timedelta(seconds=1))
     edited = next(iter(store.records))
     store.records[edited] = dict(store.records[edited], actor="o9")

@@ -17,7 +17,7 @@ OPERATOR_ROLES = ("admin", "supervisor")
 RESYNC_LIMIT = 5000
 
 
-def sync_of(request: Request) -> Sync:
+async def sync_of(request: Request) -> Sync:
     sync = getattr(request.app.state, "dvcqg", None)
     if not isinstance(sync, Sync):
         raise Problem(
