@@ -99,7 +99,9 @@ T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 def dossier_events(code: str) -> list[Event]:
     """Five events of one dossier, a minute apart (two of them at the same instant)."""
     submitted = submitted_event(code)
-    submitted = submitted.model_copy(update={"time": T0})
+    submitted = submitted.model_copy(
+        update={"time": T0, "data": submitted.data.model_copy(update={"submitted_at": T0})}
+    )
     at = [T0 + timedelta(minutes=i) for i in range(5)]
     common = {"dossier_code": code, "task_id": "t1", "procedure_code": "1.004194"}
     assigned = DossierAssigned.caused_by(
