@@ -38,6 +38,8 @@ INDEXES: Indexes = {
         IndexModel([("enabled", ASCENDING)], name="enabled"),  # an event's subscribers
         IndexModel([("due_ms", ASCENDING)], name="due", sparse=True),  # the sender's work
         IndexModel([("failing_since_ms", ASCENDING)], name="failing"),
+        # The disabled event, published through the inline outbox (its relay's query).
+        *inline_indexes(ENDPOINTS)[ENDPOINTS],
     ],
     MESSAGES: [
         # An endpoint's next message, a recovery's failed ones, in order.
@@ -53,7 +55,6 @@ INDEXES: Indexes = {
         IndexModel([("at", ASCENDING)], name="ttl", expireAfterSeconds=int(KEPT.total_seconds())),
     ],
     CHANGES: [IndexModel([("partner_id", ASCENDING), ("at_key", DESCENDING)], name="log")],
-    **inline_indexes(ENDPOINTS),  # the disabled event, published through the inline outbox
 }
 
 

@@ -206,7 +206,12 @@ async def test_a_partner_gets_exactly_its_types_and_units_and_no_personal_field(
         wide = new_endpoint(stack, wide_key, f"{wide_stub.url}/hook")
 
         mine, other = submitted("G01.99-261202-0101", "W1"), submitted("G01.99-261202-0102", "W2")
-        await publish(stack, mine, other, approved_event(mine))
+        # Times a second apart: a factory's submission has microseconds, an approval only the
+        # milliseconds that `utcnow` keeps, so the same millisecond could order them backwards.
+        approved = approved_event(mine).model_copy(
+            update={"time": mine.time + timedelta(seconds=1)}
+        )
+        await publish(stack, mine, other, approved)
         await narrow_stub.wait(2)
         await wide_stub.wait(2)
         await quiet()
