@@ -29,7 +29,7 @@ from services.notify.endpoint_store import ENDPOINTS, EndpointStore
 from services.notify.inbound import Inbound, answering
 from services.notify.inbound_store import InboundStore
 from services.notify.national import app as dvcqg
-from services.notify.partner_accounts import Accounts, UrlPolicy
+from services.notify.partner_accounts import Accounts, UrlPolicy, check_url
 from services.notify.partner_api import router as partner_router
 from services.notify.ports import Notifier
 from services.notify.retries import RetryQueues
@@ -157,6 +157,11 @@ async def _start_partners(
     outbox = Outbox(
         rt.db, rt.broker.publish, service="notify", sources=[], inline=[rt.db[ENDPOINTS]]
     )
+    policy = UrlPolicy(settings.allow_private_endpoints, settings.allow_loopback_endpoints)
+
+    async def allowed(url: str) -> None:
+        await check_url(url, policy)
+
     delivery = endpoint_delivery.PartnerDelivery(
         store=store,
         client=client,
@@ -168,6 +173,7 @@ async def _start_partners(
         retry_cap=timedelta(seconds=settings.partner_retry_max_seconds),
         lease=timedelta(seconds=settings.partner_lease_seconds),
         window=timedelta(seconds=settings.partner_order_window_seconds),
+        check_url=allowed,
         send_mail=mail.send,
         operators_email=settings.operators_email,
     )
@@ -175,7 +181,7 @@ async def _start_partners(
         store=store,
         delivery=delivery,
         clock=clock,
-        policy=UrlPolicy(settings.allow_private_endpoints, settings.allow_loopback_endpoints),
+        policy=policy,
         overlap=timedelta(hours=settings.secret_overlap_hours),
     )
     await rt.consume(endpoint_delivery.QUEUE, endpoint_delivery.bindings(), delivery)

@@ -37,7 +37,7 @@ from services.notify.endpoints import (
     webhook_id,
 )
 from services.notify.messages import Message, SendError
-from services.notify.partners import retry_after, signature_header
+from services.notify.partners import UnsafeEndpoint, retry_after, signature_header
 from shared.clock import Clock
 from shared.contracts import Event, PartnerEndpointDisabled
 from shared.contracts.registry import EVENT_TYPES
@@ -90,6 +90,7 @@ class PartnerDelivery:
     retry_cap: timedelta
     lease: timedelta
     window: timedelta = timedelta(0)
+    check_url: Callable[[str], Awaitable[None]] | None = None
     send_mail: SendMail | None = None
     operators_email: str = ""
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -294,6 +295,11 @@ class PartnerDelivery:
             ),
         }
         started = time.perf_counter()
+        try:
+            if self.check_url is not None:  # again at each send: the name may resolve anew
+                await self.check_url(endpoint.url)
+        except UnsafeEndpoint as exc:
+            return Answer(None, "", _since(started), error=f"refused: {exc}")
         try:
             response = await self.client.post(endpoint.url, content=message.body, headers=headers)
         except TRANSIENT_ERRORS as exc:

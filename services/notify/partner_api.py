@@ -215,6 +215,7 @@ async def delete_partner(partner_id: PartnerId, a: AccountsDep, by: OperatorId) 
 
 
 class Change(BaseModel):
+    cursor: str = Field(description="Where the next page (older changes) starts.")
     at: datetime
     by: str
     action: str
@@ -228,6 +229,7 @@ def _changes(docs: list[dict[str, Any]]) -> list[Change]:
         skip = {"_id", "at", "at_key", "by", "action", "endpoint_id", "partner_id"}
         shown.append(
             Change(
+                cursor=doc["at_key"],
                 at=doc["at"],
                 by=doc["by"],
                 action=doc["action"],
@@ -238,15 +240,22 @@ def _changes(docs: list[dict[str, Any]]) -> list[Change]:
     return shown
 
 
+Before = Annotated[
+    str | None,
+    Query(max_length=100, description="The `cursor` of the last change of the page before."),
+]
+
+
 @router.get("/partners/{partner_id}/changes", response_model=list[Change])
 async def partner_changes(
     partner_id: PartnerId,
     a: AccountsDep,
     _: OperatorId,
+    before: Before = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Change]:
     """Every change to the partner and its endpoints, newest first, with who made it."""
-    return _changes(await a.store.changes_of(partner_id, before=None, limit=limit))
+    return _changes(await a.store.changes_of(partner_id, before=before, limit=limit))
 
 
 # --- the partner's own endpoints ---------------------------------------------------------------
@@ -544,6 +553,19 @@ async def recover(
 
 @router.get("/partner/changes", response_model=list[Change], tags=["partner API"])
 async def own_changes(
-    a: AccountsDep, caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    a: AccountsDep,
+    caller: Caller,
+    before: Before = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Change]:
-    return _changes(await a.store.changes_of(caller.id, before=None, limit=limit))
+    """Every change to the calling partner and its endpoints, newest first, with who made it."""
+    return _changes(await a.store.changes_of(caller.id, before=before, limit=limit))
+
+
+@router.get("/partners/{partner_id}/endpoints", response_model=list[EndpointView])
+async def partner_endpoints(
+    partner_id: PartnerId, a: AccountsDep, _: OperatorId
+) -> list[EndpointView]:
+    """A partner's endpoints, as operators see them (never a secret)."""
+    await read_partner(partner_id, a, _)
+    return [EndpointView(**endpoint_view(e)) for e in await a.store.endpoints_of(partner_id)]

@@ -25,8 +25,9 @@ from services.notify.endpoints import (
     wants,
     webhook_id,
 )
+from services.notify.partner_accounts import UrlPolicy, check_url
 from services.notify.partner_api import EndpointIn, PartnerIn
-from services.notify.partners import SigningKeys, new_secret
+from services.notify.partners import SigningKeys, UnsafeEndpoint, new_secret
 from services.notify.settings import NotifySettings
 from tests.factories import approved_event, submitted_event
 
@@ -159,3 +160,12 @@ def test_partner_settings_default_to_safe_values() -> None:
     assert not settings.allow_loopback_endpoints and not settings.allow_private_endpoints
     assert settings.clock_offset_seconds == 0
     assert settings.partner_order_window_seconds > 0
+
+
+async def test_a_name_resolving_to_loopback_is_refused_unless_loopback_is_allowed() -> None:
+    with pytest.raises(UnsafeEndpoint):
+        await check_url("http://localhost:8080/hook", UrlPolicy())
+    await check_url("http://localhost:8080/hook", UrlPolicy(allow_loopback=True))
+    with pytest.raises(UnsafeEndpoint):
+        await check_url("http://10.0.0.1/hook", UrlPolicy(allow_loopback=True))
+    await check_url("http://10.0.0.1/hook", UrlPolicy(allow_private=True))
