@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge
 from services.notify.channels import TRANSIENT_ERRORS
 from services.notify.endpoint_store import EndpointStore, endpoint_of
 from services.notify.endpoints import (
+    EXCERPT,
     Answer,
     Endpoint,
     PartnerAccount,
@@ -301,13 +302,23 @@ class PartnerDelivery:
         except UnsafeEndpoint as exc:
             return Answer(None, "", _since(started), error=f"refused: {exc}")
         try:
-            response = await self.client.post(endpoint.url, content=message.body, headers=headers)
-        except TRANSIENT_ERRORS as exc:
-            return Answer(None, "", _since(started), error=f"{type(exc).__name__}: {exc}")
-        except httpx.HTTPError as exc:
+            request = self.client.build_request(
+                "POST", endpoint.url, content=message.body, headers=headers
+            )
+            response = await self.client.send(request, stream=True)
+            try:  # the excerpt only: a partner's huge answer is never read whole
+                head = b""
+                async for chunk in response.aiter_raw():
+                    head += chunk
+                    if len(head) >= 4 * EXCERPT:
+                        break
+            finally:
+                await response.aclose()
+        except (*TRANSIENT_ERRORS, httpx.HTTPError) as exc:
             return Answer(None, "", _since(started), error=f"{type(exc).__name__}: {exc}")
         wait = retry_after(response.headers.get("retry-after"), self.clock(), cap=self.retry_cap)
-        return Answer(response.status_code, excerpt(response.text), _since(started), wait=wait)
+        text = head.decode("utf-8", errors="replace")
+        return Answer(response.status_code, excerpt(text), _since(started), wait=wait)
 
     # --- operators' and partners' requests --------------------------------------------------
 

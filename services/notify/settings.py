@@ -149,4 +149,10 @@ class NotifySettings(ServiceSettings):
                 f"delivery_lease_seconds ({self.delivery_lease_seconds}) must exceed the longest "
                 f"provider timeout ({longest})"
             )
+        # A sender starts its last send before half its lease: that send must end within it.
+        if self.partner_lease_seconds <= 2 * self.http_timeout_seconds:
+            raise ValueError(
+                f"partner_lease_seconds ({self.partner_lease_seconds}) must exceed twice "
+                f"http_timeout_seconds ({self.http_timeout_seconds})"
+            )
         return self

@@ -169,3 +169,8 @@ async def test_a_name_resolving_to_loopback_is_refused_unless_loopback_is_allowe
     with pytest.raises(UnsafeEndpoint):
         await check_url("http://10.0.0.1/hook", UrlPolicy(allow_loopback=True))
     await check_url("http://10.0.0.1/hook", UrlPolicy(allow_private=True))
+
+
+def test_a_partner_lease_must_outlast_a_send_started_at_its_half() -> None:
+    with pytest.raises(ValidationError):
+        NotifySettings(partner_lease_seconds=15, http_timeout_seconds=10)
