@@ -85,6 +85,21 @@ async def _officers(
     ]
 
 
+async def _national(
+    apis: Apis, officer: SignedInOfficer, code: str, lang: str
+) -> dict[str, Any] | None:
+    """The dossier's sync with the national portal, from notify; None when the sync is off or
+    knows nothing of it (404), {"unavailable": True} when notify cannot say: the page still
+    shows, without it."""
+    try:
+        found = await apis.get(
+            "notify", f"/v1/dvcqg/dossiers/{code}", token=officer.token, lang=lang
+        )
+    except ApiProblem as exc:
+        return None if exc.status == 404 else {"unavailable": True}
+    return found if isinstance(found, dict) else None
+
+
 async def load_task(request: Request, officer: SignedInOfficer, task_id: str) -> Any:
     pages: Pages = request.app.state.pages
     apis: Apis = request.app.state.apis
@@ -115,6 +130,7 @@ async def render(
     me = await colleagues(apis, officer, lang)
     names = names_of(me)
     officers = await _officers(apis, officer, task, me, lang) if "reassign" in offered else []
+    national = await _national(apis, officer, str(task["dossier_code"]), lang)
     buttons = allowed.buttons(task, t)
     beside = problem_form in allowed.form_ids(buttons, offered)
     return pages.render(
@@ -143,6 +159,7 @@ async def render(
         problem_form=problem_form if beside else "",
         problem_top=None if beside else problem,
         notice=notice,
+        national=view.national_sync(national, t),
     )
 
 

@@ -266,3 +266,44 @@ def why_waiting(task: dict[str, Any], t: Translate) -> str:
     if waiting.get("clock") == "paused":
         text += " " + t("dossier.clock_paused")
     return text
+
+
+NATIONAL_STATES = ("in_sync", "pending", "retrying")
+NATIONAL_CSS = {"in_sync": "on_time", "pending": "due_soon", "retrying": "overdue"}
+
+
+@dataclass(frozen=True)
+class NationalSync:
+    """The dossier's synchronisation with the national portal (Cổng DVC quốc gia), as notify's
+    `GET /v1/dvcqg/dossiers/{code}` reports it, in words."""
+
+    state: str
+    label: str
+    css: str
+    last_success_at: str = ""
+    last_attempt_at: str = ""
+    next_try_at: str = ""
+    last_error: str = ""
+    pending: int = 0
+
+
+def national_sync(found: Mapping[str, Any] | None, t: Translate) -> NationalSync | None:
+    """None when there is nothing to show (the sync is off, or knows nothing of the dossier);
+    `found` = {"unavailable": True} when notify did not answer."""
+    if found is None:
+        return None
+    if found.get("unavailable"):
+        return NationalSync("unavailable", t("dossier.national.unavailable"), "muted")
+    state = str(found.get("state") or "pending")
+    state = state if state in NATIONAL_STATES else "pending"
+    pending = found.get("pending") or []
+    return NationalSync(
+        state=state,
+        label=t(f"dossier.national.state.{state}"),
+        css=NATIONAL_CSS[state],
+        last_success_at=local(found.get("last_success_at")),
+        last_attempt_at=local(found.get("last_attempt_at")),
+        next_try_at=local(found.get("next_try_at")) if state != "in_sync" else "",
+        last_error=str(found.get("last_error") or "") if state != "in_sync" else "",
+        pending=len(pending) if isinstance(pending, list) else 0,
+    )
