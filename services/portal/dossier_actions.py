@@ -73,7 +73,10 @@ def _post(
 async def take_action(request: Request, officer: Officer, task_id: str, _: Checked) -> Response:
     form = await request.form()
     action = _text(form, "action", 50) or ""
-    body = {"action": action, "reason": _text(form, "reason")}
+    body: dict[str, Any] = {"action": action, "reason": _text(form, "reason")}
+    missing = [m for m in form.getlist("missing") if isinstance(m, str) and m]
+    if missing:  # the documents a supplement request asks for
+        body["missing"] = missing
     call = _post(request, officer, f"/v1/tasks/{task_id}/actions", body)
     return await _run(request, officer, task_id, action, f"action-{action}", call)
 

@@ -63,6 +63,7 @@ class Transition:
     promised_at: datetime | None
     due_at: datetime | None = None  # the deadline of the step it finished (None: kept the step)
     form: str | None = None  # a printed slip's form (action "print")
+    missing: tuple[str, ...] = ()  # the document types a supplement request asks for
 
     @property
     def on_time(self) -> bool | None:
@@ -82,6 +83,7 @@ class Transition:
             "due_at": self.due_at,
             "on_time": self.on_time,
             "form": self.form,
+            "missing": list(self.missing),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -125,12 +126,22 @@ async def act(
     clock: Clock,
     publish: Publish,
     source: str,
+    missing: Sequence[str] = (),
 ) -> Task:
-    """Take a workflow action on a task; of two at once on the same version, one wins."""
+    """Take a workflow action on a task; of two at once on the same version, one wins. A
+    supplement request may name the documents still needed (`missing`)."""
     task = await load(tasks, task_id)
     workflow = workflows.get(task.workflow, task.workflow_version)
     decision = steps.take_action(
-        task, workflow, officer, action, reason, now=clock(), calendar=calendar, source=source
+        task,
+        workflow,
+        officer,
+        action,
+        reason,
+        now=clock(),
+        calendar=calendar,
+        source=source,
+        missing=missing,
     )
     try:
         return await commit(tasks, publish, task, decision)
