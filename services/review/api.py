@@ -42,6 +42,11 @@ class ActionRequest(BaseModel):
         max_length=30,
         description="With a supplement request: the document types the citizen must add.",
     )
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The task's `version` as the caller saw it: 409 if it changed since.",
+    )
 
 
 class StageCountView(BaseModel):
@@ -219,6 +224,7 @@ async def take_action(task_id: str, body: ActionRequest, desk: AtDesk) -> TaskVi
             publish=desk.publish,
             source=desk.source,
             missing=body.missing,
+            expected_version=body.expected_version,
         )
     )
 

@@ -29,9 +29,18 @@ class Forbidden(DomainError):
 
 
 class Conflict(DomainError):
-    def __init__(self, message: str, allowed: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        allowed: Sequence[str] = (),
+        *,
+        code: str = "action_not_allowed",
+        message_vi: str = "Thao tác không thực hiện được ở bước hiện tại.",
+    ) -> None:
         super().__init__(message)
         self.allowed = list(allowed)
+        self.code = code
+        self.message_vi = message_vi
 
 
 class InvalidAction(DomainError):

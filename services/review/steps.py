@@ -294,7 +294,11 @@ def take_action(
     step that asks the citizen for a supplement names the documents still needed."""
     step = check_action(task, workflow, officer, action, reason)
     if missing and not asks_for_documents(step.emits):
-        raise InvalidAction(f"{action} asks the citizen for nothing: name no missing documents")
+        raise InvalidAction(
+            f"{action} asks the citizen for nothing: name no missing documents",
+            code="documents_not_asked",
+            message_vi="Chỉ khi yêu cầu bổ sung mới nêu giấy tờ còn thiếu.",
+        )
     return _workflow_step(
         task,
         workflow,

@@ -87,6 +87,10 @@ class TaskView(BaseModel):
     officer_id: str | None = Field(description="Who holds it; None: released, to be claimed.")
     workflow: str
     workflow_version: int
+    version: int = Field(
+        description="The task's version: send it as an action's `expected_version` to act "
+        "only on the task as it was shown."
+    )
     state: str
     status_code: int
     stage: Stage = Field(
@@ -172,6 +176,7 @@ def view(
         officer_id=task.officer_id,
         workflow=task.workflow,
         workflow_version=task.workflow_version,
+        version=task.version,
         state=task.state,
         status_code=task.status_code,
         stage=stage_of(task),
