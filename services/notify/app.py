@@ -39,6 +39,7 @@ from services.notify.store import NotifyStore
 from services.notify.templates import Templates
 from shared import web
 from shared.clock import Clock, shifted
+from shared.contracts import Event
 from shared.outbox import Outbox
 from shared.runtime import Runtime
 
@@ -154,9 +155,12 @@ async def _start_partners(
     """Partner accounts and their API-managed endpoints: the API, the consumer of their own
     queue, the sender loop, and the outbox relay of the endpoint-disabled event."""
     store = EndpointStore(rt.db)
-    outbox = Outbox(
-        rt.db, rt.broker.publish, service="notify", sources=[], inline=[rt.db[ENDPOINTS]]
-    )
+    endpoints = rt.db[ENDPOINTS]
+    outbox = Outbox(rt.db, rt.broker.publish, service="notify", sources=[], inline=[endpoints])
+
+    async def settle(endpoint_id: str, events: list[Event]) -> object:
+        return await outbox.settle(endpoints, endpoint_id, events)
+
     policy = UrlPolicy(settings.allow_private_endpoints, settings.allow_loopback_endpoints)
 
     async def allowed(url: str) -> None:
@@ -166,7 +170,7 @@ async def _start_partners(
         store=store,
         client=client,
         clock=clock,
-        outbox=outbox,
+        settle=settle,
         source=f"{settings.public_url}/v1/partner",
         tries=settings.partner_tries,
         retry_base=timedelta(seconds=settings.partner_retry_base_seconds),

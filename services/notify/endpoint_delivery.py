@@ -14,15 +14,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
 from prometheus_client import Counter, Gauge
 
 from services.notify.channels import TRANSIENT_ERRORS
-from services.notify.endpoint_store import EndpointStore, endpoint_of
+from services.notify.endpoint_store import endpoint_of
 from services.notify.endpoints import (
     EXCERPT,
     Answer,
@@ -42,7 +43,6 @@ from services.notify.partners import UnsafeEndpoint, retry_after, signature_head
 from shared.clock import Clock
 from shared.contracts import Event, PartnerEndpointDisabled
 from shared.contracts.registry import EVENT_TYPES
-from shared.outbox import Outbox
 from shared.storage import Document
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,39 @@ RUNNING_AT_ONCE = 8  # endpoints one replica sends to at once
 LONGEST_INLINE_WAIT = timedelta(seconds=2)  # a longer wait hands the endpoint back to the loop
 
 SendMail = Callable[[Message], Awaitable[str]]
+Settle = Callable[[str, list[Event]], Awaitable[object]]
+"""Publish the events an endpoint's write recorded in its inline outbox, then clear them."""
+
+
+class Endpoints(Protocol):
+    """What the consumer and the sender need of the store (endpoint_store.EndpointStore)."""
+
+    async def enabled_endpoints(self) -> list[Endpoint]: ...
+    async def partner(self, partner_id: str) -> PartnerAccount | None: ...
+    async def queue(self, messages: list[PartnerMessage]) -> int: ...
+    async def wake(self, endpoint_id: str, now_ms: int) -> None: ...
+    async def due(self, now_ms: int, *, limit: int) -> list[Document]: ...
+    async def next_due_ms(self) -> int | None: ...
+    async def claim(self, endpoint_id: str, owner: str, *, now_ms: int, lease_ms: int) -> bool: ...
+    async def release(self, endpoint_id: str, owner: str) -> None: ...
+    async def later(self, endpoint_id: str, due_ms: int) -> None: ...
+    async def idle(self, endpoint_id: str, queued: int) -> bool: ...
+    async def failing_count(self) -> int: ...
+    async def endpoint(self, endpoint_id: str) -> Endpoint | None: ...
+    async def endpoint_doc(self, endpoint_id: str) -> Document | None: ...
+    async def head(self, endpoint_id: str) -> PartnerMessage | None: ...
+    async def save_message(self, previous: PartnerMessage, new: PartnerMessage) -> bool: ...
+    async def save_endpoint(
+        self,
+        previous: Endpoint,
+        new: Endpoint,
+        *,
+        events: Iterable[Event] = (),
+        loaded: Document | None = None,
+    ) -> bool: ...
+    async def fail_pending(self, endpoint_id: str, reason: str) -> int: ...
+    async def recover(self, endpoint_id: str, since: datetime) -> int: ...
+    async def log_attempt(self, attempt: Document, at: datetime) -> None: ...
 
 
 def bindings() -> list[str]:
@@ -81,10 +114,10 @@ def bindings() -> list[str]:
 class PartnerDelivery:
     """The consumer (`__call__`) and the sender (`run_forever`) of partner endpoints."""
 
-    store: EndpointStore
+    store: Endpoints
     client: httpx.AsyncClient
     clock: Clock
-    outbox: Outbox
+    settle: Settle
     source: str
     tries: int
     retry_base: timedelta
@@ -268,7 +301,7 @@ class PartnerDelivery:
             source=self.source,
         )
         await self.store.save_message(trying, step.message)
-        events = [step.disabled] if step.disabled else []
+        events: list[Event] = [step.disabled] if step.disabled else []
         if not await self.store.save_endpoint(
             endpoint, step.endpoint, events=events, loaded=loaded
         ):
@@ -279,7 +312,7 @@ class PartnerDelivery:
             log.warning("partner endpoint disabled (%s)", reason, extra={"endpoint": endpoint.id})
             await self.store.fail_pending(endpoint.id, f"endpoint disabled ({reason})")
             with contextlib.suppress(Exception):  # the relay publishes it if this fails
-                await self.outbox.settle(self.store.endpoints, endpoint.id, events)
+                await self.settle(endpoint.id, events)
         return step.message
 
     async def post(self, endpoint: Endpoint, message: PartnerMessage) -> Answer:
@@ -308,7 +341,7 @@ class PartnerDelivery:
             response = await self.client.send(request, stream=True)
             try:  # the excerpt only: a partner's huge answer is never read whole
                 head = b""
-                async for chunk in response.aiter_raw():
+                async for chunk in response.aiter_bytes():
                     head += chunk
                     if len(head) >= 4 * EXCERPT:
                         break

@@ -12,29 +12,19 @@ from pymongo import AsyncMongoClient
 
 from services.notify.endpoint_store import EndpointStore
 from services.notify.endpoints import Endpoint, PartnerAccount, millis, new_message
-from services.notify.partners import SigningKeys, hash_api_key, new_secret
+from services.notify.partners import hash_api_key
 from services.notify.store import INDEXES
 from shared.storage import Document, ensure_indexes
 from tests.conftest import Isolation
 from tests.factories import approved_event, submitted_event
+from tests.unit.test_partner_endpoints import endpoint
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
 
 
 def an_endpoint() -> Endpoint:
-    return Endpoint(
-        id="ep_a",
-        partner_id="p1",
-        url="https://partner.example/hook",
-        event_types=("dossier.submitted", "dossier.approved"),
-        units=(),
-        description="Cổng tỉnh",
-        rate_limit_per_second=5,
-        enabled=True,
-        keys=SigningKeys(new_secret()),
-        created_at=T0,
-    )
+    return endpoint(id="ep_a", description="Cổng tỉnh", rate_limit_per_second=5)
 
 
 async def test_queue_claim_idle_and_recover(
@@ -53,7 +43,10 @@ async def test_queue_claim_idle_and_recover(
 
     submitted = submitted_event()
     first = new_message(endpoint, submitted, frozenset(), tries=2, now=T0)
-    second = new_message(endpoint, approved_event(submitted), frozenset(), tries=2, now=T0)
+    approved = approved_event(submitted).model_copy(
+        update={"time": submitted.time + timedelta(seconds=1)}
+    )
+    second = new_message(endpoint, approved, frozenset(), tries=2, now=T0)
     assert await store.queue([second, first]) == 2
     assert await store.queue([first]) == 0  # a redelivered event: nothing new
     assert [d["_id"] for d in await store.due(millis(T0), limit=10)] == ["ep_a"]

@@ -90,7 +90,7 @@ def test_the_message_is_the_partners_projection_and_one_per_endpoint_and_event()
     assert json.loads(personal.body)["data"]["applicant"]["personal_id"]
     assert plain.id == personal.id == f"ep_1:{event.id}"  # a redelivery makes no second one
     assert webhook_id(plain.id) == webhook_id(personal.id)
-    later = approved_event(event)
+    later = approved_event(event).model_copy(update={"time": event.time + timedelta(seconds=1)})
     assert seq_of(event) < seq_of(later)
 
 
