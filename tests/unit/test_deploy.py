@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,9 +13,21 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from shared.settings import SharedSettings, settings_table
-from tools.devstack import ROOT
+from tools.devstack import BROKER_DEFINITIONS, BROKER_SERVICES, ROOT, broker_user
 from tools.settings_doc import SETTINGS, markdown
 
+
+def _load_users() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "load_users", BROKER_DEFINITIONS.parent / "load_users.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+load_users = _load_users()
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     name: cls for name, cls in SETTINGS if name in ("intake", "review", "notify", "audit", "portal")
@@ -61,10 +75,43 @@ def test_each_service_in_compose_matches_the_code(name: str) -> None:
     assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert service["depends_on"]["mongodb"]["condition"] == "service_healthy"
 
-    broker_user = COMPOSE["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
-    assert env["MOTCUA_AMQP_URL"].startswith(f"amqp://{broker_user}:")
-    assert "@rabbitmq:5672/" in env["MOTCUA_AMQP_URL"]
+    assert service["depends_on"]["broker-users"]["condition"] == "service_completed_successfully"
+    # Its own broker user, with the password broker-users gives that user (same default).
+    user, variable = broker_user(name), f"MOTCUA_BROKER_PASSWORD_{name.upper()}"
+    given = COMPOSE["services"]["broker-users"]["environment"][variable]
+    assert env["MOTCUA_AMQP_URL"] == f"amqp://{user}:{given}@rabbitmq:5672/"
     assert env["MOTCUA_MONGODB_URL"] == "mongodb://mongodb:27017/"
+
+
+def test_compose_loads_one_broker_user_per_service() -> None:
+    setup = COMPOSE["services"]["broker-users"]
+    assert setup["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    source, target = setup["volumes"][0].split(":")[:2]
+    assert (ROOT / source / "definitions.json").is_file()
+    script = next(part for part in setup["command"] if part.endswith(".py"))
+    assert script.startswith(target) and (ROOT / source / Path(script).name).is_file()
+    admin = COMPOSE["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
+    assert setup["environment"]["MOTCUA_RABBITMQ_MANAGEMENT_USER"] == admin
+    users = {u["name"] for u in json.loads(BROKER_DEFINITIONS.read_text())["users"]}
+    assert users == {broker_user(s) for s in BROKER_SERVICES}
+    for service in BROKER_SERVICES:  # no service connects as the administrator
+        url = COMPOSE["services"][service]["environment"]["MOTCUA_AMQP_URL"]
+        assert not url.startswith(f"amqp://{admin}:")
+
+
+def test_broker_users_get_the_passwords_given_and_nothing_else_changes() -> None:
+    definitions = json.loads(BROKER_DEFINITIONS.read_text())
+    env = {f"MOTCUA_BROKER_PASSWORD_{s.upper()}": f"pw-{s}" for s in BROKER_SERVICES}
+    rendered = load_users.with_passwords(definitions, env)
+    assert {u["name"]: u["password"] for u in rendered["users"]} == {
+        broker_user(s): f"pw-{s}" for s in BROKER_SERVICES
+    }
+    assert all("password_hash" not in u for u in rendered["users"])
+    assert {k: v for k, v in rendered.items() if k != "users"} == {
+        k: v for k, v in definitions.items() if k != "users"
+    }
+    with pytest.raises(ValueError, match="MOTCUA_BROKER_PASSWORD_AUDIT"):
+        load_users.with_passwords(definitions, {**env, "MOTCUA_BROKER_PASSWORD_AUDIT": ""})
 
 
 def test_compose_has_infrastructure_with_healthchecks_and_volumes() -> None:
