@@ -366,7 +366,11 @@ def test_development_generates_missing_keys_and_an_upgrade_keeps_every_value(
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     assert 'lookup "v1" "Secret" .Release.Namespace (include "motcua.fullname" .)' in helpers
     template = (CHART / "templates" / "secret.yaml").read_text()
-    assert template.index("$given") < template.index("hasKey $previous") < template.index("randAlphaNum")
+    assert (
+        template.index("$given")
+        < template.index("hasKey $previous")
+        < template.index("randAlphaNum")
+    )
     (prod,) = _of(rendered["production"], "Secret").values()
     given = base64.b64decode(prod["data"]["jwt-secret"]).decode()
     assert given == PRODUCTION_SECRETS["jwtSecret"]
