@@ -85,6 +85,21 @@ async def _officers(
     ]
 
 
+async def _national(
+    apis: Apis, officer: SignedInOfficer, code: str, lang: str
+) -> dict[str, Any] | None:
+    """The dossier's sync with the national portal, from notify; None when the sync is off or
+    knows nothing of it (404), {"unavailable": True} when notify cannot say: the page still
+    shows, without it."""
+    try:
+        found = await apis.get(
+            "notify", f"/v1/dvcqg/dossiers/{code}", token=officer.token, lang=lang
+        )
+    except ApiProblem as exc:
+        return None if exc.status == 404 else {"unavailable": True}
+    return found if isinstance(found, dict) else None
+
+
 async def load_task(request: Request, officer: SignedInOfficer, task_id: str) -> Any:
     pages: Pages = request.app.state.pages
     apis: Apis = request.app.state.apis
@@ -115,7 +130,9 @@ async def render(
     me = await colleagues(apis, officer, lang)
     names = names_of(me)
     officers = await _officers(apis, officer, task, me, lang) if "reassign" in offered else []
+    national = await _national(apis, officer, str(task["dossier_code"]), lang)
     buttons = allowed.buttons(task, t)
+    kinds = view.document_kinds(procedure, lang)
     beside = problem_form in allowed.form_ids(buttons, offered)
     return pages.render(
         request,
@@ -128,7 +145,7 @@ async def render(
         documents=documents,
         size_text=view.size_text,
         documents_refused=documents_refused,
-        history=view.history(task, t, names),
+        history=view.history(task, t, names, dict(kinds)),
         apologised=any(s.get("action") == "apologise" for s in task.get("history") or []),
         deadline=deadline(task, t),
         whose_move=whose_move(task, t, officer.id, names),
@@ -137,12 +154,14 @@ async def render(
         promised_at=local(task.get("promised_at")),
         why=view.why_waiting(task, t),
         buttons=buttons,
+        document_kinds=kinds,
         holding=offered,
         officers=officers,
         problem=problem,
         problem_form=problem_form if beside else "",
         problem_top=None if beside else problem,
         notice=notice,
+        national=view.national_sync(national, t),
     )
 
 

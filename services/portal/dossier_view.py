@@ -217,14 +217,20 @@ class Step:
     on_time: bool | None
     reason: str
     promised_at: str
+    missing: str = ""  # the documents a supplement request asked for, by name
 
 
 def history(
-    task: dict[str, Any], t: Translate, names: Mapping[str, str] | None = None
+    task: dict[str, Any],
+    t: Translate,
+    names: Mapping[str, str] | None = None,
+    kinds: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """Each step the dossier took: who (by name when a colleague), when, against which
-    deadline, on time or not."""
+    deadline, on time or not, and the documents a supplement request asked for (named by
+    the procedure's `kinds`)."""
     names = names or {}
+    kinds = kinds or {}
     steps = []
     for s in task.get("history") or []:
         on_time = s.get("on_time")
@@ -238,6 +244,7 @@ def history(
                 on_time=on_time if isinstance(on_time, bool) else None,
                 reason=str(s.get("reason") or ""),
                 promised_at=local(s.get("promised_at")),
+                missing=", ".join(kinds.get(str(m), str(m)) for m in s.get("missing") or []),
             )
         )
     return steps
@@ -266,3 +273,55 @@ def why_waiting(task: dict[str, Any], t: Translate) -> str:
     if waiting.get("clock") == "paused":
         text += " " + t("dossier.clock_paused")
     return text
+
+
+NATIONAL_STATES = ("in_sync", "pending", "retrying")
+NATIONAL_CSS = {"in_sync": "on_time", "pending": "due_soon", "retrying": "overdue"}
+
+
+@dataclass(frozen=True)
+class NationalSync:
+    """The dossier's synchronisation with the national portal (Cổng DVC quốc gia), as notify's
+    `GET /v1/dvcqg/dossiers/{code}` reports it, in words."""
+
+    state: str
+    label: str
+    css: str
+    last_success_at: str = ""
+    last_attempt_at: str = ""
+    next_try_at: str = ""
+    last_error: str = ""
+    pending: int = 0
+
+
+def national_sync(found: Mapping[str, Any] | None, t: Translate) -> NationalSync | None:
+    """None when there is nothing to show (the sync is off, or knows nothing of the dossier);
+    `found` = {"unavailable": True} when notify did not answer."""
+    if found is None:
+        return None
+    if found.get("unavailable"):
+        return NationalSync("unavailable", t("dossier.national.unavailable"), "muted")
+    state = str(found.get("state") or "pending")
+    state = state if state in NATIONAL_STATES else "pending"
+    pending = found.get("pending") or []
+    return NationalSync(
+        state=state,
+        label=t(f"dossier.national.state.{state}"),
+        css=NATIONAL_CSS[state],
+        last_success_at=local(found.get("last_success_at")),
+        last_attempt_at=local(found.get("last_attempt_at")),
+        next_try_at=local(found.get("next_try_at")) if state != "in_sync" else "",
+        last_error=str(found.get("last_error") or "") if state != "in_sync" else "",
+        pending=len(pending) if isinstance(pending, list) else 0,
+    )
+
+
+def document_kinds(procedure: Mapping[str, Any] | None, lang: str) -> list[tuple[str, str]]:
+    """The procedure's document types with their names in `lang`: what a supplement request
+    may ask the citizen for."""
+    out = []
+    for spec in (procedure or {}).get("documents") or []:
+        if isinstance(spec, dict) and spec.get("type"):
+            kind = str(spec["type"])
+            out.append((kind, str(spec.get(f"name_{lang}") or spec.get("name_vi") or kind)))
+    return out

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from services.intake.catalogue import load_catalogue
 from services.portal import allowed
 from services.portal import dossier_view as view
+from services.portal.assets import Assets
 from services.portal.dossier_actions import promised_at
 from services.portal.i18n import Catalogue
+from services.portal.rendering import Pages
 from services.portal.session import SignedInOfficer
 from tests.factories import VALID_FORM
 from tests.unit.test_portal_queues import task
@@ -211,3 +213,81 @@ def test_a_list_of_people_is_shown_one_per_line_under_their_labels() -> None:
     assert lines, [a.label for s in sections for a in s.answers]
     assert "full_name" not in lines[0].value and "date_of_birth" not in lines[0].value
     assert str(members[0]["full_name"]) in lines[0].value
+
+
+def test_the_national_portal_sync_is_shown_in_words_and_only_when_known() -> None:
+    assert view.national_sync(None, VI) is None  # the sync is off, or knows nothing of it
+    retrying = view.national_sync(
+        {
+            "state": "retrying",
+            "added": False,
+            "last_attempt_at": "2026-12-01T03:00:00+00:00",
+            "last_error": "HTTP 503",
+            "next_try_at": "2026-12-01T03:05:00+00:00",
+            "pending": [{"kind": "add", "event_id": "e1", "status": 1}] * 2,
+        },
+        VI,
+    )
+    assert retrying == view.NationalSync(
+        state="retrying",
+        label="Gửi chưa được, sẽ thử lại",
+        css="overdue",
+        last_attempt_at="10:00 01/12/2026",
+        next_try_at="10:05 01/12/2026",
+        last_error="HTTP 503",
+        pending=2,
+    )
+    synced = view.national_sync(
+        {"state": "in_sync", "last_success_at": "2026-12-01T04:00:00+00:00", "last_error": "x"},
+        EN,
+    )
+    assert synced is not None
+    assert (synced.label, synced.last_success_at, synced.last_error) == (
+        "In sync",
+        "11:00 01/12/2026",
+        "",  # an error since overcome is not shown
+    )
+    odd = view.national_sync({"state": "something-new"}, VI)
+    assert odd is not None and odd.state == "pending"
+    down = view.national_sync({"unavailable": True}, VI)
+    assert down is not None and "không trả lời" in down.label
+
+
+def test_the_national_portal_block_renders_each_state() -> None:
+    env = Pages(Assets(), CATALOGUE, "vi").env
+    template = env.get_template("dossier/national.html")
+    assert template.render(t=VI, national=None).strip() == ""
+    retrying = view.national_sync({"state": "retrying", "last_error": "HTTP 503"}, VI)
+    html = template.render(t=VI, national=retrying)
+    assert 'id="national"' in html and "Gửi chưa được, sẽ thử lại" in html
+    assert 'id="national-error">HTTP 503<' in html
+    down = template.render(t=VI, national=view.national_sync({"unavailable": True}, VI))
+    assert "không trả lời" in down and "national-error" not in down
+
+
+def test_a_supplement_request_lists_the_procedures_documents_to_tick_and_shows_them_after() -> None:
+    actions = [
+        {"action": "request_supplement", "reason": "required", "asks_documents": True},
+        {"action": "receive", "reason": "none"},
+    ]
+    shown = allowed.buttons(task(actions=actions), VI)
+    assert [(b.action, b.asks_documents) for b in shown] == [
+        ("request_supplement", True),
+        ("receive", False),
+    ]
+    procedure = {"documents": PROCEDURE.summary()["documents"]}
+    kinds = view.document_kinds(procedure, "en")
+    assert kinds == [
+        ("ct01", "Residence change declaration (CT01)"),
+        ("legal_residence_proof", "Proof of lawful residence"),
+    ]
+    assert view.document_kinds(None, "vi") == []
+    steps = [{"action": "request_supplement", "decided_by": "cb-1", "missing": ["ct01", "x"]}]
+    [step] = view.history(task(history=steps), EN, {}, dict(kinds))
+    assert step.missing == "Residence change declaration (CT01), x"  # an unknown kind by its id
+    env = Pages(Assets(), CATALOGUE, "vi").env
+    form = env.get_template("dossier/macros.html").module.missing_field(  # type: ignore[attr-defined]
+        "action-request_supplement", view.document_kinds(procedure, "vi"), VI
+    )
+    assert form.count('type="checkbox" name="missing"') == 2
+    assert "<legend>Giấy tờ cần bổ sung</legend>" in form and 'value="ct01"' in form

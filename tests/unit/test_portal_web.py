@@ -174,6 +174,8 @@ async def test_an_unknown_page_is_an_html_404(client: httpx.AsyncClient) -> None
     page = await client.get("/no/such/page")
     assert page.status_code == 404
     assert "Không tìm thấy trang này." in page.text
+    box = page.text.split('<div class="problem" role="alert">', 1)[1].split("</div>", 1)[0]
+    assert "404" in box  # the status inside the problem box, under its message
 
 
 @pytest.mark.parametrize(
