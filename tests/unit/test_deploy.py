@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -180,3 +181,18 @@ def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
             if not any(relative == c or relative.startswith(c.rstrip("/") + "/") for c in copied):
                 missing.append(f"{cls.__name__}.{name}: {relative}")
     assert missing == [], "add a COPY line to the Dockerfile"
+
+
+def test_the_image_carries_every_tool_the_operations_guide_runs() -> None:
+    """`python -m tools.X` in docs/operations.md runs in a pod: tools/X.py must be copied."""
+    copied = {
+        part
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    }
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    run = set(re.findall(r"python -m tools\.([a-z_]+)", guide))
+    assert {"setup", "backup"} <= run
+    missing = sorted(t for t in run if f"tools/{t}.py" not in copied and "tools/" not in copied)
+    assert missing == [], "add them to the Dockerfile's COPY of tools/"
