@@ -22,7 +22,6 @@ from typing import Protocol
 import httpx
 from prometheus_client import Counter, Gauge
 
-from services.notify.channels import TRANSIENT_ERRORS
 from services.notify.endpoint_store import endpoint_of
 from services.notify.endpoints import (
     EXCERPT,
@@ -42,6 +41,7 @@ from services.notify.messages import Message, SendError
 from services.notify.partners import UnsafeEndpoint, retry_after, signature_header
 from shared.clock import Clock
 from shared.contracts import Event, PartnerEndpointDisabled
+from shared.contracts.projections import narrow_json
 from shared.contracts.registry import EVENT_TYPES
 from shared.storage import Document
 
@@ -67,6 +67,7 @@ FAILING = Gauge(
 IDLE_SECONDS = 30.0  # the longest the sender sleeps with nothing due (another replica's crash)
 RUNNING_AT_ONCE = 8  # endpoints one replica sends to at once
 LONGEST_INLINE_WAIT = timedelta(seconds=2)  # a longer wait hands the endpoint back to the loop
+FAULT_PAUSE = timedelta(seconds=5)  # after a fault of ours while sending, before the next look
 
 SendMail = Callable[[Message], Awaitable[str]]
 Settle = Callable[[str, list[Event]], Awaitable[object]]
@@ -99,7 +100,7 @@ class Endpoints(Protocol):
         events: Iterable[Event] = (),
         loaded: Document | None = None,
     ) -> bool: ...
-    async def fail_pending(self, endpoint_id: str, reason: str) -> int: ...
+    async def fail_pending(self, endpoint_id: str, reason: str, at: datetime) -> int: ...
     async def recover(self, endpoint_id: str, since: datetime) -> int: ...
     async def log_attempt(self, attempt: Document, at: datetime) -> None: ...
 
@@ -152,7 +153,8 @@ class PartnerDelivery:
                     endpoint, event, partner.scopes, tries=self.tries, now=now, window=self.window
                 )
             )
-        if await self.store.queue(messages):
+        await self.store.queue(messages)
+        if messages:
             self.wake.set()
 
     async def tell(self, event: PartnerEndpointDisabled) -> None:
@@ -228,6 +230,8 @@ class PartnerDelivery:
             raise
         except Exception:
             log.exception("sending to partner endpoint failed", extra={"endpoint": endpoint_id})
+            with contextlib.suppress(Exception):  # not again at once: the loop comes back later
+                await self.store.later(endpoint_id, millis(self.clock() + FAULT_PAUSE))
         finally:
             self.active.pop(endpoint_id, None)
             with contextlib.suppress(Exception):
@@ -271,7 +275,14 @@ class PartnerDelivery:
         if not await self.store.save_message(message, trying):
             return message  # a resend or recovery moved it meanwhile: look again
         trying = replace(trying, version=message.version + 1)
-        answer = await self.post(endpoint, trying)
+        partner = await self.store.partner(message.partner_id)
+        if partner is None:  # deleted meanwhile: nothing goes to it any more
+            answer = Answer(None, "", 0, error="the partner was deleted")
+        else:  # as the partner may see it now: a scope taken away since takes its fields out
+            trying = replace(
+                trying, body=narrow_json(trying.body, trying.event_type, partner.scopes)
+            )
+            answer = await self.post(endpoint, trying)
         now = self.clock()
         DELIVERIES.labels(endpoint.id, answer.outcome).inc()
         await self.store.log_attempt(
@@ -310,7 +321,9 @@ class PartnerDelivery:
             reason = step.endpoint.disabled_reason or "failing"
             DISABLED.labels(reason).inc()
             log.warning("partner endpoint disabled (%s)", reason, extra={"endpoint": endpoint.id})
-            await self.store.fail_pending(endpoint.id, f"endpoint disabled ({reason})")
+            await self.store.fail_pending(
+                endpoint.id, f"endpoint disabled ({reason})", self.clock()
+            )
             with contextlib.suppress(Exception):  # the relay publishes it if this fails
                 await self.settle(endpoint.id, events)
         return step.message
@@ -330,24 +343,30 @@ class PartnerDelivery:
         }
         started = time.perf_counter()
         try:
-            if self.check_url is not None:  # again at each send: the name may resolve anew
-                await self.check_url(endpoint.url)
+            # One deadline for the whole call, the name's lookup included: httpx's timeout is
+            # per read, so an answer trickled a byte at a time would hold the lease for hours.
+            async with asyncio.timeout(self.lease.total_seconds() / 3):
+                if self.check_url is not None:  # again at each send: the name may resolve anew
+                    await self.check_url(endpoint.url)
+                request = self.client.build_request(
+                    "POST", endpoint.url, content=message.body, headers=headers
+                )
+                response = await self.client.send(request, stream=True)
+                try:  # the excerpt only: a partner's huge answer is never read whole
+                    head = b""
+                    async for chunk in response.aiter_bytes():
+                        head += chunk
+                        if len(head) >= 4 * EXCERPT:
+                            break
+                finally:
+                    await response.aclose()
         except UnsafeEndpoint as exc:
             return Answer(None, "", _since(started), error=f"refused: {exc}")
-        try:
-            request = self.client.build_request(
-                "POST", endpoint.url, content=message.body, headers=headers
-            )
-            response = await self.client.send(request, stream=True)
-            try:  # the excerpt only: a partner's huge answer is never read whole
-                head = b""
-                async for chunk in response.aiter_bytes():
-                    head += chunk
-                    if len(head) >= 4 * EXCERPT:
-                        break
-            finally:
-                await response.aclose()
-        except (*TRANSIENT_ERRORS, httpx.HTTPError) as exc:
+        except TimeoutError:
+            return Answer(None, "", _since(started), error="no whole answer in time")
+        except Exception as exc:
+            # Whatever the partner's URL or answer is, it is this attempt's failure: never an
+            # error that skips the attempt's log and retries at once.
             return Answer(None, "", _since(started), error=f"{type(exc).__name__}: {exc}")
         wait = retry_after(response.headers.get("retry-after"), self.clock(), cap=self.retry_cap)
         text = head.decode("utf-8", errors="replace")
@@ -361,7 +380,11 @@ class PartnerDelivery:
         doc = await self.store.endpoint_doc(message.endpoint_id)
         if endpoint is None or doc is None:
             raise LookupError(message.endpoint_id)
-        again = replace(message, try_limit=message.tries + 1, state="pending")
+        if not endpoint.enabled:
+            raise ConflictError(f"endpoint {endpoint.id} is disabled: enable it first")
+        # One more try than it had; a message still waiting for its retry keeps the rest.
+        limit = max(message.try_limit, message.tries + 1) if message.state == "pending" else 0
+        again = replace(message, try_limit=limit or message.tries + 1, state="pending")
         if not await self.store.save_message(message, again):
             raise ConflictError(message.id)
         again = replace(again, version=message.version + 1)

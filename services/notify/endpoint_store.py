@@ -156,6 +156,7 @@ def _message_doc(m: PartnerMessage) -> Document:
         "recovered": m.recovered,
         "ready_ms": m.ready_ms,
         "version": m.version,
+        "failed_at": m.failed_at,
     }
 
 
@@ -178,6 +179,7 @@ def message_of(doc: Mapping[str, Any]) -> PartnerMessage:
         recovered=int(doc.get("recovered", 0)),
         ready_ms=int(doc.get("ready_ms", 0)),
         version=int(doc.get("version", 0)),
+        failed_at=_aware(doc["failed_at"]) if doc.get("failed_at") else None,
     )
 
 
@@ -273,6 +275,12 @@ class EndpointStore:
         )
         return found.matched_count == 1
 
+    async def delete_endpoints_of(self, partner_id: str) -> int:
+        """Every endpoint of a partner, whatever its version (the sender bumps it at each try):
+        none outlives its partner."""
+        found = await self.endpoints.delete_many({"partner_id": partner_id})
+        return found.deleted_count
+
     async def delete_endpoint(self, endpoint: Endpoint) -> bool:
         found = await self.endpoints.delete_one({"_id": endpoint.id, "version": endpoint.version})
         return found.deleted_count == 1
@@ -292,9 +300,15 @@ class EndpointStore:
             if any(err.get("code") != 11000 for err in errors):
                 raise
             fresh -= {messages[err["index"]].id for err in errors}
+        # Every endpoint is woken, new messages or not: a crash between the insert and the
+        # wake-up, redelivered, finds them stored and still wakes their endpoint ($min: once).
+        woken: dict[str, int] = {}
         for message in messages:
-            if message.id in fresh:
-                await self.wake(message.endpoint_id, message.ready_ms)
+            woken[message.endpoint_id] = min(
+                message.ready_ms, woken.get(message.endpoint_id, message.ready_ms)
+            )
+        for endpoint_id, ready_ms in woken.items():
+            await self.wake(endpoint_id, ready_ms)
         return len(fresh)
 
     async def wake(self, endpoint_id: str, now_ms: int) -> None:
@@ -368,18 +382,21 @@ class EndpointStore:
         found = await self.messages.replace_one({"_id": new.id, "version": previous.version}, doc)
         return found.matched_count == 1
 
-    async def fail_pending(self, endpoint_id: str, reason: str) -> int:
-        """A disabled endpoint's pending messages fail (a recovery sends them again)."""
+    async def fail_pending(self, endpoint_id: str, reason: str, at: datetime) -> int:
+        """A disabled endpoint's pending messages fail at `at` (a recovery sends them again)."""
         found = await self.messages.update_many(
             {"endpoint_id": endpoint_id, "state": "pending"},
-            {"$set": {"state": "failed", "reason": reason}, "$inc": {"version": 1}},
+            {
+                "$set": {"state": "failed", "reason": reason, "failed_at": at},
+                "$inc": {"version": 1},
+            },
         )
         return found.modified_count
 
     async def recover(self, endpoint_id: str, since: datetime) -> int:
-        """Every failed message of the endpoint queued since `since` goes again, once (one more try
+        """Every message of the endpoint that failed since `since` goes again, once (one more try
         each). Each is one guarded write: of two recoveries at once, each message moves once."""
-        query = {"endpoint_id": endpoint_id, "state": "failed", "created_at": {"$gte": since}}
+        query = {"endpoint_id": endpoint_id, "state": "failed", "failed_at": {"$gte": since}}
         moved = 0
         async for doc in self.messages.find(query).sort("seq", 1):
             failed = message_of(doc)

@@ -160,6 +160,7 @@ class PartnerMessage:
     recovered: int = 0
     ready_ms: int = 0  # not sent before: an earlier event of its dossier may still come
     version: int = 0
+    failed_at: datetime | None = None  # when it last failed for good (what a recovery reads)
 
 
 def new_message(
@@ -240,13 +241,23 @@ def after_attempt(
         )
     failing = endpoint.failing_since_ms or millis(now)
     endpoint = replace(endpoint, failing_since_ms=failing, last_status=answer.status)
+    if answer.wait is not None:  # what the endpoint asked for holds for its next message too
+        spaced = max(spaced, millis(now + answer.wait))
+    if not endpoint.enabled:  # a resend on an endpoint already off: nothing more to disable
+        return Step(replace(sent, state="failed", failed_at=now), endpoint)
     if kind == "gone" or should_disable(moment(failing), now):
         reason: DisabledReason = "gone" if kind == "gone" else "failing"
         return disable(
-            replace(sent, state="failed"), endpoint, reason=reason, now=now, source=source
+            replace(sent, state="failed", failed_at=now),
+            endpoint,
+            reason=reason,
+            now=now,
+            source=source,
         )
     if message.tries >= message.try_limit:
-        return Step(replace(sent, state="failed"), replace(endpoint, next_send_ms=spaced))
+        return Step(
+            replace(sent, state="failed", failed_at=now), replace(endpoint, next_send_ms=spaced)
+        )
     wait = max(answer.wait or backoff(message.tries, base=base, cap=cap), endpoint.spacing)
     return Step(sent, replace(endpoint, next_send_ms=millis(now + wait)))
 

@@ -149,8 +149,7 @@ async def new_partner_key(a: Accounts, partner_id: str, *, by: str) -> str:
 async def delete_partner(a: Accounts, partner_id: str, *, by: str) -> None:
     """Delete a partner and its endpoints (their messages expire with the logs)."""
     current = await partner(a, partner_id)
-    for endpoint in await a.store.endpoints_of(partner_id):
-        await a.store.delete_endpoint(endpoint)
+    await a.store.delete_endpoints_of(partner_id)
     if not await a.store.delete_partner(current):
         raise Conflict(partner_id)
     await _changed(a, partner_id, by, "partner.deleted")

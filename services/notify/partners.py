@@ -92,6 +92,13 @@ def _resolve(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+NOT_PUBLIC_ALSO = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (192.0.0.8 on 3.11)
+    ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
+)
+"""Special-purpose ranges the Python this runs on may not call private."""
+
+
 def _not_public(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
@@ -99,6 +106,10 @@ def _not_public(address: str) -> str | None:
     for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
+    if any(ip in net for net in NOT_PUBLIC_ALSO if net.version == ip.version):
+        return "special-purpose"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10, deprecated
+        return "site-local"
     if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
         return _not_public(str(ip.sixtofour))  # 2002:7f00:1:: is 127.0.0.1
     if not ip.is_global:  # carrier-grade NAT (100.64.0.0/10) and the like
@@ -120,6 +131,7 @@ def check_endpoint_url(
     try:
         parts = urlsplit(url)
         host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here, not at the send
     except ValueError as exc:
         raise UnsafeEndpoint(f"the URL is not valid: {exc}") from exc
     if parts.scheme not in ("http", "https") or not host:
@@ -163,11 +175,11 @@ def retry_after(header: str | None, now: datetime, *, cap: timedelta) -> timedel
     if not header:
         return None
     value = header.strip()
-    if value.isdigit():
-        return min(timedelta(seconds=int(value)), cap)
+    if value.isascii() and value.isdigit():  # "²" is a digit to str.isdigit, not to int()
+        return timedelta(seconds=min(int(value[:12]), int(cap.total_seconds())))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None

@@ -249,6 +249,17 @@ def check_action(
 
 
 HOLDERS = roles.HOLDERS  # roles that hold tasks and can claim them
+STILL = frozenset({"print", "apologise"})
+"""Steps that leave the dossier where it was (state and holder): a page shown before them is
+still the dossier as it is."""
+
+
+def moved_since(task: Task, version: int) -> bool:
+    """Whether the task moved on since `version` (a page showed it then): a step other than a
+    print or an apology came after it. Reminders and overdue marks change nothing shown."""
+    if version > task.version:
+        return True
+    return any(s.version > version and s.action not in STILL for s in task.steps)
 
 
 def check_claim(task: Task, officer: Officer) -> None:

@@ -26,6 +26,7 @@ from services.review.domain import (
     InvalidAction,
     NotFound,
     Task,
+    moved_since,
     pick_officer,
 )
 from services.review.ports import Directory, Publish, QueueFilter, Tasks
@@ -114,6 +115,9 @@ async def commit(tasks: Tasks, publish: Publish, before: Task, decision: Decisio
     return decision.task
 
 
+CHANGED_VI = "Hồ sơ đã thay đổi từ lúc trang này được mở: vui lòng tải lại trang rồi thao tác lại."
+
+
 async def act(
     task_id: str,
     action: str,
@@ -135,7 +139,7 @@ async def act(
     colleague moved the dossier on acts on nothing."""
     task = await load(tasks, task_id)
     workflow = workflows.get(task.workflow, task.workflow_version)
-    if expected_version is not None and task.version != expected_version:
+    if expected_version is not None and moved_since(task, expected_version):
         if not may_see(task, officer):
             raise Forbidden(f"task {task_id} belongs to another unit")
         allowed = [a.name for a in workflow.actions_from(task.state, officer.role)]
@@ -144,8 +148,7 @@ async def act(
             f"{task.version}, in state {task.state}",
             allowed=[] if task.terminal else allowed,
             code="task_changed",
-            message_vi="Hồ sơ đã thay đổi từ lúc trang này được mở: vui lòng tải lại trang "
-            "rồi thao tác lại.",
+            message_vi=CHANGED_VI,
         )
     decision = steps.take_action(
         task,
@@ -165,7 +168,12 @@ async def act(
         allowed = (
             [a.name for a in workflow.actions_from(fresh.state, officer.role)] if fresh else []
         )
-        raise Conflict(f"task {task_id} changed meanwhile", allowed=allowed) from exc
+        raise Conflict(
+            f"task {task_id} changed meanwhile",
+            allowed=allowed,
+            code="task_changed",
+            message_vi=CHANGED_VI,
+        ) from exc
 
 
 async def follow_citizen(

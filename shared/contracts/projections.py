@@ -110,6 +110,17 @@ def project_json(event: Event | dict[str, Any], scopes: frozenset[str]) -> bytes
     return json.dumps(project(event, scopes), ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def narrow_json(body: bytes, event_type: str, scopes: frozenset[str]) -> bytes:
+    """A body `project_json` made, as a partner holding `scopes` now may see it: a scope taken
+    away since it was queued takes its fields out of what is sent (the same bytes otherwise)."""
+    if PERSONAL_DATA in scopes:
+        return body
+    wire = json.loads(body)
+    for path in personal_paths(event_type):
+        _remove(wire, path)
+    return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def strip_personal(schema: Any) -> None:
     """Remove every property marked personal from a JSON Schema, in place (and from
     `required`)."""

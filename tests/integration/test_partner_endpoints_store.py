@@ -73,7 +73,7 @@ async def test_queue_claim_idle_and_recover(
         ]
     )
     assert await store.queue([]) == 0
-    assert not await store.idle("ep_a", queued - 1)  # work came since: stays due
+    assert not await store.idle("ep_a", queued)  # work came since it looked: stays due
 
     for m in (first, second):
         loaded = await store.message(m.id)
@@ -83,11 +83,12 @@ async def test_queue_claim_idle_and_recover(
         assert not await store.save_message(loaded, tried)  # a stale write loses
         failed = await store.message(m.id)
         assert failed is not None
-        assert await store.save_message(failed, replace(failed, state="failed"))
+        assert await store.save_message(failed, replace(failed, state="failed", failed_at=T0))
     assert await store.head("ep_a") is not None  # the third, still pending
-    assert await store.fail_pending("ep_a", "endpoint disabled") == 1
+    assert await store.fail_pending("ep_a", "endpoint disabled", datetime.now(UTC)) == 1
 
-    assert await store.recover("ep_a", T0 - timedelta(hours=1)) == 3
+    assert await store.recover("ep_a", datetime.now(UTC) + timedelta(hours=1)) == 0  # none since
+    assert await store.recover("ep_a", T0 - timedelta(hours=1)) == 3  # by when they failed
     assert await store.recover("ep_a", T0 - timedelta(hours=1)) == 0  # once each
     again = await store.message(first.id)
     assert again is not None and again.state == "pending" and again.try_limit == 3
@@ -99,3 +100,8 @@ async def test_queue_claim_idle_and_recover(
     assert await store.save_endpoint(on, replace(on, failing_since_ms=now))
     assert not await store.save_endpoint(on, replace(on, enabled=False))  # stale version
     assert await store.failing_count() == 1
+
+    # A partner's deletion takes every endpoint of it, whatever version the sender left.
+    await store.add_endpoint(replace(an_endpoint(), id="ep_b"))
+    assert await store.delete_endpoints_of("p1") == 2
+    assert await store.endpoint("ep_a") is None and await store.endpoint("ep_b") is None

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
-from services.notify.endpoint_delivery import PartnerDelivery
+from services.notify.endpoint_delivery import ConflictError, PartnerDelivery
 from services.notify.endpoints import Endpoint, PartnerAccount, PartnerMessage, millis
+from services.notify.partners import retry_after
 from shared.contracts import Event
 from shared.storage import Document
 from tests.factories import approved_event, submitted_event
@@ -43,6 +45,7 @@ class FakeEndpoints:
         fresh = [m for m in messages if m.id not in self.messages]
         for m in fresh:
             self.messages[m.id] = m
+        for m in messages:  # every endpoint woken, new messages or not (as the store does)
             await self.wake(m.endpoint_id, m.ready_ms)
         return len(fresh)
 
@@ -120,16 +123,26 @@ class FakeEndpoints:
         self.endpoints[new.id] = replace(new, version=previous.version + 1)
         return True
 
-    async def fail_pending(self, endpoint_id: str, reason: str) -> int:
+    async def fail_pending(self, endpoint_id: str, reason: str, at: datetime) -> int:
         moved = 0
         for m in list(self.messages.values()):
             if m.endpoint_id == endpoint_id and m.state == "pending":
-                self.messages[m.id] = replace(m, state="failed", version=m.version + 1)
+                self.messages[m.id] = replace(
+                    m, state="failed", failed_at=at, version=m.version + 1
+                )
                 moved += 1
         return moved
 
     async def recover(self, endpoint_id: str, since: datetime) -> int:
-        return 0
+        moved = 0
+        for m in sorted(self.messages.values(), key=lambda m: m.seq):
+            failed = m.endpoint_id == endpoint_id and m.state == "failed"
+            if failed and m.failed_at is not None and m.failed_at >= since:
+                again = replace(
+                    m, state="pending", try_limit=m.tries + 1, recovered=m.recovered + 1
+                )
+                moved += await self.save_message(m, again)
+        return moved
 
     async def log_attempt(self, attempt: Document, at: datetime) -> None:
         self.attempts.append({**attempt, "at": at})
@@ -221,3 +234,87 @@ async def test_of_two_replicas_one_disables_a_failing_endpoint_and_publishes_onc
     assert [len(s) for s in settled_first + settled_second] == [1]
     [event] = settled_first[0]
     assert event.type == "partner.endpoint_disabled"
+
+
+def test_an_unreadable_retry_after_is_ignored_and_a_huge_one_capped() -> None:
+    cap = timedelta(hours=1)
+    assert retry_after("99999999999999999999", T0, cap=cap) == cap
+    assert retry_after("²", T0, cap=cap) is None  # a digit to str.isdigit, not to int()
+    assert retry_after("Wed, 99 Foo 2026 99:99:99 GMT", T0, cap=cap) is None
+    assert retry_after("30", T0, cap=cap) == timedelta(seconds=30)
+
+
+async def test_a_url_httpx_cannot_send_to_is_one_failed_attempt_not_a_tight_loop() -> None:
+    store = FakeEndpoints(an_endpoint(url="http://partner.example:abc/hook"))
+    seen: list[httpx.Request] = []
+    delivery, _ = sender(store, [], seen)
+    delivery.retry_base = timedelta(seconds=30)
+    await delivery(submitted_event())
+    await drain(delivery, store)
+    assert seen == []
+    [attempt] = store.attempts  # logged, counted, and the retry waits its backoff
+    assert attempt["outcome"] == "failed" and attempt["error"]
+    [message] = store.messages.values()
+    assert (message.tries, message.state) == (1, "pending")
+    assert store.docs["ep_1"]["due_ms"] > millis(T0)
+
+
+async def test_a_scope_taken_away_takes_its_fields_out_of_what_is_still_sent() -> None:
+    endpoint = an_endpoint()
+    store = FakeEndpoints(endpoint)
+    store.partners["p1"] = replace(store.partners["p1"], scopes=frozenset({"personal_data"}))
+    seen: list[httpx.Request] = []
+    delivery, _ = sender(store, [], seen)
+    submitted = submitted_event()
+    await delivery(submitted)
+    [queued] = store.messages.values()
+    assert submitted.data.applicant.personal_id in queued.body.decode()
+    store.partners["p1"] = replace(store.partners["p1"], scopes=frozenset())  # revoked
+    await drain(delivery, store)
+    [request] = seen
+    sent = request.read()
+    assert submitted.data.applicant.personal_id not in sent.decode()
+    assert submitted.data.applicant.phone not in sent.decode()
+    Webhook(endpoint.keys.current).verify(sent, dict(request.headers))  # signed as sent
+    assert submitted.data.applicant.personal_id not in store.messages[queued.id].body.decode()
+
+
+async def test_a_resend_keeps_a_waiting_messages_tries_and_a_disabled_endpoint_refuses_it() -> None:
+    store = FakeEndpoints(an_endpoint())
+    seen: list[httpx.Request] = []
+    delivery, _ = sender(store, [httpx.Response(503), httpx.Response(503)], seen)
+    delivery.tries = 8
+    delivery.retry_base = timedelta(seconds=30)  # the retry is the loop's, not drain's
+    await delivery(submitted_event())
+    await drain(delivery, store)  # try 1 of 8 failed: waiting for its retry
+    [waiting] = store.messages.values()
+    assert (waiting.tries, waiting.try_limit, waiting.state) == (1, 8, "pending")
+    again = await delivery.resend(waiting)  # fails too
+    assert (again.tries, again.try_limit, again.state) == (2, 8, "pending")  # the rest kept
+    store.endpoints["ep_1"] = replace(store.endpoints["ep_1"], enabled=False)
+    with pytest.raises(ConflictError, match="disabled"):
+        await delivery.resend(store.messages[again.id])
+    assert len(seen) == 2
+
+
+async def test_recover_sends_again_what_failed_since_then_once_and_a_redelivery_wakes() -> None:
+    store = FakeEndpoints(an_endpoint())
+    seen: list[httpx.Request] = []
+    delivery, _ = sender(store, [httpx.Response(500)] * 2, seen)
+    submitted = submitted_event()
+    await delivery(submitted)
+    await drain(delivery, store)
+    store.docs["ep_1"]["due_ms"] = millis(T0)
+    await drain(delivery, store)  # 2 tries of 2: failed for good
+    [failed] = store.messages.values()
+    assert failed.state == "failed" and failed.failed_at == T0
+    assert await delivery.recover(store.endpoints["ep_1"], T0 + timedelta(seconds=1)) == 0
+    assert await delivery.recover(store.endpoints["ep_1"], T0 - timedelta(days=1)) == 1
+    assert await delivery.recover(store.endpoints["ep_1"], T0 - timedelta(days=1)) == 0  # once
+    await drain(delivery, store)
+    assert len(seen) == 3 and store.messages[failed.id].state == "delivered"
+    # A crash between storing a message and waking its endpoint: the redelivery wakes it.
+    store.docs["ep_1"].pop("due_ms", None)
+    await delivery(approved_event(submitted))
+    await delivery(approved_event(submitted))
+    assert "due_ms" in store.docs["ep_1"]

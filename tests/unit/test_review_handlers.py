@@ -387,8 +387,16 @@ async def test_an_action_on_the_task_as_it_was_shown_is_refused_once_it_moved_on
     assert stale.value.code == "task_changed" and "tải lại" in stale.value.message_vi
     assert "approve" in stale.value.allowed  # what it allows now
     assert tasks.saves == 0 and publish.events == []
+    # A print since the page was shown leaves the dossier where it was: the action goes.
+    printed = await ownership.print_slip(
+        "t1", "control", officer=HOLDER, tasks=tasks, clock=lambda: T0, publish=publish,
+        source="urn:test",
+    )  # fmt: skip
+    assert printed.version == 2
     done = await _act(tasks, publish, "approve", expected_version=1)
-    assert done.version == 2 and publish.types() == ["dossier.approved"]
+    assert done.version == 3 and publish.types()[-1] == "dossier.approved"
+    with pytest.raises(Conflict):  # the approval moved it: a page from before it is stale
+        await _act(tasks, publish, "deliver", expected_version=2)
 
 
 async def test_following_the_citizen_takes_the_triggered_step_or_nothing() -> None:
