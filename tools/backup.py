@@ -285,9 +285,11 @@ async def dump_collection(
 ) -> dict[str, Any]:
     """Write one collection's documents and metadata; its manifest entry."""
     options: dict[str, Any] = {}
-    async for info in await db.list_collections(filter={"name": name}, session=session):
+    # Outside the snapshot session: MongoDB refuses a snapshot read concern on listCollections
+    # and listIndexes (the session is for the documents, which must be one point in time).
+    async for info in await db.list_collections(filter={"name": name}):
         options = dict(info.get("options") or {})
-    indexes = [dict(i) async for i in await db[name].list_indexes(session=session)]
+    indexes = [dict(i) async for i in await db[name].list_indexes()]
     cut.start(name, utcnow())
     digest, count, size = hashlib.sha256(), 0, 0
     path = folder / f"{name}.bson"
@@ -340,7 +342,7 @@ async def dump(url: str, prefix: str, out: Path) -> dict[str, Any]:
                 cut: Cut = AuditCut() if service == "audit" and not snapshot else Everything()
                 folder = out / service
                 folder.mkdir()
-                names = collections_of(service, await db.list_collection_names(session=session))
+                names = collections_of(service, await db.list_collection_names())
                 collections = {}
                 for name in read_order(service, names):
                     bucket = bucket_of(name)
@@ -488,7 +490,6 @@ async def restore(url: str, prefix: str, folder: Path, *, force: bool = False) -
         if force:
             for service in SERVICES:
                 await client.drop_database(f"{prefix}{service}")
-        await create_all_indexes(url, prefix)
         report: dict[str, Any] = {}
         for service, entry in manifest["services"].items():
             db = client[f"{prefix}{service}"]
@@ -510,9 +511,16 @@ async def restore(url: str, prefix: str, folder: Path, *, force: bool = False) -
                     )
                 done[name] = {"count": count, "same_bytes": digest == expected["sha256"]}
             report[service] = {"database": db.name, "collections": done}
+        # The indexes after the documents are counted: a TTL index made first would let the
+        # server expire restored documents (yesterday's idempotency keys) before the count.
+        await create_all_indexes(url, prefix)
     finally:
         await client.close()
-    return {"restored": report, "latest_seal": manifest.get("latest_seal")}
+    return {
+        "restored": report,
+        "latest_seal": manifest.get("latest_seal"),
+        "taken_at": manifest.get("finished_at"),
+    }
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -562,11 +570,12 @@ def summary(command: str, result: dict[str, Any]) -> dict[str, Any]:
     """What the command line prints: counts per collection, and the seal to verify against."""
     if command == "restore":
         seal = result.get("latest_seal")
+        as_of = f" --as-of {result['taken_at']}" if result.get("taken_at") else ""
         hint = (
-            f"python -m services.audit verify --expect-seal SEQ:HASH (the newest seal you kept "
-            f"whose number is at most {seal['seq']})"
+            f"python -m services.audit verify{as_of} --expect-seal SEQ:HASH (the newest seal "
+            f"you kept whose number is at most {seal['seq']})"
             if seal
-            else "python -m services.audit verify"
+            else f"python -m services.audit verify{as_of}"
         )
         return {**result, "next": hint}
     counts = {

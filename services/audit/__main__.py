@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import date
+from datetime import date, datetime
 
 from services.audit import handlers, ledger
 from services.audit.app import create_app
@@ -23,8 +23,14 @@ from shared.storage import mongo_client
 
 
 async def verify(
-    settings: AuditSettings, since: date | None, expect_seal: tuple[int, str] | None = None
+    settings: AuditSettings,
+    since: date | None,
+    expect_seal: tuple[int, str] | None = None,
+    as_of: datetime | None = None,
 ) -> int:
+    """Check the whole log; `as_of` (a restored backup's moment) is when it was last live:
+    links settled after its last seal are unsealed because it stopped then, not because a seal
+    went missing."""
     client = mongo_client(settings.shared.mongodb_url)
     try:
         store = AuditStore(client[settings.database])
@@ -34,7 +40,7 @@ async def verify(
             hmac_key=settings.hmac_key_bytes(),
             trusted=settings.trusted_keys(),
             expect_seal=expect_seal,
-            unsealed_before=utcnow() - settings.unsealed_after(),
+            unsealed_before=(as_of or utcnow()) - settings.unsealed_after(),
         )
     finally:
         await client.close()
@@ -43,6 +49,13 @@ async def verify(
         return 0
     print(json.dumps({"ok": False, "broken": broken.as_dict()}, ensure_ascii=False))
     return 1
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the moment with its offset (…Z or +07:00)")
+    return moment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a seal kept outside the database (GET /v1/audit/seals/latest): fail unless it "
         "is still there, unchanged",
     )
+    check.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="ISO-8601",
+        help="a restored backup: the moment it was taken (its manifest's finished_at), so that "
+        "what was settled after its last seal is not taken for a missing seal",
+    )
     args = parser.parse_args(argv)
     settings = AuditSettings()
     if args.command == "verify":
-        return asyncio.run(verify(settings, args.since, args.expect_seal))
+        return asyncio.run(verify(settings, args.since, args.expect_seal, args.as_of))
     refuse_development_defaults(settings)
     serve(create_app(settings), settings)
     return 0

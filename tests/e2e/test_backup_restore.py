@@ -161,6 +161,8 @@ async def test_a_backup_under_load_restores_every_dossier_and_the_log_verifies(
         restored_prefix,
         "services.audit",
         "verify",
+        "--as-of",  # as the restore's hint says: when the backup was taken
+        str(restored["taken_at"]),
         "--expect-seal",
         f"{kept['seq']}:{kept['hash']}",
     )

@@ -196,3 +196,18 @@ def test_the_image_carries_every_tool_the_operations_guide_runs() -> None:
     assert {"setup", "backup"} <= run
     missing = sorted(t for t in run if f"tools/{t}.py" not in copied and "tools/" not in copied)
     assert missing == [], "add them to the Dockerfile's COPY of tools/"
+
+
+def test_compose_publishes_every_port_on_loopback_only() -> None:
+    """A trial stack on a desk PC must not open the broker's admin, the database or audit to
+    the office network."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    published = {
+        name: port
+        for name, service in compose["services"].items()
+        for port in service.get("ports", [])
+    }
+    assert published, "the stack publishes its ports"
+    assert {n: p for n, p in published.items() if not str(p).startswith("127.0.0.1:")} == {}
+    admin = compose["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"]
+    assert admin.startswith("${MOTCUA_RABBITMQ_ADMIN_PASSWORD")

@@ -397,3 +397,10 @@ def test_notify_reaches_the_internet_on_443_but_no_private_range(
     )
     for other in ("intake", "review", "audit", "portal"):
         assert internet_rules(other) == [], other
+    # Rules add up: no rule of any policy opens the internet with a private range left in it.
+    private = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"}
+    for name, policy in policies.items():
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
+                    assert private <= set(peer["ipBlock"].get("except", [])), (name, rule)
