@@ -1,7 +1,7 @@
 """Scale-out and faults, measured: the end-to-end load on a 3-node RabbitMQ cluster and two
 replicas of every service, while each part in turn fails.
 
-    .venv/bin/python -m benchmarks.chaos [--phase-seconds 35] [--concurrency 8]
+    .venv/bin/python -m benchmarks.chaos [--phase-seconds 30] [--concurrency 8]
         [--faults all | kill:review,kill:notify#2,broker,database] [--drain 180]
 
 Starts its own RabbitMQ cluster (tools.cluster: three nodes on this machine, quorum queues
@@ -35,6 +35,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -661,7 +662,7 @@ class Chaos:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos")
     parser.add_argument("--faults", default="all", help="`all`, or a comma-separated list")
-    parser.add_argument("--phase-seconds", type=float, default=35.0, help="seconds per fault")
+    parser.add_argument("--phase-seconds", type=float, default=30.0, help="seconds per fault")
     parser.add_argument("--down-seconds", type=float, default=3.0, help="a fault held this long")
     parser.add_argument("--concurrency", type=int, default=8, help="dossiers at once")
     parser.add_argument("--procedure", default="1.004194,1.004222", help="procedures in turn")
@@ -678,12 +679,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def infrastructure() -> Iterator[tuple[Cluster, MongoWire]]:
     home = RUN_DIR / f"chaos-{os.getpid()}"
     mongo = MongoWire(home / "mongo", free_port())
-    with cluster(home / "cluster") as c:
-        try:
-            mongo.start()
-            yield c, mongo
-        finally:
-            mongo.stop()
+    try:
+        with cluster(home / "cluster") as c:
+            try:
+                mongo.start()
+                yield c, mongo
+            finally:
+                mongo.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
