@@ -237,7 +237,7 @@ class ChaosDriver(Driver):
                 )
                 if response.status_code == 201:
                     break
-                if response.status_code == 409 and "in progress" in response.text:
+                if response.status_code == 409 and "idempotency_key_in_progress" in response.text:
                     await asyncio.sleep(0.5)  # the broken try is still being stored
                     continue
                 raise RuntimeError(f"submit {response.status_code}: {response.text[:300]}")
