@@ -77,8 +77,11 @@ FAST_ENV = {
 }
 
 
+BEGAN = time.monotonic()
+
+
 def note(line: str) -> None:
-    print(f"[chaos] {line}", file=sys.stderr, flush=True)
+    print(f"[chaos {time.monotonic() - BEGAN:5.1f}s] {line}", file=sys.stderr, flush=True)
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -441,8 +444,12 @@ class Chaos:
         names = [f"{s}{r}" for s in SERVICES for r in ("", "#2")]
         for name in names:
             self.start(name)
+        tokens = Tokens()
+        minting = asyncio.create_task(tokens.mint_all())  # meanwhile (a process per officer)
         for name in names:
             await asyncio.to_thread(self.services.wait_ready, name, 120)
+        await minting
+        note("every replica is ready")
         replicas = self.cluster.replicas("/")
         note(f"quorum queues and their replicas: {replicas}")
         short = {q: n for q, n in replicas.items() if n != len(self.cluster.nodes)}
@@ -455,8 +462,6 @@ class Chaos:
             ]
         seen = Seen(Watch())
         connection = await watch_cluster(self.cluster.url, seen)
-        tokens = Tokens()
-        await tokens.mint_all()
         width = args.concurrency + 10
         intake = httpx.AsyncClient(
             base_url="http://127.0.0.1", transport=Replicas(self.ports["intake"], width), timeout=60
@@ -557,6 +562,7 @@ class Chaos:
         for name in list(self.services.procs):
             await asyncio.to_thread(self.services.wait_ready, name, 120)
         phase.whole = time.perf_counter()
+        note(f"whole again after {phase.whole - phase.injected:.1f}s")
 
     async def _until(self, check: Callable[[], bool], within: float) -> None:
         deadline = time.monotonic() + within

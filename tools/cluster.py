@@ -5,7 +5,9 @@
 Each node is a private RabbitMQ node as tools.devstack starts one (its own name, AMQP,
 management and distribution ports, data under `home`), all sharing one Erlang cookie of their
 own (a `.erlang.cookie` in the cluster's folder, given to the nodes and to rabbitmqctl as their
-HOME). The second and third join the first. Quorum queues declared once the cluster is formed
+HOME). They boot at once and form the cluster as they boot (classic peer discovery: every
+node's `advanced.config` names the others); a node that booted alone is joined to the first
+with rabbitmqctl. Quorum queues declared once the cluster is formed
 get a replica on every node: RabbitMQ 3.10's default initial group size (`quorum_cluster_size`)
 is 3, so no `x-quorum-initial-group-size` or policy is needed; `replicas()` shows it.
 Standard library only, like tools.devstack.
@@ -44,8 +46,18 @@ class ClusterNode(RabbitMQ):
     def node(self) -> str:
         return f"{self.name}@localhost"
 
+    peers: tuple[str, ...] = ()
+
     def env(self) -> dict[str, str]:
-        return {**super().env(), "HOME": str(self.cookie_home)}
+        extra = {"HOME": str(self.cookie_home)}
+        if self.peers:
+            # Classic peer discovery: a fresh node joins the others as it boots.
+            advanced = self.home / "advanced.config"
+            self.home.mkdir(parents=True, exist_ok=True)
+            nodes = ", ".join(f"'{p}'" for p in self.peers)
+            advanced.write_text(f"[{{rabbit, [{{cluster_nodes, {{[{nodes}], disc}}}}]}}].\n")
+            extra["RABBITMQ_ADVANCED_CONFIG_FILE"] = str(advanced)
+        return {**super().env(), **extra}
 
     def ctl(self, *args: str, timeout: float = 120) -> str:
         """rabbitmqctl against this node, with the cluster's cookie."""
@@ -95,6 +107,9 @@ class Cluster:
                     cookie_home=self.home,
                 )
             )
+        peers = tuple(n.node for n in self.nodes)
+        for n in self.nodes:
+            n.peers = peers
         started = time.monotonic()
         first, *others = self.nodes
         # The nodes boot at once (most of the time), then the others join the first.
@@ -105,10 +120,16 @@ class Cluster:
             thread.join()
         if not all(n.running() for n in self.nodes):
             raise RuntimeError("a node of the cluster did not start (see its server.out)")
-        for node in others:
-            node.ctl("stop_app")
-            node.ctl("join_cluster", first.node)
-            node.ctl("start_app")
+        log(f"nodes booted in {time.monotonic() - started:.1f}s")
+        deadline = time.monotonic() + 20
+        while len(self.running_members()) != self.size and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for node in others:  # booted on its own (discovery raced): joined as an operator would
+            if node.node not in self.running_members():
+                node.ctl("stop_app")
+                node.ctl("reset")
+                node.ctl("join_cluster", first.node)
+                node.ctl("start_app")
         members = self.running_members()
         if len(members) != self.size:
             raise RuntimeError(f"the cluster has {members}, not {self.size} nodes")
@@ -185,8 +206,11 @@ class Cluster:
         node.start(timeout)
 
     def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.stop()
+        stopping = [threading.Thread(target=n.stop) for n in self.nodes]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
 
 
 @contextlib.contextmanager
