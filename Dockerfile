@@ -16,7 +16,7 @@ COPY services ./services
 # portal's status table.
 COPY deploy/roster.yaml deploy/calendar.yaml deploy/dvcqg-status.yaml ./deploy/
 # The Helm chart's setup Job (indexes, broker definitions): python -m tools.setup
-COPY tools/__init__.py tools/setup.py ./tools/
+COPY tools/__init__.py tools/setup.py tools/backup.py ./tools/
 RUN useradd --system --uid 10001 motcua
 USER motcua
 # Overridden per service in docker-compose.yml.

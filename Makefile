@@ -1,7 +1,7 @@
 # Motcua: the two commands.
 #   make run   installs what is missing, starts RabbitMQ, the database and the four services.
 #   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
-.PHONY: run test deps lint typecheck pytest schemas bench bench-databases fuzz chaos clean
+.PHONY: run test deps lint typecheck pytest schemas bench bench-databases fuzz chaos clean backup restore
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -23,6 +23,17 @@ pytest: deps
 	$(VENV_PY) -m tools.devstack exec -- $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 test: deps lint typecheck pytest
+
+# A backup of the four services' databases (MOTCUA_MONGODB_URL, MOTCUA_DATABASE_PREFIX: by
+# default `make run`'s), and its restore into empty databases (FORCE=1 drops them first).
+# docs/operations.md, "Backup and restore".
+BACKUP_DIR ?= backups/$(shell date -u +%Y%m%dT%H%M%SZ)
+backup: deps
+	$(VENV_PY) -m tools.backup dump --out $(BACKUP_DIR)
+
+restore: deps
+	@test -n "$(FROM)" || { echo "make restore FROM=backups/<folder> [FORCE=1]"; exit 2; }
+	$(VENV_PY) -m tools.backup restore --from $(FROM) $(if $(FORCE),--force)
 
 bench: deps
 	$(VENV_PY) -m benchmarks.end_to_end --count 300 --concurrency 50 --timeout 900

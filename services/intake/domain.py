@@ -218,6 +218,7 @@ def new_dossier(
             applicant_kind=submission.applicant_kind,
             form=form,
             documents=documents or [],
+            document_names={d.type: d.name_vi for d in procedure.documents},
         ),
     )
     dossier = Dossier(

@@ -33,11 +33,18 @@ def template_context(event: Event, contact: Mapping[str, Any]) -> dict[str, Any]
         "promised_at": data.get("promised_at") or contact.get("promised_at"),
         "previous_promised_at": data.get("previous_promised_at"),
         "reason": data.get("reason"),
-        "missing": list(data.get("missing") or []),
+        "missing": document_names(data.get("missing") or [], contact),
         "note": data.get("note"),
         "fee": contact.get("fee"),
         "status": data.get("status"),  # a status asked by SMS, in words
     }
+
+
+def document_names(missing: list[str], contact: Mapping[str, Any]) -> list[str]:
+    """The documents a supplement request asks for, by the names the submission gave their
+    types (a type it did not name, or a dossier submitted before names were sent, by its id)."""
+    names = contact.get("document_names") or {}
+    return [str(names.get(kind) or kind) for kind in missing]
 
 
 def procedure_name(data: Mapping[str, Any], contact: Mapping[str, Any]) -> str:

@@ -88,6 +88,7 @@ def contact_of(event: DossierSubmitted) -> dict[str, Any]:
         "procedure_name": data.procedure_name,
         "promised_at": data.promised_at,
         "fee": data.fee,
+        "document_names": dict(data.document_names),
     }
 
 

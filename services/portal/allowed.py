@@ -22,6 +22,8 @@ class Button:
     action: str
     label: str
     reason: ReasonRule
+    asks_documents: bool = False
+    """It asks the citizen for documents: the form lists the procedure's to tick."""
 
 
 def buttons(task: dict[str, Any], t: Translate) -> list[Button]:
@@ -30,7 +32,12 @@ def buttons(task: dict[str, Any], t: Translate) -> list[Button]:
     detailed = task.get("actions")
     if isinstance(detailed, list) and detailed:
         return [
-            Button(a["action"], named("action", a["action"], t, a.get("name_vi")), _rule(a))
+            Button(
+                a["action"],
+                named("action", a["action"], t, a.get("name_vi")),
+                _rule(a),
+                bool(a.get("asks_documents")),
+            )
             for a in detailed
             if isinstance(a, dict) and a.get("action")
         ]

@@ -132,6 +132,7 @@ async def render(
     officers = await _officers(apis, officer, task, me, lang) if "reassign" in offered else []
     national = await _national(apis, officer, str(task["dossier_code"]), lang)
     buttons = allowed.buttons(task, t)
+    kinds = view.document_kinds(procedure, lang)
     beside = problem_form in allowed.form_ids(buttons, offered)
     return pages.render(
         request,
@@ -144,7 +145,7 @@ async def render(
         documents=documents,
         size_text=view.size_text,
         documents_refused=documents_refused,
-        history=view.history(task, t, names),
+        history=view.history(task, t, names, dict(kinds)),
         apologised=any(s.get("action") == "apologise" for s in task.get("history") or []),
         deadline=deadline(task, t),
         whose_move=whose_move(task, t, officer.id, names),
@@ -153,6 +154,7 @@ async def render(
         promised_at=local(task.get("promised_at")),
         why=view.why_waiting(task, t),
         buttons=buttons,
+        document_kinds=kinds,
         holding=offered,
         officers=officers,
         problem=problem,

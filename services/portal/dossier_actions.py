@@ -73,7 +73,13 @@ def _post(
 async def take_action(request: Request, officer: Officer, task_id: str, _: Checked) -> Response:
     form = await request.form()
     action = _text(form, "action", 50) or ""
-    body = {"action": action, "reason": _text(form, "reason")}
+    body: dict[str, Any] = {"action": action, "reason": _text(form, "reason")}
+    missing = [m for m in form.getlist("missing") if isinstance(m, str) and m]
+    if missing:  # the documents a supplement request asks for
+        body["missing"] = missing
+    seen = _text(form, "version", 12)
+    if seen and seen.isdigit():  # act only on the task as the page showed it
+        body["expected_version"] = int(seen)
     call = _post(request, officer, f"/v1/tasks/{task_id}/actions", body)
     return await _run(request, officer, task_id, action, f"action-{action}", call)
 

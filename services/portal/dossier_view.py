@@ -217,14 +217,20 @@ class Step:
     on_time: bool | None
     reason: str
     promised_at: str
+    missing: str = ""  # the documents a supplement request asked for, by name
 
 
 def history(
-    task: dict[str, Any], t: Translate, names: Mapping[str, str] | None = None
+    task: dict[str, Any],
+    t: Translate,
+    names: Mapping[str, str] | None = None,
+    kinds: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """Each step the dossier took: who (by name when a colleague), when, against which
-    deadline, on time or not."""
+    deadline, on time or not, and the documents a supplement request asked for (named by
+    the procedure's `kinds`)."""
     names = names or {}
+    kinds = kinds or {}
     steps = []
     for s in task.get("history") or []:
         on_time = s.get("on_time")
@@ -238,6 +244,7 @@ def history(
                 on_time=on_time if isinstance(on_time, bool) else None,
                 reason=str(s.get("reason") or ""),
                 promised_at=local(s.get("promised_at")),
+                missing=", ".join(kinds.get(str(m), str(m)) for m in s.get("missing") or []),
             )
         )
     return steps
@@ -307,3 +314,14 @@ def national_sync(found: Mapping[str, Any] | None, t: Translate) -> NationalSync
         last_error=str(found.get("last_error") or "") if state != "in_sync" else "",
         pending=len(pending) if isinstance(pending, list) else 0,
     )
+
+
+def document_kinds(procedure: Mapping[str, Any] | None, lang: str) -> list[tuple[str, str]]:
+    """The procedure's document types with their names in `lang`: what a supplement request
+    may ask the citizen for."""
+    out = []
+    for spec in (procedure or {}).get("documents") or []:
+        if isinstance(spec, dict) and spec.get("type"):
+            kind = str(spec["type"])
+            out.append((kind, str(spec.get(f"name_{lang}") or spec.get("name_vi") or kind)))
+    return out

@@ -15,7 +15,7 @@ from services.review.ports import StageCount
 from services.review.stages import OPEN_STAGES, STAGE_NAMES_EN, STAGE_NAMES_VI, Stage
 from services.review.views import TaskView
 from shared.contracts import SlipForm
-from shared.contracts.identifiers import MultilineText, OfficerId
+from shared.contracts.identifiers import Identifier, MultilineText, OfficerId
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
@@ -37,6 +37,16 @@ class ActionRequest(BaseModel):
 
     action: str = Field(min_length=1, max_length=50)
     reason: Reason | None = None
+    missing: list[Identifier] = Field(
+        default_factory=list,
+        max_length=30,
+        description="With a supplement request: the document types the citizen must add.",
+    )
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The task's `version` as the caller saw it: 409 if it changed since.",
+    )
 
 
 class StageCountView(BaseModel):
@@ -213,6 +223,8 @@ async def take_action(task_id: str, body: ActionRequest, desk: AtDesk) -> TaskVi
             clock=desk.clock,
             publish=desk.publish,
             source=desk.source,
+            missing=body.missing,
+            expected_version=body.expected_version,
         )
     )
 

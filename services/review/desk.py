@@ -58,8 +58,8 @@ def problem(exc: DomainError) -> Problem:
         return Problem(
             409,
             str(exc),
-            "Thao tác không thực hiện được ở bước hiện tại.",
-            code="action_not_allowed",
+            exc.message_vi,
+            code=exc.code,
             extra={"allowed_actions": exc.allowed},
         )
     if isinstance(exc, InvalidAction):

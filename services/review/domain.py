@@ -29,9 +29,18 @@ class Forbidden(DomainError):
 
 
 class Conflict(DomainError):
-    def __init__(self, message: str, allowed: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        allowed: Sequence[str] = (),
+        *,
+        code: str = "action_not_allowed",
+        message_vi: str = "Thao tác không thực hiện được ở bước hiện tại.",
+    ) -> None:
         super().__init__(message)
         self.allowed = list(allowed)
+        self.code = code
+        self.message_vi = message_vi
 
 
 class InvalidAction(DomainError):
@@ -63,6 +72,7 @@ class Transition:
     promised_at: datetime | None
     due_at: datetime | None = None  # the deadline of the step it finished (None: kept the step)
     form: str | None = None  # a printed slip's form (action "print")
+    missing: tuple[str, ...] = ()  # the document types a supplement request asks for
 
     @property
     def on_time(self) -> bool | None:
@@ -82,6 +92,7 @@ class Transition:
             "due_at": self.due_at,
             "on_time": self.on_time,
             "form": self.form,
+            "missing": list(self.missing),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -125,12 +126,37 @@ async def act(
     clock: Clock,
     publish: Publish,
     source: str,
+    missing: Sequence[str] = (),
+    expected_version: int | None = None,
 ) -> Task:
-    """Take a workflow action on a task; of two at once on the same version, one wins."""
+    """Take a workflow action on a task; of two at once on the same version, one wins. A
+    supplement request may name the documents still needed (`missing`). With
+    `expected_version`, only on the task as the officer saw it: a page left open while a
+    colleague moved the dossier on acts on nothing."""
     task = await load(tasks, task_id)
     workflow = workflows.get(task.workflow, task.workflow_version)
+    if expected_version is not None and task.version != expected_version:
+        if not may_see(task, officer):
+            raise Forbidden(f"task {task_id} belongs to another unit")
+        allowed = [a.name for a in workflow.actions_from(task.state, officer.role)]
+        raise Conflict(
+            f"task {task_id} changed since version {expected_version}: it is at version "
+            f"{task.version}, in state {task.state}",
+            allowed=[] if task.terminal else allowed,
+            code="task_changed",
+            message_vi="Hồ sơ đã thay đổi từ lúc trang này được mở: vui lòng tải lại trang "
+            "rồi thao tác lại.",
+        )
     decision = steps.take_action(
-        task, workflow, officer, action, reason, now=clock(), calendar=calendar, source=source
+        task,
+        workflow,
+        officer,
+        action,
+        reason,
+        now=clock(),
+        calendar=calendar,
+        source=source,
+        missing=missing,
     )
     try:
         return await commit(tasks, publish, task, decision)

@@ -7,12 +7,14 @@ what it returns (state and events in one conditional write, guarded by the task'
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.review.domain import (
     MAX_STEPS,
     Conflict,
+    InvalidAction,
     Schedule,
     Task,
     TimerKind,
@@ -123,6 +125,7 @@ def advance(
     terminal: bool,
     status_code: int,
     form: str | None = None,
+    missing: tuple[str, ...] = (),
 ) -> tuple[Task, Transition]:
     """The task one version on, with the step appended to its history. A step that keeps the
     clock keeps its next timer; a new clock starts with its own first timer."""
@@ -146,6 +149,7 @@ def advance(
         promised_at=plan.promised_at,
         due_at=task.due_at if state != task.state else None,
         form=form,
+        missing=missing,
     )
     after = replace(
         task,
@@ -181,6 +185,7 @@ def step_event(
     source: str,
     workflow_version: int,
     promised_at: datetime | None = None,
+    missing: tuple[str, ...] = (),
 ) -> Event | None:
     """The event a step emits, if any: decisions keep their own shape for older consumers."""
     if step.emits is None:
@@ -192,6 +197,7 @@ def step_event(
             task_id=task.id,
             officer_id=actor,
             requested_at=at,
+            missing=list(missing),
             note=reason,
         )
     elif step.emits in DECISIONS:
@@ -242,6 +248,7 @@ def _workflow_step(
     reason: str | None,
     calendar: WorkingCalendar,
     source: str,
+    missing: tuple[str, ...] = (),
 ) -> Decision:
     plan = schedule(workflow, task, step.to, at, calendar)
     event = step_event(
@@ -253,6 +260,7 @@ def _workflow_step(
         source=source,
         workflow_version=workflow.version,
         promised_at=plan.promised_at,
+        missing=missing,
     )
     after, recorded = advance(
         task,
@@ -265,6 +273,7 @@ def _workflow_step(
         officer_id=task.officer_id,
         terminal=workflow.state(step.to).terminal,
         status_code=step.status_code,
+        missing=missing,
     )
     return Decision(after, recorded, [event] if event else [])
 
@@ -279,9 +288,17 @@ def take_action(
     now: datetime,
     calendar: WorkingCalendar,
     source: str,
+    missing: Sequence[str] = (),
 ) -> Decision:
-    """An officer's workflow action (receive, approve, ...), or why not (domain errors)."""
+    """An officer's workflow action (receive, approve, ...), or why not (domain errors). Only a
+    step that asks the citizen for a supplement names the documents still needed."""
     step = check_action(task, workflow, officer, action, reason)
+    if missing and not asks_for_documents(step.emits):
+        raise InvalidAction(
+            f"{action} asks the citizen for nothing: name no missing documents",
+            code="documents_not_asked",
+            message_vi="Chỉ khi yêu cầu bổ sung mới nêu giấy tờ còn thiếu.",
+        )
     return _workflow_step(
         task,
         workflow,
@@ -291,7 +308,13 @@ def take_action(
         reason=reason,
         calendar=calendar,
         source=source,
+        missing=tuple(dict.fromkeys(missing)),
     )
+
+
+def asks_for_documents(emits: str | None) -> bool:
+    """Whether an action emitting `emits` asks the citizen for documents (a supplement)."""
+    return emits == DossierSupplementRequested.event_type
 
 
 def citizen_moved(

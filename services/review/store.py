@@ -302,7 +302,16 @@ def _where(where: QueueFilter) -> Document:
 
 
 def step_doc(step: Transition) -> Document:
-    return {k: getattr(step, k) for k in _STEP_FIELDS}
+    doc = {k: getattr(step, k) for k in _STEP_FIELDS}
+    doc["missing"] = list(step.missing)
+    return doc
+
+
+def _step(doc: Document) -> Transition:
+    """A stored step; one stored before supplement requests named documents has none."""
+    known: dict[str, Any] = {k: doc.get(k) for k in _STEP_FIELDS}
+    known["missing"] = tuple(doc.get("missing") or ())
+    return Transition(**known)
 
 
 def to_doc(task: Task) -> Document:
@@ -324,7 +333,7 @@ def to_doc(task: Task) -> Document:
 
 def to_task(doc: Document) -> Task:
     known = {k: doc[k] for k in _TASK_FIELDS if k in doc}
-    steps = tuple(Transition(**{k: s.get(k) for k in _STEP_FIELDS}) for s in doc.get("steps", []))
+    steps = tuple(_step(s) for s in doc.get("steps", []))
     return Task(
         id=doc["_id"],
         dossier=doc.get("dossier", {}),

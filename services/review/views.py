@@ -12,6 +12,7 @@ from services.review.access import allowed_actions, may_act
 from services.review.domain import Task
 from services.review.roster import Officer
 from services.review.stages import STAGES, Stage, Timeliness, stage_of, time_left, timeliness
+from services.review.steps import asks_for_documents
 from services.review.workflow import Registry, Workflow
 from shared import roles
 from shared.calendar import WorkingCalendar
@@ -71,6 +72,10 @@ class ActionView(BaseModel):
     name_vi: str = Field(description="What the action is called, in Vietnamese.")
     requires_reason: bool
     reason: Literal["required", "optional", "none"]
+    asks_documents: bool = Field(
+        default=False,
+        description="It asks the citizen for documents: `missing` may name the ones needed.",
+    )
 
 
 class TaskView(BaseModel):
@@ -82,6 +87,10 @@ class TaskView(BaseModel):
     officer_id: str | None = Field(description="Who holds it; None: released, to be claimed.")
     workflow: str
     workflow_version: int
+    version: int = Field(
+        description="The task's version: send it as an action's `expected_version` to act "
+        "only on the task as it was shown."
+    )
     state: str
     status_code: int
     stage: Stage = Field(
@@ -128,6 +137,7 @@ def _actions(task: Task, workflow: Workflow, officer: Officer) -> list[ActionVie
             name_vi=ACTION_NAMES_VI.get(a.name, a.name),
             requires_reason=a.reason == "required",
             reason=a.reason,
+            asks_documents=asks_for_documents(a.emits),
         )
         for a in workflow.actions_from(task.state, officer.role)
         if not a.trigger
@@ -166,6 +176,7 @@ def view(
         officer_id=task.officer_id,
         workflow=task.workflow,
         workflow_version=task.workflow_version,
+        version=task.version,
         state=task.state,
         status_code=task.status_code,
         stage=stage_of(task),

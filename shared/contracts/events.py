@@ -81,6 +81,11 @@ class DossierSubmittedData(EventData):
     documents: list[dict[str, Any]] = Field(
         default_factory=list, description="Attachments: document type, id, sha256, size."
     )
+    document_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Every document type the procedure takes, with its Vietnamese name: how a "
+        "supplement request's `missing` types are told to the citizen.",
+    )
 
 
 class DossierAssignedData(EventData):

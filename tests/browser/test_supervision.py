@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
         ("cb-pc06-qt", "/admin/units/CAP-BADINH", "admin-unit"),
         ("cb-pc06-qt", "/admin/officers", "admin-officers"),
         ("cb-pc06-qt", "/admin/officers/cb-badinh-01", "admin-officer"),
+        ("cb-pc06-gs", "/admin/national", "admin-national"),
     ],
     ids=[
         "supervision-province",
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
         "admin-unit",
         "admin-officers",
         "admin-officer",
+        "admin-national",
     ],
 )
 async def test_the_supervision_and_admin_screens(

@@ -104,11 +104,23 @@ async def test_a_requested_supplement_is_added_and_the_officer_goes_on(
     assert _post(services, "supplements", code, added).status_code == 409  # nothing asked yet
 
     assert act(services, task_id, bearer, "receive").status_code == 200
-    asked = act(services, task_id, bearer, "request_supplement", "Hợp đồng thuê nhà bị mờ")
+    asked = httpx.post(
+        f"{services.url('review')}/v1/tasks/{task_id}/actions",
+        json={
+            "action": "request_supplement",
+            "reason": "Hợp đồng thuê nhà bị mờ",
+            "missing": ["legal_residence_proof"],
+        },
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
     assert asked.status_code == 200, asked.text
     assert asked.json()["waiting"]["whose_move"] == "citizen"
     assert asked.json()["waiting"]["clock"] == "paused"  # the SLA stops while the citizen acts
+    assert asked.json()["history"][-1]["missing"] == ["legal_residence_proof"]
     await eventually(lambda: status(services, code)["status_code"] == 5)
+    # The citizen is told which documents to add, as the officer ticked them.
+    told = [h for h in status(services, code)["history"] if h.get("missing")]
+    assert [h["missing"] for h in told] == [["legal_residence_proof"]]
 
     async with observe(isolation.amqp_url) as seen:
         response = _post(services, "supplements", code, {**added, "note": "Đã chụp lại"})

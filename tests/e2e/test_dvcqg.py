@@ -38,7 +38,7 @@ class StandIn:
     down: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, path: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             if self.down:
                 return 503, {}
@@ -46,18 +46,21 @@ class StandIn:
                 assert body == {"username": "motcua", "password": "s3cret"}
                 self.logins += 1
                 self.tokens.add(f"t{self.logins}")
-                return 200, {fields.TOKEN: f"t{self.logins}"}
-            if token not in self.tokens:
-                return 200, {fields.ANSWER_CODE: fields.EXPIRED_CODE}
-            kind = {v: k for k, v in fields.PATHS.items()}[path]
-            code = body["MaHoSo"]
+                return 200, {fields.TOKEN: f"t{self.logins}", fields.ANSWER_CODE: 0}
+            assert path == fields.INTEGRATION_PATH, path
+            if body.get(fields.TOKEN) not in self.tokens:
+                return 200, {fields.ANSWER_CODE: fields.EXPIRED_CODE, fields.MESSAGE: "Hết phiên"}
+            assert body["madonvi"] == "000.00.01.H26"
+            (item,) = body["data"]  # one dossier or one step a call
+            kind = fields.kind_of(body)
+            code = item["MaHoSo"]
             if kind == "add" and code in self.known:
-                return 200, {fields.ANSWER_CODE: fields.EXISTS_CODE}
+                return 200, {fields.ANSWER_CODE: "-3", fields.MESSAGE: f"Hồ sơ {code} đã tồn tại"}
             if kind != "add" and code not in self.known:
-                return 200, {fields.ANSWER_CODE: "HS_NOT_FOUND"}
+                return 200, {fields.ANSWER_CODE: "-1", fields.MESSAGE: "Không tìm thấy hồ sơ"}
             self.known.add(code)
-            self.accepted.append((kind, body))
-            return 200, {fields.ANSWER_CODE: fields.OK_CODE}
+            self.accepted.append((kind, item))
+            return 200, {fields.ANSWER_CODE: "0", fields.MESSAGE: "Thành công"}
 
     def of(self, code: str) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:
@@ -71,8 +74,7 @@ def stand_in() -> Iterator[tuple[StandIn, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            status, answer = portal.answer(self.path, token, json.loads(raw or b"{}"))
+            status, answer = portal.answer(self.path, json.loads(raw or b"{}"))
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -108,6 +110,7 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
         "MOTCUA_NOTIFY_DVCQG_ENABLED": "true",
         "MOTCUA_NOTIFY_DVCQG_BASE_URL": url,
         "MOTCUA_NOTIFY_DVCQG_USERNAME": "motcua",
+        "MOTCUA_NOTIFY_DVCQG_UNIT_CODE": "000.00.01.H26",
         "MOTCUA_NOTIFY_DVCQG_PASSWORD": "s3cret",
         "MOTCUA_NOTIFY_DVCQG_RETRY_BASE_SECONDS": "0.2",
         "MOTCUA_NOTIFY_DVCQG_RETRY_MAX_SECONDS": "1",
@@ -164,11 +167,11 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
                 expected = ["update", "update", "progress"]  # the add answered "exists"
             assert kinds == expected, (event.subject, kinds)
             add, update, progress = (b for _, b in sent)
-            assert add["TrangThaiHoSo"] == 1 and add["MaTTHC"] == "1.004194"
-            assert add["KenhThucHien"] == 2 and DATE.match(add["NgayTiepNhan"])
-            assert update["TrangThaiHoSo"] == 9  # DECIDED, as deploy/dvcqg-status.yaml maps it
+            assert add["TrangThaiHoSo"] == "1" and add["MaTTHC"] == "1.004194"
+            assert add["KenhThucHien"] == "2" and DATE.match(add["NgayTiepNhan"])
+            assert update["TrangThaiHoSo"] == "9"  # DECIDED, as deploy/dvcqg-status.yaml maps it
             assert progress["NguoiXuLy"] == "cb-01" and DATE.match(progress["ThoiDiemXuLy"])
-            assert progress["TrangThai"] == 9
+            assert progress["TrangThai"] == "9"
 
         metrics = "".join(httpx.get(f"{stack.url(n)}/metrics").text for n in ("notify", "notify#2"))
         assert 'motcua_dvcqg_requests_total{operation="add",outcome="failed"}' in metrics

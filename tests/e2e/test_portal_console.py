@@ -131,6 +131,23 @@ async def test_an_officer_works_a_dossier_in_the_console(services: Services) -> 
     assert received.headers["location"].startswith(f"/dossiers/{task_id}?done=receive")
     after = officer.get(received.headers["location"])
     assert 'id="notice"' in after.text and "Tiếp nhận hồ sơ" in text_of(after.text)
+    # The supplement request's form lists the procedure's documents to tick.
+    asking = re.search(r'<form[^>]*id="action-request_supplement".*?</form>', after.text, re.S)
+    assert asking and asking.group(0).count('name="missing"') == len(required)
+    # Documents named with a decision: review refuses it beside the form, nothing changes.
+    odd = officer.post(
+        f"/dossiers/{task_id}/actions",
+        data={"csrf_token": form, "action": "approve", "missing": "ct01"},
+    )
+    assert odd.status_code == 422 and 'id="problem-action-approve"' in odd.text
+    assert "Chỉ khi yêu cầu bổ sung mới nêu giấy tờ còn thiếu." in odd.text
+    # A page left open from before the receipt acts on nothing: reload, then act.
+    stale = officer.post(
+        f"/dossiers/{task_id}/actions",
+        data={"csrf_token": form, "action": "approve", "version": "1"},
+    )
+    assert stale.status_code == 409 and "Hồ sơ đã thay đổi" in stale.text
+    assert re.search(r'name="version" value="(\d+)"', stale.text).group(1) != "1"  # type: ignore[union-attr]
     approved = officer.post(
         f"/dossiers/{task_id}/actions", data={"csrf_token": form, "action": "approve"}
     )

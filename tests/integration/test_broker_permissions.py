@@ -117,3 +117,27 @@ async def test_notify_cannot_publish_to_another_exchange(declared: Isolation) ->
             await channel.declare_exchange("motcua.audit.sneaky", aio_pika.ExchangeType.TOPIC)
     finally:
         await connection.close()
+
+
+async def test_notifys_retry_comes_back_through_the_default_exchange(declared: Isolation) -> None:
+    """The whole retry path with notify's own user: published to a delay queue through the
+    default exchange (`amq.default`), dead-lettered back into notify's queue when it expires."""
+    broker = Broker(login(declared, "notify"), service="notify")
+    await broker.connect()
+    try:
+        retries = RetryQueues(broker.channel, queue=NOTIFY_QUEUE, delays=[0.2])
+        await retries.setup()
+        event = submitted_event()
+        assert await retries.schedule(event, at_least=0.1) == 0.2
+        queue = await broker.channel.declare_queue(NOTIFY_QUEUE, passive=True)
+        deadline = asyncio.get_running_loop().time() + 10
+        back = None
+        while back is None and asyncio.get_running_loop().time() < deadline:
+            back = await queue.get(timeout=5, fail=False)
+            if back is None:
+                await asyncio.sleep(0.1)
+        assert back is not None, "the retry never came back"
+        assert json.loads(back.body)["id"] == event.id
+        await back.ack()
+    finally:
+        await broker.close()

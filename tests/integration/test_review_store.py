@@ -369,3 +369,33 @@ async def test_a_database_of_the_old_shape_is_upgraded_once_at_start(
     assert (task.timer_at, task.timer_kind) == (t0 + timedelta(hours=2), "overdue")
     page = await handlers.queue(CHIEF, tasks=store, clock=lambda: t0)
     assert [t.id for t in page.tasks] == ["t1"]
+
+
+async def test_a_supplement_requests_documents_are_kept_and_older_steps_load_without(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    store = await _store(mongo, isolation)
+    task = review_task(state="checking", created_at=datetime.now(UTC))
+    await store.create(task, [])
+    asked = steps.take_action(
+        task,
+        ONE,
+        HOLDER,
+        "request_supplement",
+        "Ảnh chụp mờ",
+        now=datetime.now(UTC),
+        calendar=CALENDAR,
+        source="urn:test",
+        missing=["ct01"],
+    )
+    assert await store.save(task, asked)
+    loaded = await store.load("t1")
+    assert loaded is not None and loaded.steps[-1].missing == ("ct01",)
+    # A step stored before supplement requests named documents has no `missing`: none.
+    raw = await store.tasks.find_one({"_id": "t1"})
+    assert raw is not None
+    for step in raw["steps"]:
+        del step["missing"]
+    await store.tasks.replace_one({"_id": "t1"}, raw)
+    older = await store.load("t1")
+    assert older is not None and older.steps[-1].missing == ()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,9 +14,21 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from shared.settings import SharedSettings, settings_table
-from tools.devstack import ROOT
+from tools.devstack import BROKER_DEFINITIONS, BROKER_SERVICES, ROOT, broker_user
 from tools.settings_doc import SETTINGS, markdown
 
+
+def _load_users() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "load_users", BROKER_DEFINITIONS.parent / "load_users.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+load_users = _load_users()
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     name: cls for name, cls in SETTINGS if name in ("intake", "review", "notify", "audit", "portal")
@@ -61,10 +76,43 @@ def test_each_service_in_compose_matches_the_code(name: str) -> None:
     assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert service["depends_on"]["mongodb"]["condition"] == "service_healthy"
 
-    broker_user = COMPOSE["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
-    assert env["MOTCUA_AMQP_URL"].startswith(f"amqp://{broker_user}:")
-    assert "@rabbitmq:5672/" in env["MOTCUA_AMQP_URL"]
+    assert service["depends_on"]["broker-users"]["condition"] == "service_completed_successfully"
+    # Its own broker user, with the password broker-users gives that user (same default).
+    user, variable = broker_user(name), f"MOTCUA_BROKER_PASSWORD_{name.upper()}"
+    given = COMPOSE["services"]["broker-users"]["environment"][variable]
+    assert env["MOTCUA_AMQP_URL"] == f"amqp://{user}:{given}@rabbitmq:5672/"
     assert env["MOTCUA_MONGODB_URL"] == "mongodb://mongodb:27017/"
+
+
+def test_compose_loads_one_broker_user_per_service() -> None:
+    setup = COMPOSE["services"]["broker-users"]
+    assert setup["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    source, target = setup["volumes"][0].split(":")[:2]
+    assert (ROOT / source / "definitions.json").is_file()
+    script = next(part for part in setup["command"] if part.endswith(".py"))
+    assert script.startswith(target) and (ROOT / source / Path(script).name).is_file()
+    admin = COMPOSE["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
+    assert setup["environment"]["MOTCUA_RABBITMQ_MANAGEMENT_USER"] == admin
+    users = {u["name"] for u in json.loads(BROKER_DEFINITIONS.read_text())["users"]}
+    assert users == {broker_user(s) for s in BROKER_SERVICES}
+    for service in BROKER_SERVICES:  # no service connects as the administrator
+        url = COMPOSE["services"][service]["environment"]["MOTCUA_AMQP_URL"]
+        assert not url.startswith(f"amqp://{admin}:")
+
+
+def test_broker_users_get_the_passwords_given_and_nothing_else_changes() -> None:
+    definitions = json.loads(BROKER_DEFINITIONS.read_text())
+    env = {f"MOTCUA_BROKER_PASSWORD_{s.upper()}": f"pw-{s}" for s in BROKER_SERVICES}
+    rendered = load_users.with_passwords(definitions, env)
+    assert {u["name"]: u["password"] for u in rendered["users"]} == {
+        broker_user(s): f"pw-{s}" for s in BROKER_SERVICES
+    }
+    assert all("password_hash" not in u for u in rendered["users"])
+    assert {k: v for k, v in rendered.items() if k != "users"} == {
+        k: v for k, v in definitions.items() if k != "users"
+    }
+    with pytest.raises(ValueError, match="MOTCUA_BROKER_PASSWORD_AUDIT"):
+        load_users.with_passwords(definitions, {**env, "MOTCUA_BROKER_PASSWORD_AUDIT": ""})
 
 
 def test_compose_has_infrastructure_with_healthchecks_and_volumes() -> None:
@@ -133,3 +181,18 @@ def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
             if not any(relative == c or relative.startswith(c.rstrip("/") + "/") for c in copied):
                 missing.append(f"{cls.__name__}.{name}: {relative}")
     assert missing == [], "add a COPY line to the Dockerfile"
+
+
+def test_the_image_carries_every_tool_the_operations_guide_runs() -> None:
+    """`python -m tools.X` in docs/operations.md runs in a pod: tools/X.py must be copied."""
+    copied = {
+        part
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    }
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    run = set(re.findall(r"python -m tools\.([a-z_]+)", guide))
+    assert {"setup", "backup"} <= run
+    missing = sorted(t for t in run if f"tools/{t}.py" not in copied and "tools/" not in copied)
+    assert missing == [], "add them to the Dockerfile's COPY of tools/"

@@ -7,6 +7,7 @@ tests skip on a developer's machine and fail under CI=true."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -347,3 +348,52 @@ def test_setup_imports_the_definitions_through_the_management_api(tmp_path: Path
     assert received == [
         ("/api/definitions", "Basic YWRtaW46cHc=", b'{"users": [{"name": "motcua-notify"}]}')
     ]
+
+
+def test_development_generates_missing_keys_and_an_upgrade_keeps_every_value(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    (secret,) = _of(rendered["development"], "Secret").values()
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert {"jwt-secret", "audit-hmac-key", "portal-session-secret"} <= set(data)
+    assert all(len(data[k]) >= 32 for k in ("jwt-secret", "audit-hmac-key"))
+    assert len(base64.b64decode(data["audit-signing-key"])) == 32  # an Ed25519 seed
+    assert "mongodb-url" not in data  # nothing is made up that the operator must give
+    again = [d for d in yaml.safe_load_all(_template().stdout) if d and d["kind"] == "Secret"]
+    assert again[0]["data"]["jwt-secret"] != secret["data"]["jwt-secret"]  # random: so kept
+    # An upgrade reads the release's own Secret back (`lookup`; empty under `helm template`)
+    # and keeps each value it is not given again.
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace (include "motcua.fullname" .)' in helpers
+    template = (CHART / "templates" / "secret.yaml").read_text()
+    assert (
+        template.index("$given")
+        < template.index("hasKey $previous")
+        < template.index("randAlphaNum")
+    )
+    (prod,) = _of(rendered["production"], "Secret").values()
+    given = base64.b64decode(prod["data"]["jwt-secret"]).decode()
+    assert given == PRODUCTION_SECRETS["jwtSecret"]
+
+
+def test_notify_reaches_the_internet_on_443_but_no_private_range(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    policies = _of(rendered["production"], "NetworkPolicy")
+
+    def internet_rules(name: str) -> list[dict[str, Any]]:
+        return [
+            rule
+            for rule in policies[name]["spec"]["egress"]
+            if any(p.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for p in rule["to"])
+            and 587 in {p["port"] for p in rule["ports"]}
+        ]
+
+    (rule,) = internet_rules("notify")
+    assert 443 in {p["port"] for p in rule["ports"]}
+    (peer,) = rule["to"]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        peer["ipBlock"]["except"]
+    )
+    for other in ("intake", "review", "audit", "portal"):
+        assert internet_rules(other) == [], other

@@ -275,6 +275,7 @@ async def test_every_submitted_event_carries_the_procedures_vietnamese_name(
         event = _published(intake)[-1]
         assert isinstance(event, DossierSubmitted)
         assert event.data.procedure_name == procedure.name_vi != procedure.code
+        assert event.data.document_names == {d.type: d.name_vi for d in procedure.documents}
 
 
 async def test_a_code_already_taken_is_skipped(intake: Intake) -> None:

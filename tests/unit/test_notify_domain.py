@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.notify.app import load_routing
 from services.notify.compose import chosen_channels, template_context
 from services.notify.domain import backoff_delays, pick_delay, retry_wait
+from services.notify.handlers import contact_of
 from services.notify.messages import (
     SendError,
     ascii_text,
@@ -34,6 +35,8 @@ from shared.contracts import (
     DossierApologyData,
     DossierApologyIssued,
     DossierSubmitted,
+    DossierSupplementRequested,
+    DossierSupplementRequestedData,
     PortalStatus,
     load,
 )
@@ -284,6 +287,35 @@ def test_the_apology_gives_the_reason_and_the_new_date_in_vietnam_time() -> None
     assert "Ngày hẹn trả kết quả mới: 16/06/2026" in rendered.text
     assert "13/06/2026" in rendered.text  # the date that was missed
     assert "Đăng ký tạm trú" in rendered.text
+
+
+def test_a_supplement_request_names_the_missing_documents_as_the_submission_did() -> None:
+    submitted = submitted_event("G01.99-261201-0009")
+    submitted = submitted.model_copy(
+        update={
+            "data": submitted.data.model_copy(update={"document_names": {"ct01": "Tờ khai CT01"}})
+        }
+    )
+    contact = contact_of(submitted)
+    asked = DossierSupplementRequested.create(
+        source="urn:test",
+        subject=submitted.subject,
+        data=DossierSupplementRequestedData(
+            dossier_code=submitted.subject,
+            task_id="t1",
+            officer_id="o",
+            requested_at=datetime.now(UTC),
+            missing=["ct01", "legal_residence_proof"],
+            note="Ảnh mờ",
+        ),
+    )
+    context = template_context(asked, contact)
+    assert context["missing"] == ["Tờ khai CT01", "legal_residence_proof"]  # unnamed: its id
+    sms = TEMPLATES.render("supplement_requested", "sms", context)
+    assert sms.text.endswith(
+        "giay to: Tờ khai CT01, legal_residence_proof. Ảnh mờ"
+    )  # folded to ASCII when sent
+    assert template_context(asked, {})["missing"] == ["ct01", "legal_residence_proof"]
 
 
 def test_a_providers_error_never_carries_the_full_address() -> None:

@@ -263,3 +263,31 @@ def test_the_national_portal_block_renders_each_state() -> None:
     assert 'id="national-error">HTTP 503<' in html
     down = template.render(t=VI, national=view.national_sync({"unavailable": True}, VI))
     assert "không trả lời" in down and "national-error" not in down
+
+
+def test_a_supplement_request_lists_the_procedures_documents_to_tick_and_shows_them_after() -> None:
+    actions = [
+        {"action": "request_supplement", "reason": "required", "asks_documents": True},
+        {"action": "receive", "reason": "none"},
+    ]
+    shown = allowed.buttons(task(actions=actions), VI)
+    assert [(b.action, b.asks_documents) for b in shown] == [
+        ("request_supplement", True),
+        ("receive", False),
+    ]
+    procedure = {"documents": PROCEDURE.summary()["documents"]}
+    kinds = view.document_kinds(procedure, "en")
+    assert kinds == [
+        ("ct01", "Residence change declaration (CT01)"),
+        ("legal_residence_proof", "Proof of lawful residence"),
+    ]
+    assert view.document_kinds(None, "vi") == []
+    steps = [{"action": "request_supplement", "decided_by": "cb-1", "missing": ["ct01", "x"]}]
+    [step] = view.history(task(history=steps), EN, {}, dict(kinds))
+    assert step.missing == "Residence change declaration (CT01), x"  # an unknown kind by its id
+    env = Pages(Assets(), CATALOGUE, "vi").env
+    form = env.get_template("dossier/macros.html").module.missing_field(  # type: ignore[attr-defined]
+        "action-request_supplement", view.document_kinds(procedure, "vi"), VI
+    )
+    assert form.count('type="checkbox" name="missing"') == 2
+    assert "<legend>Giấy tờ cần bổ sung</legend>" in form and 'value="ct01"' in form

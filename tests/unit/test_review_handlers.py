@@ -239,6 +239,8 @@ async def _act(tasks: FakeTasks, publish: Published, action: str, **kw: Any) -> 
         clock=lambda: T0,
         publish=publish,
         source="urn:test",
+        missing=kw.pop("missing", ()),
+        expected_version=kw.pop("expected_version", None),
     )
 
 
@@ -345,6 +347,48 @@ async def test_an_action_on_no_task_or_anothers_task_changes_nothing() -> None:
     with pytest.raises(InvalidAction):
         await _act(tasks, publish, "reject")  # a rejection needs a reason
     assert tasks.saves == 0 and publish.events == []
+
+
+async def test_a_supplement_request_names_the_documents_the_citizen_must_add() -> None:
+    tasks, publish = FakeTasks(), Published()
+    await tasks.create(_task(), [])
+    with pytest.raises(InvalidAction, match="asks the citizen for nothing"):
+        await _act(tasks, publish, "approve", missing=["ct01"])  # a decision names none
+    assert tasks.saves == 0 and publish.events == []
+    asked = await _act(
+        tasks,
+        publish,
+        "request_supplement",
+        reason="Ảnh chụp mờ",
+        missing=["ct01", "legal_residence_proof", "ct01"],
+    )
+    assert asked.state == "supplement"
+    assert asked.steps[-1].missing == ("ct01", "legal_residence_proof")  # once each, in order
+    assert asked.steps[-1].view()["missing"] == ["ct01", "legal_residence_proof"]
+    [event] = publish.events
+    assert event.type == "dossier.supplement_requested"
+    assert event.data.missing == ["ct01", "legal_residence_proof"]  # type: ignore[attr-defined]
+    assert event.data.note == "Ảnh chụp mờ"  # type: ignore[attr-defined]
+
+
+async def test_an_action_on_the_task_as_it_was_shown_is_refused_once_it_moved_on() -> None:
+    tasks, publish = FakeTasks(), Published()
+    await tasks.create(_task(), [])
+    with pytest.raises(Forbidden):  # another unit learns nothing of it
+        await _act(
+            tasks,
+            publish,
+            "approve",
+            officer=HOLDER.model_copy(update={"unit": "V"}),
+            expected_version=9,
+        )
+    with pytest.raises(Conflict) as stale:
+        await _act(tasks, publish, "approve", expected_version=9)
+    assert stale.value.code == "task_changed" and "tải lại" in stale.value.message_vi
+    assert "approve" in stale.value.allowed  # what it allows now
+    assert tasks.saves == 0 and publish.events == []
+    done = await _act(tasks, publish, "approve", expected_version=1)
+    assert done.version == 2 and publish.types() == ["dossier.approved"]
 
 
 async def test_following_the_citizen_takes_the_triggered_step_or_nothing() -> None:

@@ -48,7 +48,13 @@ async def start(rt: Runtime, app: FastAPI, settings: DvcqgSettings | None = None
     await store.setup()
     client = httpx.AsyncClient(timeout=settings.timeout_seconds)
     portal = Portal(
-        client, settings.base_url, settings.username, settings.password.get_secret_value()
+        client,
+        settings.base_url,
+        settings.username,
+        settings.password.get_secret_value(),
+        unit_code=settings.unit_code,
+        auth_path=settings.auth_path,
+        integration_path=settings.integration_path,
     )
     sync = Sync(
         store,

@@ -7,16 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
 from services.notify.national import fields
+from services.notify.national.fields import Kind
 from shared.contracts import DossierSubmitted, Event
 
 PORTAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-Kind = Literal["add", "update", "progress"]
 
 
 def portal_time(moment: datetime) -> str:
@@ -54,7 +54,7 @@ def operations(event: Event) -> list[dict[str, Any]]:
     base = {"event_id": event.id, "status": int(status), "at": event.time.isoformat()}
     if isinstance(event, DossierSubmitted):
         return [{**base, "kind": "add", "seq": 0}]
-    who = str(data.get("officer_id") or data.get("actor") or data.get("by") or "system")
+    who = str(data.get("officer_id") or data.get("actor") or data.get("by") or fields.ONE_STOP)
     step = {**base, "who": who, "what": event.type, "promised_at": data.get("promised_at")}
     return [{**step, "kind": "update", "seq": 0}, {**step, "kind": "progress", "seq": 1}]
 
@@ -68,6 +68,9 @@ def snapshot(event: DossierSubmitted) -> dict[str, Any]:
         "channel": int(d.channel),
         "applicant_kind": int(d.applicant_kind),
         "applicant_name": d.applicant.full_name,
+        "procedure_name": d.procedure_name,
+        "unit": d.ward_code or d.receiving_unit,
+        "submitted_at": d.submitted_at.isoformat(),
         "received_at": (d.received_at or d.submitted_at).isoformat(),
         "promised_at": d.promised_at.isoformat() if d.promised_at else None,
         "documents": list(d.documents),
@@ -111,11 +114,16 @@ def request(
         channel=dossier["channel"],
         applicant_kind=dossier["applicant_kind"],
         received_at=portal_time(datetime.fromisoformat(dossier["received_at"])),
+        submitted_at=portal_time(
+            datetime.fromisoformat(dossier.get("submitted_at") or dossier["received_at"])
+        ),
         promised_at=_date(promised),
         status=status,
         documents=dossier.get("documents", []),
         fee=dossier.get("fee"),
         applicant_name=dossier.get("applicant_name"),
+        unit=dossier.get("unit"),
+        procedure_name=dossier.get("procedure_name"),
     )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.notify.national import fields
+
 DEFAULT_MAPPING = Path(__file__).resolve().parents[3] / "deploy" / "dvcqg-status.yaml"
 
 
@@ -15,6 +17,17 @@ class DvcqgSettings(BaseSettings):
 
     enabled: bool = Field(default=False, description="Send dossiers to the national portal.")
     base_url: str = Field(default="", description="The national portal's API base URL.")
+    auth_path: str = Field(
+        default=fields.LOGIN_PATH,
+        description="Path of the portal's login call, under the base URL.",
+    )
+    integration_path: str = Field(
+        default=fields.INTEGRATION_PATH,
+        description="Path of the portal's integration call (DongBoHoSoMC, CapNhatTienDoHoSoMC).",
+    )
+    unit_code: str = Field(
+        default="", description="Our unit's code on the national portal (`madonvi` of each call)."
+    )
     username: str = Field(default="", description="Login of our unit on the national portal.")
     password: SecretStr = Field(default=SecretStr(""), description="Password of that login.")
     batch_size: int = Field(

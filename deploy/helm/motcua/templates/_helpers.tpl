@@ -30,15 +30,15 @@ app.kubernetes.io/name: {{ .name }}
 
 {{/* The Secret keys each value maps to, and which production requires. */}}
 {{- define "motcua.secretKeys" -}}
-jwtSecret: {key: jwt-secret, required: true}
+jwtSecret: {key: jwt-secret, required: true, generate: text}
 mongodbUrl: {key: mongodb-url, required: true}
 amqpUrlIntake: {key: amqp-url-intake, required: true}
 amqpUrlReview: {key: amqp-url-review, required: true}
 amqpUrlNotify: {key: amqp-url-notify, required: true}
 amqpUrlAudit: {key: amqp-url-audit, required: true}
-auditHmacKey: {key: audit-hmac-key, required: true}
-auditSigningKey: {key: audit-signing-key, required: true}
-portalSessionSecret: {key: portal-session-secret, required: true}
+auditHmacKey: {key: audit-hmac-key, required: true, generate: text}
+auditSigningKey: {key: audit-signing-key, required: true, generate: seed}
+portalSessionSecret: {key: portal-session-secret, required: true, generate: text}
 portalOidcClientSecret: {key: portal-oidc-client-secret, required: false}
 notifySmtpPassword: {key: notify-smtp-password, required: false}
 notifySmsApiKey: {key: notify-sms-api-key, required: false}
@@ -49,12 +49,21 @@ rabbitmqManagementPassword: {key: rabbitmq-management-password, required: false}
 rabbitmqDefinitions: {key: rabbitmq-definitions.json, required: false}
 {{- end -}}
 
-{{/* Fails rendering in production when a required secret is missing. */}}
+{{/* The data of the Secret this release created before (empty under `helm template`): what an
+upgrade keeps for every value not given again, so no password or key changes on upgrade. */}}
+{{- define "motcua.previousSecretData" -}}
+{{- $previous := lookup "v1" "Secret" .Release.Namespace (include "motcua.fullname" .) | default dict -}}
+{{- get $previous "data" | default dict | toYaml -}}
+{{- end -}}
+
+{{/* Fails rendering in production when a required secret is missing (neither given nor kept
+from the previous release's Secret). */}}
 {{- define "motcua.checkSecrets" -}}
 {{- if and (eq .Values.environment "production") (not .Values.secrets.existingSecret) -}}
 {{- $keys := include "motcua.secretKeys" . | fromYaml -}}
+{{- $previous := include "motcua.previousSecretData" . | fromYaml -}}
 {{- range $name, $spec := $keys -}}
-{{- if and $spec.required (not (index $.Values.secrets.values $name)) -}}
+{{- if and $spec.required (not (index $.Values.secrets.values $name)) (not (hasKey $previous $spec.key)) -}}
 {{- fail (printf "production: set secrets.existingSecret, or secrets.values.%s (Secret key %s)" $name $spec.key) -}}
 {{- end -}}
 {{- end -}}
