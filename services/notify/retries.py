@@ -15,6 +15,8 @@ operator deletes them once empty.)
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
@@ -33,7 +35,7 @@ DELIVERY_HEADER = "x-motcua-delivery"
 REOPEN_HEADER = "x-motcua-reopen"  # which replay of the delivery a parked message would be
 
 
-def retry_queue_arguments(delay: float, queue: str) -> dict[str, str | int]:
+def retry_queue_arguments(delay: float, queue: str) -> dict[str, Any]:
     """A replicated delay queue: expires its messages after `delay` s into `queue`, and keeps
     each until `queue` has it (at-least-once dead-lettering needs reject-publish overflow)."""
     return {
