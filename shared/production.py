@@ -90,13 +90,13 @@ def _service_defaults(settings: ServiceSettings) -> list[Offence]:
             offend(settings, "session_secret", "the session cookie key is the public default")
         if not values.get("oidc_discovery_url"):
             offend(settings, "oidc_discovery_url", "officers need the OpenID Connect provider")
-    elif service == "notify" and values.get("allow_private_endpoints"):
-        # Partner endpoint management adds this setting; a class without it allows nothing.
-        offend(
-            settings,
-            "allow_private_endpoints",
-            "partner endpoints on loopback or private addresses are allowed",
-        )
+    elif service == "notify":
+        for field, what in (
+            ("allow_private_endpoints", "loopback or private"),
+            ("allow_loopback_endpoints", "loopback"),
+        ):
+            if values.get(field):
+                offend(settings, field, f"partner endpoints on {what} addresses are allowed")
     return found
 
 

@@ -13,7 +13,7 @@ import yaml
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from services.notify import handlers
+from services.notify import endpoint_delivery, handlers
 from services.notify.api import router
 from services.notify.catalogue_api import router as catalogue_router
 from services.notify.channels import (
@@ -25,9 +25,12 @@ from services.notify.channels import (
 )
 from services.notify.consumer import NotifyConsumer, table
 from services.notify.domain import backoff_delays
+from services.notify.endpoint_store import ENDPOINTS, EndpointStore
 from services.notify.inbound import Inbound, answering
 from services.notify.inbound_store import InboundStore
 from services.notify.national import app as dvcqg
+from services.notify.partner_accounts import Accounts, UrlPolicy, check_url
+from services.notify.partner_api import router as partner_router
 from services.notify.ports import Notifier
 from services.notify.retries import RetryQueues
 from services.notify.routing import Partner, Routing
@@ -35,7 +38,9 @@ from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from services.notify.templates import Templates
 from shared import web
-from shared.clock import utcnow
+from shared.clock import Clock, shifted
+from shared.contracts import Event
+from shared.outbox import Outbox
 from shared.runtime import Runtime
 
 QUEUE = "motcua.notify"
@@ -77,6 +82,8 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     if problems:
         raise ValueError(f"{settings.routing_file}: " + "; ".join(problems))
 
+    clock = shifted(settings.clock_offset_seconds)
+
     async def start(rt: Runtime, app: FastAPI) -> None:
         store = NotifyStore(rt.db)
         await store.setup()
@@ -101,7 +108,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             partners=partners,
             retries=retries,
             publish=rt.broker.publish,
-            clock=utcnow,
+            clock=clock,
             source=f"{settings.public_url}/v1/deliveries",
             tries=settings.delivery_tries,
             delays=delays,
@@ -116,7 +123,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             seen=inbound_store,
             counters=inbound_store,
             publish=rt.broker.publish,
-            clock=utcnow,
+            clock=clock,
             per_minute=settings.sms_rate_limit_per_minute,
             source=f"{settings.public_url}/v1/sms/inbound",
         )
@@ -125,15 +132,65 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         # Retries come back by themselves (delay queues); this only finds what a crash left.
         sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)
         rt.background(sweep, "delivery-sweep")
+        await _start_partners(rt, app, settings, client, clock, channels["email"])
         await dvcqg.start(rt, app)  # the national portal: its own queue, collection, loop
 
     return web.service_app(
         settings,
         summary="Tells citizens and partners what happens to dossiers: e-mail, SMS, Zalo, "
         "webhooks.",
-        routers=[router, catalogue_router, dvcqg.router],
+        routers=[router, catalogue_router, partner_router, dvcqg.router],
         start=start,
     )
+
+
+async def _start_partners(
+    rt: Runtime,
+    app: FastAPI,
+    settings: NotifySettings,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    mail: Channel,
+) -> None:
+    """Partner accounts and their API-managed endpoints: the API, the consumer of their own
+    queue, the sender loop, and the outbox relay of the endpoint-disabled event."""
+    store = EndpointStore(rt.db)
+    endpoints = rt.db[ENDPOINTS]
+    outbox = Outbox(rt.db, rt.broker.publish, service="notify", sources=[], inline=[endpoints])
+
+    async def settle(endpoint_id: str, events: list[Event]) -> object:
+        return await outbox.settle(endpoints, endpoint_id, events)
+
+    policy = UrlPolicy(settings.allow_private_endpoints, settings.allow_loopback_endpoints)
+
+    async def allowed(url: str) -> None:
+        await check_url(url, policy)
+
+    delivery = endpoint_delivery.PartnerDelivery(
+        store=store,
+        client=client,
+        clock=clock,
+        settle=settle,
+        source=f"{settings.public_url}/v1/partner",
+        tries=settings.partner_tries,
+        retry_base=timedelta(seconds=settings.partner_retry_base_seconds),
+        retry_cap=timedelta(seconds=settings.partner_retry_max_seconds),
+        lease=timedelta(seconds=settings.partner_lease_seconds),
+        window=timedelta(seconds=settings.partner_order_window_seconds),
+        check_url=allowed,
+        send_mail=mail.send,
+        operators_email=settings.operators_email,
+    )
+    app.state.partners = Accounts(
+        store=store,
+        delivery=delivery,
+        clock=clock,
+        policy=policy,
+        overlap=timedelta(hours=settings.secret_overlap_hours),
+    )
+    await rt.consume(endpoint_delivery.QUEUE, endpoint_delivery.bindings(), delivery)
+    rt.background(delivery.run_forever(), "partner-delivery")
+    rt.relay(outbox)
 
 
 async def _close_on_cancel(client: httpx.AsyncClient) -> None:

@@ -75,6 +75,45 @@ class NotifySettings(ServiceSettings):
         description="Accept partner endpoint URLs that resolve to private, loopback or "
         "link-local addresses (refused by default: every resolved address is checked).",
     )
+    allow_loopback_endpoints: bool = Field(
+        default=False,
+        description="Accept partner endpoint URLs on loopback only (127.0.0.0/8, ::1): for "
+        "tests and a receiver on the same host; private and link-local stay refused.",
+    )
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description="Moves notify's clock (training or test environments, as review's): "
+        "retries, rotations' overlaps and an endpoint's days of failure are counted on it.",
+    )
+    partner_tries: int = Field(
+        default=8, ge=1, description="Tries of one message to a partner endpoint before it fails."
+    )
+    partner_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="Wait before a partner message's first retry; doubles."
+    )
+    partner_retry_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest wait between two tries of a partner message (also caps Retry-After).",
+    )
+    partner_order_window_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a new partner message waits before it is sent, so that an "
+        "earlier event of the same dossier handled at the same moment (another replica, "
+        "another consumer slot) goes first.",
+    )
+    partner_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long one notify replica keeps sending to an endpoint before "
+        "another may take it over (renewed while it sends).",
+    )
+    operators_email: str = Field(
+        default="",
+        description="Where operators are told that a partner endpoint was disabled (empty: "
+        "only the partner's contact is told).",
+    )
     secret_overlap_hours: float = Field(
         default=24.0,
         gt=0,
@@ -109,5 +148,11 @@ class NotifySettings(ServiceSettings):
             raise ValueError(
                 f"delivery_lease_seconds ({self.delivery_lease_seconds}) must exceed the longest "
                 f"provider timeout ({longest})"
+            )
+        # A sender starts its last send before half its lease: that send must end within it.
+        if self.partner_lease_seconds <= 2 * self.http_timeout_seconds:
+            raise ValueError(
+                f"partner_lease_seconds ({self.partner_lease_seconds}) must exceed twice "
+                f"http_timeout_seconds ({self.http_timeout_seconds})"
             )
         return self

@@ -23,9 +23,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notify.domain import Delivery, LogKey, log_key
+from services.notify.endpoint_store import INDEXES as PARTNER_INDEXES
 from services.notify.national.store import INDEXES as DVCQG_INDEXES
 from services.notify.ports import Unreadable
 from shared.contracts import load
+from shared.outbox import OUTBOX_INDEXES
 from shared.storage import Document, Indexes, ensure_indexes
 
 LIVE = "deliveries"
@@ -42,6 +44,8 @@ INDEXES: Indexes = {
     RECIPIENTS: [],  # read by _id (the dossier code) only
 }
 INDEXES = {**INDEXES, **DVCQG_INDEXES}  # the national-portal sync's (services/notify/national)
+# Partner accounts, endpoints, their messages and logs; the relay's pointers (unused, queried).
+INDEXES = {**INDEXES, **PARTNER_INDEXES, **OUTBOX_INDEXES}
 
 _STORED = [f.name for f in dataclass_fields(Delivery) if f.name not in ("id", "archived")]
 

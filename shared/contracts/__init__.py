@@ -37,6 +37,8 @@ from shared.contracts.events import (
     NotificationFailedData,
     NotificationSent,
     NotificationSentData,
+    PartnerEndpointDisabled,
+    PartnerEndpointDisabledData,
     Residence,
     SlipForm,
 )
@@ -92,6 +94,8 @@ __all__ = [
     "NotificationFailedData",
     "NotificationSent",
     "NotificationSentData",
+    "PartnerEndpointDisabled",
+    "PartnerEndpointDisabledData",
     "PortalStatus",
     "Residence",
     "SlipForm",

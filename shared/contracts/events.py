@@ -431,3 +431,32 @@ class NotificationFailed(Event):
     event_type: ClassVar[str] = "notification.failed"
     type: Literal["notification.failed"] = "notification.failed"
     data: NotificationFailedData
+
+
+class PartnerEndpointDisabledData(EventData):
+    """Notify stopped delivering to a partner's endpoint: it answered 410 Gone, or it kept
+    failing for days. Operational: the envelope's subject is `partner-endpoint:<id>`, not a
+    dossier code."""
+
+    partner_id: str
+    endpoint_id: str
+    url: str = Field(description="The endpoint's URL when it was disabled.")
+    reason: Literal["gone", "failing"] = Field(
+        description="`gone`: the endpoint answered 410; `failing`: no success for days."
+    )
+    failing_since: datetime | None = Field(
+        default=None, description="The first failure of the run that ended in disabling."
+    )
+    disabled_at: datetime
+    last_status: int | None = Field(
+        default=None, description="The HTTP status of the last attempt (None: no answer)."
+    )
+
+
+class PartnerEndpointDisabled(Event):
+    """An operational event: a partner's webhook endpoint was disabled (the partner's contact
+    and the operators are told)."""
+
+    event_type: ClassVar[str] = "partner.endpoint_disabled"
+    type: Literal["partner.endpoint_disabled"] = "partner.endpoint_disabled"
+    data: PartnerEndpointDisabledData

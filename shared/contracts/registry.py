@@ -29,6 +29,7 @@ from shared.contracts.events import (
     DossierWithdrawn,
     NotificationFailed,
     NotificationSent,
+    PartnerEndpointDisabled,
 )
 from shared.contracts.sms import DossierStatusReported, SmsStatusRequested
 
@@ -56,6 +57,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierSupplemented,
         NotificationSent,
         NotificationFailed,
+        PartnerEndpointDisabled,
         SmsStatusRequested,
         DossierStatusReported,
     )

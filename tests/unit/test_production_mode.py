@@ -6,8 +6,6 @@ import base64
 from typing import Any
 
 import pytest
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from services.audit.settings import DEV_HMAC_KEY, AuditSettings
 from services.intake.settings import IntakeSettings
@@ -131,20 +129,12 @@ def test_the_portal_needs_no_broker_login() -> None:
     assert offending(settings) == set()
 
 
-class _NotifyWithEndpoints(NotifySettings):
-    # Stands for notify once partner endpoint management adds its setting.
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_NOTIFY_", extra="ignore")
-    allow_private_endpoints: bool = Field(default=False, description="test")
-
-
-def test_private_partner_endpoints_are_refused() -> None:
-    if "allow_private_endpoints" in NotifySettings.model_fields:
-        cls: type[NotifySettings] = NotifySettings
-    else:
-        cls = _NotifyWithEndpoints
-    allowed = cls(shared=shared(), allow_private_endpoints=True)
-    assert offending(allowed) == {"MOTCUA_NOTIFY_ALLOW_PRIVATE_ENDPOINTS"}
-    assert offending(cls(shared=shared(), allow_private_endpoints=False)) == set()
+def test_private_and_loopback_partner_endpoints_are_refused() -> None:
+    private = NotifySettings(shared=shared(), allow_private_endpoints=True)
+    assert offending(private) == {"MOTCUA_NOTIFY_ALLOW_PRIVATE_ENDPOINTS"}
+    loopback = NotifySettings(shared=shared(), allow_loopback_endpoints=True)
+    assert offending(loopback) == {"MOTCUA_NOTIFY_ALLOW_LOOPBACK_ENDPOINTS"}
+    assert offending(NotifySettings(shared=shared())) == set()
 
 
 def test_every_offence_is_named_at_once_and_the_start_stops(
