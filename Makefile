@@ -1,7 +1,7 @@
 # Motcua: the two commands.
 #   make run   installs what is missing, starts RabbitMQ, the database and the four services.
 #   make test  installs what is missing, then ruff, mypy and the whole pytest suite.
-.PHONY: run test deps lint typecheck pytest schemas bench bench-databases fuzz clean backup restore
+.PHONY: run test deps lint typecheck pytest schemas bench bench-databases fuzz chaos clean backup restore
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -54,6 +54,13 @@ FUZZ_EXAMPLES ?= 100
 fuzz: deps
 	MOTCUA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV_PY) -m tools.devstack exec -- \
 		$(VENV_PY) -m pytest -q tests/e2e/test_fuzz.py
+
+# Faults under load (benchmarks/chaos.py): a 3-node RabbitMQ cluster, two replicas of every
+# service, each replica killed in turn, the queues' leading node stopped, the database restarted;
+# about 10 minutes. CHAOS_ARGS="--faults kill:review,broker --phase-seconds 20" to shorten.
+CHAOS_ARGS ?=
+chaos: deps
+	$(VENV_PY) -m benchmarks.chaos --timeout 900 $(CHAOS_ARGS)
 
 schemas: deps
 	$(VENV_PY) -m shared.contracts schemas docs/events

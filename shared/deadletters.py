@@ -16,10 +16,15 @@ import json
 import sys
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.messaging import QUEUE_HEADER, REASON_HEADER, ROUTING_KEY_HEADER, copy_message
+from shared.messaging import (
+    QUEUE_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+    connect_failover,
+    copy_message,
+)
 from shared.settings import SharedSettings
 
 DEAD_HEADERS = (
@@ -52,7 +57,7 @@ def describe(message: AbstractIncomingMessage) -> dict[str, Any]:
 
 async def list_dead(amqp_url: str, queue: str, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` parked messages of `queue`, left where they are."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_failover(amqp_url)
     try:
         channel = await connection.channel()
         dead = await channel.get_queue(f"{queue}.dead", ensure=True)
@@ -71,7 +76,7 @@ async def list_dead(amqp_url: str, queue: str, limit: int) -> list[dict[str, Any
 
 async def replay(amqp_url: str, queue: str, limit: int) -> int:
     """Move up to `limit` messages from `<queue>.dead` back to `queue`; return how many."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_failover(amqp_url)
     moved = 0
     try:
         channel = await connection.channel(publisher_confirms=True)

@@ -5,11 +5,16 @@ Topology: one durable topic exchange `motcua.events` whose routing key is the ev
 service declares durable quorum queues bound to the types it needs. A queue dead-letters to the
 direct exchange `motcua.dead` with its own name as routing key, into `<queue>.dead`, where an
 operator can inspect and replay what failed.
+
+`MOTCUA_AMQP_URL` may name several nodes of one cluster, comma-separated: the connection fails
+over to the next node when its node is lost or refuses a (re)connection, and the quorum queues
+(replicated on the cluster's nodes) carry on under a new leader.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +29,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from yarl import URL
 
 from shared.contracts import CONTENT_TYPE, Event, UndecodableEvent, decode
 from shared.logging import correlated
@@ -54,9 +60,71 @@ class NotReady(RuntimeError):
     """The broker connection is not open (yet, or any more)."""
 
 
+def broker_urls(url: str) -> list[str]:
+    """The nodes `url` names: one URL, or several of one cluster separated by commas."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("no broker URL given")
+    return urls
+
+
+class FailoverConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection over several nodes of one cluster, tried in turn.
+
+    aio-pika reconnects to the one URL it was given, for ever; with the node that URL names gone,
+    the service would wait for that node. Here a lost connection, and every failed attempt to
+    connect, moves on to the next node, so the service carries on with the cluster's others.
+    Options in the query (TLS files, heartbeat) are read from the first URL.
+    """
+
+    def __init__(self, urls: Sequence[str], **kwargs: Any) -> None:
+        self.urls = [URL(u) for u in urls]
+        self.node = 0
+        super().__init__(self.urls[0], **kwargs)
+
+    def next_node(self) -> None:
+        self.node = (self.node + 1) % len(self.urls)
+        self.url = self.urls[self.node]
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        # Only an open connection lost; a failed attempt moved on already.
+        if self.connected.is_set() and not self._close_called and len(self.urls) > 1:
+            log.warning("broker connection to %s lost; next: another node", self)
+            self.next_node()
+        await super()._on_connection_close(closing)
+
+    # Each attempt of the robust connection's reconnection loop (a name-mangled private method
+    # of aio-pika's; tests/unit/test_messaging_failover.py fails if it is renamed).
+    async def _RobustConnection__connect_transport(self) -> None:
+        try:
+            await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+        except Exception:
+            self.next_node()
+            raise
+
+
+async def connect_failover(url: str, **kwargs: Any) -> FailoverConnection:
+    """A connected FailoverConnection over the nodes `url` names: the first that answers."""
+    urls = broker_urls(url)
+    error: Exception | None = None
+    for start in range(len(urls)):
+        connection = FailoverConnection([*urls[start:], *urls[:start]], **kwargs)
+        try:
+            await connection.connect()
+        except Exception as exc:
+            error = exc
+            with contextlib.suppress(Exception):
+                await connection.close()
+            continue
+        return connection
+    assert error is not None
+    raise error
+
+
 class Broker:
     """One robust connection with one confirming channel, shared by a service's publisher and
-    consumers. aio-pika reconnects by itself and restores exchanges, queues and consumers."""
+    consumers. aio-pika reconnects by itself (to the next node of a cluster when `url` lists
+    several) and restores exchanges, queues and consumers."""
 
     def __init__(self, url: str, *, service: str, prefetch: int = 32) -> None:
         self.url = url
@@ -69,7 +137,7 @@ class Broker:
 
     async def connect(self) -> None:
         """Open the connection and declare the two exchanges (idempotent)."""
-        self._connection = await aio_pika.connect_robust(
+        self._connection = await connect_failover(
             self.url, client_properties={"connection_name": f"motcua-{self.service}"}
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -25,6 +25,7 @@ class SharedSettings(BaseSettings):
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         description="RabbitMQ URL; the vhost in it isolates one deployment (or one test). "
+        "Several nodes of one cluster: their URLs comma-separated, tried in turn (failover). "
         "TLS: `amqps://user:pass@host:5671/vhost?cafile=/ca.pem&certfile=/crt.pem&"
         "keyfile=/key.pem`.",
     )

@@ -4,9 +4,18 @@ One durable queue per backoff level, each with its own TTL (a per-queue TTL: a s
 never stuck behind a longer one, as it would be with per-message TTLs in one queue). An expired
 message is dead-lettered through the default exchange straight back into notify's own queue,
 where the event is handled again: the deliveries already finished are skipped.
+
+They are quorum queues, as every other queue of ours, with at-least-once dead-lettering: a
+classic queue lives on one node, and with that node of a cluster down notify could neither
+declare it again nor reconnect (RabbitMQ answers NOT_FOUND, "home node ... is down") until the
+node came back; its waiting retries were out of reach meanwhile. (Classic queues of an older
+version, `<queue>.retry.<ms>ms`, keep dead-lettering into `queue` as their messages expire; an
+operator deletes them once empty.)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
@@ -26,6 +35,19 @@ DELIVERY_HEADER = "x-motcua-delivery"
 REOPEN_HEADER = "x-motcua-reopen"  # which replay of the delivery a parked message would be
 
 
+def retry_queue_arguments(delay: float, queue: str) -> dict[str, Any]:
+    """A replicated delay queue: expires its messages after `delay` s into `queue`, and keeps
+    each until `queue` has it (at-least-once dead-lettering needs reject-publish overflow)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": round(delay * 1000),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
 class RetryQueues:
     def __init__(self, channel: AbstractChannel, *, queue: str, delays: list[float]) -> None:
         self.channel = channel
@@ -36,7 +58,7 @@ class RetryQueues:
     def name(self, delay: float) -> str:
         # The delay is part of the name: changing the settings declares new queues instead of
         # clashing with the arguments of the old ones (which keep draining into `queue`).
-        return f"{self.queue}.retry.{round(delay * 1000)}ms"
+        return f"{self.queue}.retry.{round(delay * 1000)}ms.quorum"
 
     async def setup(self) -> None:
         self._dead = await self.channel.declare_exchange(
@@ -46,11 +68,7 @@ class RetryQueues:
             await self.channel.declare_queue(
                 self.name(delay),
                 durable=True,
-                arguments={
-                    "x-message-ttl": round(delay * 1000),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.queue,
-                },
+                arguments=retry_queue_arguments(delay, self.queue),
             )
 
     async def schedule(self, event: Event, *, at_least: float) -> float:

@@ -1,0 +1,47 @@
+"""Notify's delay queues survive the loss of a broker node: replicated (quorum), each message
+kept until notify's queue has it, under names that do not clash with the classic ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.notify.retries import RetryQueues, retry_queue_arguments
+
+
+class Channel:
+    """What RetryQueues.setup asks of an aio-pika channel, recorded."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, dict[str, Any]] = {}
+
+    async def declare_exchange(self, name: str, *args: Any, **kwargs: Any) -> object:
+        return object()
+
+    async def declare_queue(self, name: str, *, durable: bool, arguments: dict[str, Any]) -> None:
+        assert durable
+        self.queues[name] = arguments
+
+
+async def test_every_delay_queue_is_a_quorum_queue_dead_lettering_at_least_once() -> None:
+    channel = Channel()
+    retries = RetryQueues(channel, queue="motcua.notify", delays=[30, 120])  # type: ignore[arg-type]
+    await retries.setup()
+    assert set(channel.queues) == {
+        "motcua.notify.retry.30000ms.quorum",
+        "motcua.notify.retry.120000ms.quorum",
+    }
+    for name, arguments in channel.queues.items():
+        assert arguments["x-queue-type"] == "quorum", name
+        assert arguments["x-dead-letter-strategy"] == "at-least-once", name
+        assert arguments["x-overflow"] == "reject-publish", name  # at-least-once needs it
+        assert arguments["x-dead-letter-exchange"] == ""
+        assert arguments["x-dead-letter-routing-key"] == "motcua.notify"
+    assert channel.queues["motcua.notify.retry.30000ms.quorum"]["x-message-ttl"] == 30000
+
+
+def test_the_new_names_do_not_clash_with_the_classic_queues_of_before() -> None:
+    # Redeclaring `motcua.notify.retry.30000ms` as a quorum queue would fail (its type is
+    # fixed): the replicated ones take new names and the old drain by themselves.
+    retries = RetryQueues(None, queue="motcua.notify", delays=[30])  # type: ignore[arg-type]
+    assert retries.name(30) != "motcua.notify.retry.30000ms"
+    assert retry_queue_arguments(1.5, "q")["x-message-ttl"] == 1500
