@@ -129,6 +129,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         )
         consumer = NotifyConsumer(notifier, answering(table(routing, partners)))
         await rt.consume(QUEUE, consumer.bindings, consumer)
+        await retries.bind_back()  # the queue exists now: expired retries come back to it
         # Retries come back by themselves (delay queues); this only finds what a crash left.
         sweep = handlers.sweep_forever(notifier=notifier, interval=handlers.SWEEP_INTERVAL)
         rt.background(sweep, "delivery-sweep")

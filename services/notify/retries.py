@@ -2,7 +2,7 @@
 
 One durable queue per backoff level, each with its own TTL (a per-queue TTL: a short delay is
 never stuck behind a longer one, as it would be with per-message TTLs in one queue). An expired
-message is dead-lettered through the default exchange straight back into notify's own queue,
+message is dead-lettered through notify's requeue exchange straight back into its own queue,
 where the event is handled again: the deliveries already finished are skipped.
 
 They are quorum queues, as every other queue of ours, with at-least-once dead-lettering: a
@@ -35,13 +35,25 @@ DELIVERY_HEADER = "x-motcua-delivery"
 REOPEN_HEADER = "x-motcua-reopen"  # which replay of the delivery a parked message would be
 
 
+def retry_exchange(queue: str) -> str:
+    """Where notify publishes a retry (each delay queue bound by its name): its own exchange,
+    so its broker user needs no right on the default exchange, which reaches every queue."""
+    return f"{queue}.retry"
+
+
+def requeue_exchange(queue: str) -> str:
+    """Where an expired retry is dead-lettered, bound to `queue` only."""
+    return f"{queue}.requeue"
+
+
 def retry_queue_arguments(delay: float, queue: str) -> dict[str, Any]:
-    """A replicated delay queue: expires its messages after `delay` s into `queue`, and keeps
-    each until `queue` has it (at-least-once dead-lettering needs reject-publish overflow)."""
+    """A replicated delay queue: expires its messages after `delay` s into `queue` (through its
+    requeue exchange), and keeps each until `queue` has it (at-least-once dead-lettering needs
+    reject-publish overflow)."""
     return {
         "x-queue-type": "quorum",
         "x-message-ttl": round(delay * 1000),
-        "x-dead-letter-exchange": "",
+        "x-dead-letter-exchange": requeue_exchange(queue),
         "x-dead-letter-routing-key": queue,
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
@@ -54,6 +66,8 @@ class RetryQueues:
         self.queue = queue
         self.delays = delays
         self._dead: AbstractExchange | None = None
+        self._retry: AbstractExchange | None = None
+        self._requeue: AbstractExchange | None = None
 
     def name(self, delay: float) -> str:
         # The delay is part of the name: changing the settings declares new queues instead of
@@ -64,17 +78,32 @@ class RetryQueues:
         self._dead = await self.channel.declare_exchange(
             DEAD_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )
+        self._retry = await self.channel.declare_exchange(
+            retry_exchange(self.queue), aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self._requeue = await self.channel.declare_exchange(
+            requeue_exchange(self.queue), aio_pika.ExchangeType.DIRECT, durable=True
+        )
         for delay in self.delays:
-            await self.channel.declare_queue(
+            delayed = await self.channel.declare_queue(
                 self.name(delay),
                 durable=True,
                 arguments=retry_queue_arguments(delay, self.queue),
             )
+            await delayed.bind(self._retry, routing_key=self.name(delay))
+
+    async def bind_back(self) -> None:
+        """Bind notify's own queue (declared by its consumer, after setup) to the requeue
+        exchange: expired retries come back to it and to nothing else."""
+        assert self._requeue is not None, "setup() first"
+        queue = await self.channel.declare_queue(self.queue, passive=True)
+        await queue.bind(self._requeue, routing_key=self.queue)
 
     async def schedule(self, event: Event, *, at_least: float) -> float:
         """Hand `event` back to notify after the shortest delay ≥ `at_least`; returns it."""
         delay = self.delays[pick_delay(self.delays, at_least)]
-        await self.channel.default_exchange.publish(
+        assert self._retry is not None, "setup() first"
+        await self._retry.publish(
             event_message(event),
             routing_key=self.name(delay),
             mandatory=True,

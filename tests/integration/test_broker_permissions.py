@@ -78,9 +78,10 @@ async def test_each_service_publishes_events_and_consumes_its_own_queue(
         got = await queue.get(timeout=5, fail=True)
         assert got is not None
         await got.ack()
-        if service == "notify":  # its delayed retries go through the default exchange
+        if service == "notify":  # its delayed retries go through its own exchanges
             retries = RetryQueues(broker.channel, queue=QUEUES[service], delays=[60.0])
             await retries.setup()
+            await retries.bind_back()
             await retries.schedule(event, at_least=1)
     finally:
         await broker.close()
@@ -119,14 +120,16 @@ async def test_notify_cannot_publish_to_another_exchange(declared: Isolation) ->
         await connection.close()
 
 
-async def test_notifys_retry_comes_back_through_the_default_exchange(declared: Isolation) -> None:
-    """The whole retry path with notify's own user: published to a delay queue through the
-    default exchange (`amq.default`), dead-lettered back into notify's queue when it expires."""
+async def test_notifys_retry_comes_back_through_its_own_exchanges(declared: Isolation) -> None:
+    """The whole retry path with notify's own user: published to a delay queue through
+    `motcua.notify.retry`, dead-lettered back into notify's queue through
+    `motcua.notify.requeue` when it expires; the default exchange is not its to write to."""
     broker = Broker(login(declared, "notify"), service="notify")
     await broker.connect()
     try:
         retries = RetryQueues(broker.channel, queue=NOTIFY_QUEUE, delays=[0.2])
         await retries.setup()
+        await retries.bind_back()
         event = submitted_event()
         assert await retries.schedule(event, at_least=0.1) == 0.2
         queue = await broker.channel.declare_queue(NOTIFY_QUEUE, passive=True)
@@ -141,3 +144,19 @@ async def test_notifys_retry_comes_back_through_the_default_exchange(declared: I
         await back.ack()
     finally:
         await broker.close()
+
+
+async def test_notify_cannot_put_a_message_into_audits_queue_by_the_default_exchange(
+    declared: Isolation,
+) -> None:
+    """The default exchange routes by queue name to any queue: a user that may write to it
+    could forge events straight into audit's log. Notify's may not."""
+    connection = await aio_pika.connect(login(declared, "notify"))
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        with pytest.raises(ChannelAccessRefused, match="ACCESS_REFUSED"):
+            await channel.default_exchange.publish(
+                event_message(submitted_event()), routing_key=AUDIT_QUEUE, timeout=5
+            )
+    finally:
+        await connection.close()

@@ -13,13 +13,25 @@ class Channel:
 
     def __init__(self) -> None:
         self.queues: dict[str, dict[str, Any]] = {}
+        self.exchanges: list[str] = []
+        self.bound: list[tuple[str, object, str]] = []
 
     async def declare_exchange(self, name: str, *args: Any, **kwargs: Any) -> object:
-        return object()
+        self.exchanges.append(name)
+        return name
 
-    async def declare_queue(self, name: str, *, durable: bool, arguments: dict[str, Any]) -> None:
+    async def declare_queue(self, name: str, *, durable: bool, arguments: dict[str, Any]) -> Queue:
         assert durable
         self.queues[name] = arguments
+        return Queue(name, self.bound)
+
+
+class Queue:
+    def __init__(self, name: str, bound: list[tuple[str, object, str]]) -> None:
+        self.name, self.bound = name, bound
+
+    async def bind(self, exchange: object, *, routing_key: str) -> None:
+        self.bound.append((self.name, exchange, routing_key))
 
 
 async def test_every_delay_queue_is_a_quorum_queue_dead_lettering_at_least_once() -> None:
@@ -34,9 +46,13 @@ async def test_every_delay_queue_is_a_quorum_queue_dead_lettering_at_least_once(
         assert arguments["x-queue-type"] == "quorum", name
         assert arguments["x-dead-letter-strategy"] == "at-least-once", name
         assert arguments["x-overflow"] == "reject-publish", name  # at-least-once needs it
-        assert arguments["x-dead-letter-exchange"] == ""
+        # Back through notify's own requeue exchange, never the default one (which reaches
+        # every queue, and which notify's broker user may not write to).
+        assert arguments["x-dead-letter-exchange"] == "motcua.notify.requeue"
         assert arguments["x-dead-letter-routing-key"] == "motcua.notify"
+        assert (name, "motcua.notify.retry", name) in channel.bound  # published there by name
     assert channel.queues["motcua.notify.retry.30000ms.quorum"]["x-message-ttl"] == 30000
+    assert {"motcua.notify.retry", "motcua.notify.requeue"} <= set(channel.exchanges)
 
 
 def test_the_new_names_do_not_clash_with_the_classic_queues_of_before() -> None:
