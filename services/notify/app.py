@@ -164,8 +164,8 @@ async def _start_partners(
 
     policy = UrlPolicy(settings.allow_private_endpoints, settings.allow_loopback_endpoints)
 
-    async def allowed(url: str) -> None:
-        await check_url(url, policy)
+    async def allowed(url: str) -> list[str]:
+        return await check_url(url, policy)
 
     delivery = endpoint_delivery.PartnerDelivery(
         store=store,

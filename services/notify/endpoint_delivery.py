@@ -125,7 +125,8 @@ class PartnerDelivery:
     retry_cap: timedelta
     lease: timedelta
     window: timedelta = timedelta(0)
-    check_url: Callable[[str], Awaitable[None]] | None = None
+    check_url: Callable[[str], Awaitable[list[str]]] | None = None
+    """Refuses an unsafe URL; returns the addresses it checked, one of which a send uses."""
     send_mail: SendMail | None = None
     operators_email: str = ""
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -346,10 +347,14 @@ class PartnerDelivery:
             # One deadline for the whole call, the name's lookup included: httpx's timeout is
             # per read, so an answer trickled a byte at a time would hold the lease for hours.
             async with asyncio.timeout(self.lease.total_seconds() / 3):
+                checked: list[str] = []
                 if self.check_url is not None:  # again at each send: the name may resolve anew
-                    await self.check_url(endpoint.url)
-                request = self.client.build_request(
-                    "POST", endpoint.url, content=message.body, headers=headers
+                    checked = await self.check_url(endpoint.url)
+                request = pinned(
+                    self.client.build_request(
+                        "POST", endpoint.url, content=message.body, headers=headers
+                    ),
+                    checked,
                 )
                 response = await self.client.send(request, stream=True)
                 try:  # the excerpt only: a partner's huge answer is never read whole
@@ -401,6 +406,27 @@ class PartnerDelivery:
 
 class ConflictError(Exception):
     """The message moved meanwhile (another resend, the sender)."""
+
+
+def pinned(request: httpx.Request, checked: list[str]) -> httpx.Request:
+    """`request` sent to the first address that was checked, not to the name (which a DNS
+    answer with no lifetime could point inside our network between the check and the connect):
+    the Host header and, over TLS, the name sent and verified stay the URL's."""
+    if not checked or request.url.host in checked:
+        return request
+    url = request.url
+    headers = request.headers.copy()
+    headers["Host"] = url.netloc.decode("ascii")
+    extensions = dict(request.extensions)
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.host
+    return httpx.Request(
+        request.method,
+        url.copy_with(host=checked[0]),
+        headers=headers,
+        content=request.content,
+        extensions=extensions,
+    )
 
 
 def millis_of(span: timedelta) -> int:

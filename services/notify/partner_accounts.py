@@ -59,9 +59,10 @@ class Accounts:
     overlap: timedelta
 
 
-async def check_url(url: str, policy: UrlPolicy) -> None:
+async def check_url(url: str, policy: UrlPolicy) -> list[str]:
     """Refuse (UnsafeEndpoint) an address the policy does not allow; names are resolved
-    without blocking the loop."""
+    without blocking the loop. The addresses checked (none when the policy allows private
+    ones): a send connects to one of them, not to what the name resolves to a moment later."""
     try:
         host = urlsplit(url).hostname or ""
     except ValueError as exc:
@@ -81,6 +82,7 @@ async def check_url(url: str, policy: UrlPolicy) -> None:
         allow_loopback=policy.allow_loopback,
         resolve=lambda _host: addresses,
     )
+    return addresses
 
 
 async def _changed(a: Accounts, partner_id: str, by: str, action: str, **what: Any) -> None:

@@ -318,3 +318,27 @@ async def test_recover_sends_again_what_failed_since_then_once_and_a_redelivery_
     await delivery(approved_event(submitted))
     await delivery(approved_event(submitted))
     assert "due_ms" in store.docs["ep_1"]
+
+
+async def test_a_send_connects_to_the_address_checked_not_to_a_second_lookup() -> None:
+    """DNS rebinding: the name answered a public address to the check; the connection goes
+    there, whatever the name answers a moment later, with the URL's Host and TLS name."""
+    endpoint = an_endpoint()
+    store = FakeEndpoints(endpoint)
+    seen: list[httpx.Request] = []
+    delivery, _ = sender(store, [], seen)
+    checks: list[str] = []
+
+    async def checked(url: str) -> list[str]:
+        checks.append(url)
+        return ["203.0.113.7", "203.0.113.8"]
+
+    delivery.check_url = checked
+    await delivery(submitted_event())
+    await drain(delivery, store)
+    [request] = seen
+    assert checks == [endpoint.url]  # at the send itself
+    assert (request.url.host, request.url.path) == ("203.0.113.7", "/hook")
+    assert request.headers["host"] == "partner.example"
+    assert request.extensions["sni_hostname"] == "partner.example"
+    Webhook(endpoint.keys.current).verify(request.read(), dict(request.headers))

@@ -80,15 +80,21 @@ class SyncStore:
                 return True
             if event_id in doc.get("seen", []):
                 return False
+            # An event older than the newest update the portal already has updates nothing
+            # (its status would go back): only its progress step goes.
+            until = doc.get("updated_until")
+            late = [o for o in ops if until and _when(o) < datetime.fromisoformat(until)]
+            ops = [o for o in ops if not (o in late and o["kind"] == "update")]
             # In the order the events happened, not the order they arrived: a redelivered
             # earlier event is sent before a later one already waiting (one event's own
             # operations keep their order: the sort is stable).
             queued = sorted([*doc.get("ops", []), *ops], key=_when)
+            newest = [o for o in queued if o not in late]
             change: dict[str, Any] = {
                 "ops": queued,
                 "seen": [*doc.get("seen", []), event_id],
-                "pending": int(doc.get("pending", 0)) + len(ops),
-                "status": queued[-1]["status"],
+                "pending": len(queued),
+                "status": newest[-1]["status"] if newest else doc.get("status"),
                 "state": "pending",
                 "changed_at": now,
                 "due_at": doc.get("due_at") or _ts(now),
@@ -137,7 +143,13 @@ class SyncStore:
             ops = [
                 o for o in doc["ops"] if (o["event_id"], o["kind"]) != (op["event_id"], op["kind"])
             ]
+            until = doc.get("updated_until")
+            if op["kind"] in ("add", "update") and (
+                not until or _when(op) > datetime.fromisoformat(until)
+            ):
+                until = str(op["at"])  # the portal has this dossier's status as of then
             return {
+                "updated_until": until,
                 "ops": ops,
                 "pending": len(ops),
                 "due_at": _ts(now) if ops else None,

@@ -69,11 +69,9 @@ class Sync:
                 "at": now.isoformat(),
             }
             step = {**base, "who": "system", "what": "resync", "promised_at": None}
-            ops = [
-                {**base, "kind": "add", "seq": 0},
-                {**step, "kind": "update", "seq": 0},
-                {**step, "kind": "progress", "seq": 1},
-            ]
+            # No progress step: a re-sync is ours, not a step of the dossier the citizen
+            # should see in the portal's history.
+            ops = [{**base, "kind": "add", "seq": 0}, {**step, "kind": "update", "seq": 0}]
             await self.store.enqueue(doc["_id"], marked, ops, now)
         self.wake.set()
 
