@@ -11,6 +11,7 @@ from services.notify.messages import Message, SendError
 from services.notify.routing import ChannelRoute, Planned, tracking_id
 from services.notify.templates import Templates, UnknownTemplate
 from shared.contracts import DossierSubmittedData, Event
+from shared.contracts.projections import project_json
 
 
 def chosen_channels(data: DossierSubmittedData) -> list[str]:
@@ -76,7 +77,8 @@ def compose(
     """The message of one delivery. Raises a permanent SendError if it cannot be made."""
     tracking = tracking_id(planned.delivery_id)
     if planned.channel == "webhook":
-        return Message("webhook", address, tracking, body=event.to_json())
+        scopes = frozenset(planned.partner.scopes if planned.partner else ())
+        return Message("webhook", address, tracking, body=project_json(event, scopes))
     if not address:
         raise SendError(f"the applicant gave no {planned.channel} address", permanent=True)
     route = planned.route or ChannelRoute(template=event.type)

@@ -55,6 +55,12 @@ class Partner(BaseModel):
     )
     # Aware: a naive time would fail every send at the comparison; refused at start instead.
     previous_secret_until: AwareDatetime | None = None
+    scopes: list[Literal["personal_data"]] = Field(
+        default_factory=list,
+        description="What it may see beyond the projection: `personal_data` (personal ID, "
+        "name, phone, e-mail, date of birth, address). Without it, every event is sent as its "
+        "projection, as to partners of the partner API.",
+    )
 
     def signing_keys(self) -> SigningKeys:
         """The secrets that sign this partner's webhooks (the previous one during a rotation)."""

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notify.app import load_routing
-from services.notify.compose import chosen_channels, template_context
+from services.notify.compose import chosen_channels, compose, template_context
 from services.notify.domain import backoff_delays, pick_delay, retry_wait
 from services.notify.handlers import contact_of
 from services.notify.messages import (
@@ -28,7 +28,7 @@ from services.notify.messages import (
     webhook_signature,
 )
 from services.notify.operators import SAMPLE_CONTEXT
-from services.notify.routing import Partner, Routing, fallback, plan
+from services.notify.routing import Partner, Planned, Routing, fallback, plan
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates, UnknownTemplate
 from shared.contracts import (
@@ -369,3 +369,20 @@ def test_an_empty_channel_choice_is_an_opt_out_and_only_an_old_event_falls_back_
     assert chosen_channels(decoded(notify_by=[]).data) == []
     assert chosen_channels(decoded(notify_by=["zalo"]).data) == ["zalo"]
     assert chosen_channels(decoded().data) == ["email"]  # before the choice existed
+
+
+def test_a_partner_of_the_partners_file_gets_the_projection_its_scopes_allow() -> None:
+    event = submitted_event("G01.99-261201-0010")
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+
+    def body(**extra: Any) -> str:
+        partner = Partner(
+            id="cong-tinh", url="https://p.example/h", secret=secret, events=["*"], **extra
+        )
+        planned = Planned("d1", "partner:cong-tinh", "webhook", partner=partner)
+        return compose(event, planned, partner.url, {}, templates=TEMPLATES).body.decode()
+
+    hidden = body()
+    assert event.data.applicant.personal_id not in hidden
+    assert event.data.applicant.phone not in hidden and event.subject in hidden
+    assert event.data.applicant.personal_id in body(scopes=["personal_data"])
