@@ -36,6 +36,13 @@ class NotFound(LookupError):
     """No such partner, endpoint or message (or not this partner's)."""
 
 
+MAX_ENDPOINTS = 20
+
+
+class TooMany(Exception):
+    """The partner has as many endpoints as it may."""
+
+
 class Conflict(Exception):
     """A partner with this id exists, or the record changed meanwhile."""
 
@@ -163,7 +170,10 @@ async def delete_partner(a: Accounts, partner_id: str, *, by: str) -> None:
 async def create_endpoint(
     a: Accounts, owner: PartnerAccount, *, fields: dict[str, Any], by: str
 ) -> tuple[Endpoint, str]:
-    """A new endpoint and its signing secret (shown once)."""
+    """A new endpoint and its signing secret (shown once); at most MAX_ENDPOINTS a partner
+    (every event reads the enabled endpoints: their number stays small)."""
+    if len(await a.store.endpoints_of(owner.id)) >= MAX_ENDPOINTS:
+        raise TooMany(f"a partner has at most {MAX_ENDPOINTS} endpoints")
     await check_url(fields["url"], a.policy)
     secret = new_secret()
     endpoint = Endpoint(

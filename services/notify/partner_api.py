@@ -348,6 +348,13 @@ async def create_endpoint(body: EndpointIn, a: AccountsDep, caller: Caller) -> E
         )
     except UnsafeEndpoint as exc:
         raise _unsafe(exc) from exc
+    except accounts.TooMany as exc:
+        raise Problem(
+            409,
+            f"{exc}: delete one first.",
+            f"Mỗi đối tác có tối đa {accounts.MAX_ENDPOINTS} điểm nhận: hãy xoá bớt một điểm.",
+            code="too_many_endpoints",
+        ) from exc
     return EndpointWithSecret(**endpoint_view(created), secret=secret)
 
 

@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from services.notify.national import fields
+from shared.contracts import DossierSubmitted, Event
 from tests.conftest import Isolation
 from tests.e2e.harness import Services, eventually
 from tests.e2e.test_notify_channels import bearer, publish
@@ -94,6 +96,12 @@ def stand_in() -> Iterator[tuple[StandIn, str]]:
         server.server_close()
 
 
+def approved(event: DossierSubmitted) -> Event:
+    """The dossier's approval, a minute after its submission (the factory's own time can fall
+    within the same millisecond, before it: the sync orders by when events happened)."""
+    return approved_event(event).model_copy(update={"time": event.time + timedelta(minutes=1)})
+
+
 def state(stack: Services, code: str, replica: str = "notify") -> dict[str, Any]:
     response = httpx.get(
         f"{stack.url(replica)}/v1/dvcqg/dossiers/{code}", headers=bearer("officer")
@@ -128,7 +136,7 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
         portal.known.add("G01.99-261201-0100")
         firsts = [submitted_event(f"G01.99-261201-{n:04d}") for n in range(100, 106)]
         for event in firsts:
-            await publish(isolation, event, approved_event(event))
+            await publish(isolation, event, approved(event))
             await publish(isolation, event)  # a redelivered copy: queued once
 
         async def synced(codes: list[str]) -> bool:
@@ -147,7 +155,7 @@ async def test_dossiers_reach_the_portal_in_order_through_an_outage_with_two_rep
         assert logins <= 2 and 1 <= portal.logins - logins <= 2  # once per replica at most
         portal.down = True
         for event in more:
-            await publish(isolation, approved_event(event))
+            await publish(isolation, approved(event))
         for event in more[2:]:
             await publish(isolation, event)
 

@@ -188,6 +188,19 @@ def test_an_endpoint_on_a_private_address_or_bad_input_is_refused(stack: Stack) 
         f"{stack.url}/v1/partners", headers={"Authorization": f"Bearer {officer}"}, timeout=10
     )
     assert forbidden.status_code == 403
+    # At most 20 endpoints a partner (every event reads them): the 21st is refused.
+    many = new_partner(stack, "many")
+    for n in range(20):
+        new_endpoint(stack, many, f"http://127.0.0.1:9/hook-{n}", enabled=False)
+    over = httpx.post(
+        f"{stack.url}/v1/partner/endpoints",
+        json={"url": "http://127.0.0.1:9/one-more", "event_types": ["dossier.submitted"]},
+        headers=key_headers(many),
+        timeout=10,
+    )
+    assert (over.status_code, over.json()["code"]) == (409, "too_many_endpoints")
+    listed = httpx.get(f"{stack.url}/v1/partner/endpoints", headers=key_headers(many), timeout=10)
+    assert len(listed.json()) == 20
 
 
 async def test_a_partner_gets_exactly_its_types_and_units_and_no_personal_field(
