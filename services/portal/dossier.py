@@ -3,6 +3,7 @@ it waits and whose move it is, and the actions this officer may take now."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -124,13 +125,14 @@ async def render(
     lang = pages.language(request)
     t = pages.catalogue.translator(lang)
     dossier = task.get("dossier") or {}
+    # The national portal's sync state is its own service's: asked meanwhile, not after.
+    national = asyncio.create_task(_national(apis, officer, str(task["dossier_code"]), lang))
     procedure = await _procedure(apis, str(task["procedure_code"]), lang)
     offered = allowed.holding(task, officer, datetime.now(UTC))
     documents, documents_refused = await _documents(apis, officer, task, procedure, lang)
     me = await colleagues(apis, officer, lang)
     names = names_of(me)
     officers = await _officers(apis, officer, task, me, lang) if "reassign" in offered else []
-    national = await _national(apis, officer, str(task["dossier_code"]), lang)
     buttons = allowed.buttons(task, t)
     kinds = view.document_kinds(procedure, lang)
     beside = problem_form in allowed.form_ids(buttons, offered)
@@ -161,7 +163,7 @@ async def render(
         problem_form=problem_form if beside else "",
         problem_top=None if beside else problem,
         notice=notice,
-        national=view.national_sync(national, t),
+        national=view.national_sync(await national, t),
     )
 
 

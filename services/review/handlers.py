@@ -32,7 +32,7 @@ from services.review.domain import (
 from services.review.ports import Directory, Publish, QueueFilter, Tasks
 from services.review.roster import Officer
 from services.review.steps import Decision
-from services.review.workflow import Registry
+from services.review.workflow import Registry, Workflow
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.contracts import DossierSubmitted, Event
@@ -118,6 +118,16 @@ async def commit(tasks: Tasks, publish: Publish, before: Task, decision: Decisio
 CHANGED_VI = "Hồ sơ đã thay đổi từ lúc trang này được mở: vui lòng tải lại trang rồi thao tác lại."
 
 
+def _allowed(workflow: Workflow, task: Task, officer: Officer) -> list[str]:
+    """What `officer` may do on `task` now (what a refused caller is told)."""
+    return [a.name for a in workflow.actions_from(task.state, officer.role)]
+
+
+def _changed(message: str, allowed: list[str]) -> Conflict:
+    """The task moved on under the caller: 409 `task_changed`, with what it allows now."""
+    return Conflict(message, allowed=allowed, code="task_changed", message_vi=CHANGED_VI)
+
+
 async def act(
     task_id: str,
     action: str,
@@ -142,13 +152,10 @@ async def act(
     if expected_version is not None and moved_since(task, expected_version):
         if not may_see(task, officer):
             raise Forbidden(f"task {task_id} belongs to another unit")
-        allowed = [a.name for a in workflow.actions_from(task.state, officer.role)]
-        raise Conflict(
+        raise _changed(
             f"task {task_id} changed since version {expected_version}: it is at version "
             f"{task.version}, in state {task.state}",
-            allowed=[] if task.terminal else allowed,
-            code="task_changed",
-            message_vi=CHANGED_VI,
+            [] if task.terminal else _allowed(workflow, task, officer),
         )
     decision = steps.take_action(
         task,
@@ -165,15 +172,8 @@ async def act(
         return await commit(tasks, publish, task, decision)
     except Conflict as exc:  # the loser learns what is allowed now
         fresh = await tasks.load(task_id)
-        allowed = (
-            [a.name for a in workflow.actions_from(fresh.state, officer.role)] if fresh else []
-        )
-        raise Conflict(
-            f"task {task_id} changed meanwhile",
-            allowed=allowed,
-            code="task_changed",
-            message_vi=CHANGED_VI,
-        ) from exc
+        allowed = _allowed(workflow, fresh, officer) if fresh else []
+        raise _changed(f"task {task_id} changed meanwhile", allowed) from exc
 
 
 async def follow_citizen(

@@ -98,16 +98,24 @@ def project(event: Event | dict[str, Any], scopes: frozenset[str]) -> dict[str, 
     (a newer producer's) never passes unchecked. Raises UndecodableEvent on an invalid dict."""
     if isinstance(event, dict):
         event = decode(json.dumps(event, default=str))
-    wire: dict[str, Any] = json.loads(event.to_json())
+    return _narrowed(json.loads(event.to_json()), event.type, scopes)
+
+
+def _narrowed(wire: dict[str, Any], event_type: str, scopes: frozenset[str]) -> dict[str, Any]:
+    """`wire` without what `scopes` do not let a partner see (in place)."""
     if PERSONAL_DATA not in scopes:
-        for path in personal_paths(event.type):
+        for path in personal_paths(event_type):
             _remove(wire, path)
     return wire
 
 
+def _body(wire: dict[str, Any]) -> bytes:
+    return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def project_json(event: Event | dict[str, Any], scopes: frozenset[str]) -> bytes:
     """The projection as the body a webhook sends."""
-    return json.dumps(project(event, scopes), ensure_ascii=False, separators=(",", ":")).encode()
+    return _body(project(event, scopes))
 
 
 def narrow_json(body: bytes, event_type: str, scopes: frozenset[str]) -> bytes:
@@ -115,10 +123,7 @@ def narrow_json(body: bytes, event_type: str, scopes: frozenset[str]) -> bytes:
     away since it was queued takes its fields out of what is sent (the same bytes otherwise)."""
     if PERSONAL_DATA in scopes:
         return body
-    wire = json.loads(body)
-    for path in personal_paths(event_type):
-        _remove(wire, path)
-    return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+    return _body(_narrowed(json.loads(body), event_type, scopes))
 
 
 def strip_personal(schema: Any) -> None:

@@ -160,15 +160,20 @@ def test_settings_doc_paths_are_relative() -> None:
     assert str(Path.home()) not in markdown()
 
 
-def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
-    """A default path under the project (the calendar, the national portal's status table…)
-    must be copied into the image, or the service fails at start in a container."""
-    copied = [
+def copied_into_image() -> list[str]:
+    """The sources of the Dockerfile's COPY lines."""
+    return [
         part
         for line in (ROOT / "Dockerfile").read_text().splitlines()
         if line.startswith("COPY ")
         for part in line.split()[1:-1]
     ]
+
+
+def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
+    """A default path under the project (the calendar, the national portal's status table…)
+    must be copied into the image, or the service fails at start in a container."""
+    copied = copied_into_image()
     missing = []
     for _, cls in SETTINGS:
         for name, field in cls.model_fields.items():
@@ -185,12 +190,7 @@ def test_the_image_carries_every_file_a_setting_reads_by_default() -> None:
 
 def test_the_image_carries_every_tool_the_operations_guide_runs() -> None:
     """`python -m tools.X` in docs/operations.md runs in a pod: tools/X.py must be copied."""
-    copied = {
-        part
-        for line in (ROOT / "Dockerfile").read_text().splitlines()
-        if line.startswith("COPY ")
-        for part in line.split()[1:-1]
-    }
+    copied = copied_into_image()
     guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     run = set(re.findall(r"python -m tools\.([a-z_]+)", guide))
     assert {"setup", "backup"} <= run
