@@ -3,16 +3,12 @@ and a whole run of the four services leaves no full personal ID in any log or au
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import io
-import itertools
 import json
 import random
 import re
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,6 @@ import httpx
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from shared.messaging import Broker
@@ -265,63 +260,6 @@ async def test_no_log_line_or_audit_document_holds_a_full_personal_id(
             assert not TWELVE_DIGITS.search(text), f"{name}: {text}"
             seen += 1
     assert seen >= 5
-
-
-def audit_commands(services: Services) -> Counter[tuple[str, str]]:
-    """(command, collection) → commands audit sent so far, from its /metrics."""
-    counts: Counter[tuple[str, str]] = Counter()
-    text = httpx.get(f"{services.url('audit')}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "motcua_db_commands_total":
-                counts[sample.labels["command"], sample.labels["collection"]] += int(sample.value)
-    return counts
-
-
-async def test_after_a_burst_audit_idles_at_under_a_fifth_of_a_command_a_second(
-    isolation: Isolation, mailbox: Mailbox, tmp_path: Path, mongo: AsyncMongoClient[Document]
-) -> None:
-    """Audit at its production intervals (a 10 s grace, settling at most every 2 s, the lease
-    renewed every 20 s): once a burst of events is chained, it sends the database next to
-    nothing (the lease renewal and one look at the live tail, every 20 s)."""
-    stack = Services(env=service_env(isolation, mailbox), logs=tmp_path)
-    try:
-        stack.start("audit")
-        stack.wait_ready("audit")
-        events = [e for i in range(150) for e in dossier_events(f"IDLE-{i}")]
-        broker = Broker(isolation.amqp_url, service="test")
-        await broker.connect()
-        try:
-            for event in events:
-                await broker.publish(event)
-        finally:
-            await broker.close()
-        db = mongo[isolation.database("audit")]
-
-        async def chained() -> bool:
-            links = await db["chain"].count_documents({"dossier_code": {"$gte": "IDLE-"}})
-            return links == len(events)
-
-        early = [audit_commands(stack)]
-        while not await chained():
-            await asyncio.sleep(5)
-            early.append(audit_commands(stack))
-        await asyncio.sleep(3)  # the round that chained them ends
-        samples = [audit_commands(stack)]
-        started = time.monotonic()
-        for _ in range(9):
-            await asyncio.sleep(5)
-            samples.append(audit_commands(stack))
-        elapsed = time.monotonic() - started
-    finally:
-        stack.stop_all()
-    sent = samples[-1] - samples[0]
-    steps = [sum((b - a).values()) for a, b in itertools.pairwise(samples)]
-    rate = sum(sent.values()) / elapsed
-    burst = [sum((b - a).values()) for a, b in itertools.pairwise(early)]
-    assert rate < 0.2, (
-        f"{rate:.2f}/s idle after a burst (per 5 s {steps}; during it {burst}): {dict(sent)}"
-    )
 
 
 async def test_audit_started_on_an_old_database_builds_its_statistics_once(

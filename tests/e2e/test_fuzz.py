@@ -5,7 +5,8 @@ alphabet. The portal serves HTML without an OpenAPI document (`openapi_url=None`
 are covered by its own tests.
 
 Bounded and derandomised (seeded): `MOTCUA_FUZZ_EXAMPLES` examples per operation and token
-(default 4 here, `make fuzz` runs more).
+(default 4 here, `make fuzz` runs more); intake, the public side, also 150 anonymous examples
+per operation, which reach both accepted and refused submissions.
 """
 
 from __future__ import annotations
@@ -108,7 +109,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             controller.stop()
 
 
-def _fuzz(stack: Stack, service: str, role: str | None) -> dict[str, list[int]]:
+def _fuzz(
+    stack: Stack,
+    service: str,
+    role: str | None,
+    *,
+    examples: int = EXAMPLES,
+    snapshots: bool = True,
+    exact_type: bool = False,
+) -> dict[str, list[int]]:
+    """Fuzz every operation of `service` with `role`'s token; `snapshots`: a refused mutating
+    call must leave the database as it was; `exact_type`: a refusal's content type is exactly
+    problem+json (no parameter)."""
     base = stack.services.url(service)
     document = httpx.get(f"{base}/openapi.json", timeout=10).json()
     schema = schemathesis.openapi.from_dict(document)
@@ -119,7 +131,7 @@ def _fuzz(stack: Stack, service: str, role: str | None) -> dict[str, list[int]]:
         operation = result.ok()
 
         @settings(
-            max_examples=EXAMPLES,
+            max_examples=examples,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
@@ -127,7 +139,8 @@ def _fuzz(stack: Stack, service: str, role: str | None) -> dict[str, list[int]]:
         )
         @given(case=operation.as_strategy())
         def call(case: Any) -> None:
-            before = stack.snapshot(service) if case.method.upper() in MUTATING else None
+            mutating = snapshots and case.method.upper() in MUTATING
+            before = stack.snapshot(service) if mutating else None
             response = case.call(base_url=base, headers=headers, timeout=30)
             what = f"{service} {role or 'anonymous'}: {case.method} {case.formatted_path}"
             answered.setdefault(f"{case.method} {case.path}", []).append(response.status_code)
@@ -138,7 +151,12 @@ def _fuzz(stack: Stack, service: str, role: str | None) -> dict[str, list[int]]:
                 content_type = response.headers.get("content-type", "")
                 if isinstance(content_type, list):
                     content_type = content_type[0]
-                assert content_type.startswith("application/problem+json"), (
+                problem = (
+                    content_type == "application/problem+json"
+                    if exact_type
+                    else content_type.startswith("application/problem+json")
+                )
+                assert problem, (
                     f"{what} -> {response.status_code} {content_type}: {response.text[:300]}"
                 )
                 if before is not None:
@@ -201,3 +219,15 @@ def test_the_directory_refuses_bad_ids_and_an_admin_moving_themself(stack: Stack
     assert control.status_code == 422, control.text
     assert control.headers["content-type"].startswith("application/problem+json")
     assert stack.snapshot("review") == before
+
+
+def test_intake_never_answers_with_a_server_error_over_many_inputs(stack: Stack) -> None:
+    """Intake, the public side, deeper: 150 anonymous examples per operation (no snapshots:
+    the run above checks a refusal changes nothing), reaching both accepted and refused forms."""
+    # Last of the module: the dossiers it files keep the other services busy for a while.
+    answered = _fuzz(stack, "intake", None, examples=150, snapshots=False, exact_type=True)
+    assert "POST /v1/dossiers" in answered and "GET /v1/procedures/{code}" in answered
+    print({op: sorted(set(codes)) for op, codes in answered.items()})
+    print({op: len(codes) for op, codes in answered.items()})
+    # The run reached both sides of the submission: accepted forms and refused ones.
+    assert {201, 422} <= set(answered["POST /v1/dossiers"])
