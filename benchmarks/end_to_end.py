@@ -534,6 +534,18 @@ class Bench:
         total = f"{sum(per.values()) / done:.1f}" if per is not None else NA
         out(f"| all | {total} |")
         out()
+        if level.commands is not None:
+            out("| service | database commands per dossier, by command and collection |")
+            out("|---|---|")
+            for name in SERVICES:
+                mine = Counter({k: v / done for k, v in level.commands.items() if k[0] == name})
+                parts = [
+                    f"{command} {collection} {value:.1f}"
+                    for (_, command, collection), value in mine.most_common()
+                    if value >= 0.05
+                ]
+                out(f"| {name} | {', '.join(parts) or 'none'} |")
+            out()
         out(
             "Round trips per step: dossiers one at a time, each service's counters diffed "
             "around each step once all are quiet (what a step sets off elsewhere counts in its "
