@@ -123,15 +123,26 @@ class TaskStore:
         return {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
 
     async def create(self, task: Task, events: list[Event]) -> tuple[Task, bool]:
+        """Insert the dossier's task, unless it has one, open (the unique index refuses the
+        insert) or finished (the read by key after the insert finds it in history: the insert
+        is taken back). In that order, because the mover copies a task to history before it
+        deletes the open one: an insert that succeeds came after that delete, so its read
+        sees the copy."""
         doc = to_doc(task)
         doc.update(outbox_fields(events))
         await self.outbox.expect(self.tasks, task.id, events)
         try:
             await self.tasks.insert_one(doc)
         except DuplicateKeyError:
+            await self.outbox.discard(events)
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
+        finished = await self.closed.find_one({"dossier_code": task.dossier_code})
+        if finished is not None:
+            await self.tasks.delete_one({"_id": task.id})
+            await self.outbox.discard(events)
+            return to_task(finished), False
         if task.timer_at is not None:
             self.timers_changed.set_for(task.timer_at)
         return replace(task, emitted=tuple(doc["outbox"])), True
