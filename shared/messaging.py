@@ -50,9 +50,6 @@ Handler = Callable[[Event], Awaitable[None]]
 MESSAGE_HEADERS: ContextVar[Mapping[str, Any] | None] = ContextVar(
     "motcua_message_headers", default=None
 )
-# Whether the broker delivered that message before (its consumer died or its channel closed
-# before the ack): a handler may then look for what the earlier delivery stored first.
-MESSAGE_REDELIVERED: ContextVar[bool] = ContextVar("motcua_message_redelivered", default=False)
 
 
 class PermanentFailure(Exception):
@@ -305,7 +302,6 @@ class Consumer:
         with correlated(event.correlationid):
             started = time.perf_counter()
             MESSAGE_HEADERS.set(message.headers or {})  # set for each message before its handler
-            MESSAGE_REDELIVERED.set(bool(message.redelivered))
             try:
                 await self.handle(event)
             except PermanentFailure as exc:

@@ -11,7 +11,7 @@ from services.notify.ports import Notifier, Replay
 from services.notify.retries import DELIVERY_HEADER, REOPEN_HEADER
 from services.notify.routing import Partner, Routing
 from shared.contracts import DossierSubmitted, Event
-from shared.messaging import MESSAGE_HEADERS, MESSAGE_REDELIVERED, PermanentFailure
+from shared.messaging import MESSAGE_HEADERS, PermanentFailure
 
 EventHandler = Callable[[Event, Notifier, Replay | None, bool], Awaitable[None]]
 
@@ -67,7 +67,4 @@ class NotifyConsumer:
         if handler is None:  # a binding left from an older configuration
             raise PermanentFailure(f"notify has no handler for {event.type}")
         headers = MESSAGE_HEADERS.get()
-        # Back from a delay queue (a retry) or delivered again (a crash before the ack): its
-        # deliveries may be stored, so they are loaded first.
-        stored = returned_from_delay(headers) or MESSAGE_REDELIVERED.get()
-        await handler(event, self.notifier, replay_of(headers), stored)
+        await handler(event, self.notifier, replay_of(headers), returned_from_delay(headers))

@@ -75,8 +75,8 @@ async def on_event(
     event: Event, *, notifier: Notifier, replay: Replay | None = None, returned: bool = False
 ) -> None:
     """Deliver what `event` calls for, by every channel and to every partner concerned.
-    `returned`: the message came back from a delay queue (a retry) or was delivered before,
-    so its deliveries may be stored and are loaded at once."""
+    `returned`: the message came back from a delay queue (a retry), so its deliveries are
+    stored and are loaded at once."""
     contact = await notifier.recipients.recipient(event.subject)
     if contact is None and notifier.routing.applicant_channels(event.type):
         raise RecipientNotKnownYet(f"no contact yet for dossier {event.subject}")
@@ -220,14 +220,13 @@ async def take(
     """Load the delivery (or start from `fresh`), decide the claim, and save a new try in one
     guarded write: of handlers racing for it, one wins and the others decide again.
 
-    Most deliveries are new, so the first round reads nothing: the insert of `fresh` finds out
-    whether one is in flight (refused), and the read by key that guards it whether one is
-    finished in history (a redelivered event's: the insert is taken back). Either way the next
-    round loads it. A retry (`stored`) and a replay of a parked message load first: they are
-    about a stored one."""
+    Most deliveries are new: the first round only looks in history (a redelivered event's
+    delivery is finished there), and the insert of `fresh` finds out whether one is in flight
+    (refused: then it is loaded). A retry (`stored`) and a replay of a parked message load
+    first: they are about a stored one."""
     for round_ in range(LOAD_ROUNDS):
         if round_ == 0 and reopen == 0 and not stored:
-            current = fresh
+            current = await deliveries.finished(fresh.id) or fresh
         else:
             current = await deliveries.load(fresh.id) or fresh
         decision = claim(current, now=clock(), lease=lease, tries=tries, reopen=reopen)

@@ -123,6 +123,11 @@ class NotifyStore:
         doc = await self.history.find_one({"_id": delivery_id})
         return delivery_of(doc, archived=True) if doc is not None else None
 
+    async def finished(self, delivery_id: str) -> Delivery | None:
+        """The delivery if it is finished and moved to history (one read by key)."""
+        doc = await self.history.find_one({"_id": delivery_id})
+        return delivery_of(doc, archived=True) if doc is not None else None
+
     async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
         """Record `new` in place of `previous` as it was read, in one write; None if another
         handler wrote meanwhile (then nothing is written). Returns `new` as stored."""

@@ -29,7 +29,7 @@ from services.notify.routing import Partner
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates
 from shared.contracts import DossierSubmitted, Event
-from shared.messaging import MESSAGE_HEADERS, MESSAGE_REDELIVERED, PermanentFailure
+from shared.messaging import MESSAGE_HEADERS, PermanentFailure
 from shared.storage import Document
 from tests.factories import approved_event, submitted_event
 
@@ -62,6 +62,10 @@ class FakeDeliveries:
     async def load(self, delivery_id: str) -> Delivery | None:
         if delivery_id in self.live:
             return self.live[delivery_id]
+        found = self.history.get(delivery_id)
+        return replace(found, archived=True) if found else None
+
+    async def finished(self, delivery_id: str) -> Delivery | None:
         found = self.history.get(delivery_id)
         return replace(found, archived=True) if found else None
 
@@ -708,38 +712,3 @@ def test_a_message_back_from_a_delay_queue_is_known_by_its_x_death() -> None:
     back = {"x-death": [{"queue": "motcua.notify.retry.30s", "reason": "expired", "count": 1}]}
     assert returned_from_delay(back)
     assert not returned_from_delay({}) and not returned_from_delay(None)
-
-
-async def test_a_redelivered_message_loads_its_deliveries_before_trying_an_insert() -> None:
-    w = world()
-    consumer = NotifyConsumer(w.notifier, table(ROUTING, []))
-    first = submitted()
-    await consumer(first)
-    decision = approved_event(first)
-    await consumer(decision)
-    assert len(w.channels["sms"].sent) == 1 and not w.deliveries.live  # sent, in history
-    loads: list[str] = []
-    saves: list[str] = []
-    load, save = w.deliveries.load, w.deliveries.save
-
-    async def loading(delivery_id: str) -> Delivery | None:
-        loads.append(delivery_id)
-        return await load(delivery_id)
-
-    async def saving(previous: Delivery, new: Delivery) -> Delivery | None:
-        saves.append(new.id)
-        return await save(previous, new)
-
-    w.deliveries.load, w.deliveries.save = loading, saving  # type: ignore[method-assign]
-    token = MESSAGE_REDELIVERED.set(True)  # the broker says it delivered this message before
-    try:
-        await consumer(decision)
-    finally:
-        MESSAGE_REDELIVERED.reset(token)
-    assert loads and not saves  # found finished in history: nothing inserted, nothing sent
-    assert len(w.channels["sms"].sent) == 1
-    # A first delivery of the same event (a duplicate the relay published) tries the insert
-    # first; its guard finds the finished one, and nothing is sent either.
-    loads.clear()
-    await consumer(decision)
-    assert saves and len(w.channels["sms"].sent) == 1 and not w.deliveries.live
