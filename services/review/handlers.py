@@ -59,72 +59,40 @@ async def assign(
     if not isinstance(event, DossierSubmitted):
         raise PermanentFailure(f"review does not handle {event.type}")
     submitted = event.data
-    # No read first: most submissions are new, and `create` finds a task the dossier has (a
-    # redelivered or duplicated event). Only a refusal looks, in case it is one (assigned
-    # before the roster or the workflows changed): then it is not refused.
+    task = await tasks.by_dossier(submitted.dossier_code)
     emitted: list[Event] | None = None  # None: a redelivery, read what it caused
-    try:
-        new, assigned = await _new_task(
+    if task is None:
+        try:
+            workflow = workflows.for_new(submitted.procedure_code)
+        except KeyError as exc:
+            raise PermanentFailure(str(exc)) from exc
+        roster = await directory.roster()
+        unit_id = roster.receiving_unit(submitted)
+        candidates = roster.assignable(unit_id)
+        try:
+            officer = pick_officer(candidates, await tasks.open_counts(unit_id))
+        except DomainError as exc:  # a roster gap: park it until an operator fixes and replays
+            raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
+        new, assigned = steps.new_task(
             event,
-            tasks=tasks,
-            directory=directory,
-            workflows=workflows,
-            calendar=calendar,
+            workflow=workflow,
+            unit_id=unit_id,
+            officer=officer,
             now=clock(),
+            calendar=calendar,
             source=source,
         )
-    except PermanentFailure:
-        found = await tasks.by_dossier(submitted.dossier_code)
-        if found is None:
-            raise
-        task = found
-    else:
         task, created = await tasks.create(new, [assigned])
         if created:
             emitted = [assigned]
             log.info(
-                "dossier assigned", extra={"dossier": task.dossier_code, "officer": task.officer_id}
+                "dossier assigned", extra={"dossier": task.dossier_code, "officer": officer.id}
             )
     await faults.reach("review.assign.after_store")
     # Also on a redelivery: publish again what this input caused; ids are the same.
     if emitted is None:
         emitted = await tasks.stored_events(task.id, event.id)
     await publish(emitted)
-
-
-async def _new_task(
-    event: DossierSubmitted,
-    *,
-    tasks: Tasks,
-    directory: Directory,
-    workflows: Registry,
-    calendar: WorkingCalendar,
-    now: datetime,
-    source: str,
-) -> tuple[Task, Event]:
-    """The submission's task, on the newest workflow of its procedure, for the least-loaded
-    officer of its ward's unit, and its `dossier.assigned`; PermanentFailure if there is no
-    workflow or no officer (parked until an operator fixes it and replays)."""
-    submitted = event.data
-    try:
-        workflow = workflows.for_new(submitted.procedure_code)
-    except KeyError as exc:
-        raise PermanentFailure(str(exc)) from exc
-    roster = await directory.roster()
-    unit_id = roster.receiving_unit(submitted)
-    try:
-        officer = pick_officer(roster.assignable(unit_id), await tasks.open_counts(unit_id))
-    except DomainError as exc:  # a roster gap
-        raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
-    return steps.new_task(
-        event,
-        workflow=workflow,
-        unit_id=unit_id,
-        officer=officer,
-        now=now,
-        calendar=calendar,
-        source=source,
-    )
 
 
 async def load(tasks: Tasks, task_id: str) -> Task:

@@ -168,11 +168,6 @@ class TaskStore:
         return {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
 
     async def create(self, task: Task, events: list[Event]) -> tuple[Task, bool]:
-        """Insert the dossier's task, unless it has one, open (the unique index refuses the
-        insert) or finished (the read by key after the insert finds it in history: the insert
-        is taken back). In that order, because the mover copies a task to history before it
-        deletes the open one: an insert that succeeds came after that delete, so its read
-        sees the copy."""
         doc = to_doc(task)
         doc.update(inline_fields(events))
         try:
@@ -181,10 +176,6 @@ class TaskStore:
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
-        finished = await self.closed.find_one({"dossier_code": task.dossier_code})
-        if finished is not None:
-            await self.tasks.delete_one({"_id": task.id})
-            return to_task(finished), False
         self._wrote(task.id, events)
         if task.timer_at is not None:
             self.timers_changed.set_for(task.timer_at)

@@ -403,31 +403,3 @@ async def test_a_supplement_requests_documents_are_kept_and_older_steps_load_wit
     await store.tasks.replace_one({"_id": "t1"}, raw)
     older = await store.load("t1")
     assert older is not None and older.steps[-1].missing == ()
-
-
-async def test_a_task_is_created_once_whether_the_dossiers_task_is_open_or_finished(
-    isolation: Isolation,
-) -> None:
-    """No read before the insert: the unique index refuses a second open task, and the read by
-    key after the insert finds a finished one in history (the insert is taken back)."""
-    async with counted(isolation) as (client, commands):
-        store = await _store(client, isolation)
-        now = datetime.now(UTC)
-        task = review_task(id="t1", dossier_code="D1", state="receiving", created_at=now)
-        with commands.record() as sent:
-            created, new = await store.create(task, [])
-        assert new and created.id == "t1"
-        assert sent == [("insert", "tasks"), ("find", "tasks_history")]
-        again, new = await store.create(replace(task, id="t1-again"), [])
-        assert not new and again.id == "t1"  # open: refused by the unique index
-        decided = steps.take_action(
-            task, ONE, CHIEF, "refuse", "x", now=now, calendar=CALENDAR, source="s"
-        )
-        assert await store.save(task, replace(decided, events=[]))
-        assert await store.close_finished() == 1
-        late = review_task(id="t1-late", dossier_code="D1", state="receiving", created_at=now)
-        pointed = decided.events[:1]  # an event for the insert to point at
-        assert pointed
-        finished, new = await store.create(late, pointed)
-        assert not new and (finished.id, finished.state) == ("t1", "refused")
-        assert await store.tasks.count_documents({"dossier_code": "D1"}) == 0  # taken back

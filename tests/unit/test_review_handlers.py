@@ -28,7 +28,7 @@ from services.review.roster import Officer, Roster, Unit, load_roster
 from services.review.settings import DEFAULT_ROSTER
 from services.review.stages import phone_of, soon_at, stage_of, timeliness, ward_of
 from services.review.steps import Decision
-from services.review.workflow import Registry, load_all
+from services.review.workflow import load_all
 from shared.calendar import WorkingCalendar
 from shared.contracts import DossierSubmitted, DossierWithdrawn, DossierWithdrawnData, Event
 from shared.faults import FaultPoints
@@ -295,34 +295,6 @@ async def test_assign_refuses_another_event_and_a_procedure_without_workflow() -
     with pytest.raises(PermanentFailure):
         await handlers.assign(_withdrawn("D9"), **common)
     assert tasks.open == {} and publish.events == []
-
-
-async def test_a_submission_assigned_before_is_not_refused_when_it_could_not_be_now() -> None:
-    """A redelivered submission after its procedure lost its workflow (or its unit its
-    officers) publishes what it caused before instead of being parked."""
-    tasks, publish = FakeTasks(), Published()
-    event = submitted_event("G01.99-261201-0002")
-    data = event.data.model_copy(update={"ward_code": "00004"})
-    event = event.model_copy(update={"data": data})
-    common: dict[str, Any] = {
-        "tasks": tasks,
-        "directory": FakeDirectory(ROSTER),
-        "calendar": CALENDAR,
-        "clock": lambda: T0,
-        "publish": publish,
-        "source": "s",
-        "faults": FaultPoints(""),
-    }
-    await handlers.assign(event, workflows=WORKFLOWS, **common)
-    emptied = Registry([])  # no workflow for any procedure any more
-    with pytest.raises(KeyError):
-        emptied.for_new(event.data.procedure_code)
-    await handlers.assign(event, workflows=emptied, **common)
-    assert publish.types() == ["dossier.assigned"] * 2 and len(tasks.open) == 1
-    other = submitted_event("G01.99-261201-0003")  # never assigned: refused, as before
-    with pytest.raises(PermanentFailure):
-        await handlers.assign(other, workflows=emptied, **common)
-    assert len(tasks.open) == 1 and len(publish.events) == 2
 
 
 def _withdrawn(code: str) -> DossierWithdrawn:
