@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
+
 from services.notify.compose import address_of, chosen_channels, compose
 from services.notify.domain import (
     Claim,
@@ -46,6 +48,11 @@ LOAD_ROUNDS = 5
 SWEEP_INTERVAL = 60.0
 # When the sweep looks again at a stored delivery it cannot read (an operator must repair it).
 UNREADABLE_AFTER = timedelta(hours=1)
+UNREADABLE = Counter(
+    "motcua_notify_unreadable_deliveries_total",
+    "Stored deliveries the sweep could not read (each sighting; one is looked at again every "
+    "hour): an operator must repair or remove the document named in notify's log.",
+)
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -345,6 +352,7 @@ async def sweep(*, notifier: Notifier, limit: int = 100) -> int:
                 delivery.error,
                 extra={"delivery": delivery.id},
             )
+            UNREADABLE.inc()
             await n.deliveries.postpone(delivery, now + UNREADABLE_AFTER)
             continue
         try:
