@@ -134,21 +134,18 @@ class Subscriptions:
     binder: Binder
     store: Endpoints
     queue: str = QUEUE
-    bound: set[str] = field(default_factory=set)
 
     async def wanted(self) -> set[str]:
         return {t for e in await self.store.enabled_endpoints() for t in e.event_types}
 
     async def follow(self, event_types: Iterable[str]) -> None:
-        missing = sorted(set(event_types) - self.bound)
-        if missing:
-            await self.binder.bind(self.queue, missing)
-            self.bound |= set(missing)
+        """Bind every one of `event_types`, even if this replica bound it before: another
+        replica's start may have unbound it since (no endpoint took it then)."""
+        await self.binder.bind(self.queue, sorted(set(event_types)))
 
     async def reconcile(self) -> None:
         unwanted = sorted(set(bindings()) - set(OPERATIONAL) - await self.wanted())
         await self.binder.unbind(self.queue, unwanted)
-        self.bound = set()
         await self.follow(await self.wanted())
 
 
