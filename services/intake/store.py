@@ -33,7 +33,14 @@ from services.intake.ports import FiledBefore
 from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
-from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, inline_fields, outbox_fields
+from shared.outbox import (
+    OUTBOX_INDEXES,
+    Outbox,
+    Publish,
+    inline_fields,
+    inline_indexes,
+    outbox_fields,
+)
 from shared.storage import Document, Indexes, ensure_indexes
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,7 @@ INDEXES: Indexes = {
     "dossiers": [
         IndexModel([("idempotency_key", ASCENDING)], sparse=True, unique=True),
         IndexModel([("code_series", ASCENDING), ("code_number", DESCENDING)]),
-        IndexModel([("outbox_pending_since", ASCENDING)], sparse=True),
+        *inline_indexes("dossiers")["dossiers"],
     ],
     # Before dossiers held their steps: one document per step, read by dossier by the upgrade
     # only, and by `_id` by the relay (pointers written before the upgrade).
