@@ -207,6 +207,20 @@ class Broker:
             await queue.bind(self._exchange, routing_key=pattern)
         return queue
 
+    async def bind(self, queue: str, routing_keys: Sequence[str]) -> None:
+        """Bind the declared queue `queue` to more event types (idempotent, broker-side)."""
+        assert self._exchange is not None
+        declared = await self.channel.get_queue(queue, ensure=True)
+        for key in routing_keys:
+            await declared.bind(self._exchange, routing_key=key)
+
+    async def unbind(self, queue: str, routing_keys: Sequence[str]) -> None:
+        """Unbind the queue `queue` from event types (a binding that is not there: no-op)."""
+        assert self._exchange is not None
+        declared = await self.channel.get_queue(queue, ensure=True)
+        for key in routing_keys:
+            await declared.unbind(self._exchange, routing_key=key)
+
     async def dead_letter(
         self, message: AbstractIncomingMessage, *, queue: str, reason: str
     ) -> None:

@@ -182,14 +182,17 @@ async def _start_partners(
         send_mail=mail.send,
         operators_email=settings.operators_email,
     )
+    subscriptions = endpoint_delivery.Subscriptions(rt.broker, store)
     app.state.partners = Accounts(
         store=store,
         delivery=delivery,
         clock=clock,
         policy=policy,
         overlap=timedelta(hours=settings.secret_overlap_hours),
+        follow=subscriptions.follow,
     )
-    await rt.consume(endpoint_delivery.QUEUE, endpoint_delivery.bindings(), delivery)
+    await rt.consume(endpoint_delivery.QUEUE, endpoint_delivery.OPERATIONAL, delivery)
+    await subscriptions.reconcile()
     rt.background(delivery.run_forever(), "partner-delivery")
     rt.relay(outbox)
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -105,10 +105,48 @@ class Endpoints(Protocol):
     async def log_attempt(self, attempt: Document, at: datetime) -> None: ...
 
 
+OPERATIONAL = ["partner.endpoint_disabled"]  # always bound: its people are told
+
+
 def bindings() -> list[str]:
     """The events an endpoint may take, and the operational event whose people are told."""
     known = set(EVENT_TYPES)
-    return sorted({t for t in known if subscribable(t, known)} | {"partner.endpoint_disabled"})
+    return sorted({t for t in known if subscribable(t, known)} | set(OPERATIONAL))
+
+
+class Binder(Protocol):
+    async def bind(self, queue: str, routing_keys: Sequence[str]) -> None: ...
+
+    async def unbind(self, queue: str, routing_keys: Sequence[str]) -> None: ...
+
+
+@dataclass
+class Subscriptions:
+    """The partner queue is bound only to the event types some enabled endpoint takes (and
+    the operational one), so a province with few partners does not read every event twice.
+
+    An endpoint's types are bound after its write (`follow`), before its creation or update is
+    answered. Nothing is unbound then: a type bound for nothing costs a consumption, a type
+    unbound for an endpoint would lose its events. `reconcile`, at start, unbinds the types no
+    endpoint takes, then reads the endpoints again and binds theirs: an endpoint written after
+    that second read binds its own types after its write, so after that unbind."""
+
+    binder: Binder
+    store: Endpoints
+    queue: str = QUEUE
+
+    async def wanted(self) -> set[str]:
+        return {t for e in await self.store.enabled_endpoints() for t in e.event_types}
+
+    async def follow(self, event_types: Iterable[str]) -> None:
+        """Bind every one of `event_types`, even if this replica bound it before: another
+        replica's start may have unbound it since (no endpoint took it then)."""
+        await self.binder.bind(self.queue, sorted(set(event_types)))
+
+    async def reconcile(self) -> None:
+        unwanted = sorted(set(bindings()) - set(OPERATIONAL) - await self.wanted())
+        await self.binder.unbind(self.queue, unwanted)
+        await self.follow(await self.wanted())
 
 
 @dataclass

@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
-
 from services.notify.compose import address_of, chosen_channels, compose
 from services.notify.domain import (
     Claim,
@@ -27,6 +25,7 @@ from services.notify.domain import (
     sent,
 )
 from services.notify.messages import SendError, masked, scrub
+from services.notify.metrics import UNREADABLE
 from services.notify.ports import (
     Deliveries,
     DeliveryContended,
@@ -48,11 +47,6 @@ LOAD_ROUNDS = 5
 SWEEP_INTERVAL = 60.0
 # When the sweep looks again at a stored delivery it cannot read (an operator must repair it).
 UNREADABLE_AFTER = timedelta(hours=1)
-UNREADABLE = Counter(
-    "motcua_notify_unreadable_deliveries_total",
-    "Stored deliveries the sweep could not read (each sighting; one is looked at again every "
-    "hour): an operator must repair or remove the document named in notify's log.",
-)
 
 
 # --- events --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +56,10 @@ class UrlPolicy:
     allow_loopback: bool = False
 
 
+async def _nothing(event_types: Iterable[str]) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Accounts:
     """What the use cases need, wired once by the app (or a test)."""
@@ -64,6 +69,9 @@ class Accounts:
     clock: Clock
     policy: UrlPolicy
     overlap: timedelta
+    follow: Callable[[Iterable[str]], Awaitable[None]] = _nothing
+    """Bind the partner queue to the event types an endpoint takes
+    (endpoint_delivery.Subscriptions); by default nothing (a test without a broker)."""
 
 
 async def check_url(url: str, policy: UrlPolicy) -> list[str]:
@@ -190,6 +198,8 @@ async def create_endpoint(
         disabled_reason=None if fields.get("enabled", True) else "partner",
     )
     await a.store.add_endpoint(endpoint)
+    if endpoint.enabled:
+        await a.follow(endpoint.event_types)  # after the write (Subscriptions says why)
     await _changed(
         a, owner.id, by, "endpoint.created", endpoint_id=endpoint.id, fields=_shown(fields)
     )
@@ -225,6 +235,8 @@ async def update_endpoint(
     new = replace(current, **values)
     if not await a.store.save_endpoint(current, new):
         raise Conflict(endpoint_id)
+    if new.enabled:
+        await a.follow(new.event_types)  # after the write (Subscriptions says why)
     await _changed(
         a, owner.id, by, "endpoint.updated", endpoint_id=endpoint_id, fields=_shown(changes)
     )

@@ -2,7 +2,7 @@
 
 Woken by a terminal step of this process (and otherwise every `poll` seconds, for those of
 another replica or left by a crash), the mover copies each finished task whose events are
-published and deletes it from `tasks` guarded by its version: running it twice, on two
+published and deletes it from `tasks` (only while finished): running it twice, on two
 replicas, or after a crash between the copy and the delete, moves each task exactly once.
 It adds nothing to the officer action that finished the task.
 """

@@ -13,7 +13,7 @@ the mark (3). (Pointers in the `outbox_pending` collection, the scheme before, a
 relayed, and a timer's firing still uses one.)
 
 Finished tasks are moved to `tasks_history` by a background mover (woken by the terminal step,
-idempotent: copy, then delete guarded by the version), once no event of theirs waits in the
+idempotent: copy, then delete while finished), once no event of theirs waits in the
 outbox (no mark, no pointer). Timers are the open tasks' `timer_at`, indexed; their firing is
 an insert into `timers_fired` keyed by the deadline, so it happens once across replicas and
 restarts.

@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.review.deadlines import timer_key
 from services.review.domain import Task, Transition
 from services.review.store import step_doc, to_doc, to_task
+from shared.outbox import INLINE_PENDING, INLINE_SINCE
 from shared.storage import Document
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ async def _with_stages(db: AsyncDatabase[Document]) -> int:
             continue
         new = to_doc(to_task(doc))
         new["outbox"] = doc.get("outbox", [])
+        for mark in (INLINE_PENDING, INLINE_SINCE):  # none in an old shape; kept if there
+            if mark in doc:
+                new[mark] = doc[mark]
         result = await db["tasks"].replace_one({"_id": doc["_id"], "version": doc["version"]}, new)
         count += result.matched_count
     await db["directory_meta"].replace_one(

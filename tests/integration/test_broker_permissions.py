@@ -15,6 +15,8 @@ from aiormq.exceptions import ChannelAccessRefused
 from services.audit.consumer import QUEUE as AUDIT_QUEUE
 from services.intake.consumer import QUEUE as INTAKE_QUEUE
 from services.notify.app import QUEUE as NOTIFY_QUEUE
+from services.notify.endpoint_delivery import OPERATIONAL
+from services.notify.endpoint_delivery import QUEUE as PARTNER_QUEUE
 from services.notify.retries import RetryQueues
 from services.review.consumer import QUEUE as REVIEW_QUEUE
 from shared.messaging import Broker, event_message
@@ -83,6 +85,10 @@ async def test_each_service_publishes_events_and_consumes_its_own_queue(
             await retries.setup()
             await retries.bind_back()
             await retries.schedule(event, at_least=1)
+            # The partner queue's bindings follow the endpoints, at start and at run time.
+            await broker.declare_queue(PARTNER_QUEUE, OPERATIONAL, delivery_limit=10)
+            await broker.bind(PARTNER_QUEUE, ["dossier.approved"])
+            await broker.unbind(PARTNER_QUEUE, ["dossier.approved", "dossier.received"])
     finally:
         await broker.close()
 

@@ -4,16 +4,20 @@ no work came since it looked, and a recovery moves each failed message once."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.notify.endpoint_delivery import QUEUE, Subscriptions, bindings
 from services.notify.endpoint_store import EndpointStore
 from services.notify.endpoints import Endpoint, PartnerAccount, millis, new_message
 from services.notify.partners import hash_api_key
 from services.notify.store import INDEXES
+from shared.messaging import EXCHANGE, Broker
 from shared.storage import Document, ensure_indexes
 from tests.conftest import Isolation
 from tests.factories import approved_event, submitted_event
@@ -105,3 +109,53 @@ async def test_queue_claim_idle_and_recover(
     await store.add_endpoint(replace(an_endpoint(), id="ep_b"))
     assert await store.delete_endpoints_of("p1") == 2
     assert await store.endpoint("ep_a") is None and await store.endpoint("ep_b") is None
+
+
+async def test_the_partner_queue_takes_only_what_enabled_endpoints_subscribe_to(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """Bound to every type by an older version, the queue keeps after `reconcile` only the
+    types an enabled endpoint takes and the operational one; an endpoint's new types are bound
+    by `follow`. Checked by routing: what reaches the queue."""
+    db = mongo[isolation.database("notify")]
+    await ensure_indexes(db, INDEXES)
+    store = EndpointStore(db)
+    await store.add_endpoint(replace(an_endpoint(), event_types=("dossier.approved",)))
+    await store.add_endpoint(
+        replace(an_endpoint(), id="ep_off", event_types=("dossier.received",), enabled=False)
+    )
+    broker = Broker(isolation.amqp_url, service="notify")
+    await broker.connect()
+    try:
+        await broker.declare_queue(QUEUE, bindings(), delivery_limit=5)  # as an older version
+        subscriptions = Subscriptions(broker, store)
+        await subscriptions.reconcile()
+        exchange = await broker.channel.get_exchange(EXCHANGE)
+
+        queue = await broker.channel.get_queue(QUEUE)
+
+        async def routed(event_type: str) -> bool:
+            message = aio_pika.Message(b"{}")
+            await exchange.publish(message, routing_key=event_type, mandatory=False)
+            for _ in range(25):
+                got = await queue.get(no_ack=True, fail=False)
+                if got is not None:
+                    assert got.routing_key == event_type
+                    return True
+                await asyncio.sleep(0.02)
+            return False
+
+        assert await routed("dossier.approved")
+        assert await routed("partner.endpoint_disabled")
+        assert not await routed("dossier.received")  # its endpoint is disabled
+        assert not await routed("dossier.submitted")
+        await subscriptions.follow(["dossier.received", "dossier.approved"])
+        assert await routed("dossier.received")
+        # Another replica starting with no endpoint taking it unbinds it; following it again
+        # (the endpoint enabled once more here) binds it again, whatever this one did before.
+        await Subscriptions(broker, store).reconcile()
+        assert not await routed("dossier.received")
+        await subscriptions.follow(["dossier.received"])
+        assert await routed("dossier.received")
+    finally:
+        await broker.close()

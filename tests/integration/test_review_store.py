@@ -161,9 +161,7 @@ async def test_a_step_stored_but_not_published_is_published_by_the_relay_once(
         assert await store.save(task, decision)  # ... and the process dies before publishing
         await mover.move_all(store)
         assert await store.tasks.count_documents({"_id": "t1"}) == 1  # kept until published
-        # nx-27017 0.8.1 compares datetimes in a range query to the (rounded) second, so the
-        # relay's `created_at < now` misses a pointer of the same second: wait one out.
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(0.01)  # the relay takes marks older than now - 0 (epoch ms)
         assert await store.outbox.relay_once(older_than=timedelta(0)) == 1
         assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
         await seen.wait_for("dossier.refused")
@@ -323,7 +321,6 @@ async def test_an_officer_action_costs_three_round_trips_and_one_publish(
         ("update", "tasks"),  # the step, guarded by the version, its event marked unpublished
         ("update", "tasks"),  # published: clear the mark
     ]
-    assert len(sent) <= 4
     assert [e.type for e in published] == ["dossier.approved"]
 
 
