@@ -306,6 +306,12 @@ class Bench:
         out(
             f"{report.documents} documents in {report.seconds:.1f} s "
             f"({report.rate:.0f} documents/s, {report.dossiers / report.seconds:.0f} dossiers/s)"
+            + (
+                f"; {report.deferred} secondary indexes of these collections built after the "
+                f"documents were in ({report.index_seconds:.1f} s of it)"
+                if report.deferred
+                else ""
+            )
         )
         out()
         out(f"Events the services published meanwhile (must be 0): {events}")
