@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import signal
@@ -56,6 +57,7 @@ from benchmarks.journeys import (
     LEG_UPLOAD,
     Driver,
     Journey,
+    Lanes,
     Plan,
     Tokens,
     Watch,
@@ -71,6 +73,7 @@ from tests.httpstub import http_stub
 from tools.devstack import free_port, stack
 
 NA = "n/a"
+LANE_CONNECTIONS = 6  # connections per HTTP client of the driver (journeys.Lanes)
 WIDE = 1000  # the bare broker's second publishing window (confirms awaited this many at once)
 # While the templates of history are made, a second audit replica chains and seals within
 # seconds (the defaults are 10 s and an hour), so the snapshot holds seals too; it is stopped
@@ -200,15 +203,9 @@ class Bench:
             for name in SERVICES:
                 await asyncio.to_thread(self.services.wait_ready, name)
             await tokens.mint_all()
-            limits = httpx.Limits(max_connections=args.concurrency + 10)
-            async with (
-                httpx.AsyncClient(
-                    base_url=self.services.url("intake"), timeout=120, limits=limits
-                ) as intake,
-                httpx.AsyncClient(
-                    base_url=self.services.url("review"), timeout=120, limits=limits
-                ) as review,
-            ):
+            async with contextlib.AsyncExitStack() as clients:
+                intake = await self._lanes(clients, "intake")
+                review = await self._lanes(clients, "review")
                 driver = Driver(intake, review, watch, tokens, args.step_timeout)
                 cloner = await self._templates(driver, client) if wants_history else None
                 if cloner is None and args.warmup:  # the templates warmed everything up
@@ -232,6 +229,20 @@ class Bench:
         finally:
             await connection.close()
             await client.close()
+
+    async def _lanes(self, clients: contextlib.AsyncExitStack, service: str) -> Lanes:
+        """Enough small HTTP clients to `service` for the concurrency (journeys.Lanes)."""
+        count = math.ceil((self.args.concurrency + 10) / LANE_CONNECTIONS)
+        limits = httpx.Limits(max_connections=LANE_CONNECTIONS)
+        url = self.urls[service]
+        return Lanes(
+            [
+                await clients.enter_async_context(
+                    httpx.AsyncClient(base_url=url, timeout=120, limits=limits)
+                )
+                for _ in range(count)
+            ]
+        )
 
     async def _templates(self, driver: Driver, client: Any) -> history.Cloner:
         """Real dossiers run to the end and snapshotted: what history is cloned from."""
@@ -545,6 +556,18 @@ class Bench:
         total = f"{sum(per.values()) / done:.1f}" if per is not None else NA
         out(f"| all | {total} |")
         out()
+        if level.commands is not None:
+            out("| service | database commands per dossier, by command and collection |")
+            out("|---|---|")
+            for name in SERVICES:
+                mine = Counter({k: v / done for k, v in level.commands.items() if k[0] == name})
+                parts = [
+                    f"{command} {collection} {value:.1f}"
+                    for (_, command, collection), value in mine.most_common()
+                    if value >= 0.05
+                ]
+                out(f"| {name} | {', '.join(parts) or 'none'} |")
+            out()
         out(
             "Round trips per step: dossiers one at a time, each service's counters diffed "
             "around each step once all are quiet (what a step sets off elsewhere counts in its "

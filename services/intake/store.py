@@ -33,10 +33,11 @@ from services.intake.ports import FiledBefore
 from services.intake.status import Step
 from shared.clock import utcnow
 from shared.contracts import Channel, Event
-from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, outbox_fields
+from shared.outbox import OUTBOX_INDEXES, Outbox, Publish, inline_fields, outbox_fields
 from shared.storage import Document, Indexes, ensure_indexes
 
 log = logging.getLogger(__name__)
+INSERTED_KEPT = 10_000  # events of new dossiers this process may still publish (their dossier)
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
 
 INDEXES: Indexes = {
@@ -44,9 +45,11 @@ INDEXES: Indexes = {
     # the key of a request that died, or a second filing under one key is refused (unique).
     # By series, highest number first, once per series: to seed a counter that does not exist
     # yet past the numbers dossiers of that series already hold.
+    # By the moment a new dossier's events were marked unpublished: the relay's (sparse).
     "dossiers": [
         IndexModel([("idempotency_key", ASCENDING)], sparse=True, unique=True),
         IndexModel([("code_series", ASCENDING), ("code_number", DESCENDING)]),
+        IndexModel([("outbox_pending_since", ASCENDING)], sparse=True),
     ],
     # Before dossiers held their steps: one document per step, read by dossier by the upgrade
     # only, and by `_id` by the relay (pointers written before the upgrade).
@@ -161,7 +164,16 @@ class DossierStore:
         self.dossiers = db["dossiers"]
         self.counters = db["counters"]
         # `statuses`: pointers written before the upgrade name it; its documents keep their events.
-        self.outbox = Outbox(db, publish, service="intake", sources=[self.dossiers, db["statuses"]])
+        # A new dossier marks its events unpublished in its own insert (the inline scheme); a
+        # later step of the citizen's points at its events in `outbox_pending`.
+        self.outbox = Outbox(
+            db,
+            publish,
+            service="intake",
+            sources=[self.dossiers, db["statuses"]],
+            inline=[self.dossiers],
+        )
+        self.inserted: dict[str, str] = {}  # event id → the dossier whose insert marked it
 
     async def next_number(self, series: str, day: date) -> int:
         """The next number of `series` (one isolated `$inc`, so never the same one twice).
@@ -210,9 +222,8 @@ class DossierStore:
                 return dossier, doc
 
     async def _insert(self, doc: Document, events: list[Event]) -> bool:
-        await self.outbox.expect(self.dossiers, doc["_id"], events)
         try:
-            await self.dossiers.insert_one(doc)
+            await self.dossiers.insert_one(doc)  # its events marked unpublished in it
         except DuplicateKeyError:
             # The code, or the idempotency key (unique): told apart by one read by that key.
             key = doc.get("idempotency_key")
@@ -221,6 +232,10 @@ class DossierStore:
                 if first is not None and first.code != doc["_id"]:
                     raise FiledBefore(first) from None
             return False
+        for event in events:
+            self.inserted[event.id] = doc["_id"]
+        while len(self.inserted) > INSERTED_KEPT:  # never published (a broker outage): relayed
+            self.inserted.pop(next(iter(self.inserted)))
         return True
 
     async def get(self, code: str, *, with_outbox: bool = True) -> Dossier | None:
@@ -289,8 +304,16 @@ class DossierStore:
         return False if known is not None else None
 
     async def publish(self, events: list[Event]) -> None:
-        """Publish stored events (confirmed) and drop their outbox pointers."""
-        await self.outbox.flush(events)
+        """Publish stored events (confirmed), then clear their mark in the new dossier this
+        process inserted them with, or drop their pointers (a citizen's later step)."""
+        codes = {self.inserted.get(e.id) for e in events}
+        code = codes.pop() if len(codes) == 1 else None
+        if code is None:
+            await self.outbox.flush(events)
+            return
+        await self.outbox.settle(self.dossiers, code, events)
+        for event in events:
+            self.inserted.pop(event.id, None)
 
 
 class KeyStore:
@@ -366,7 +389,7 @@ def _document(dossier: Dossier, events: list[Event], series: str, number: int) -
         "steps": _steps_field(dossier.steps),
         "version": dossier.version,
         "updated_at": utcnow(),
-        **outbox_fields(events),
+        **inline_fields(events),
     }
     if dossier.idempotency_key is not None:
         doc["idempotency_key"] = dossier.idempotency_key

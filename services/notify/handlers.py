@@ -25,6 +25,7 @@ from services.notify.domain import (
     sent,
 )
 from services.notify.messages import SendError, masked, scrub
+from services.notify.metrics import UNREADABLE
 from services.notify.ports import (
     Deliveries,
     DeliveryContended,
@@ -345,6 +346,7 @@ async def sweep(*, notifier: Notifier, limit: int = 100) -> int:
                 delivery.error,
                 extra={"delivery": delivery.id},
             )
+            UNREADABLE.inc()
             await n.deliveries.postpone(delivery, now + UNREADABLE_AFTER)
             continue
         try:

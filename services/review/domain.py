@@ -134,6 +134,10 @@ class Task:
     timer_at: datetime | None = None  # the next timer to fire: reminder, then overdue
     timer_kind: TimerKind | None = None
     emitted: tuple[Mapping[str, Any], ...] = ()  # every event it emitted, as stored (its outbox)
+    # Storage's mark of emitted events not published yet (shared.outbox's inline scheme): the
+    # ids and since when (epoch ms). Carried as read, so the next write keeps the mark.
+    unpublished: tuple[str, ...] = ()
+    unpublished_since: int | None = None
 
     @property
     def is_open(self) -> bool:

@@ -5,14 +5,18 @@ it emitted (`outbox`). Queues sort by one string field, `queue_key` (due moment,
 because nx-27017 refuses an index with `_id` among its keys ("JSON path error near '_id'").
 A step is one conditional update guarded by the version it was decided
 on: of two officers deciding at once exactly one update matches (MongoDB and nx-27017 isolate
-single-document updates), the other gets a conflict. Before it, a pointer per event goes into
-`outbox_pending`, so a crash between the write and the publish leaves the relay something to
-publish. An officer action is thus: load (1), pointer (2), update (3), publish, unpoint (4).
+single-document updates), the other gets a conflict. The update itself marks the step's
+events unpublished (shared.outbox's inline scheme: `outbox_pending` ids and
+`outbox_pending_since` in the task), so a crash between the write and the publish leaves the
+relay something to publish. An officer action is thus: load (1), update (2), publish, clear
+the mark (3). (Pointers in the `outbox_pending` collection, the scheme before, are still
+relayed, and a timer's firing still uses one.)
 
 Finished tasks are moved to `tasks_history` by a background mover (woken by the terminal step,
 idempotent: copy, then delete guarded by the version), once no event of theirs waits in the
-outbox. Timers are the open tasks' `timer_at`, indexed; their firing is an insert into
-`timers_fired` keyed by the deadline, so it happens once across replicas and restarts.
+outbox (no mark, no pointer). Timers are the open tasks' `timer_at`, indexed; their firing is
+an insert into `timers_fired` keyed by the deadline, so it happens once across replicas and
+restarts.
 This module records facts only: every decision was made in domain.py / steps.py.
 """
 
@@ -38,7 +42,17 @@ from services.review.steps import Decision
 from services.review.timers import Alarm
 from shared.clock import utcnow
 from shared.contracts import Event
-from shared.outbox import Outbox, Publish, events_of, outbox_fields
+from shared.outbox import (
+    INLINE_PENDING,
+    INLINE_SINCE,
+    Outbox,
+    Publish,
+    events_of,
+    inline_fields,
+    inline_indexes,
+    inline_set,
+    outbox_fields,
+)
 from shared.storage import Document, Indexes, ensure_indexes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,8 +83,11 @@ INDEXES: Indexes = {
     "outbox_pending": [IndexModel("created_at"), IndexModel("doc_id")],
     **DIRECTORY_INDEXES,
 }
+INDEXES = {**INDEXES, "tasks": [*INDEXES["tasks"], *inline_indexes("tasks")["tasks"]]}  # relay
 
-_TASK_FIELDS = [f.name for f in fields(Task) if f.name not in ("id", "steps", "dossier", "emitted")]
+_NOT_FIELDS = ("id", "steps", "dossier", "emitted", "unpublished", "unpublished_since")
+_TASK_FIELDS = [f.name for f in fields(Task) if f.name not in _NOT_FIELDS]
+WRITTEN_KEPT = 10_000  # events this process wrote and may publish: their task, to clear the mark
 _STEP_FIELDS = [f.name for f in fields(Transition)]
 
 
@@ -83,8 +100,13 @@ class TaskStore:
         # `transitions` held the events of the previous shape: a pointer left at one before an
         # upgrade is still published from there.
         self.outbox = Outbox(
-            db, publish, service="review", sources=[self.tasks, self.fired, db["transitions"]]
+            db,
+            publish,
+            service="review",
+            sources=[self.tasks, self.fired, db["transitions"]],
+            inline=[self.tasks],
         )
+        self.written: dict[str, str] = {}  # event id → the task whose write marked it
         self.timers_changed = Alarm()  # wakes the timer loop of this process, if it must
         self.task_finished = asyncio.Event()  # wakes the mover of this process
 
@@ -92,8 +114,31 @@ class TaskStore:
         await ensure_indexes(self.db, INDEXES)
 
     async def publish(self, events: list[Event]) -> list[Event]:
-        """Publish stored events with confirms and drop their pointers."""
-        return await self.outbox.flush(events)
+        """Publish stored events with confirms, in order, and clear their mark in the task
+        that this process wrote them into (or drop their pointers: a timer's firing, or
+        events read back for a redelivered input, whose mark the relay clears)."""
+        published: list[Event] = []
+        run: list[Event] = []
+        for position, event in enumerate(events):
+            run.append(event)
+            task_id = self.written.get(event.id)
+            following = events[position + 1] if position + 1 < len(events) else None
+            if following is not None and self.written.get(following.id) == task_id:
+                continue  # the same task's events are published, then cleared, together
+            if task_id is None:
+                published += await self.outbox.flush(run)
+            else:
+                published += await self.outbox.settle(self.tasks, task_id, run)
+                for done in run:
+                    self.written.pop(done.id, None)
+            run = []
+        return published
+
+    def _wrote(self, task_id: str, events: Sequence[Event]) -> None:
+        for event in events:
+            self.written[event.id] = task_id
+        while len(self.written) > WRITTEN_KEPT:  # never published (a broker outage): relayed
+            self.written.pop(next(iter(self.written)))
 
     async def load(self, task_id: str) -> Task | None:
         doc = await self.tasks.find_one({"_id": task_id})
@@ -124,23 +169,26 @@ class TaskStore:
 
     async def create(self, task: Task, events: list[Event]) -> tuple[Task, bool]:
         doc = to_doc(task)
-        doc.update(outbox_fields(events))
-        await self.outbox.expect(self.tasks, task.id, events)
+        doc.update(inline_fields(events))
         try:
             await self.tasks.insert_one(doc)
         except DuplicateKeyError:
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
+        self._wrote(task.id, events)
         if task.timer_at is not None:
             self.timers_changed.set_for(task.timer_at)
-        return replace(task, emitted=tuple(doc["outbox"])), True
+        marked = tuple(doc.get(INLINE_PENDING, ()))
+        since = doc.get(INLINE_SINCE)
+        return replace(
+            task, emitted=tuple(doc["outbox"]), unpublished=marked, unpublished_since=since
+        ), True
 
     async def save(self, before: Task, decision: Decision) -> bool:
-        await self.outbox.expect(self.tasks, before.id, decision.events)
         if not await self._replace(before, decision.task, decision.events):
-            await self.outbox.discard(decision.events)  # lost the race: they were never written
-            return False
+            return False  # lost the race: nothing written
+        self._wrote(before.id, decision.events)
         if decision.task.timer_at is not None:
             self.timers_changed.set_for(decision.task.timer_at)
         if decision.task.terminal:
@@ -151,7 +199,11 @@ class TaskStore:
         # A whole-document replace, not `$set`/`$push`: nx-27017 0.8.1 stores a datetime given
         # to `$set` as a string and a sub-document given to `$push` as a JSON string.
         doc = to_doc(after)
-        doc["outbox"] = [*before.emitted, *(e.model_dump(mode="json") for e in events)]
+        loaded: Document = {"outbox": list(before.emitted)}
+        if before.unpublished:  # still marked: the mark stays until they are published
+            loaded |= {INLINE_PENDING: list(before.unpublished)}
+            loaded |= {INLINE_SINCE: before.unpublished_since or 0}
+        doc |= loaded | inline_set(loaded, events)
         result = await self.tasks.replace_one({"_id": before.id, "version": before.version}, doc)
         return result.matched_count == 1
 
@@ -231,16 +283,17 @@ class TaskStore:
 
     async def close_finished(self, limit: int = 100) -> int:
         """Move up to `limit` finished tasks to history: a batch costs four commands however
-        many it holds (find them, find which still have an unpublished event — those stay, the
-        relay reads them here —, copy, delete). A finished task never changes again, so a copy
-        made twice (a crash between copy and delete, two replicas) is the same document."""
+        many it holds (find them, find which still have an unpublished event pointed at — those
+        stay, as do those marked, for the relay reads them here —, copy, delete). A finished
+        task never changes again, so a copy made twice (a crash between copy and delete, two
+        replicas) is the same document."""
         docs = [doc async for doc in self.tasks.find({"terminal": True}).limit(limit)]
         if not docs:
             return 0
         ids = [doc["_id"] for doc in docs]
         pointed = self.outbox.pending.find({"doc_id": {"$in": ids}}, {"doc_id": 1})
         held = {pointer["doc_id"] async for pointer in pointed}
-        moving = [doc for doc in docs if doc["_id"] not in held]
+        moving = [doc for doc in docs if doc["_id"] not in held and not doc.get(INLINE_PENDING)]
         if not moving:
             return 0
         for doc in moving:
@@ -339,5 +392,7 @@ def to_task(doc: Document) -> Task:
         dossier=doc.get("dossier", {}),
         steps=steps,
         emitted=tuple(doc.get("outbox", [])),  # the next write keeps them: the relay reads them
+        unpublished=tuple(doc.get(INLINE_PENDING, ())),
+        unpublished_since=doc.get(INLINE_SINCE),
         **known,
     )

@@ -21,6 +21,7 @@ from services.review.workflow import load_all
 from shared.calendar import WorkingCalendar
 from shared.contracts import Event
 from shared.messaging import Broker
+from shared.outbox import INLINE_PENDING, INLINE_SINCE
 from shared.storage import Document
 from tests.amqp import observe
 from tests.conftest import Isolation
@@ -113,8 +114,9 @@ async def test_two_concurrent_decisions_one_wins(
     assert [s.decided_by for s in decided.steps] == [winner.task.decided_by]  # one step kept
     raw = await store.tasks.find_one({"_id": "t1"})
     assert raw is not None and [e["id"] for e in raw["outbox"]] == [winner.events[0].id]
-    # The losers' pointers go at once (their writes never happened): none holds the task back.
-    assert await store.outbox.pending.count_documents({"doc_id": "t1"}) == 1  # the winner's
+    # Only the winner's event is marked unpublished, by its own write: the losers wrote nothing.
+    assert raw[INLINE_PENDING] == [winner.events[0].id]
+    assert await store.outbox.pending.count_documents({}) == 0  # no pointers: the inline scheme
 
 
 async def test_a_step_keeps_the_events_of_the_steps_before_it_until_they_are_published(
@@ -141,6 +143,7 @@ async def test_a_step_keeps_the_events_of_the_steps_before_it_until_they_are_pub
     assert raw is not None
     stored = [e["id"] for e in raw["outbox"]]
     assert stored == [received.events[0].id, refused.events[0].id]
+    assert raw[INLINE_PENDING] == stored  # both still marked unpublished, for the relay
 
 
 async def test_a_step_stored_but_not_published_is_published_by_the_relay_once(
@@ -282,7 +285,7 @@ async def test_a_queue_pages_by_due_time_stable_under_ties_and_a_chiefs_page_is_
     assert [len(p) for p in pages] == [3, 3, 2]
 
 
-async def test_an_officer_action_costs_four_round_trips_and_one_publish(
+async def test_an_officer_action_costs_three_round_trips_and_one_publish(
     isolation: Isolation,
 ) -> None:
     broker = Broker(isolation.amqp_url, service="test")
@@ -311,13 +314,14 @@ async def test_an_officer_action_costs_four_round_trips_and_one_publish(
                     publish=store.publish,
                     source="urn:test",
                 )
+        raw = await store.tasks.find_one({"_id": "t1"})
     await broker.close()
+    assert raw is not None and INLINE_PENDING not in raw and INLINE_SINCE not in raw
     assert done.state == "decided"
     assert sent == [
         ("find", "tasks"),  # load the open task by key
-        ("insert", "outbox_pending"),  # point at the event about to be stored
-        ("update", "tasks"),  # the step, guarded by the version, with its event
-        ("delete", "outbox_pending"),  # published: forget the pointer
+        ("update", "tasks"),  # the step, guarded by the version, its event marked unpublished
+        ("update", "tasks"),  # published: clear the mark
     ]
     assert len(sent) <= 4
     assert [e.type for e in published] == ["dossier.approved"]

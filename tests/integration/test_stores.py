@@ -71,6 +71,8 @@ async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
     # Stored, never published (as if the broker had been down).
     dossier, doc = await store.add_new("G01.99", date(2026, 11, 28), _builder(datetime.now(UTC)))
     event_id = doc["outbox"][0]["id"]
+    marked = await store.dossiers.find_one({"_id": dossier.code})
+    assert marked is not None and marked["outbox_pending"] == [event_id]  # by its own insert
     async with observe(isolation.amqp_url) as seen:
         assert await store.outbox.relay_once(older_than=timedelta(0)) == 1
         [published] = await seen.wait_for("dossier.submitted")
@@ -79,6 +81,7 @@ async def test_the_outbox_relay_publishes_what_a_failed_publish_left_behind(
     assert await store.outbox.pending.count_documents({}) == 0
     stored = await store.dossiers.find_one({"_id": dossier.code})
     assert stored is not None and stored["outbox"][0]["id"] == event_id  # kept for redelivery
+    assert "outbox_pending" not in stored and "outbox_pending_since" not in stored  # cleared
     await broker.close()
 
 

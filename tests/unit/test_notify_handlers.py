@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.notify import handlers, operators
 from services.notify.app import load_routing
@@ -562,12 +563,19 @@ async def test_a_delivery_that_cannot_be_read_is_put_off_and_the_others_are_swep
     w.deliveries.unreadable["bad"] = (3, T0 - timedelta(days=1))  # oldest: first in the sweep
     w.published.clear()
     w.clock.advance(60)
+    seen = _unreadable_seen()
     assert await handlers.sweep(notifier=w.notifier) == 2
     assert w.deliveries.live == {} and len(w.published) == 1  # the readable one was finished
     assert w.deliveries.unreadable["bad"] == (3, w.clock.now + handlers.UNREADABLE_AFTER)
+    assert _unreadable_seen() == seen + 1  # the operators' metric (and alert)
     assert await handlers.sweep(notifier=w.notifier) == 0  # not read again at every sweep
     w.clock.advance(handlers.UNREADABLE_AFTER.total_seconds() + 1)
     assert await handlers.sweep(notifier=w.notifier) == 1  # looked at again, later
+    assert _unreadable_seen() == seen + 2
+
+
+def _unreadable_seen() -> float:
+    return REGISTRY.get_sample_value("motcua_notify_unreadable_deliveries_total") or 0.0
 
 
 async def test_a_delivery_the_sweep_fails_to_take_up_does_not_stop_the_others() -> None:
