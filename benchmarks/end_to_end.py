@@ -434,7 +434,7 @@ class Bench:
 
     async def _idle(self, seconds: float) -> dict[str, float]:
         # Idle once what the measured dossiers set off is done: audit chains their records
-        # after a grace (10 s), about 10 commands/s for a few seconds more.
+        # after a grace (10 s): about 14 commands/s for up to a minute after 300 dossiers.
         if self.client is not None:
             await self._quiet(self.client, stable=self.args.settle_seconds)
         before = await probes.settle(self.urls)
