@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Publish = Callable[[Event], Awaitable[None]]
 STALE_AFTER = timedelta(minutes=2)
 RELAY_BATCH = 100
+MARKED_KEPT = 10_000  # events this process marked and may still publish (their document)
 PENDING = "outbox_pending"
 OUTBOX_INDEXES: Indexes = {PENDING: [IndexModel([("created_at", 1)])]}
 """The index the relay's query needs; include it in a service's `INDEXES` (`**OUTBOX_INDEXES`)."""
@@ -138,6 +139,8 @@ class Outbox:
         self.wake = asyncio.Event()
         """Set when a flush failed: the relay runs without waiting for its interval."""
         self.next_due: datetime | None = None
+        self._marked: dict[str, tuple[AsyncCollection[Document], Any]] = {}
+        """Event id → the document whose write this process marked it in (`marked`)."""
         self.backlog = False  # the last round read a full batch and published: more waits
         """When the youngest pointer the last round left alone comes of age."""
 
@@ -191,6 +194,39 @@ class Outbox:
                     await self.pending.delete_one({"_id": ids[0]})
                 else:
                     await self.pending.delete_many({"_id": {"$in": ids}})
+        return published
+
+    def marked(
+        self, source: AsyncCollection[Document], doc_id: Any, events: Iterable[Event]
+    ) -> None:
+        """Say that this process's write of `source`'s document `doc_id` marked `events`
+        (inline), so `publish_written` clears their mark. Bounded: one never published (a broker
+        outage) is forgotten first, and the relay clears its mark."""
+        for event in events:
+            self._marked[event.id] = (source, doc_id)
+        while len(self._marked) > MARKED_KEPT:
+            self._marked.pop(next(iter(self._marked)))
+
+    async def publish_written(self, events: list[Event]) -> list[Event]:
+        """Publish `events` in order (confirmed): each run of them marked in one document
+        (`marked`) is settled, its mark cleared once published; any other is flushed, its
+        pointer dropped (a pointer's event, or events read back for a redelivered input,
+        whose mark the relay clears). Returns those published."""
+        published: list[Event] = []
+        run: list[Event] = []
+        for position, event in enumerate(events):
+            run.append(event)
+            where = self._marked.get(event.id)
+            following = events[position + 1] if position + 1 < len(events) else None
+            if following is not None and self._marked.get(following.id) == where:
+                continue  # one document's events are published, then cleared, together
+            if where is None:
+                published += await self.flush(run)
+            else:
+                published += await self.settle(where[0], where[1], run)
+                for done in run:
+                    self._marked.pop(done.id, None)
+            run = []
         return published
 
     async def settle(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.messaging import DEAD_EXCHANGE, EXCHANGE
+from shared.contracts import Event
+from shared.messaging import DEAD_EXCHANGE, EXCHANGE, Broker
 
 
 @dataclass
@@ -99,3 +100,14 @@ async def drain(
 
 
 __all__ = ["DEAD_EXCHANGE", "Observer", "drain", "observe", "publish_raw"]
+
+
+async def publish_all(amqp_url: str, events: Iterable[Event]) -> None:
+    """Publish `events` in order, each confirmed, as a service would (a test's own broker)."""
+    broker = Broker(amqp_url, service="test")
+    await broker.connect()
+    try:
+        for event in events:
+            await broker.publish(event)
+    finally:
+        await broker.close()

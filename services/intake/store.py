@@ -44,7 +44,6 @@ from shared.outbox import (
 from shared.storage import Document, Indexes, ensure_indexes
 
 log = logging.getLogger(__name__)
-INSERTED_KEPT = 10_000  # events of new dossiers this process may still publish (their dossier)
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
 
 INDEXES: Indexes = {
@@ -180,7 +179,6 @@ class DossierStore:
             sources=[self.dossiers, db["statuses"]],
             inline=[self.dossiers],
         )
-        self.inserted: dict[str, str] = {}  # event id → the dossier whose insert marked it
 
     async def next_number(self, series: str, day: date) -> int:
         """The next number of `series` (one isolated `$inc`, so never the same one twice).
@@ -239,10 +237,7 @@ class DossierStore:
                 if first is not None and first.code != doc["_id"]:
                     raise FiledBefore(first) from None
             return False
-        for event in events:
-            self.inserted[event.id] = doc["_id"]
-        while len(self.inserted) > INSERTED_KEPT:  # never published (a broker outage): relayed
-            self.inserted.pop(next(iter(self.inserted)))
+        self.outbox.marked(self.dossiers, doc["_id"], events)
         return True
 
     async def get(self, code: str, *, with_outbox: bool = True) -> Dossier | None:
@@ -313,14 +308,7 @@ class DossierStore:
     async def publish(self, events: list[Event]) -> None:
         """Publish stored events (confirmed), then clear their mark in the new dossier this
         process inserted them with, or drop their pointers (a citizen's later step)."""
-        codes = {self.inserted.get(e.id) for e in events}
-        code = codes.pop() if len(codes) == 1 else None
-        if code is None:
-            await self.outbox.flush(events)
-            return
-        await self.outbox.settle(self.dossiers, code, events)
-        for event in events:
-            self.inserted.pop(event.id, None)
+        await self.outbox.publish_written(events)
 
 
 class KeyStore:

@@ -87,7 +87,6 @@ INDEXES = {**INDEXES, "tasks": [*INDEXES["tasks"], *inline_indexes("tasks")["tas
 
 _NOT_FIELDS = ("id", "steps", "dossier", "emitted", "unpublished", "unpublished_since")
 _TASK_FIELDS = [f.name for f in fields(Task) if f.name not in _NOT_FIELDS]
-WRITTEN_KEPT = 10_000  # events this process wrote and may publish: their task, to clear the mark
 _STEP_FIELDS = [f.name for f in fields(Transition)]
 
 
@@ -106,7 +105,6 @@ class TaskStore:
             sources=[self.tasks, self.fired, db["transitions"]],
             inline=[self.tasks],
         )
-        self.written: dict[str, str] = {}  # event id → the task whose write marked it
         self.timers_changed = Alarm()  # wakes the timer loop of this process, if it must
         self.task_finished = asyncio.Event()  # wakes the mover of this process
 
@@ -114,31 +112,9 @@ class TaskStore:
         await ensure_indexes(self.db, INDEXES)
 
     async def publish(self, events: list[Event]) -> list[Event]:
-        """Publish stored events with confirms, in order, and clear their mark in the task
-        that this process wrote them into (or drop their pointers: a timer's firing, or
-        events read back for a redelivered input, whose mark the relay clears)."""
-        published: list[Event] = []
-        run: list[Event] = []
-        for position, event in enumerate(events):
-            run.append(event)
-            task_id = self.written.get(event.id)
-            following = events[position + 1] if position + 1 < len(events) else None
-            if following is not None and self.written.get(following.id) == task_id:
-                continue  # the same task's events are published, then cleared, together
-            if task_id is None:
-                published += await self.outbox.flush(run)
-            else:
-                published += await self.outbox.settle(self.tasks, task_id, run)
-                for done in run:
-                    self.written.pop(done.id, None)
-            run = []
-        return published
-
-    def _wrote(self, task_id: str, events: Sequence[Event]) -> None:
-        for event in events:
-            self.written[event.id] = task_id
-        while len(self.written) > WRITTEN_KEPT:  # never published (a broker outage): relayed
-            self.written.pop(next(iter(self.written)))
+        """Publish stored events with confirms, in order, clearing their mark in the task this
+        process wrote them into, or dropping their pointers (a timer's firing)."""
+        return await self.outbox.publish_written(events)
 
     async def load(self, task_id: str) -> Task | None:
         doc = await self.tasks.find_one({"_id": task_id})
@@ -176,7 +152,7 @@ class TaskStore:
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
-        self._wrote(task.id, events)
+        self.outbox.marked(self.tasks, task.id, events)
         if task.timer_at is not None:
             self.timers_changed.set_for(task.timer_at)
         marked = tuple(doc.get(INLINE_PENDING, ()))
@@ -188,7 +164,7 @@ class TaskStore:
     async def save(self, before: Task, decision: Decision) -> bool:
         if not await self._replace(before, decision.task, decision.events):
             return False  # lost the race: nothing written
-        self._wrote(before.id, decision.events)
+        self.outbox.marked(self.tasks, before.id, decision.events)
         if decision.task.timer_at is not None:
             self.timers_changed.set_for(decision.task.timer_at)
         if decision.task.terminal:

@@ -19,8 +19,8 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pymongo import AsyncMongoClient
 
-from shared.messaging import Broker
 from shared.storage import Document
+from tests.amqp import publish_all
 from tests.conftest import Isolation
 from tests.e2e.conftest import service_env
 from tests.e2e.flows import assigned_officer, decide, inspector_headers, submit, token
@@ -112,13 +112,7 @@ async def test_shuffled_events_are_chained_in_order_searched_exported_and_proven
 ) -> None:
     events = [e for code in ("E2E-1", "E2E-2") for e in dossier_events(code)]
     random.Random(7).shuffle(events)
-    broker = Broker(isolation.amqp_url, service="test")
-    await broker.connect()
-    try:
-        for event in events:
-            await broker.publish(event)
-    finally:
-        await broker.close()
+    await publish_all(isolation.amqp_url, events)
     ordered = sorted(events, key=lambda e: (e.time, e.id))
 
     async def sealed() -> bool:

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.messaging import Broker
 from shared.storage import mongo_client
+from tests.amqp import publish_all
 from tests.conftest import Isolation, _infra, isolated
 from tests.e2e.conftest import service_env
 from tests.e2e.flows import assigned_officer, decide, submit, token, wait_for_types
@@ -131,13 +131,7 @@ async def audit_idle_after_a_burst(isolation: Isolation, mailbox: Mailbox, logs:
         await asyncio.to_thread(stack.start, "audit")
         await asyncio.to_thread(stack.wait_ready, "audit")
         events = [e for i in range(150) for e in dossier_events(f"IDLE-{i}")]
-        broker = Broker(isolation.amqp_url, service="test")
-        await broker.connect()
-        try:
-            for event in events:
-                await broker.publish(event)
-        finally:
-            await broker.close()
+        await publish_all(isolation.amqp_url, events)
         early = await asyncio.to_thread(database_commands, stack, ("audit",))
         began = time.monotonic()
         await eventually(
