@@ -113,9 +113,12 @@ class Level:
     events: int
     steps: dict[str, list[Counter[probes.Key]]] | None = None  # each time a step was taken
     idle_per_second: dict[str, float] | None = None
+    idle_detail: str = ""  # what the idle window's commands were
     chief_page_ms: list[float] = field(default_factory=list)  # a unit chief's first queue page
     rss: dict[str, float | None] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # cores used during the load
+    machine: tuple[float, float] | None = None  # cores busy, cores stolen by the host
+    bare_gets: float | None = None  # the bare database's find_one by key/s after this level
 
     @property
     def ok(self) -> list[Journey]:
@@ -152,6 +155,7 @@ class Bench:
     services: Services | None = None
     watch: Watch | None = None
     client: Any = None  # the benchmark's own database client, while it runs
+    bare: tuple[dict[str, Any], int] | None = None  # the bare database's document and count
 
     @property
     def urls(self) -> dict[str, str]:
@@ -222,6 +226,8 @@ class Bench:
                     self._print_level(level)
                     if len(self.levels) == 1:
                         await self._baselines(client, watch, level)
+                    else:  # the machine's speed now, on an empty collection (not history's)
+                        level.bare_gets = await self._bare_gets(client)
                     if target != targets[-1]:  # measured dossiers become finished history
                         await finish_all(driver, self.plan_list, level.journeys, 10)
                 if len(self.levels) > 1:
@@ -367,7 +373,9 @@ class Bench:
         events = driver.watch.count
         pids = self._pids()
         cpu_before = {name: probes.cpu_seconds(pid) for name, pid in pids.items()}
+        ticks = probes.machine_ticks()
         wall, journeys = await run_many(driver, self.plan_list, args.count, args.concurrency)
+        machine = probes.machine_share(ticks, probes.machine_ticks())
         cpu = {
             name: (now - then) / wall
             for name, pid in pids.items()
@@ -381,11 +389,12 @@ class Bench:
         level.rss = {name: probes.peak_rss_mb(pid) for name, pid in pids.items()}
         level.rss.pop("benchmark client", None)
         level.cpu = cpu
+        level.machine = machine
         if after is not None and args.probe:
             level.steps = await self._probe(driver)
         level.chief_page_ms = await self._chief_pages(driver)
         if after is not None:
-            level.idle_per_second = await self._idle(args.idle_seconds)
+            level.idle_per_second, level.idle_detail = await self._idle(args.idle_seconds)
         return level
 
     async def _chief_pages(self, driver: Driver, rounds: int = 10) -> list[float]:
@@ -432,7 +441,7 @@ class Bench:
             note(f"probe dossiers failed: {failed[:2]}")
         return steps
 
-    async def _idle(self, seconds: float) -> dict[str, float]:
+    async def _idle(self, seconds: float) -> tuple[dict[str, float], str]:
         # Idle once what the measured dossiers set off is done: audit chains their records
         # after a grace (10 s): about 14 commands/s for up to a minute after 300 dossiers.
         if self.client is not None:
@@ -441,8 +450,22 @@ class Bench:
         await asyncio.sleep(seconds)
         after = await probes.db_commands(self.urls)
         assert before is not None and after is not None
-        per = probes.by_service(probes.diff(after, before))
-        return {name: per[name] / seconds for name in SERVICES}
+        counts = probes.diff(after, before)
+        per = probes.by_service(counts)
+        detail = "; ".join(
+            f"{name}: {probes.detail(counts, name)}" for name in SERVICES if per[name]
+        )
+        return {name: per[name] / seconds for name in SERVICES}, detail
+
+    async def _bare_gets(self, client: Any) -> float:
+        """The bare database's gets/s now, as `_baselines` measured them (same document and
+        count): whether the machine, not the history, changed between levels."""
+        assert self.bare is not None
+        sample, count = self.bare
+        _, gets, _ = await probes.bare_database(
+            client, f"{self.prefix}bare", sample, count, self.args.concurrency
+        )
+        return gets
 
     async def _baselines(self, client: Any, watch: Watch, level: Level) -> None:
         args = self.args
@@ -459,6 +482,8 @@ class Bench:
         inserts, gets, doc_size = await probes.bare_database(
             client, f"{self.prefix}bare", sample, count, args.concurrency
         )
+        self.bare = (sample, count)
+        level.bare_gets = gets
         ours_events = level.events / level.wall
         rate = len(level.ok) / level.wall
         out("#### Bare broker and bare database, same run, same stack")
@@ -512,6 +537,12 @@ class Bench:
         out(f"| dossiers completed / failed | {len(ok)} / {len(level.journeys) - len(ok)} |")
         out(f"| procedures (in turn) | {mix} |")
         out(f"| wall time | {level.wall:.1f} s |")
+        if level.machine is not None:
+            busy, stolen = level.machine
+            out(
+                f"| the machine during the load | {busy:.2f} of {os.cpu_count()} cores busy, "
+                f"{stolen:.2f} stolen by the host |"
+            )
         out(f"| events on the exchange per dossier | {level.events / max(1, len(ok)):.1f} |")
         out()
         errors = Counter(j.error[:160] for j in level.journeys if j.error)
@@ -519,8 +550,8 @@ class Bench:
             out(f"- failed ×{times}: {error}")
         if errors:
             out()
-        out("| procedure | leg | n | p50 ms | p95 ms | p99 ms |")
-        out("|---|---|---|---|---|---|")
+        out("| procedure | leg | n | p50 ms | p95 ms | p99 ms | max ms |")
+        out("|---|---|---|---|---|---|---|")
         order = leg_order(self.plan_list)
         for plan in [None, *self.plan_list] if len(self.plan_list) > 1 else [None]:
             legs = level.legs(plan.procedure if plan else None)
@@ -531,9 +562,11 @@ class Bench:
                     continue
                 out(
                     f"| {label} | {leg} | {len(values)} | {ms(quantile(values, 0.5))} | "
-                    f"{ms(quantile(values, 0.95))} | {ms(quantile(values, 0.99))} |"
+                    f"{ms(quantile(values, 0.95))} | {ms(quantile(values, 0.99))} | "
+                    f"{ms(max(values))} |"
                 )
         out()
+        self._print_slowest(level)
         out("| process | peak RSS (VmHWM) | CPU during the load (cores) |")
         out("|---|---|---|")
         for name in [*level.rss, "benchmark client"]:
@@ -545,6 +578,23 @@ class Bench:
             )
         out()
         self._print_commands(level)
+
+    def _print_slowest(self, level: Level, shown: int = 3) -> None:
+        """The slowest journeys leg by leg: a few stragglers stretch the wall time (and so
+        lower dossiers/s) without moving any p99 of 300."""
+        slowest = sorted(level.ok, key=lambda j: -sum(j.legs.get(LEG_TOTAL, [0.0])))[:shown]
+        if not slowest:
+            return
+        first = min(j.began for j in level.journeys)
+        out(f"Slowest {len(slowest)} journeys, ms per leg (the wall time was {level.wall:.1f} s):")
+        out()
+        for journey in slowest:
+            start = f"started at {journey.began - first:.1f} s"
+            legs = ", ".join(
+                f"{leg} {'+'.join(ms(v) for v in values)}" for leg, values in journey.legs.items()
+            )
+            out(f"- {journey.code} ({journey.procedure}, {start}): {legs}")
+        out()
 
     def _print_commands(self, level: Level) -> None:
         done = max(1, len(level.ok))
@@ -611,6 +661,9 @@ class Bench:
                 + " | ".join(f"{idle[s]:.2f}" for s in SERVICES)
                 + f" | {sum(idle.values()):.2f} |"
             )
+            if level.idle_detail:
+                out()
+                out(f"Commands of the idle window: {level.idle_detail}.")
         else:
             out(f"| idle, after the load | database commands/s: {NA} |")
             out("|---|---|")
@@ -624,9 +677,10 @@ class Bench:
         out(
             "| past dossiers | dossiers/s | "
             + " | ".join(order)
-            + " | chief's first page p50 / max | idle commands/s |"
+            + " | chief's first page p50 / max | idle commands/s | CPU ms per dossier "
+            "(services, database) | bare database gets/s |"
         )
-        out("|---|---|" + "---|" * (len(order) + 2))
+        out("|---|---|" + "---|" * (len(order) + 4))
         base = first.legs()
         for level in self.levels:
             legs = level.legs()
@@ -643,10 +697,15 @@ class Bench:
             page = f"{ms(quantile(pages, 0.5))} / {ms(max(pages))}" if pages else NA
             idle = level.idle_per_second
             resting = f"{sum(idle.values()):.2f}" if idle is not None else NA
+            ours = sum(level.cpu.get(name, 0.0) for name in SERVICES)
+            database = level.cpu.get("database")
+            per = level.wall / max(1, len(level.ok)) * 1000  # ms of wall per dossier
+            spent = f"{ours * per:.0f}, {database * per:.0f}" if database is not None else NA
+            bare = f"{level.bare_gets:.0f}" if level.bare_gets is not None else NA
             out(
                 f"| {level.history} | {rate:.2f} | "
                 + " | ".join(cells)
-                + f" | {page} | {resting} |"
+                + f" | {page} | {resting} | {spent} | {bare} |"
             )
         out()
 

@@ -212,6 +212,7 @@ class Journey:
     officer_id: str = ""
     actions: int = 0
     error: str = ""
+    began: float = 0.0  # perf_counter when it started
 
 
 Hook = Callable[[str], Awaitable[None]]
@@ -307,7 +308,7 @@ class Driver:
     async def _run(self, plan: Plan, journey: Journey, hook: Hook) -> None:
         legs = journey.legs
         procedure = CATALOGUE.procedures[plan.procedure]
-        began = time.perf_counter()
+        began = journey.began = time.perf_counter()
         refs = []
         for document in procedure.documents:
             if not document.required:

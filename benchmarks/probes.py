@@ -230,6 +230,24 @@ def listener_pid(port: int) -> int | None:
     return None
 
 
+def machine_ticks(stat: str | None = None) -> tuple[int, int, int]:
+    """The whole machine's CPU ticks so far (/proc/stat, or its text `stat`): (busy, stolen by
+    the host, all). Busy is user + nice + system + irq + softirq; steal is time the hypervisor
+    gave another guest."""
+    text = Path("/proc/stat").read_text() if stat is None else stat
+    fields = [int(v) for v in text.split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
+
+
+def machine_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[float, float]:
+    """Cores busy and cores stolen by the host between two `machine_ticks`."""
+    cores = os.cpu_count() or 1
+    total = max(1, after[2] - before[2])
+    return (after[0] - before[0]) / total * cores, (after[1] - before[1]) / total * cores
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU the process has used so far (/proc/<pid>/stat); None once gone."""
     try:

@@ -43,6 +43,10 @@ FIGURES = [
     "### History load: 50 past dossiers",
     "### Cost against stored history",
     "chief's first page p50 / max",
+    "the machine during the load",
+    "journeys, ms per leg",
+    "CPU ms per dossier (services, database)",
+    "bare database gets/s",
 ]
 
 
@@ -79,7 +83,8 @@ def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
             if procedure == "1.004194" and leg == "action propose":
                 continue  # one level: no proposal
             row = re.compile(
-                rf"^\| {re.escape(procedure)} \| {leg} \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$",
+                rf"^\| {re.escape(procedure)} \| {leg} \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| "
+                r"[\d.]+ \|$",
                 re.M,
             )
             assert len(row.findall(report)) == 2, (procedure, leg)
@@ -92,8 +97,11 @@ def test_the_benchmark_runs_every_leg_with_history_and_prints_every_figure(
     assert "Events the services published meanwhile (must be 0): 0" in report
     assert "**≠**" not in report and "**moved**" not in report
     assert re.search(r"^\| 50 \| [\d.]+ \|", report, re.M)  # the curve's second level
-    # Each level: the chief's first page (p50 / max ms) and the idle database commands/s.
-    assert len(re.findall(r"\| [\d.]+ / [\d.]+ \| [\d.]+ \|$", report, re.M)) == 2
+    # Each level: the chief's first page (p50 / max ms), the idle database commands/s, the
+    # CPU each dossier cost the services and the database, and the bare database's gets/s
+    # then (the machine's speed at that level).
+    curve = r"\| [\d.]+ / [\d.]+ \| [\d.]+ \| \d+, \d+ \| \d+ \|$"
+    assert len(re.findall(curve, report, re.M)) == 2, report[-3000:]
     if hasattr(metrics, "DB_COMMANDS"):  # the shared client counts its commands
         assert re.search(r"^\| 1\.004194 action receive \| [\d.]+ \|", report, re.M)
         assert "| intake | n/a |" not in report
