@@ -33,6 +33,7 @@ correct on MongoDB 7.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -55,6 +56,8 @@ DUPLICATE_KEY = 11000
 FACTS = "dossier_facts"
 FACT_SOURCES = "dossier_fact_records"
 UPGRADES = "upgrades"
+FACT_CHANGES = "fact_changes"  # one document: how many writes of dossier_facts so far
+FACTS_CHANGED = "facts"
 
 # Every query audit sends, and the index that serves it:
 # - records: timeline (dossier_code), search by each filter then (time, _id) for the cursor's
@@ -93,6 +96,7 @@ INDEXES: Indexes = {
         ),
     ],
     FACT_SOURCES: [],
+    FACT_CHANGES: [],
     UPGRADES: [],
     QUARANTINE: [],
     LEGACY: [],
@@ -189,9 +193,12 @@ class AuditStore(HistoryReader):
         self.facts = db[FACTS]
         self.fact_sources = db[FACT_SOURCES]
         self.upgrades = db[UPGRADES]
+        self.fact_changes = db[FACT_CHANGES]
 
     async def setup(self) -> None:
         await create_indexes(self.records.database)
+        with contextlib.suppress(DuplicateKeyError):  # so a settling round counts in one $inc
+            await self.fact_changes.insert_one({"_id": FACTS_CHANGED, "n": 0})
 
     # --- recording -----------------------------------------------------------------------
 
@@ -359,19 +366,41 @@ class AuditStore(HistoryReader):
 
         No upsert: nx-27017 0.8.1 inserts a replacement upsert under a new ObjectId instead
         of the filter's `_id` (and where MongoDB would refuse it as a duplicate)."""
+        if not docs:
+            return
         first = [d for d in docs if d["version"] == 0]
         for doc in docs:
             if doc["version"] != 0:
                 older = {"_id": doc["_id"], "version": {"$lt": doc["version"]}}
                 if (await self.facts.replace_one(older, doc)).matched_count == 0:
                     first.append(doc)
-        if not first:
-            return
-        try:
-            await self.facts.insert_many(first, ordered=False)
-        except BulkWriteError as exc:
-            if not insert_errors_are_duplicates(exc):
-                raise
+        if first:
+            try:
+                await self.facts.insert_many(first, ordered=False)
+            except BulkWriteError as exc:
+                if not insert_errors_are_duplicates(exc):
+                    raise
+        await self._count_fact_change()
+
+    async def _count_fact_change(self) -> None:
+        """Count a write of `dossier_facts` (after it: a reader that saw the new count reads
+        the facts written before it), so the index gauges re-read the month only when it
+        changed. One keyed `$inc`; the first ever inserts the counter (no upsert: nx-27017
+        0.8.1 takes no `_id` from an upsert's filter)."""
+        key = {"_id": FACTS_CHANGED}
+        for _ in range(3):
+            if (await self.fact_changes.update_one(key, {"$inc": {"n": 1}})).matched_count:
+                return
+            try:
+                await self.fact_changes.insert_one({**key, "n": 1})
+                return
+            except DuplicateKeyError:
+                continue  # another process inserted it first: count on it
+
+    async def facts_changed(self) -> int:
+        """How many writes of `dossier_facts` there have been (0: none counted yet)."""
+        doc = await self.fact_changes.find_one({"_id": FACTS_CHANGED})
+        return int(doc["n"]) if doc else 0
 
     async def upgrade_state(self, name: str) -> Document | None:
         return await self.upgrades.find_one({"_id": name})

@@ -223,3 +223,23 @@ async def test_facts_are_written_only_over_an_older_version(
     assert (docs["A0"]["unit_id"], docs["B0"]["version"]) == ("newer", 2)
     await store.put_facts([{**newer, "version": 3, "unit_id": "newest"}])
     assert (await facts_docs(store, ["A0"]))["A0"]["unit_id"] == "newest"
+
+
+async def test_every_write_of_the_facts_is_counted_whichever_process_wrote_it(
+    stores: tuple[AuditStore, AuditStore],
+) -> None:
+    """The index gauges read the month again only when this count moved: each process's
+    writes count on one keyed document, the first ever of two at once included."""
+    first, second = stores
+    assert await first.facts_changed() == 0  # set up at 0, so a round counts in one $inc
+    await first.fact_changes.delete_many({})  # a database set up before the count existed
+    assert await first.facts_changed() == 0
+    [rec] = [r for r in mixed_dossiers() if r["_id"] == "A0-00"]
+    doc = facts_document("A0", [rec], CALENDAR, 1)
+    await asyncio.gather(first.put_facts([doc]), second.put_facts([doc | {"_id": "B0"}]))
+    assert await second.facts_changed() == 2
+    await asyncio.gather(*(s.put_facts([doc | {"version": 2}]) for s in (first, second) * 5))
+    assert await first.facts_changed() == 12
+    await first.put_facts([])  # nothing written: nothing counted
+    assert await first.facts_changed() == 12
+    assert await first.fact_changes.count_documents({}) == 1

@@ -25,14 +25,14 @@ from tests.factories import T0, dossier_events
 pytestmark = pytest.mark.integration
 KEY = b"k"
 GRACE = timedelta(seconds=5)
-# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 11 to
+# Per event recorded alone and then settled alone: 2 inserts (marker, record), then 12 to
 # settle it (due markers, last seal, records by id, links by record id, heads by id, links
 # inserted, head moved, its dossier's statistics: the summaries read by id and saved, the
-# facts written; markers dropped); 8 for an event that bears on no statistics fact (a
-# notification's).
+# facts written and the write counted for the index gauges; markers dropped); 8 for an event
+# that bears on no statistics fact (a notification's).
 RECORD_BUDGET = 2
-SETTLE_BUDGET = 11
-FACTS_COST = 3
+SETTLE_BUDGET = 12
+FACTS_COST = 4
 
 
 class Commands(monitoring.CommandListener):
@@ -137,9 +137,10 @@ async def test_a_batch_of_dossiers_settles_in_a_round_trip_count_fixed_per_dossi
     )
     assert settled == 50
     sent = Counter(commands.take())
-    # Nine for the round (the new dossiers' summaries read together and inserted together,
-    # their facts written together), two per dossier (its links, its head).
-    assert sum(sent.values()) == 9 + 2 * 10, sent
+    # Ten for the round (the new dossiers' summaries read together and inserted together,
+    # their facts written together and counted once), two per dossier (its links, its head).
+    assert sum(sent.values()) == 10 + 2 * 10, sent
+    assert sent[("update", "fact_changes")] == 1
     assert sent[("find", "dossier_fact_records")] == 1
     assert sent[("insert", "dossier_fact_records")] == 1 and sent[("insert", "dossier_facts")] == 1
     assert sent[("insert", "chain")] == 10 and sent[("update", "heads")] == 0

@@ -428,7 +428,7 @@ async def test_a_record_is_written_only_once_its_marker_is_and_failures_are_by_i
     ]
     pending, stored = RefusingCollection({1}), RefusingCollection({2})
     others = ["chain", "heads", "seals", "leases", "dossier_facts", "dossier_fact_records"]
-    others.append("upgrades")
+    others += ["upgrades", "fact_changes"]
     db = {"pending": pending, "records": stored} | dict.fromkeys(others)
     store = AuditStore(cast(Any, db))
     with pytest.raises(PartialWrite) as failure:

@@ -41,6 +41,7 @@ class FakeAudit:
         self.quarantined: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
         self.fact_sources: dict[str, dict[str, Any]] = {}
+        self.fact_changes = 0  # writes of the facts (what facts_changed counts)
         self.upgrades: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
@@ -162,6 +163,7 @@ class FakeAudit:
         return True
 
     async def put_facts(self, docs: list[dict[str, Any]]) -> None:
+        self.fact_changes += 1 if docs else 0
         for doc in docs:
             held = self.facts.get(doc["_id"])
             if held is None or held["version"] < doc["version"]:
@@ -184,6 +186,9 @@ class FakeAudit:
             and unit_id in (None, d["unit_id"])
             and procedure_code in (None, d["procedure_code"])
         ]
+
+    async def facts_changed(self) -> int:
+        return self.fact_changes
 
     async def upgrade_state(self, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.upgrades.get(name))

@@ -82,3 +82,75 @@ async def test_the_loop_keeps_refreshing_after_a_failure() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert len(calls) >= 3
+
+
+class CountingFacts(FakeAudit):
+    """The fake store, counting the month's readings (two facts_in each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readings = 0
+
+    async def facts_in(self, field: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if field == "received_at":
+            self.readings += 1
+        return await super().facts_in(field, *args, **kwargs)
+
+
+async def rounds(counted: list[int], n: int) -> None:
+    """Let the loop (every=0) take `n` more rounds."""
+    target = len(counted) + n
+    for _ in range(500):
+        if len(counted) >= target:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the loop did not go round")
+
+
+async def test_the_month_is_read_again_only_on_a_change_a_new_month_or_after_an_hour() -> None:
+    store = CountingFacts()
+    march = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    store.facts["A"] = fact("A", "U1", march, march, True)
+    counted: list[int] = []  # one entry per round (the clock is read once a round)
+    now = [NOW]
+    ticks = [0.0]
+
+    def clock() -> datetime:
+        counted.append(1)
+        return now[0]
+
+    task = asyncio.create_task(
+        index_metrics.keep_refreshing(
+            store=store, clock=clock, every=0, full_every=3600, monotonic=lambda: ticks[0]
+        )
+    )
+    try:
+        await rounds(counted, 5)
+        assert store.readings == 1  # at start only: nothing changed since
+        decided = "motcua_index_decided"
+        assert sample(decided, unit="U1", procedure="1.004194", on_time="true") == 1
+
+        await store.put_facts([fact("B", "U1", march, march, True)])  # a settling round wrote
+        await rounds(counted, 5)
+        assert store.readings == 2
+        assert sample(decided, unit="U1", procedure="1.004194", on_time="true") == 2
+
+        now[0] = datetime(2026, 4, 1, tzinfo=UTC)  # a new month: its gauges start from zero
+        await rounds(counted, 5)
+        assert store.readings == 3
+        assert sample(decided, unit="U1", procedure="1.004194", on_time="true") is None
+
+        # A write whose count was lost (a crash between them): read within the hour anyway.
+        april = datetime(2026, 4, 2, tzinfo=UTC)
+        now[0] = datetime(2026, 4, 3, tzinfo=UTC)  # the same month: no reading for that
+        store.facts["C"] = fact("C", "U1", april, april, False)
+        await rounds(counted, 5)
+        assert store.readings == 3
+        ticks[0] += 3600
+        await rounds(counted, 5)
+        assert store.readings == 4
+        assert sample(decided, unit="U1", procedure="1.004194", on_time="false") == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
