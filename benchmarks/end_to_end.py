@@ -459,7 +459,8 @@ class Bench:
 
     async def _bare_gets(self, client: Any) -> float:
         """The bare database's gets/s now, as `_baselines` measured them (same document and
-        count): whether the machine, not the history, changed between levels."""
+        count), on a fresh collection of the same server: the machine's speed at this level,
+        though the server's file and caches now also hold the history."""
         assert self.bare is not None
         sample, count = self.bare
         _, gets, _ = await probes.bare_database(
@@ -700,7 +701,8 @@ class Bench:
             ours = sum(level.cpu.get(name, 0.0) for name in SERVICES)
             database = level.cpu.get("database")
             per = level.wall / max(1, len(level.ok)) * 1000  # ms of wall per dossier
-            spent = f"{ours * per:.0f}, {database * per:.0f}" if database is not None else NA
+            theirs = f"{database * per:.0f}" if database is not None else NA
+            spent = f"{ours * per:.0f}, {theirs}"
             bare = f"{level.bare_gets:.0f}" if level.bare_gets is not None else NA
             out(
                 f"| {level.history} | {rate:.2f} | "

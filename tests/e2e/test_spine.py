@@ -155,6 +155,7 @@ async def test_invalid_input_is_refused_and_changes_nothing(
     seeded = {"units", "officers", "directory_meta"}  # review's directory, from the roster
     seeded.add("leases")  # audit's ledger lease: which process settles and seals
     seeded.add("upgrades")  # the one-off steps each service notes done at start
+    seeded.add("fact_changes")  # audit's count of statistics writes, set up at 0
     for service in ("intake", "review", "notify", "audit"):
         db = client[isolation.database(service)]  # type: ignore[index]
         for name in set(await db.list_collection_names()) - seeded:

@@ -154,3 +154,48 @@ async def test_the_month_is_read_again_only_on_a_change_a_new_month_or_after_an_
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class WrittenDuringTheReading(CountingFacts):
+    """A settling round writes (and counts) while the gauges read the month; the first reading
+    also fails once, after the count was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = True
+        self.late: dict[str, Any] | None = None
+
+    async def facts_in(self, field: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the database went away mid-reading")
+        found = await super().facts_in(field, *args, **kwargs)
+        if self.late is not None and field == "decided_at":  # after both queries' reads
+            late, self.late = self.late, None
+            await self.put_facts([late])
+        return found
+
+
+async def test_a_write_during_a_reading_and_a_failed_reading_are_read_next_round() -> None:
+    store = WrittenDuringTheReading()
+    march = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    store.facts["A"] = fact("A", "U2", march, march, True)
+    store.late = fact("B", "U2", march, march, True)
+    counted: list[int] = []
+
+    def clock() -> datetime:
+        counted.append(1)
+        return NOW
+
+    task = asyncio.create_task(index_metrics.keep_refreshing(store=store, clock=clock, every=0))
+    try:
+        await rounds(counted, 6)
+        # The failed reading was tried again; the write counted during the next one moved
+        # the count read before it, so one more reading saw B (the count is read first).
+        assert store.readings == 2
+        decided = "motcua_index_decided"
+        assert sample(decided, unit="U2", procedure="1.004194", on_time="true") == 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
