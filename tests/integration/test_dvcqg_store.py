@@ -95,9 +95,13 @@ async def test_a_resync_queues_the_add_and_update_again_at_the_last_status_once_
         retry_base_seconds=1,
         retry_max_seconds=10,
     )
-    submitted = submitted_event("G01.99-261201-0003")
+    # The events at fixed moments before the sync's clock, not at the wall clock: the test
+    # went off once the wall clock passed `later` (an update queued "at" the resync would then
+    # be older than the portal's, and rightly dropped).
+    submitted = submitted_event("G01.99-261201-0003").model_copy(update={"time": T0})
+    approved = approved_event(submitted).model_copy(update={"time": T0 + timedelta(hours=1)})
     await sync(submitted)
-    await sync(approved_event(submitted))
+    await sync(approved)
     for _ in range(3):  # add, update, progress: in sync
         got = await store.claim(later, timedelta(minutes=1))
         assert got is not None
