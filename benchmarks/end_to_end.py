@@ -227,7 +227,7 @@ class Bench:
                     if len(self.levels) == 1:
                         await self._baselines(client, watch, level)
                     else:  # the machine's speed now, on an empty collection (not history's)
-                        level.bare_gets = await self._bare_gets(client)
+                        _, level.bare_gets, _ = await self._bare_database(client)
                     if target != targets[-1]:  # measured dossiers become finished history
                         await finish_all(driver, self.plan_list, level.journeys, 10)
                 if len(self.levels) > 1:
@@ -457,16 +457,15 @@ class Bench:
         )
         return {name: per[name] / seconds for name in SERVICES}, detail
 
-    async def _bare_gets(self, client: Any) -> float:
-        """The bare database's gets/s now, as `_baselines` measured them (same document and
-        count), on a fresh collection of the same server: the machine's speed at this level,
-        though the server's file and caches now also hold the history."""
+    async def _bare_database(self, client: Any) -> tuple[float, float, int]:
+        """The bare database (inserts/s, gets/s, document bytes) now, with the document and
+        count `_baselines` chose, on a fresh collection of the same server: at a later level,
+        the machine's speed then, though the server's file and caches also hold the history."""
         assert self.bare is not None
         sample, count = self.bare
-        _, gets, _ = await probes.bare_database(
+        return await probes.bare_database(
             client, f"{self.prefix}bare", sample, count, self.args.concurrency
         )
-        return gets
 
     async def _baselines(self, client: Any, watch: Watch, level: Level) -> None:
         args = self.args
@@ -480,10 +479,8 @@ class Bench:
             client, await history.collections(client, self.prefix)
         )
         note("bare database: inserts and gets")
-        inserts, gets, doc_size = await probes.bare_database(
-            client, f"{self.prefix}bare", sample, count, args.concurrency
-        )
         self.bare = (sample, count)
+        inserts, gets, doc_size = await self._bare_database(client)
         level.bare_gets = gets
         ours_events = level.events / level.wall
         rate = len(level.ok) / level.wall

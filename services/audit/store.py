@@ -197,8 +197,7 @@ class AuditStore(HistoryReader):
 
     async def setup(self) -> None:
         await create_indexes(self.records.database)
-        with contextlib.suppress(DuplicateKeyError):  # so a settling round counts in one $inc
-            await self.fact_changes.insert_one({"_id": FACTS_CHANGED, "n": 0})
+        await self._fact_counter()  # so a settling round counts in one $inc
 
     # --- recording -----------------------------------------------------------------------
 
@@ -385,17 +384,18 @@ class AuditStore(HistoryReader):
     async def _count_fact_change(self) -> None:
         """Count a write of `dossier_facts` (after it: a reader that saw the new count reads
         the facts written before it), so the index gauges re-read the month only when it
-        changed. One keyed `$inc`; the first ever inserts the counter (no upsert: nx-27017
-        0.8.1 takes no `_id` from an upsert's filter)."""
-        key = {"_id": FACTS_CHANGED}
-        for _ in range(3):
-            if (await self.fact_changes.update_one(key, {"$inc": {"n": 1}})).matched_count:
-                return
-            try:
-                await self.fact_changes.insert_one({**key, "n": 1})
-                return
-            except DuplicateKeyError:
-                continue  # another process inserted it first: count on it
+        changed. One keyed `$inc`; on a database set up before the count existed, the
+        counter is created first (no upsert: nx-27017 0.8.1 takes no `_id` from an upsert's
+        filter)."""
+        key, bump = {"_id": FACTS_CHANGED}, {"$inc": {"n": 1}}
+        if (await self.fact_changes.update_one(key, bump)).matched_count == 0:
+            await self._fact_counter()
+            await self.fact_changes.update_one(key, bump)
+
+    async def _fact_counter(self) -> None:
+        """The count of facts writes, at 0, unless it is there already."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.fact_changes.insert_one({"_id": FACTS_CHANGED, "n": 0})
 
     async def facts_changed(self) -> int:
         """How many writes of `dossier_facts` there have been (0: none counted yet)."""
