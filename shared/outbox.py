@@ -14,7 +14,8 @@ long interval with one query on the `created_at` index (another replica's crash)
 
 `inline_fields`/`inline_set` + `settle` are a cheaper scheme for collections whose updates
 are isolated (MongoDB, nx-27017): the write marks its own events pending, so a step costs the
-write and one clearing update instead of pointer insert, write and pointer delete.
+write and one clearing update instead of pointer insert, write and pointer delete; under load,
+the clears of many documents go together in one bulk update (`Clears`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from pymongo import IndexModel
+from pymongo import IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -118,6 +119,77 @@ def inline_set(
     }
 
 
+CLEARS_PER_WRITE = 500
+
+
+class Clears:
+    """The mark clears of one collection's documents, sent together: each write carries every
+    clear asked for while the one before it was under way (one unordered bulk `update`), so
+    under load a clear costs a share of a round trip, and alone it costs one, sent at once.
+
+    A clear unsets the mark if it holds exactly the published ids (one update); if it holds
+    more (a later write marked others meanwhile), only those ids are pulled, and the relay
+    clears the rest once published."""
+
+    def __init__(self, source: AsyncCollection[Document]) -> None:
+        self.source = source
+        self.queued: list[tuple[Any, list[str], asyncio.Future[None]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    async def clear(self, doc_id: Any, ids: list[str]) -> None:
+        """Clear the mark of `ids` on `doc_id` (returns once written, or raises why not)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued.append((doc_id, ids, done))
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.get_running_loop().create_task(self._send_all())
+        await done
+
+    async def _send_all(self) -> None:
+        while self.queued:
+            batch = self.queued[:CLEARS_PER_WRITE]
+            del self.queued[:CLEARS_PER_WRITE]
+            try:
+                await self._write(batch)
+            except Exception as exc:  # each waiter gets the failure; nothing is left waiting
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write(self, batch: list[tuple[Any, list[str], asyncio.Future[None]]]) -> None:
+        unset = {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}}
+
+        def exactly(doc_id: Any, ids: list[str]) -> Document:
+            # "Exactly these ids", as $all + $size: nx-27017 0.8.1 refuses a filter that
+            # compares an array field to an array value ("type 'list' is not supported").
+            held = {"$all": ids, "$size": len(ids)} if ids else {"$size": 0}
+            return {"_id": doc_id, INLINE_PENDING: held}
+
+        if len(batch) == 1:
+            doc_id, ids, _ = batch[0]
+            if (await self.source.update_one(exactly(doc_id, ids), unset)).matched_count == 1:
+                return
+            left = [(doc_id, ids)] if ids else []
+        else:
+            ops = [UpdateOne(exactly(doc_id, ids), unset) for doc_id, ids, _ in batch]
+            result = await self.source.bulk_write(ops, ordered=False)
+            if result.matched_count == len(ops):
+                return
+            # Which marks held more than their published ids: one read by key finds them.
+            asked = list({doc_id: None for doc_id, ids, _ in batch if ids})
+            query = {"_id": {"$in": asked}, INLINE_PENDING: {"$exists": True}}
+            still = {
+                doc["_id"]: set(doc.get(INLINE_PENDING) or [])
+                async for doc in self.source.find(query, {INLINE_PENDING: 1})
+            }
+            left = [(d, ids) for d, ids, _ in batch if ids and still.get(d, set()) & set(ids)]
+        for doc_id, ids in left:
+            await self.source.update_one({"_id": doc_id}, {"$pullAll": {INLINE_PENDING: ids}})
+
+
 class Outbox:
     """One service's outbox over the collections whose documents record events."""
 
@@ -142,6 +214,7 @@ class Outbox:
         self._marked: dict[str, tuple[AsyncCollection[Document], Any]] = {}
         """Event id → the document whose write this process marked it in (`marked`)."""
         self.backlog = False  # the last round read a full batch and published: more waits
+        self._clears: dict[str, Clears] = {}
         """When the youngest pointer the last round left alone comes of age."""
 
     async def expect(
@@ -233,21 +306,15 @@ class Outbox:
         self, source: AsyncCollection[Document], doc_id: Any, events: Iterable[Event]
     ) -> list[Event]:
         """Publish `events` that `source`'s document `doc_id` marked inline, then clear their
-        mark: one update when they were its only pending events, two otherwise."""
+        mark (`Clears`: with the clears of other documents asked for meanwhile)."""
         published: list[Event] = []
         try:
             await self._publish_each(events, published)
         finally:
-            ids = [e.id for e in published]
-            # "Exactly these ids", as $all + $size: nx-27017 0.8.1 refuses a filter that
-            # compares an array field to an array value ("type 'list' is not supported").
-            exactly = {"$all": ids, "$size": len(ids)} if ids else {"$size": 0}
-            done = await source.update_one(
-                {"_id": doc_id, INLINE_PENDING: exactly},
-                {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}},
-            )
-            if done.matched_count == 0 and ids:
-                await source.update_one({"_id": doc_id}, {"$pullAll": {INLINE_PENDING: ids}})
+            clears = self._clears.get(source.name)
+            if clears is None:
+                clears = self._clears[source.name] = Clears(source)
+            await clears.clear(doc_id, [e.id for e in published])
         return published
 
     async def _relay_inline(self, now: datetime, cutoff: datetime, older_than: timedelta) -> int:

@@ -23,6 +23,8 @@ This module records facts only: every decision was made in domain.py / steps.py.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime
@@ -56,6 +58,7 @@ from shared.outbox import (
 from shared.storage import Document, Indexes, ensure_indexes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LOADS_KEPT = 2.0  # seconds a unit's open counts are used before they are read again
 
 INDEXES: Indexes = {
     "tasks": [
@@ -107,6 +110,9 @@ class TaskStore:
         )
         self.timers_changed = Alarm()  # wakes the timer loop of this process, if it must
         self.task_finished = asyncio.Event()  # wakes the mover of this process
+        self.loads: dict[str, tuple[float, Counter[str]]] = {}
+        """Unit → (when read, its officers' open tasks): `open_counts`, kept current by this
+        process's own writes and read again once `LOADS_KEPT` old (another replica's writes)."""
 
     async def setup(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -136,12 +142,31 @@ class TaskStore:
         return events_of(doc or {}, caused_by=caused_by)
 
     async def open_counts(self, unit_id: str) -> dict[str, int]:
+        """Each officer's open tasks in the unit. One `$group` at most every `LOADS_KEPT`
+        seconds per unit (it reads every open task of the unit: on nx-27017 it parses each
+        whole document, the costliest command of an assignment); in between, the count as read
+        plus this process's own writes since, so one replica assigns exactly and two are at
+        most `LOADS_KEPT` behind each other's (a choice of who is least loaded, not a rule)."""
+        kept = self.loads.get(unit_id)
+        if kept is not None and time.monotonic() - kept[0] < LOADS_KEPT:
+            return {officer: n for officer, n in kept[1].items() if n > 0}
         pipeline: list[Document] = [
             {"$match": {"unit_id": unit_id, "terminal": False}},
             {"$group": {"_id": "$officer_id", "n": {"$sum": 1}}},
         ]
         cursor = await self.tasks.aggregate(pipeline)
-        return {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
+        counts = {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
+        self.loads[unit_id] = (time.monotonic(), Counter(counts))
+        return counts
+
+    def _count(self, before: Task | None, after: Task) -> None:
+        """Keep the kept open counts current with a write of ours (`before` → `after`)."""
+        for task, change in ((before, -1), (after, 1)):
+            if task is None or task.terminal or task.officer_id is None:
+                continue
+            kept = self.loads.get(task.unit_id)
+            if kept is not None:
+                kept[1][task.officer_id] += change
 
     async def create(self, task: Task, events: list[Event]) -> tuple[Task, bool]:
         doc = to_doc(task)
@@ -153,6 +178,7 @@ class TaskStore:
             assert existing is not None
             return existing, False
         self.outbox.marked(self.tasks, task.id, events)
+        self._count(None, task)
         if task.timer_at is not None:
             self.timers_changed.set_for(task.timer_at)
         marked = tuple(doc.get(INLINE_PENDING, ()))
@@ -181,7 +207,10 @@ class TaskStore:
             loaded |= {INLINE_SINCE: before.unpublished_since or 0}
         doc |= loaded | inline_set(loaded, events)
         result = await self.tasks.replace_one({"_id": before.id, "version": before.version}, doc)
-        return result.matched_count == 1
+        if result.matched_count != 1:
+            return False
+        self._count(before, after)
+        return True
 
     async def queue(
         self, scopes: Sequence[Scope], where: QueueFilter, after: Position | None, limit: int

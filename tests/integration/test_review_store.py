@@ -400,3 +400,36 @@ async def test_a_supplement_requests_documents_are_kept_and_older_steps_load_wit
     await store.tasks.replace_one({"_id": "t1"}, raw)
     older = await store.load("t1")
     assert older is not None and older.steps[-1].missing == ()
+
+
+async def test_open_counts_are_read_once_kept_current_by_own_writes_and_read_again_when_old(
+    isolation: Isolation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The least-loaded choice reads a unit's counts with one `$group`, then follows this
+    process's own writes (an assignment, a step to a decision) without reading again; another
+    replica's writes are seen once the counts are `LOADS_KEPT` old."""
+    async with counted(isolation) as (client, commands):
+        store = await _store(client, isolation)
+        now = datetime.now(UTC)
+        await store.create(review_task(id="t1", dossier_code="D1", created_at=now), [])
+        with commands.record() as sent:
+            assert await store.open_counts("U") == {"o1": 1}
+            await store.create(
+                review_task(id="t2", dossier_code="D2", officer_id="o2", created_at=now), []
+            )
+            assert await store.open_counts("U") == {"o1": 1, "o2": 1}
+            receiving = review_task(id="t3", dossier_code="D3", created_at=now)
+            await store.create(receiving, [])
+            assert await store.open_counts("U") == {"o1": 2, "o2": 1}
+            decision = steps.take_action(
+                receiving, ONE, HOLDER, "refuse", "thiếu", now=now, calendar=CALENDAR, source="u"
+            )
+            assert await store.save(receiving, decision)  # refused: no longer open
+            assert await store.open_counts("U") == {"o1": 1, "o2": 1}
+            # Another replica assigns t4 to o2: not seen until the counts are old.
+            other = review_task(id="t4", dossier_code="D4", officer_id="o2", created_at=now)
+            await client[isolation.database("review")]["tasks"].insert_one(to_doc(other))
+            assert await store.open_counts("U") == {"o1": 1, "o2": 1}
+            monkeypatch.setattr("services.review.store.LOADS_KEPT", 0.0)
+            assert await store.open_counts("U") == {"o1": 1, "o2": 2}
+    assert [c for c in sent if c[0] == "aggregate"] == [("aggregate", "tasks")] * 2

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -128,7 +129,7 @@ async def test_the_outbox_relay_sends_no_command_between_long_interval_rounds(
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
-        await client.drop_database(isolation.database("relay"))
+        await client.drop_database(isolation.database("inline"))
         await client.close()
 
 
@@ -165,6 +166,23 @@ async def test_the_outbox_relay_wakes_on_a_failed_flush_and_publishes_it(
         await asyncio.gather(relay, return_exceptions=True)
 
 
+def _inline_outbox(
+    isolation: Isolation, name: str
+) -> tuple[str, AsyncMongoClient[Document], Any, list[Event], Outbox]:
+    """An outbox over one inline collection `things` of database `name`, publishing into a
+    list; its service name (for its command count) and client."""
+    service = f"{name}-{uuid.uuid4().hex[:8]}"
+    client = mongo_client(isolation.mongodb_url, service=service)
+    things = client[isolation.database(name)]["things"]
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    outbox = Outbox(things.database, publish, service=service, sources=[], inline=[things])
+    return service, client, things, published, outbox
+
+
 async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
     isolation: Isolation,
 ) -> None:
@@ -172,16 +190,7 @@ async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
     reads back as a string (the mark is epoch milliseconds), an array-equality filter is
     refused (settle matches with $all + $size), and `$push` onto an array of sub-documents
     turns them into JSON strings (inline_set sets whole values)."""
-    service = f"inline-{uuid.uuid4().hex[:8]}"
-    client = mongo_client(isolation.mongodb_url, service=service)
-    db = client[isolation.database("relay")]
-    things = db["things"]
-    published: list[Event] = []
-
-    async def publish(event: Event) -> None:
-        published.append(event)
-
-    outbox = Outbox(db, publish, service=service, sources=[], inline=[things])
+    service, client, things, published, outbox = _inline_outbox(isolation, "inline")
     try:
         # A step that completes: the insert marks its event, settle clears the mark.
         first, second, third = submitted_event(), submitted_event(), submitted_event()
@@ -207,7 +216,43 @@ async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
         assert await outbox.relay_once(older_than=timedelta(0)) == 1
         assert await things.count_documents({"outbox_pending_since": {"$exists": True}}) == 0
     finally:
-        await client.drop_database(isolation.database("relay"))
+        await client.drop_database(isolation.database("inline"))
+        await client.close()
+
+
+async def test_clears_asked_for_at_once_go_in_one_write_and_a_mark_holding_more_keeps_the_rest(
+    isolation: Isolation,
+) -> None:
+    """Settles of many documents at once: each clear asked for while a write is under way
+    goes in the next one (an unordered bulk update), so 20 settles cost far fewer than 20
+    updates. A document that a later write marked with another event meanwhile keeps that
+    event's mark (only the published id is pulled), and the relay publishes it."""
+    service, client, things, published, outbox = _inline_outbox(isolation, "clears")
+    try:
+        events = [submitted_event() for _ in range(20)]
+        for i, event in enumerate(events):
+            await things.insert_one({"_id": f"d{i}", **inline_fields([event])})
+        # d5 is marked again by a later write before its first event is settled.
+        later = submitted_event()
+        loaded = await things.find_one({"_id": "d5"})
+        assert loaded is not None
+        old = datetime.now(UTC) - timedelta(minutes=1)
+        await things.update_one({"_id": "d5"}, {"$set": inline_set(loaded, [later], at=old)})
+        before = _commands_of(service)
+        settled = await asyncio.gather(
+            *(outbox.settle(things, f"d{i}", [e]) for i, e in enumerate(events))
+        )
+        assert settled == [[e] for e in events]
+        # All 20 clears are asked for before the first write goes: one bulk update; then one
+        # read finds d5's mark holding more, and one update pulls its published id.
+        assert _commands_of(service) - before == 3
+        marked = [doc async for doc in things.find({"outbox_pending": {"$exists": True}})]
+        assert [(d["_id"], d["outbox_pending"]) for d in marked] == [("d5", [later.id])]
+        assert await outbox.relay_once() == 1
+        assert published[-1].id == later.id
+        assert await things.count_documents({"outbox_pending_since": {"$exists": True}}) == 0
+    finally:
+        await client.drop_database(isolation.database("clears"))
         await client.close()
 
 
