@@ -60,15 +60,30 @@ class Alarm(asyncio.Event):
 
     A step that sets a timer later than the moment the loop already sleeps towards wakes
     nothing (the loop would only read the index to sleep again): most steps set a timer days
-    away, so this saves the loop's two queries per step."""
+    away, so this saves the loop's two queries per step. A timer set while the loop is awake
+    (its round under way) is kept as `soonest`, and the loop's next sleep ends by then at the
+    latest: under load a step lands in nearly every round, and waking the loop for each kept
+    it reading the timer index over and over."""
 
     def __init__(self) -> None:
         super().__init__()
         self.planned: datetime | None = None  # when the loop wakes by itself; None: awake
+        self.soonest: datetime | None = None  # the earliest timer set while it was awake
 
     def set_for(self, at: datetime) -> None:
-        if self.planned is None or at < self.planned:
+        if self.planned is None:
+            self.soonest = at if self.soonest is None else min(self.soonest, at)
+        elif at < self.planned:
             self.set()
+
+    def plan(self, now: datetime, delay: float) -> float:
+        """The loop goes to sleep for `delay` seconds at `now`: how long it sleeps (less, if a
+        timer set during its round is due sooner); from then on, sooner timers wake it."""
+        if self.soonest is not None:
+            delay = min(delay, max(MIN_PAUSE, (self.soonest - now).total_seconds()))
+            self.soonest = None
+        self.planned = now + timedelta(seconds=delay)
+        return delay
 
 
 class Timers:
@@ -118,7 +133,7 @@ class Timers:
                 raise
             except Exception:
                 log.warning("timer round failed; will try again", exc_info=True)
-            self.wake.planned = self.clock() + timedelta(seconds=delay)
+            delay = self.wake.plan(self.clock(), delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
             self.wake.planned = None

@@ -639,11 +639,19 @@ def test_the_fakes_satisfy_the_ports() -> None:
 
 def test_a_timer_set_later_than_the_loop_sleeps_towards_wakes_nothing() -> None:
     alarm = timers.Alarm()
-    alarm.set_for(T0)  # the loop is awake (nothing planned): it looks again
-    assert alarm.is_set()
-    alarm.clear()
-    alarm.planned = T0 + timedelta(hours=1)  # the loop sleeps until then
+    # The loop is awake (nothing planned): timers set meanwhile wake nothing, the soonest of
+    # them shortens the sleep it plans next.
+    alarm.set_for(T0 + timedelta(minutes=10))
+    alarm.set_for(T0 + timedelta(minutes=2))
+    assert not alarm.is_set()
+    assert alarm.plan(T0, 15.0 * 60) == 120.0
+    assert alarm.planned == T0 + timedelta(minutes=2)
+    assert alarm.plan(T0, 15.0 * 60) == 900.0  # taken into account once
     alarm.set_for(T0 + timedelta(days=3))  # a step's next timer, days away: no wake-up
     assert not alarm.is_set()
     alarm.set_for(T0 + timedelta(minutes=5))  # sooner than the loop would look: wake it
     assert alarm.is_set()
+    alarm.clear()
+    alarm.planned = None  # awake again; a timer already due makes the next sleep the floor
+    alarm.set_for(T0 - timedelta(minutes=1))
+    assert not alarm.is_set() and alarm.plan(T0, 900.0) == timers.MIN_PAUSE
