@@ -35,7 +35,7 @@ from pymongo.errors import BulkWriteError
 from shared.clock import utcnow
 from shared.contracts import Event, load
 from shared.metrics import OUTBOX_PENDING
-from shared.storage import Document, Indexes
+from shared.storage import Coalesced, Document, Indexes
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,9 @@ def inline_set(
     }
 
 
-CLEARS_PER_WRITE = 500
-
-
 class Clears:
-    """The mark clears of one collection's documents, sent together: each write carries every
-    clear asked for while the one before it was under way (one unordered bulk `update`), so
-    under load a clear costs a share of a round trip, and alone it costs one, sent at once.
+    """The mark clears of one collection's documents, sent together (`Coalesced`: one
+    unordered bulk `update` carries every clear asked for while the one before was under way).
 
     A clear unsets the mark if it holds exactly the published ids (one update); if it holds
     more (a later write marked others meanwhile), only those ids are pulled, and the relay
@@ -133,33 +129,10 @@ class Clears:
 
     def __init__(self, source: AsyncCollection[Document]) -> None:
         self.source = source
-        self.queued: list[tuple[Any, list[str], asyncio.Future[None]]] = []
-        self.sender: asyncio.Task[None] | None = None
+        self.clear = Coalesced(self._write)
+        """Clear the mark of `(doc_id, ids)` (returns once written, or raises why not)."""
 
-    async def clear(self, doc_id: Any, ids: list[str]) -> None:
-        """Clear the mark of `ids` on `doc_id` (returns once written, or raises why not)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queued.append((doc_id, ids, done))
-        if self.sender is None or self.sender.done():
-            self.sender = asyncio.get_running_loop().create_task(self._send_all())
-        await done
-
-    async def _send_all(self) -> None:
-        while self.queued:
-            batch = self.queued[:CLEARS_PER_WRITE]
-            del self.queued[:CLEARS_PER_WRITE]
-            try:
-                await self._write(batch)
-            except Exception as exc:  # each waiter gets the failure; nothing is left waiting
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-    async def _write(self, batch: list[tuple[Any, list[str], asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Any, list[str]]]) -> None:
         unset = {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}}
 
         def exactly(doc_id: Any, ids: list[str]) -> Document:
@@ -169,23 +142,23 @@ class Clears:
             return {"_id": doc_id, INLINE_PENDING: held}
 
         if len(batch) == 1:
-            doc_id, ids, _ = batch[0]
+            doc_id, ids = batch[0]
             if (await self.source.update_one(exactly(doc_id, ids), unset)).matched_count == 1:
                 return
             left = [(doc_id, ids)] if ids else []
         else:
-            ops = [UpdateOne(exactly(doc_id, ids), unset) for doc_id, ids, _ in batch]
+            ops = [UpdateOne(exactly(doc_id, ids), unset) for doc_id, ids in batch]
             result = await self.source.bulk_write(ops, ordered=False)
             if result.matched_count == len(ops):
                 return
             # Which marks held more than their published ids: one read by key finds them.
-            asked = list({doc_id: None for doc_id, ids, _ in batch if ids})
+            asked = list({doc_id: None for doc_id, ids in batch if ids})
             query = {"_id": {"$in": asked}, INLINE_PENDING: {"$exists": True}}
             still = {
                 doc["_id"]: set(doc.get(INLINE_PENDING) or [])
                 async for doc in self.source.find(query, {INLINE_PENDING: 1})
             }
-            left = [(d, ids) for d, ids, _ in batch if ids and still.get(d, set()) & set(ids)]
+            left = [(d, ids) for d, ids in batch if ids and still.get(d, set()) & set(ids)]
         for doc_id, ids in left:
             await self.source.update_one({"_id": doc_id}, {"$pullAll": {INLINE_PENDING: ids}})
 
@@ -314,7 +287,7 @@ class Outbox:
             clears = self._clears.get(source.name)
             if clears is None:
                 clears = self._clears[source.name] = Clears(source)
-            await clears.clear(doc_id, [e.id for e in published])
+            await clears.clear((doc_id, [e.id for e in published]))
         return published
 
     async def _relay_inline(self, now: datetime, cutoff: datetime, older_than: timedelta) -> int:

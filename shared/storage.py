@@ -7,13 +7,14 @@ line, which the index-coverage test checks against the services' declared `INDEX
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
@@ -183,6 +184,7 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     return True
 
 
+T = TypeVar("T")
 Indexes = Mapping[str, Sequence[IndexModel]]
 """A service's declared indexes: collection name → its indexes (besides `_id`).
 
@@ -197,3 +199,39 @@ async def ensure_indexes(db: AsyncDatabase[Document], indexes: Indexes) -> None:
     for collection, models in indexes.items():
         if models:
             await db[collection].create_indexes(list(models))
+
+
+class Coalesced(Generic[T]):
+    """Writes asked for while one is under way go together in the next: `write` gets every
+    item asked for meanwhile (at most `most`), so under load an item costs a share of a round
+    trip, and alone it costs one, sent at once. Each caller returns once its item is written,
+    or raises what the write raised; a caller that is cancelled leaves its item to be written."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]], *, most: int = 500) -> None:
+        self.write = write
+        self.most = most
+        self.queued: list[tuple[T, asyncio.Future[None]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self.queued.append((item, done))
+        if self.sender is None or self.sender.done():
+            self.sender = loop.create_task(self._send_all())
+        await done
+
+    async def _send_all(self) -> None:
+        while self.queued:
+            batch = self.queued[: self.most]
+            del self.queued[: self.most]
+            try:
+                await self.write([item for item, _ in batch])
+            except Exception as exc:  # each waiter gets the failure; nothing is left waiting
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)

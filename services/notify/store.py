@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.notify.domain import Delivery, LogKey, log_key
 from services.notify.endpoint_store import INDEXES as PARTNER_INDEXES
@@ -28,7 +28,7 @@ from services.notify.national.store import INDEXES as DVCQG_INDEXES
 from services.notify.ports import Unreadable
 from shared.contracts import load
 from shared.outbox import OUTBOX_INDEXES
-from shared.storage import Document, Indexes, ensure_indexes
+from shared.storage import Coalesced, Document, Indexes, ensure_indexes
 
 LIVE = "deliveries"
 HISTORY = "delivery_history"
@@ -81,6 +81,7 @@ class NotifyStore:
         self.recipients = db[RECIPIENTS]
         self.live = db[LIVE]
         self.history = db[HISTORY]
+        self._archive = Coalesced(self._archive_all)
 
     async def setup(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -151,15 +152,31 @@ class NotifyStore:
         return saved
 
     async def archive(self, delivery: Delivery) -> None:
-        """Move a finished delivery to history (idempotent; never over a later version)."""
-        if delivery.archived:
+        """Move a finished delivery to history (idempotent; never over a later version). The
+        moves asked for while one is under way go together (`Coalesced`): one bulk write to
+        history, then one bulk delete from `live`, instead of two commands each."""
+        if not delivery.archived:
+            await self._archive(delivery)
+
+    async def _archive_all(self, deliveries: list[Delivery]) -> None:
+        def guard(delivery: Delivery) -> Document:
+            return {"_id": delivery.id, "version": {"$lt": delivery.version}}
+
+        # Each document with its _id: nx-27017 0.8.1 takes none from an upsert's filter.
+        if len(deliveries) == 1:
+            (delivery,) = deliveries
+            with contextlib.suppress(DuplicateKeyError):  # history holds it, or a later one
+                await self.history.replace_one(guard(delivery), document(delivery), upsert=True)
+            await self.live.delete_one({"_id": delivery.id, "version": delivery.version})
             return
-        doc = document(delivery)  # with its _id: nx-27017 0.8.1 takes none from an upsert's filter
-        with contextlib.suppress(DuplicateKeyError):  # history holds this version or a later
-            await self.history.replace_one(
-                {"_id": delivery.id, "version": {"$lt": delivery.version}}, doc, upsert=True
-            )
-        await self.live.delete_one({"_id": delivery.id, "version": delivery.version})
+        copies = [ReplaceOne(guard(d), document(d), upsert=True) for d in deliveries]
+        try:
+            await self.history.bulk_write(copies, ordered=False)
+        except BulkWriteError as exc:  # those history holds already, or a later version of
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        drops = [DeleteOne({"_id": d.id, "version": d.version}) for d in deliveries]
+        await self.live.bulk_write(drops, ordered=False)
 
     async def resends(self, root: Delivery) -> list[Delivery]:
         """Every resend of the delivery `root`, among its dossier's (the log's index)."""

@@ -184,6 +184,37 @@ async def test_history_is_never_written_over_by_an_older_version(
     assert await store.live.count_documents({"_id": "e4:applicant:sms"}) == 0
 
 
+async def test_deliveries_finished_at_once_move_in_two_commands_never_over_a_later_version(
+    counted: tuple[Notifier, Commands, dict[str, FakeChannel]],
+) -> None:
+    """Moves asked for while one is under way go together: one bulk write to history, one
+    bulk delete from live. In the same batch, a stale mover's older version of a delivery
+    history already holds later is refused (a duplicate key), and the others still move."""
+    notifier, commands, _ = counted
+    store = notifier.deliveries
+    assert isinstance(store, NotifyStore)
+    now = datetime.now(UTC).replace(microsecond=0)
+    finished: list[Delivery] = []
+    for i in range(10):
+        _, claimed = await take(store, _fresh(f"m{i}:applicant:sms", now), now)
+        done = await store.save(claimed, sent(claimed, provider_id="p", now=now, source="u"))
+        assert done is not None
+        finished.append(done)
+    stale = replace(finished[0], version=finished[0].version - 1, status="failed")
+    await store.archive(finished[0])  # alone: a copy and a delete, sent at once
+    commands.take()
+    await asyncio.gather(*(store.archive(d) for d in [stale, *finished[1:]]))
+    assert [(name, coll) for name, coll, _ in commands.take()] == [
+        ("update", HISTORY),
+        ("delete", LIVE),
+    ]
+    ids = {"_id": {"$in": [d.id for d in finished]}}
+    kept = {doc["_id"]: doc async for doc in store.history.find(ids)}
+    assert {key: doc["version"] for key, doc in kept.items()} == {d.id: d.version for d in finished}
+    assert kept["m0:applicant:sms"]["status"] == "sent"  # not written over by the stale one
+    assert await store.live.count_documents(ids) == 0
+
+
 async def test_a_new_delivery_already_in_history_is_not_created_again(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
