@@ -147,6 +147,13 @@ class Clears:
                 return
             left = [(doc_id, ids)] if ids else []
         else:
+            # Two clears of one document (two writes of it published meanwhile) go as one of
+            # both's ids: apart, neither would match the mark that holds both.
+            merged: dict[Any, list[str]] = {}
+            for doc_id, ids in batch:
+                held = merged.setdefault(doc_id, [])
+                held.extend(i for i in ids if i not in held)
+            batch = list(merged.items())
             ops = [UpdateOne(exactly(doc_id, ids), unset) for doc_id, ids in batch]
             result = await self.source.bulk_write(ops, ordered=False)
             if result.matched_count == len(ops):
@@ -184,11 +191,12 @@ class Outbox:
         self.wake = asyncio.Event()
         """Set when a flush failed: the relay runs without waiting for its interval."""
         self.next_due: datetime | None = None
+        """When the youngest pointer the last round left alone comes of age."""
         self._marked: dict[str, tuple[AsyncCollection[Document], Any]] = {}
         """Event id → the document whose write this process marked it in (`marked`)."""
         self.backlog = False  # the last round read a full batch and published: more waits
         self._clears: dict[str, Clears] = {}
-        """When the youngest pointer the last round left alone comes of age."""
+        """Collection name → the batcher of its documents' mark clears."""
 
     async def expect(
         self, source: AsyncCollection[Document], doc_id: str, events: Iterable[Event]

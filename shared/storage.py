@@ -201,15 +201,33 @@ async def ensure_indexes(db: AsyncDatabase[Document], indexes: Indexes) -> None:
             await db[collection].create_indexes(list(models))
 
 
+Outcomes = Sequence[BaseException | None] | None
+"""What a coalesced write says of its items: None (all written), or one entry per item, in
+order, None for an item written and the exception for one that was not."""
+
+
 class Coalesced(Generic[T]):
     """Writes asked for while one is under way go together in the next: `write` gets every
     item asked for meanwhile (at most `most`), so under load an item costs a share of a round
     trip, and alone it costs one, sent at once. Each caller returns once its item is written,
-    or raises what the write raised; a caller that is cancelled leaves its item to be written."""
+    or raises why it was not (the item's own failure, if `write` names one; else what the
+    write raised); a caller that is cancelled leaves its item to be written.
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]], *, most: int = 500) -> None:
+    A write is bounded by `limit` seconds (the driver sets no timeout): one that hangs on a
+    half-open connection fails its callers instead of holding every later item behind it.
+    If the sender itself is cancelled (a service stopping), every caller still waiting is
+    cancelled with it: none is left waiting for a write that will not come."""
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[Outcomes]],
+        *,
+        most: int = 500,
+        limit: float = 30.0,
+    ) -> None:
         self.write = write
         self.most = most
+        self.limit = limit
         self.queued: list[tuple[T, asyncio.Future[None]]] = []
         self.sender: asyncio.Task[None] | None = None
 
@@ -226,12 +244,30 @@ class Coalesced(Generic[T]):
             batch = self.queued[: self.most]
             del self.queued[: self.most]
             try:
-                await self.write([item for item, _ in batch])
+                async with asyncio.timeout(self.limit):
+                    outcomes = await self.write([item for item, _ in batch])
             except Exception as exc:  # each waiter gets the failure; nothing is left waiting
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+                _settle(batch, [exc] * len(batch))
+            except BaseException:
+                _settle(batch + self.queued, None)
+                self.queued.clear()
+                raise
             else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+                _settle(batch, list(outcomes or ()))
+
+
+def _settle(
+    batch: Sequence[tuple[object, asyncio.Future[None]]],
+    outcomes: Sequence[BaseException | None] | None,
+) -> None:
+    """Tell each waiter its item's outcome (None for outcomes: cancel them all)."""
+    for number, (_, done) in enumerate(batch):
+        if done.done():
+            continue
+        failure = outcomes[number] if outcomes is not None and number < len(outcomes) else None
+        if outcomes is None:
+            done.cancel()
+        elif failure is None:
+            done.set_result(None)
+        else:
+            done.set_exception(failure)

@@ -20,7 +20,7 @@ from typing import Any
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from services.notify.domain import Delivery, LogKey, log_key
 from services.notify.endpoint_store import INDEXES as PARTNER_INDEXES
@@ -158,7 +158,11 @@ class NotifyStore:
         if not delivery.archived:
             await self._archive(delivery)
 
-    async def _archive_all(self, deliveries: list[Delivery]) -> None:
+    async def _archive_all(self, deliveries: list[Delivery]) -> list[BaseException | None]:
+        """Copy each to history, then drop from `live` those whose copy is there: one whose
+        copy was refused stays in `live` (its caller gets why), and does not hold back the
+        others of its batch."""
+
         def guard(delivery: Delivery) -> Document:
             return {"_id": delivery.id, "version": {"$lt": delivery.version}}
 
@@ -168,15 +172,27 @@ class NotifyStore:
             with contextlib.suppress(DuplicateKeyError):  # history holds it, or a later one
                 await self.history.replace_one(guard(delivery), document(delivery), upsert=True)
             await self.live.delete_one({"_id": delivery.id, "version": delivery.version})
-            return
+            return [None]
+        outcomes: list[BaseException | None] = [None] * len(deliveries)
         copies = [ReplaceOne(guard(d), document(d), upsert=True) for d in deliveries]
         try:
             await self.history.bulk_write(copies, ordered=False)
         except BulkWriteError as exc:  # those history holds already, or a later version of
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            if exc.details.get("writeConcernErrors"):
                 raise
-        drops = [DeleteOne({"_id": d.id, "version": d.version}) for d in deliveries]
-        await self.live.bulk_write(drops, ordered=False)
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != 11000:
+                    outcomes[error["index"]] = WriteError(
+                        error.get("errmsg", "refused"), error.get("code"), error
+                    )
+        drops = [
+            DeleteOne({"_id": d.id, "version": d.version})
+            for d, outcome in zip(deliveries, outcomes, strict=True)
+            if outcome is None
+        ]
+        if drops:
+            await self.live.bulk_write(drops, ordered=False)
+        return outcomes
 
     async def resends(self, root: Delivery) -> list[Delivery]:
         """Every resend of the delivery `root`, among its dossier's (the log's index)."""

@@ -113,6 +113,8 @@ class TaskStore:
         self.loads: dict[str, tuple[float, Counter[str]]] = {}
         """Unit → (when read, its officers' open tasks): `open_counts`, kept current by this
         process's own writes and read again once `LOADS_KEPT` old (another replica's writes)."""
+        self._reading: dict[str, asyncio.Future[Counter[str]]] = {}
+        """Unit → its `$group` under way, shared by the callers that come meanwhile."""
 
     async def setup(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -142,21 +144,39 @@ class TaskStore:
         return events_of(doc or {}, caused_by=caused_by)
 
     async def open_counts(self, unit_id: str) -> dict[str, int]:
-        """Each officer's open tasks in the unit. One `$group` at most every `LOADS_KEPT`
-        seconds per unit (it reads every open task of the unit: on nx-27017 it parses each
-        whole document, the costliest command of an assignment); in between, the count as read
-        plus this process's own writes since, so one replica assigns exactly and two are at
-        most `LOADS_KEPT` behind each other's (a choice of who is least loaded, not a rule)."""
+        """Each officer's open tasks in the unit, for the least-loaded choice. One `$group`
+        per unit at a time, read again once `LOADS_KEPT` seconds old (it reads every open
+        task of the unit: on nx-27017 it parses each whole document, the costliest command of
+        an assignment); callers meanwhile share the read under way. In between, the count as
+        read plus this process's own writes since: another replica's writes are seen at the
+        next read, and one of ours that lands while the read is under way may be counted
+        twice or not at all until then. A choice of who is least loaded, not a rule."""
         kept = self.loads.get(unit_id)
         if kept is not None and time.monotonic() - kept[0] < LOADS_KEPT:
             return {officer: n for officer, n in kept[1].items() if n > 0}
+        reading = self._reading.get(unit_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_counts(unit_id))
+            self._reading[unit_id] = reading
+            reading.add_done_callback(lambda done: self._read(unit_id, done))
+        counts = await asyncio.shield(reading)  # a cancelled caller leaves it to the others
+        return {officer: n for officer, n in counts.items() if n > 0}
+
+    def _read(self, unit_id: str, done: asyncio.Future[Counter[str]]) -> None:
+        """A read ended: the next stale caller starts another (its failure went to each
+        caller waiting; retrieved here too, in case all of them were cancelled)."""
+        self._reading.pop(unit_id, None)
+        if not done.cancelled():
+            done.exception()
+
+    async def _read_counts(self, unit_id: str) -> Counter[str]:
         pipeline: list[Document] = [
             {"$match": {"unit_id": unit_id, "terminal": False}},
             {"$group": {"_id": "$officer_id", "n": {"$sum": 1}}},
         ]
         cursor = await self.tasks.aggregate(pipeline)
-        counts = {doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None}
-        self.loads[unit_id] = (time.monotonic(), Counter(counts))
+        counts = Counter({doc["_id"]: doc["n"] async for doc in cursor if doc["_id"] is not None})
+        self.loads[unit_id] = (time.monotonic(), counts)
         return counts
 
     def _count(self, before: Task | None, after: Task) -> None:

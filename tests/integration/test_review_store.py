@@ -407,7 +407,8 @@ async def test_open_counts_are_read_once_kept_current_by_own_writes_and_read_aga
 ) -> None:
     """The least-loaded choice reads a unit's counts with one `$group`, then follows this
     process's own writes (an assignment, a step to a decision) without reading again; another
-    replica's writes are seen once the counts are `LOADS_KEPT` old."""
+    replica's writes are seen once the counts are `LOADS_KEPT` old; callers that find them old
+    at once share one read."""
     async with counted(isolation) as (client, commands):
         store = await _store(client, isolation)
         now = datetime.now(UTC)
@@ -432,4 +433,7 @@ async def test_open_counts_are_read_once_kept_current_by_own_writes_and_read_aga
             assert await store.open_counts("U") == {"o1": 1, "o2": 1}
             monkeypatch.setattr("services.review.store.LOADS_KEPT", 0.0)
             assert await store.open_counts("U") == {"o1": 1, "o2": 2}
-    assert [c for c in sent if c[0] == "aggregate"] == [("aggregate", "tasks")] * 2
+            # Ten assignments at once find the counts old: they share one read.
+            together = await asyncio.gather(*(store.open_counts("U") for _ in range(10)))
+            assert together == [{"o1": 1, "o2": 2}] * 10
+    assert [c for c in sent if c[0] == "aggregate"] == [("aggregate", "tasks")] * 3

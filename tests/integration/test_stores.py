@@ -129,7 +129,7 @@ async def test_the_outbox_relay_sends_no_command_between_long_interval_rounds(
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
-        await client.drop_database(isolation.database("inline"))
+        await client.drop_database(isolation.database("relay"))
         await client.close()
 
 
@@ -226,12 +226,16 @@ async def test_clears_asked_for_at_once_go_in_one_write_and_a_mark_holding_more_
     """Settles of many documents at once: each clear asked for while a write is under way
     goes in the next one (an unordered bulk update), so 20 settles cost far fewer than 20
     updates. A document that a later write marked with another event meanwhile keeps that
-    event's mark (only the published id is pulled), and the relay publishes it."""
+    event's mark (only the published id is pulled), and the relay publishes it. Two clears of
+    one document (two of its writes published meanwhile) go as one: apart, neither matches a
+    mark that holds both, and both pulls would leave an empty mark behind."""
     service, client, things, published, outbox = _inline_outbox(isolation, "clears")
     try:
         events = [submitted_event() for _ in range(20)]
         for i, event in enumerate(events):
             await things.insert_one({"_id": f"d{i}", **inline_fields([event])})
+        x, y = submitted_event(), submitted_event()
+        await things.insert_one({"_id": "twice", **inline_fields([x, y])})
         # d5 is marked again by a later write before its first event is settled.
         later = submitted_event()
         loaded = await things.find_one({"_id": "d5"})
@@ -240,11 +244,14 @@ async def test_clears_asked_for_at_once_go_in_one_write_and_a_mark_holding_more_
         await things.update_one({"_id": "d5"}, {"$set": inline_set(loaded, [later], at=old)})
         before = _commands_of(service)
         settled = await asyncio.gather(
-            *(outbox.settle(things, f"d{i}", [e]) for i, e in enumerate(events))
+            *(outbox.settle(things, f"d{i}", [e]) for i, e in enumerate(events)),
+            outbox.settle(things, "twice", [x]),
+            outbox.settle(things, "twice", [y]),
         )
-        assert settled == [[e] for e in events]
-        # All 20 clears are asked for before the first write goes: one bulk update; then one
-        # read finds d5's mark holding more, and one update pulls its published id.
+        assert settled == [[e] for e in events] + [[x], [y]]
+        # All 22 clears are asked for before the first write goes: one bulk update (the two
+        # of "twice" as one); then one read finds d5's mark holding more, and one update pulls
+        # its published id.
         assert _commands_of(service) - before == 3
         marked = [doc async for doc in things.find({"outbox_pending": {"$exists": True}})]
         assert [(d["_id"], d["outbox_pending"]) for d in marked] == [("d5", [later.id])]

@@ -50,3 +50,56 @@ async def test_each_caller_gets_the_failure_of_its_write_and_a_cancelled_one_is_
         await quitter
     await send("e")  # the write of "d" went on; "e" follows it
     assert writes[1:] == [["d"], ["e"]]
+
+
+async def test_a_write_naming_one_item_s_failure_fails_only_that_caller() -> None:
+    async def write(batch: list[str]) -> list[BaseException | None]:
+        await asyncio.sleep(0)
+        return [ValueError(item) if item == "bad" else None for item in batch]
+
+    send = Coalesced(write)
+    results = await asyncio.gather(
+        *(send(item) for item in ("a", "bad", "c")), return_exceptions=True
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad"
+
+
+async def test_a_write_that_hangs_fails_its_callers_and_the_next_items_are_written() -> None:
+    writes: list[list[str]] = []
+
+    async def write(batch: list[str]) -> None:
+        writes.append(batch)
+        if "stuck" in batch:
+            await asyncio.Event().wait()  # a half-open connection: no answer ever
+
+    send = Coalesced(write, limit=0.05)
+    stuck = asyncio.create_task(send("stuck"))
+    await asyncio.sleep(0)
+    after = asyncio.create_task(send("after"))
+    with pytest.raises(TimeoutError):
+        await stuck
+    await after  # not held behind the hung write for longer than its limit
+    assert writes == [["stuck"], ["after"]]
+
+
+async def test_callers_waiting_when_the_sender_is_cancelled_are_cancelled_not_left_waiting() -> (
+    None
+):
+    started = asyncio.Event()
+
+    async def write(batch: list[str]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    send = Coalesced(write)
+    first = asyncio.create_task(send("a"))
+    await started.wait()
+    queued = asyncio.create_task(send("b"))  # waits for the next write
+    await asyncio.sleep(0)
+    assert send.sender is not None
+    send.sender.cancel()  # the service stops
+    for caller in (first, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(caller, 1.0)
+    assert send.queued == []
