@@ -55,7 +55,14 @@ def load_overrides(path: Path | None) -> CalendarOverrides:
 
 @functools.lru_cache(maxsize=64)
 def _public_holidays(year: int) -> tuple[frozenset[date], frozenset[date]]:
-    """(days off, make-up working days) that the `holidays` package lists for `year`."""
+    """(days off, make-up working days) that the `holidays` package lists for `year`; a year
+    it has no table for is an error, not a year of weekdays all worked."""
+    vn = holidays.country_holidays("VN")
+    if not vn.start_year <= year <= vn.end_year:
+        raise ValueError(
+            f"no public-holiday table for {year}: the holidays package covers "
+            f"{vn.start_year}-{vn.end_year}"
+        )
     vn = holidays.country_holidays("VN", years=year)
     off = frozenset(d for d in vn if d.year == year)
     worked = frozenset(d for d in getattr(vn, "weekend_workdays", ()) if d.year == year)
@@ -93,12 +100,14 @@ class WorkingCalendar:
         return ()
 
     def _intervals(
-        self, start: datetime, *, saturday_morning: bool
+        self, start: datetime, *, saturday_morning: bool, until: date | None = None
     ) -> Iterator[tuple[datetime, datetime]]:
-        """Working intervals from `start` on, in Vietnam time (the first one clipped)."""
+        """Working intervals from `start` on, in Vietnam time (the first one clipped): to the
+        day `until`, or for at most ten years of days (far beyond any legal deadline)."""
         local = start.astimezone(VIETNAM)
         day = local.date()
-        for _ in range(3660):  # ten years of days: far beyond any legal deadline
+        days = 3660 if until is None else max(0, (until - day).days + 1)
+        for _ in range(days):
             for begin, end in self.periods(day, saturday_morning=saturday_morning):
                 lo = datetime.combine(day, begin, VIETNAM)
                 hi = datetime.combine(day, end, VIETNAM)
@@ -106,7 +115,8 @@ class WorkingCalendar:
                     continue
                 yield max(lo, local), hi
             day += timedelta(days=1)
-        raise RuntimeError("no working time within ten years")
+        if until is None:
+            raise RuntimeError("no working time within ten years")
 
     def next_working_moment(self, at: datetime, *, saturday_morning: bool = False) -> datetime:
         """`at` itself if it is working time, else the start of the next working period."""
@@ -141,7 +151,8 @@ class WorkingCalendar:
     ) -> float:
         """Working hours from `start` to `end` (0 if `end` is not later)."""
         total = timedelta()
-        for begin, stop in self._intervals(start, saturday_morning=saturday_morning):
+        last = end.astimezone(VIETNAM).date()  # a task ten years late still has its figure
+        for begin, stop in self._intervals(start, saturday_morning=saturday_morning, until=last):
             if begin >= end:
                 break
             total += min(stop, end) - begin

@@ -1,11 +1,17 @@
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.calendar import VIETNAM, CalendarOverrides, WorkingCalendar, load_overrides
+from shared.calendar import (
+    HOURS_PER_DAY,
+    VIETNAM,
+    CalendarOverrides,
+    WorkingCalendar,
+    load_overrides,
+)
 
 CALENDAR = WorkingCalendar()
 
@@ -114,3 +120,16 @@ def test_promises_across_year_end_and_tet_skip_every_day_off(year: int, days: in
         ]
         assert len(counted) >= days
         assert CALENDAR.is_working_day(promised.date())
+
+
+def test_working_hours_between_moments_more_than_ten_years_apart_are_counted() -> None:
+    """A task far overdue still gets its figure (supervision's lateness), not an error."""
+    start = datetime(2026, 3, 13, 9, 0, tzinfo=UTC)
+    ten_years = CALENDAR.working_hours_between(start, start.replace(year=2036))
+    twelve_years = CALENDAR.working_hours_between(start, start.replace(year=2038))
+    assert ten_years > 2400 * HOURS_PER_DAY and twelve_years > ten_years + 400 * HOURS_PER_DAY
+
+
+def test_a_year_without_a_public_holiday_table_is_an_error_not_all_worked() -> None:
+    with pytest.raises(ValueError, match="no public-holiday table for 2101"):
+        CALENDAR.is_day_off(date(2101, 1, 1))
