@@ -89,7 +89,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         await store.setup()
         client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
         rt.background(_close_on_cancel(client), "http-client")
-        channels: dict[str, Channel] = {"email": SmtpChannel(settings)}
+        email = SmtpChannel(settings)
+        rt.background(_quit_on_cancel(email), "smtp-sessions")
+        channels: dict[str, Channel] = {"email": email}
         if settings.sms_gateway_url:
             channels["sms"] = SmsChannel(settings, client)
         if settings.zalo_base_url:
@@ -202,3 +204,11 @@ async def _close_on_cancel(client: httpx.AsyncClient) -> None:
         await asyncio.Event().wait()
     finally:
         await client.aclose()
+
+
+async def _quit_on_cancel(email: SmtpChannel) -> None:
+    """Say goodbye to the kept SMTP sessions when the service stops."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.to_thread(email.close)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import smtplib
 import ssl
+import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -34,11 +35,34 @@ class Channel(Protocol):
         ...
 
 
-class SmtpChannel:
-    """E-mail over SMTP (optional STARTTLS and AUTH), as plain text with an HTML alternative."""
+# An SMTP session is kept open between messages: opening one costs a connection, the greeting,
+# EHLO, STARTTLS (a TLS handshake) and AUTH; a kept one sends MAIL, RCPT and DATA only. Kept
+# idle for well under the 5 minutes a server may wait for a quiet client (RFC 5321 4.5.3.2.7).
+SMTP_KEPT = 8
+SMTP_IDLE_SECONDS = 30.0
 
-    def __init__(self, settings: NotifySettings) -> None:
+
+class SmtpChannel:
+    """E-mail over SMTP (optional STARTTLS and AUTH), as plain text with an HTML alternative.
+
+    Sessions are kept for the next messages (at most `kept`, each idle at most `idle`
+    seconds); one the server has closed meanwhile is found out at its first command, and the
+    message goes at once through a new session. A session that failed a message is closed."""
+
+    def __init__(
+        self,
+        settings: NotifySettings,
+        *,
+        kept: int = SMTP_KEPT,
+        idle: float = SMTP_IDLE_SECONDS,
+    ) -> None:
         self.settings = settings
+        self.kept = kept
+        self.idle = idle
+        self.sessions: list[tuple[float, smtplib.SMTP]] = []
+        """Idle sessions, each with the moment it was given back (sends run in threads)."""
+        self.opened = 0  # sessions opened so far (a figure for tests and operators)
+        self._lock = threading.Lock()
 
     async def send(self, message: Message) -> str:
         email = EmailMessage()
@@ -53,22 +77,67 @@ class SmtpChannel:
         await asyncio.to_thread(self._send, email)
         return str(email["Message-ID"])
 
-    def _send(self, message: EmailMessage) -> None:
+    def close(self) -> None:
+        """Say goodbye to every idle session (the service stops)."""
+        with self._lock:
+            sessions, self.sessions = self.sessions, []
+        for _, smtp in sessions:
+            _goodbye(smtp)
+
+    def _open(self) -> smtplib.SMTP:
         s = self.settings
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
         try:
-            # Not `with smtplib.SMTP(...)`: its exit raises when QUIT is not answered 221, which
-            # would count a delivered e-mail as failed.
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
-            try:
-                if s.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=s.smtp_ca_file))
-                if s.smtp_username:
-                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
-                smtp.send_message(message)
-                with contextlib.suppress(smtplib.SMTPException, OSError):
-                    smtp.quit()  # the server has the message: its goodbye changes nothing
-            finally:
-                smtp.close()
+            if s.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context(cafile=s.smtp_ca_file))
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except BaseException:
+            smtp.close()
+            raise
+        self.opened += 1
+        return smtp
+
+    def _kept(self) -> smtplib.SMTP | None:
+        """The most recently used idle session young enough, closing those too old."""
+        now = time.monotonic()
+        with self._lock:
+            while self.sessions:
+                since, smtp = self.sessions.pop()
+                if now - since < self.idle:
+                    return smtp
+                _goodbye(smtp)
+        return None
+
+    def _give_back(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self.sessions) < self.kept:
+                self.sessions.append((time.monotonic(), smtp))
+                return
+        _goodbye(smtp)
+
+    def _send(self, message: EmailMessage) -> None:
+        try:
+            smtp = self._kept()
+            if smtp is not None:
+                try:
+                    smtp.send_message(message)
+                except _STALE as exc:
+                    smtp.close()  # closed by the server while it was kept: a new session
+                    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421:
+                        raise
+                    smtp = None
+                except BaseException:
+                    smtp.close()
+                    raise
+            if smtp is None:
+                smtp = self._open()
+                try:
+                    smtp.send_message(message)
+                except BaseException:
+                    smtp.close()
+                    raise
+            self._give_back(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             replies = "; ".join(f"{code} {text!r}" for code, text in exc.recipients.values())
@@ -82,6 +151,19 @@ class SmtpChannel:
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
+
+
+# What a kept session the server closed meanwhile answers its first command with: a dropped
+# connection, or 421 ("service not available, closing transmission channel").
+_STALE = (smtplib.SMTPServerDisconnected, ConnectionError, smtplib.SMTPResponseException)
+
+
+def _goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT, then close; a server that does not answer it changes nothing (not `with
+    smtplib.SMTP(...)`: its exit raises when QUIT is not answered 221)."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        smtp.quit()
+    smtp.close()
 
 
 # Timeouts, refused or dropped connections, a provider that hung up mid-answer: worth a retry.

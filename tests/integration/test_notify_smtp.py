@@ -155,3 +155,69 @@ async def test_a_bad_answer_to_quit_does_not_undo_a_delivered_email() -> None:
         controller.stop()
     assert provider_id.endswith("@motcua.local>")
     assert len(box.messages) == 1
+
+
+class CountingMailbox(Mailbox):
+    """Counts the sessions opened to it (one EHLO each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname  # what aiosmtpd's own EHLO does, once a hook takes over
+        return responses
+
+
+async def test_a_session_is_kept_for_the_next_messages_and_one_closed_meanwhile_is_replaced() -> (
+    None
+):
+    """Three e-mails, one session (one connection, EHLO and AUTH). The server then restarts,
+    closing the kept session: the next e-mail finds out at its first command and goes at
+    once through a new session, delivered once."""
+    box = CountingMailbox()
+    controller = _server(box, auth_require_tls=False)
+    settings = NotifySettings(
+        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings)
+    try:
+        for _ in range(3):
+            await channel.send(MESSAGE)
+        assert (len(box.messages), box.sessions, channel.opened) == (3, 1, 1)
+        controller.stop()  # closes the kept session's connection
+        controller = _server(box, auth_require_tls=False)
+        settings.smtp_port = box.port
+        await channel.send(MESSAGE)
+        assert (len(box.messages), box.sessions, channel.opened) == (4, 2, 2)
+    finally:
+        channel.close()
+        controller.stop()
+
+
+async def test_a_session_idle_too_long_is_not_used_again_and_one_that_failed_is_closed(
+    guarded: Mailbox,
+) -> None:
+    settings = NotifySettings(
+        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings, idle=0.0)
+    try:
+        await channel.send(MESSAGE)
+        await channel.send(MESSAGE)
+        assert channel.opened == 2 and len(guarded.messages) == 2  # each found the other too old
+        kept = SmtpChannel(settings)
+        guarded.refuse = "550 no such mailbox"
+        with pytest.raises(SendError) as err:
+            await kept.send(MESSAGE)
+        assert err.value.permanent and kept.sessions == []  # closed, not kept
+        guarded.refuse = None
+        await kept.send(MESSAGE)
+        assert kept.opened == 2 and len(kept.sessions) == 1
+        kept.close()
+        assert kept.sessions == []
+    finally:
+        channel.close()
