@@ -254,3 +254,13 @@ async def test_key_rotation_still_verifies() -> None:
         assert jwt.get_unverified_header(second)["kid"] == "key-2026-2"
         assert (await verifier.verify(second)).officer_id == "cb-badinh-02"
         assert (await verifier.verify(first)).officer_id == "cb-badinh-01"
+
+
+def test_a_provider_silent_at_start_up_is_started_once_more_then_refused() -> None:
+    """A provider that neither answers nor exits in time is stopped and started again on a new
+    port; if that one is silent too, the error holds both attempts' logs."""
+    with (
+        pytest.raises(TimeoutError, match=r"(?s)attempt 1, port \d+.*attempt 2, port \d+"),
+        oidc_provider(roster_accounts(), [CLIENT], startup_timeout=0.0),
+    ):
+        pytest.fail("a provider that answered nothing was handed out")

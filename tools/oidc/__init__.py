@@ -155,7 +155,6 @@ def running_provider(
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node is not on PATH: the OIDC provider needs Node.js 20+")
-    port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="motcua-oidc-") as tmp:
         folder = Path(tmp)
         files: dict[str, Any] = {
@@ -164,23 +163,39 @@ def running_provider(
         }
         if keys is not None:
             files["keys"] = {"keys": list(keys)}
-        command = [node, str(PROVIDER_SCRIPT), "--port", str(port)]
-        command += ["--access-token-ttl", str(access_token_ttl)]
+        options = ["--access-token-ttl", str(access_token_ttl)]
         for name, content in files.items():
             (folder / f"{name}.json").write_text(json.dumps(content, ensure_ascii=False), "utf-8")
-            command += [f"--{name}", str(folder / f"{name}.json")]
-        log_path = folder / "provider.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        running = RunningProvider(port, process, log_path, list(accounts))
-        try:
-            deadline = time.monotonic() + startup_timeout
-            while not _discovery_answers(running.discovery_url):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the OIDC provider exited:\n{running.log()[-3000:]}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the OIDC provider did not answer:\n{running.log()}")
-                time.sleep(0.1)
-            yield running
-        finally:
-            _stop(process)
+            options += [f"--{name}", str(folder / f"{name}.json")]
+        # A provider that neither answered nor exited in `startup_timeout` is started once more
+        # (on a new port when it chose its own): CI once saw one stay silent for 90 s.
+        attempts = 2 if port == 0 else 1
+        failures: list[str] = []
+        for attempt in range(1, attempts + 1):
+            chosen = port or free_port()
+            log_path = folder / f"provider-{attempt}.log"
+            command = [node, str(PROVIDER_SCRIPT), "--port", str(chosen), *options]
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            running = RunningProvider(chosen, process, log_path, list(accounts))
+            try:
+                if _started(running, startup_timeout):
+                    yield running
+                    return
+            finally:
+                _stop(process)
+            failures.append(f"attempt {attempt}, port {chosen}:\n{running.log()[-3000:]}")
+        raise TimeoutError("the OIDC provider did not answer:\n" + "\n".join(failures))
+
+
+def _started(running: RunningProvider, timeout: float) -> bool:
+    """Wait until `running` answers discovery (True) or `timeout` passes (False); raise if it
+    exited."""
+    deadline = time.monotonic() + timeout
+    while not _discovery_answers(running.discovery_url):
+        if running.process.poll() is not None:
+            raise RuntimeError(f"the OIDC provider exited:\n{running.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
