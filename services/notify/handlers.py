@@ -214,13 +214,14 @@ async def take(
     """Load the delivery (or start from `fresh`), decide the claim, and save a new try in one
     guarded write: of handlers racing for it, one wins and the others decide again.
 
-    Most deliveries are new: the first round only looks in history (a redelivered event's
-    delivery is finished there), and the insert of `fresh` finds out whether one is in flight
-    (refused: then it is loaded). A retry (`stored`) and a replay of a parked message load
+    Most deliveries are new: the first round reads nothing and inserts `fresh`; the insert
+    finds out whether one is in flight (refused), and its check of history whether one is
+    finished (a redelivered event's: the insert steps back). Either way the next round loads
+    it and decides on what is stored. A retry (`stored`) and a replay of a parked message load
     first: they are about a stored one."""
     for round_ in range(LOAD_ROUNDS):
         if round_ == 0 and reopen == 0 and not stored:
-            current = await deliveries.finished(fresh.id) or fresh
+            current = fresh
         else:
             current = await deliveries.load(fresh.id) or fresh
         decision = claim(current, now=clock(), lease=lease, tries=tries, reopen=reopen)

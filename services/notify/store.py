@@ -124,11 +124,6 @@ class NotifyStore:
         doc = await self.history.find_one({"_id": delivery_id})
         return delivery_of(doc, archived=True) if doc is not None else None
 
-    async def finished(self, delivery_id: str) -> Delivery | None:
-        """The delivery if it is finished and moved to history (one read by key)."""
-        doc = await self.history.find_one({"_id": delivery_id})
-        return delivery_of(doc, archived=True) if doc is not None else None
-
     async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
         """Record `new` in place of `previous` as it was read, in one write; None if another
         handler wrote meanwhile (then nothing is written). Returns `new` as stored."""
@@ -141,10 +136,11 @@ class NotifyStore:
             await self.live.insert_one(doc)
         except DuplicateKeyError:
             return None
-        # Another handler may have taken the same step from the same read, sent, and moved its
-        # outcome to history (deleting its live copy) before this insert: a history entry newer
-        # than what we read says so (history is written before the live copy is deleted, so it
-        # is there by now). Step back, so nothing is sent twice.
+        # The delivery may be finished already: a redelivered event's (inserted without a read,
+        # `previous` is version 0), or another handler took the same step from the same read,
+        # sent, and moved its outcome to history (deleting its live copy) before this insert. A
+        # history entry newer than what we read says so (history is written before the live
+        # copy is deleted, so it is there by now). Step back, so nothing is sent twice.
         newer = {"_id": new.id, "version": {"$gt": previous.version}}
         if await self.history.find_one(newer, {"_id": 1}) is not None:
             await self.live.delete_one({"_id": new.id, "version": saved.version})

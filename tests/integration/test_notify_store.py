@@ -113,12 +113,17 @@ async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
     assert raw is not None and (raw["status"], raw["attempts"], raw["version"]) == ("sent", 3, 5)
     assert [e["type"] for e in raw["outbox"]] == ["notification.sent"]
 
-    # Finished, it moves to history; claims find it there, finished, however many at once.
+    # Finished, it moves to history; claims find it there, finished, however many at once. (A
+    # claim inserts before it reads: one that loads another's insert before that steps back
+    # finds it busy, and looks again when its lease ends. None sends.)
     await store.archive(final)
     assert await store.live.find_one({"_id": "e1:applicant:sms"}) is None
     kinds = await asyncio.gather(*(take(replicas[i % 2], fresh, now) for i in range(4)))
-    assert {(k, d.archived, d.provider_message_id) for k, d in kinds} == {("finished", True, "p1")}
+    assert {k for k, _ in kinds} <= {"finished", "busy"}
+    finished = {(d.archived, d.provider_message_id) for k, d in kinds if k == "finished"}
+    assert finished == {(True, "p1")}
     assert await store.live.count_documents({"_id": "e1:applicant:sms"}) == 0
+    assert (await take(store, fresh, now))[0] == "finished"
 
 
 async def test_a_delivery_whose_every_try_crashed_is_exhausted_not_retried_forever(
@@ -403,7 +408,7 @@ async def test_a_delivery_costs_a_fixed_number_of_round_trips_whatever_is_stored
     counted: tuple[Notifier, Commands, dict[str, FakeChannel]],
 ) -> None:
     notifier, commands, channels = counted
-    budget = {"first": 6, "again": 3}
+    budget = {"first": 5, "again": 5}
     measured: list[dict[str, int]] = []
     for number in range(1, 22):  # the last with twenty dossiers' deliveries in history
         first = submitted(f"G01.99-261102-{number:04d}")
@@ -420,16 +425,24 @@ async def test_a_delivery_costs_a_fixed_number_of_round_trips_whatever_is_stored
     assert measured[-1] == measured[0], measured  # flat as history grows
     assert measured[-1]["first"] <= budget["first"], once
     assert measured[-1]["again"] <= budget["again"], again
-    # What the first delivery's round trips are: the claim (is it finished already? then its
-    # insert, and a read by key that guards the insert), the outcome, the move to history. The
-    # contact is the replica's own copy, kept from the submission.
+    # What the first delivery's round trips are: the claim (its insert, and a read by key of
+    # history that guards the insert), the outcome, the move to history. The contact is the
+    # replica's own copy, kept from the submission.
     assert [(n, c) for n, c, _ in once] == [
-        ("find", HISTORY),
         ("insert", LIVE),
         ("find", HISTORY),
         ("update", LIVE),
         ("update", HISTORY),
         ("delete", LIVE),
+    ]
+    # A redelivery (rare: a lost ack) costs more than it did with a read of history first, for
+    # one command less on every delivery: the insert steps back, then the delivery is loaded.
+    assert [(n, c) for n, c, _ in again] == [
+        ("insert", LIVE),
+        ("find", HISTORY),
+        ("delete", LIVE),
+        ("find", LIVE),
+        ("find", HISTORY),
     ]
 
 
@@ -452,7 +465,7 @@ async def test_a_retried_delivery_costs_two_round_trips_more_per_try(
     retried = commands.take()
     assert _by_key_or_live(failing + retried) == []
     assert [(n, c) for n, c, _ in failing][-1] == ("update", LIVE)  # recorded `retrying`
-    assert len(failing) == 4 and len(retried) == 5, (failing, retried)
+    assert len(failing) == 3 and len(retried) == 5, (failing, retried)
     page, _ = await operators.delivery_log(
         first.subject, after=None, limit=50, deliveries=notifier.deliveries
     )

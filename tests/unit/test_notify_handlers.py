@@ -66,10 +66,6 @@ class FakeDeliveries:
         found = self.history.get(delivery_id)
         return replace(found, archived=True) if found else None
 
-    async def finished(self, delivery_id: str) -> Delivery | None:
-        found = self.history.get(delivery_id)
-        return replace(found, archived=True) if found else None
-
     async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
         if self.before_save is not None:
             hook, self.before_save = self.before_save, None
