@@ -90,7 +90,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
         rt.background(_close_on_cancel(client), "http-client")
         email = SmtpChannel(settings)
-        rt.background(_quit_on_cancel(email), "smtp-sessions")
+        rt.background(_keep_sessions(email), "smtp-sessions")
         channels: dict[str, Channel] = {"email": email}
         if settings.sms_gateway_url:
             channels["sms"] = SmsChannel(settings, client)
@@ -206,9 +206,13 @@ async def _close_on_cancel(client: httpx.AsyncClient) -> None:
         await client.aclose()
 
 
-async def _quit_on_cancel(email: SmtpChannel) -> None:
-    """Say goodbye to the kept SMTP sessions when the service stops."""
+async def _keep_sessions(email: SmtpChannel) -> None:
+    """Close the kept SMTP sessions idle too long (checked every `idle` seconds, no database
+    involved), and say goodbye to the others when the service stops."""
     try:
-        await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(max(email.idle, 1.0))
+            if email.sessions:
+                await asyncio.to_thread(email.expire)
     finally:
         await asyncio.to_thread(email.close)

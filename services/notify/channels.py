@@ -46,8 +46,12 @@ class SmtpChannel:
     """E-mail over SMTP (optional STARTTLS and AUTH), as plain text with an HTML alternative.
 
     Sessions are kept for the next messages (at most `kept`, each idle at most `idle`
-    seconds); one the server has closed meanwhile is found out at its first command, and the
-    message goes at once through a new session. A session that failed a message is closed."""
+    seconds). A kept session is asked NOOP before a message goes through it: one the server
+    closed meanwhile is closed and another taken, or a new one opened. A message is tried again
+    at once on a new session only when the server said 421 (closing) before accepting it; a
+    connection lost during a message is a failed try, retried later like any transient one
+    (the server may have accepted it: a second send at once would be unrecorded). A session
+    that failed a message is closed. Expired ones are closed by `expire()`, all by `close()`."""
 
     def __init__(
         self,
@@ -62,6 +66,7 @@ class SmtpChannel:
         self.sessions: list[tuple[float, smtplib.SMTP]] = []
         """Idle sessions, each with the moment it was given back (sends run in threads)."""
         self.opened = 0  # sessions opened so far (a figure for tests and operators)
+        self._closed = False  # the service stops: sessions are no longer kept
         self._lock = threading.Lock()
 
     async def send(self, message: Message) -> str:
@@ -78,11 +83,24 @@ class SmtpChannel:
         return str(email["Message-ID"])
 
     def close(self) -> None:
-        """Say goodbye to every idle session (the service stops)."""
+        """Say goodbye to every idle session, and keep none from now on (the service stops:
+        a send still under way closes its session when it ends)."""
         with self._lock:
+            self._closed = True
             sessions, self.sessions = self.sessions, []
         for _, smtp in sessions:
             _goodbye(smtp)
+
+    def expire(self) -> int:
+        """Close the sessions idle longer than `idle` (outside the lock: a silent server makes
+        no send wait); return how many."""
+        now = time.monotonic()
+        with self._lock:
+            old = [smtp for since, smtp in self.sessions if now - since >= self.idle]
+            self.sessions = [(t, smtp) for t, smtp in self.sessions if now - t < self.idle]
+        for smtp in old:
+            smtp.close()  # no QUIT: a server gone silent would hold us its whole timeout
+        return len(old)
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
@@ -95,23 +113,25 @@ class SmtpChannel:
         except BaseException:
             smtp.close()
             raise
-        self.opened += 1
+        with self._lock:
+            self.opened += 1
         return smtp
 
     def _kept(self) -> smtplib.SMTP | None:
-        """The most recently used idle session young enough, closing those too old."""
-        now = time.monotonic()
-        with self._lock:
-            while self.sessions:
-                since, smtp = self.sessions.pop()
-                if now - since < self.idle:
-                    return smtp
-                _goodbye(smtp)
-        return None
+        """The most recently used idle session young enough that answers NOOP, or None."""
+        self.expire()
+        while True:
+            with self._lock:
+                if self._closed or not self.sessions:
+                    return None
+                _, smtp = self.sessions.pop()
+            if _answers(smtp):
+                return smtp
+            smtp.close()  # closed by the server while it was kept
 
     def _give_back(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
-            if len(self.sessions) < self.kept:
+            if not self._closed and len(self.sessions) < self.kept:
                 self.sessions.append((time.monotonic(), smtp))
                 return
         _goodbye(smtp)
@@ -122,14 +142,11 @@ class SmtpChannel:
             if smtp is not None:
                 try:
                     smtp.send_message(message)
-                except _STALE as exc:
-                    smtp.close()  # closed by the server while it was kept: a new session
-                    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421:
-                        raise
-                    smtp = None
-                except BaseException:
+                except BaseException as exc:
                     smtp.close()
-                    raise
+                    if not _closing_before_accepted(exc):
+                        raise
+                    smtp = None  # the server is closing this session: once more on a new one
             if smtp is None:
                 smtp = self._open()
                 try:
@@ -153,15 +170,33 @@ class SmtpChannel:
             raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
 
 
-# What a kept session the server closed meanwhile answers its first command with: a dropped
-# connection, or 421 ("service not available, closing transmission channel").
-_STALE = (smtplib.SMTPServerDisconnected, ConnectionError, smtplib.SMTPResponseException)
+def _answers(smtp: smtplib.SMTP) -> bool:
+    """Whether a kept session still answers (NOOP, 250)."""
+    try:
+        code, _ = smtp.noop()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return code == 250
+
+
+def _closing_before_accepted(exc: BaseException) -> bool:
+    """A 421 ("service not available, closing transmission channel") to MAIL, to every RCPT, or
+    to DATA or its end: the server did not take the message, and a new session may. Anything
+    else, a lost connection above all, may have come after the server took it."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code == 421 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError) and (
+        exc.smtp_code == 421
+    )
 
 
 def _goodbye(smtp: smtplib.SMTP) -> None:
-    """QUIT, then close; a server that does not answer it changes nothing (not `with
-    smtplib.SMTP(...)`: its exit raises when QUIT is not answered 221)."""
+    """QUIT (waiting at most 2 s for its answer), then close; a server that does not answer it
+    changes nothing (not `with smtplib.SMTP(...)`: its exit raises when QUIT is not answered
+    221)."""
     with contextlib.suppress(smtplib.SMTPException, OSError):
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(2.0, smtp.timeout))
         smtp.quit()
     smtp.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -205,19 +206,130 @@ async def test_a_session_idle_too_long_is_not_used_again_and_one_that_failed_is_
         smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
     )
     channel = SmtpChannel(settings, idle=0.0)
+    kept = SmtpChannel(settings)
     try:
         await channel.send(MESSAGE)
         await channel.send(MESSAGE)
         assert channel.opened == 2 and len(guarded.messages) == 2  # each found the other too old
-        kept = SmtpChannel(settings)
+        await kept.send(MESSAGE)
+        assert (kept.opened, len(kept.sessions)) == (1, 1)
         guarded.refuse = "550 no such mailbox"
         with pytest.raises(SendError) as err:
-            await kept.send(MESSAGE)
-        assert err.value.permanent and kept.sessions == []  # closed, not kept
+            await kept.send(MESSAGE)  # through the kept session, which is then closed
+        assert err.value.permanent and kept.sessions == [] and kept.opened == 1
         guarded.refuse = None
         await kept.send(MESSAGE)
         assert kept.opened == 2 and len(kept.sessions) == 1
-        kept.close()
-        assert kept.sessions == []
     finally:
         channel.close()
+        kept.close()
+    assert kept.sessions == []
+
+
+class ClosingMailbox(CountingMailbox):
+    """Answers MAIL with 421 (closing) while `closing` is set, then takes messages again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = False
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.closing:
+            self.closing = False
+            return "421 too many messages in this session, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+
+class HangingUpMailbox(CountingMailbox):
+    """Takes the message, then drops the connection instead of answering its end (as a
+    connection lost at that moment looks to the client: was it accepted?)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hanging = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await super().handle_DATA(server, session, envelope)
+        if self.hanging:
+            server.transport.close()
+        return "250 OK"
+
+
+async def test_a_421_before_the_message_is_taken_sends_it_at_once_through_a_new_session() -> None:
+    box = ClosingMailbox()
+    controller = _server(box, auth_require_tls=False)
+    settings = NotifySettings(
+        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings)
+    try:
+        await channel.send(MESSAGE)
+        box.closing = True
+        await channel.send(MESSAGE)
+        assert (len(box.messages), box.sessions, channel.opened) == (2, 2, 2)
+        assert len(channel.sessions) == 1
+    finally:
+        channel.close()
+        controller.stop()
+
+
+async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_second_send() -> None:
+    """The server may have taken the message before the connection went: sending it again at
+    once would be a second e-mail nobody records. It is a transient failure instead (its retry
+    carries the same Message-ID), and the session is not kept."""
+    box = HangingUpMailbox()
+    controller = _server(box, auth_require_tls=False)
+    settings = NotifySettings(
+        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings)
+    try:
+        await channel.send(MESSAGE)
+        box.hanging = True
+        with pytest.raises(SendError) as err:
+            await channel.send(MESSAGE)  # through the kept session
+        assert not err.value.permanent and channel.sessions == []
+        assert (len(box.messages), channel.opened) == (2, 1)  # sent once, not again at once
+        with pytest.raises(SendError):
+            await channel.send(MESSAGE)  # through a new session
+        assert (len(box.messages), channel.opened, channel.sessions) == (3, 2, [])
+    finally:
+        channel.close()
+        controller.stop()
+
+
+async def test_sends_at_once_use_sessions_of_their_own_and_at_most_kept_are_kept(
+    guarded: Mailbox,
+) -> None:
+    settings = NotifySettings(
+        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings, kept=2)
+    try:
+        await asyncio.gather(*(channel.send(MESSAGE) for _ in range(4)))
+        assert len(guarded.messages) == 4 and channel.opened == 4 and len(channel.sessions) == 2
+        await asyncio.gather(*(channel.send(MESSAGE) for _ in range(2)))
+        assert len(guarded.messages) == 6 and channel.opened == 4  # the two kept, reused
+    finally:
+        channel.close()
+
+
+async def test_expired_sessions_are_closed_and_none_is_kept_once_the_channel_is_closed(
+    guarded: Mailbox,
+) -> None:
+    settings = NotifySettings(
+        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+    channel = SmtpChannel(settings, idle=0.3)
+    await channel.send(MESSAGE)
+    assert channel.expire() == 0 and len(channel.sessions) == 1
+    await asyncio.sleep(0.4)
+    assert channel.expire() == 1 and channel.sessions == []
+    await channel.send(MESSAGE)
+    channel.close()
+    await channel.send(MESSAGE)  # still sent once the service is stopping, but not kept
+    assert (len(guarded.messages), channel.opened, channel.sessions) == (3, 3, [])
