@@ -35,6 +35,13 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, dat
     return AuthResult(success=ok, handled=False)
 
 
+def _signed_in(port: int) -> NotifySettings:
+    """Settings for the test server on `port`, with the login it accepts."""
+    return NotifySettings(
+        smtp_port=port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
+    )
+
+
 def _server(box: Mailbox, **options: Any) -> Controller:
     box.port = free_port()
     controller = Controller(
@@ -108,9 +115,7 @@ MESSAGE = Message(
 
 
 async def test_an_email_is_sent_with_auth_as_text_and_html(guarded: Mailbox) -> None:
-    settings = NotifySettings(
-        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(guarded.port)
     message_id = await SmtpChannel(settings).send(MESSAGE)
     [mail] = await guarded.wait(1)
     assert message_id == f"<{MESSAGE.tracking_id}@motcua.local>" == mail["Message-ID"]
@@ -181,9 +186,7 @@ async def test_a_session_is_kept_for_the_next_messages_and_one_closed_meanwhile_
     once through a new session, delivered once."""
     box = CountingMailbox()
     controller = _server(box, auth_require_tls=False)
-    settings = NotifySettings(
-        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(box.port)
     channel = SmtpChannel(settings)
     try:
         for _ in range(3):
@@ -202,9 +205,7 @@ async def test_a_session_is_kept_for_the_next_messages_and_one_closed_meanwhile_
 async def test_a_session_idle_too_long_is_not_used_again_and_one_that_failed_is_closed(
     guarded: Mailbox,
 ) -> None:
-    settings = NotifySettings(
-        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(guarded.port)
     channel = SmtpChannel(settings, idle=0.0)
     kept = SmtpChannel(settings)
     try:
@@ -262,9 +263,7 @@ class HangingUpMailbox(CountingMailbox):
 async def test_a_421_before_the_message_is_taken_sends_it_at_once_through_a_new_session() -> None:
     box = ClosingMailbox()
     controller = _server(box, auth_require_tls=False)
-    settings = NotifySettings(
-        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(box.port)
     channel = SmtpChannel(settings)
     try:
         await channel.send(MESSAGE)
@@ -283,9 +282,7 @@ async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_secon
     carries the same Message-ID), and the session is not kept."""
     box = HangingUpMailbox()
     controller = _server(box, auth_require_tls=False)
-    settings = NotifySettings(
-        smtp_port=box.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(box.port)
     channel = SmtpChannel(settings)
     try:
         await channel.send(MESSAGE)
@@ -305,9 +302,7 @@ async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_secon
 async def test_sends_at_once_use_sessions_of_their_own_and_at_most_kept_are_kept(
     guarded: Mailbox,
 ) -> None:
-    settings = NotifySettings(
-        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(guarded.port)
     channel = SmtpChannel(settings, kept=2)
     try:
         await asyncio.gather(*(channel.send(MESSAGE) for _ in range(4)))
@@ -321,9 +316,7 @@ async def test_sends_at_once_use_sessions_of_their_own_and_at_most_kept_are_kept
 async def test_expired_sessions_are_closed_and_none_is_kept_once_the_channel_is_closed(
     guarded: Mailbox,
 ) -> None:
-    settings = NotifySettings(
-        smtp_port=guarded.port, smtp_username="motcua", smtp_password=SecretStr("mat-khau")
-    )
+    settings = _signed_in(guarded.port)
     channel = SmtpChannel(settings, idle=0.3)
     await channel.send(MESSAGE)
     assert channel.expire() == 0 and len(channel.sessions) == 1
