@@ -59,23 +59,20 @@ async def assign(
     if not isinstance(event, DossierSubmitted):
         raise PermanentFailure(f"review does not handle {event.type}")
     submitted = event.data
-    # Most submissions are new: the task is created without a read first, and the create
-    # finds out whether the dossier has one already (then this is a redelivery).
+    task = await tasks.by_dossier(submitted.dossier_code)
     emitted: list[Event] | None = None  # None: a redelivery, read what it caused
-    roster = await directory.roster()
-    unit_id = roster.receiving_unit(submitted)
-    try:
-        workflow = workflows.for_new(submitted.procedure_code)
-        officer = pick_officer(roster.assignable(unit_id), await tasks.open_counts(unit_id))
-    except (KeyError, DomainError) as exc:
-        # No workflow or a roster gap: park it until an operator fixes and replays, unless the
-        # dossier has its task already (a redelivery, from before the change).
-        found = await tasks.by_dossier(submitted.dossier_code)
-        if found is None:
-            where = "" if isinstance(exc, KeyError) else f": unit {unit_id}"
-            raise PermanentFailure(f"{submitted.dossier_code}{where}: {exc}") from exc
-        task = found
-    else:
+    if task is None:
+        try:
+            workflow = workflows.for_new(submitted.procedure_code)
+        except KeyError as exc:
+            raise PermanentFailure(str(exc)) from exc
+        roster = await directory.roster()
+        unit_id = roster.receiving_unit(submitted)
+        candidates = roster.assignable(unit_id)
+        try:
+            officer = pick_officer(candidates, await tasks.open_counts(unit_id))
+        except DomainError as exc:  # a roster gap: park it until an operator fixes and replays
+            raise PermanentFailure(f"{submitted.dossier_code}: unit {unit_id}: {exc}") from exc
         new, assigned = steps.new_task(
             event,
             workflow=workflow,

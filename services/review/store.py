@@ -197,14 +197,6 @@ class TaskStore:
             existing = await self.by_dossier(task.dossier_code)
             assert existing is not None
             return existing, False
-        # The dossier's task may be finished and moved to history (a submission replayed after
-        # its decision): live held no copy, so the insert went in. History is written before
-        # the live copy is deleted, so it is there by now: step back. (What the insert marked
-        # is not relayed within the outbox's grace, and the step back takes milliseconds.)
-        closed = await self.closed.find_one({"dossier_code": task.dossier_code})
-        if closed is not None:
-            await self.tasks.delete_one({"_id": task.id, "version": task.version})
-            return to_task(closed), False
         self.outbox.marked(self.tasks, task.id, events)
         self._count(None, task)
         if task.timer_at is not None:

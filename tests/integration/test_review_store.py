@@ -244,12 +244,6 @@ async def test_finished_tasks_move_to_history_once_even_with_two_movers(
     rest = await handlers.finished(CHIEF, tasks=one, cursor=page.next_cursor, limit=2)
     assert len(page.tasks) == 2 and len(rest.tasks) == 1 and rest.next_cursor is None
     assert {t.id for t in page.tasks + rest.tasks} == {"t0", "t1", "t2"}
-    # A submission replayed after its task finished and moved: the create (which reads nothing
-    # first) finds it in history, steps back, and leaves live as it was.
-    again = review_task(id="t1", dossier_code="D1", state="receiving", created_at=now, unit_id="U")
-    kept, created = await two.create(again, [])
-    assert not created and kept.id == "t1" and kept.state == "refused"
-    assert await one.tasks.count_documents({"dossier_code": "D1"}) == 0
 
 
 async def test_a_queue_pages_by_due_time_stable_under_ties_and_a_chiefs_page_is_one_query(

@@ -295,17 +295,6 @@ async def test_assign_refuses_another_event_and_a_procedure_without_workflow() -
     with pytest.raises(PermanentFailure):
         await handlers.assign(_withdrawn("D9"), **common)
     assert tasks.open == {} and publish.events == []
-    # A redelivered submission whose task exists is published again, even if the roster or the
-    # workflows changed since (here the procedure has none now): it is not parked.
-    first = submitted_event("D8")
-    await handlers.assign(first, **common)
-    assigned = list(publish.events)
-    assert [e.type for e in assigned] == ["dossier.assigned"]
-    later = first.model_copy(
-        update={"data": first.data.model_copy(update={"procedure_code": "none"})}
-    )
-    await handlers.assign(later, **common)
-    assert publish.events == assigned * 2 and len(tasks.open) == 1
 
 
 def _withdrawn(code: str) -> DossierWithdrawn:
