@@ -32,6 +32,9 @@ from shared.storage import Coalesced, Document, Indexes, ensure_indexes
 
 LIVE = "deliveries"
 HISTORY = "delivery_history"
+# Set on a delivery inserted into live until its next save: its insert was followed by a check
+# of history that may have failed or been cut short (see `load`).
+UNCHECKED = "unchecked"
 RECIPIENTS = "recipients"
 
 # Not [dossier_code, created_at, _id]: nx-27017 0.8.1 refuses every insert into a collection
@@ -117,12 +120,30 @@ class NotifyStore:
 
     async def load(self, delivery_id: str) -> Delivery | None:
         """The delivery in flight, else the finished one, else None (at most two reads by key:
-        in this order, because a finished delivery reaches history before it leaves `live`)."""
+        in this order, because a finished delivery reaches history before it leaves `live`).
+
+        A live copy still `UNCHECKED` (inserted, its check of history not known to have
+        passed: a handler is at that check now, or failed or stopped there) is looked up in
+        history too: if history holds it as new or newer, the live copy was an insert that
+        should have stepped back; it is dropped and the finished delivery is the answer."""
         doc = await self.live.find_one({"_id": delivery_id})
         if doc is not None:
-            return delivery_of(doc, archived=False)
+            done = await self._stepped_back(doc)
+            return delivery_of(done, archived=True) if done else delivery_of(doc, archived=False)
         doc = await self.history.find_one({"_id": delivery_id})
         return delivery_of(doc, archived=True) if doc is not None else None
+
+    async def _stepped_back(self, doc: Document) -> Document | None:
+        """If live `doc` is an insert that should have stepped back (still `UNCHECKED`, and
+        history holds the delivery as new or newer), drop it and return history's copy; else
+        None (one read of history, for an unchecked copy only)."""
+        if not doc.get(UNCHECKED):
+            return None
+        newer = {"_id": doc["_id"], "version": {"$gte": doc["version"]}}
+        done = await self.history.find_one(newer)
+        if done is not None:
+            await self.live.delete_one({"_id": doc["_id"], "version": doc["version"]})
+        return done
 
     async def save(self, previous: Delivery, new: Delivery) -> Delivery | None:
         """Record `new` in place of `previous` as it was read, in one write; None if another
@@ -133,7 +154,7 @@ class NotifyStore:
             result = await self.live.replace_one({"_id": new.id, "version": previous.version}, doc)
             return saved if result.matched_count == 1 else None
         try:  # a new delivery, or a finished one reopened from history
-            await self.live.insert_one(doc)
+            await self.live.insert_one({**doc, UNCHECKED: True})  # the next save replaces it
         except DuplicateKeyError:
             return None
         # The delivery may be finished already: a redelivered event's (inserted without a read,
@@ -203,6 +224,8 @@ class NotifyStore:
         cursor = self.live.find({"check_at": {"$lt": now}}).sort("check_at", 1).limit(limit)
         found: list[Delivery | Unreadable] = []
         async for doc in cursor:
+            if await self._stepped_back(doc) is not None:
+                continue  # finished already: what was left in live is gone
             try:
                 found.append(delivery_of(doc, archived=False))
             except Exception as exc:

@@ -115,13 +115,11 @@ async def test_of_concurrent_claims_on_one_delivery_exactly_one_may_send(
 
     # Finished, it moves to history; claims find it there, finished, however many at once. (A
     # claim inserts before it reads: one that loads another's insert before that steps back
-    # finds it busy, and looks again when its lease ends. None sends.)
+    # finds it unchecked, looks in history too, and finds it finished as well.)
     await store.archive(final)
     assert await store.live.find_one({"_id": "e1:applicant:sms"}) is None
     kinds = await asyncio.gather(*(take(replicas[i % 2], fresh, now) for i in range(4)))
-    assert {k for k, _ in kinds} <= {"finished", "busy"}
-    finished = {(d.archived, d.provider_message_id) for k, d in kinds if k == "finished"}
-    assert finished == {(True, "p1")}
+    assert {(k, d.archived, d.provider_message_id) for k, d in kinds} == {("finished", True, "p1")}
     assert await store.live.count_documents({"_id": "e1:applicant:sms"}) == 0
     assert (await take(store, fresh, now))[0] == "finished"
 
@@ -232,6 +230,52 @@ async def test_a_new_delivery_already_in_history_is_not_created_again(
     claimed = replace(fresh, attempts=1, status="sending", lease_until=now + LEASE)
     assert await store.save(fresh, claimed) is None
     assert await store.live.count_documents({"_id": fresh.id}) == 0
+
+
+class FailingOnce:
+    """A collection whose next `find_one` fails (a timeout, a stopping service), then works."""
+
+    def __init__(self, collection: object) -> None:
+        self.collection = collection
+        self.failed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.collection, name)
+
+    async def find_one(self, *args: object, **kwargs: object) -> object:
+        if not self.failed:
+            self.failed = True
+            raise TimeoutError("the history read did not answer")
+        return await self.collection.find_one(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("found_by", ["a redelivery", "the sweep"])
+async def test_an_insert_whose_history_check_failed_never_hides_the_finished_delivery(
+    mongo: AsyncMongoClient[Document], isolation: Isolation, found_by: str
+) -> None:
+    """A redelivered event's insert lands, then its check of history fails: the copy left in
+    live is marked unchecked, and whoever reads it next (the redelivery, the sweep once its due
+    moment passed) finds the finished delivery in history, drops it, and sends nothing."""
+    store = await _store(mongo, isolation)
+    now = datetime.now(UTC).replace(microsecond=0)
+    fresh = _fresh("e7:applicant:sms", now)
+    done = sent(replace(fresh, attempts=1, version=1), provider_id="p", now=now, source="u")
+    await store.history.insert_one(document(replace(done, version=2)))
+    real = store.history
+    store.history = FailingOnce(real)  # type: ignore[assignment]
+    with pytest.raises(TimeoutError):
+        await take(store, fresh, now, tries=1)
+    store.history = real
+    assert await store.live.count_documents({"_id": fresh.id, "unchecked": True}) == 1
+    later = now + 10 * LEASE  # past the left copy's lease and due moment
+    if found_by == "a redelivery":
+        kind, delivery = await take(store, fresh, later, tries=1)
+        assert (kind, delivery.archived, delivery.provider_message_id) == ("finished", True, "p")
+    else:
+        assert await store.stuck(later, limit=10) == []
+    assert await store.live.count_documents({"_id": fresh.id}) == 0
+    kept = await store.history.find_one({"_id": fresh.id})
+    assert kept is not None and (kept["status"], kept["version"]) == ("sent", 2)
 
 
 async def test_a_reopen_inserted_after_another_replica_reopened_sent_and_moved_it_steps_back(
