@@ -43,6 +43,7 @@ from shared.contracts import Event
 from shared.outbox import Outbox
 from shared.runtime import Runtime
 
+log = logging.getLogger(__name__)
 QUEUE = "motcua.notify"
 
 
@@ -213,6 +214,9 @@ async def _keep_sessions(email: SmtpChannel) -> None:
         while True:
             await asyncio.sleep(max(email.idle, 1.0))
             if email.sessions:
-                await asyncio.to_thread(email.expire)
+                try:
+                    await asyncio.to_thread(email.expire)
+                except Exception:  # a bug: logged, and the sessions are expired at next use
+                    log.exception("closing the idle SMTP sessions failed")
     finally:
         await asyncio.to_thread(email.close)

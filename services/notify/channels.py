@@ -40,6 +40,7 @@ class Channel(Protocol):
 # idle for well under the 5 minutes a server may wait for a quiet client (RFC 5321 4.5.3.2.7).
 SMTP_KEPT = 8
 SMTP_IDLE_SECONDS = 30.0
+PROBE_SECONDS = 2.0  # the longest a kept session's NOOP is waited for
 
 
 class SmtpChannel:
@@ -118,23 +119,33 @@ class SmtpChannel:
         return smtp
 
     def _kept(self) -> smtplib.SMTP | None:
-        """The most recently used idle session young enough that answers NOOP, or None."""
+        """The most recently used idle session young enough that answers NOOP, or None. A
+        probe waits at most `PROBE_SECONDS`; one that got no answer at all (the path to the
+        server is silent, not closed) drops every kept session, so a send never spends more
+        than one probe on a dead path before opening a new session."""
         self.expire()
         while True:
             with self._lock:
                 if self._closed or not self.sessions:
                     return None
                 _, smtp = self.sessions.pop()
-            if _answers(smtp):
+            answer = _answers(smtp)
+            if answer is True:
                 return smtp
-            smtp.close()  # closed by the server while it was kept
+            smtp.close()  # closed by the server while it was kept, or silent
+            if answer is None:
+                with self._lock:
+                    silent, self.sessions = self.sessions, []
+                for _, other in silent:
+                    other.close()
+                return None
 
     def _give_back(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
             if not self._closed and len(self.sessions) < self.kept:
                 self.sessions.append((time.monotonic(), smtp))
                 return
-        _goodbye(smtp)
+        smtp.close()  # no QUIT: the message is taken, and the send should end now
 
     def _send(self, message: EmailMessage) -> None:
         try:
@@ -170,12 +181,22 @@ class SmtpChannel:
             raise SendError(f"SMTP server unreachable: {exc}", permanent=False) from exc
 
 
-def _answers(smtp: smtplib.SMTP) -> bool:
-    """Whether a kept session still answers (NOOP, 250)."""
+def _answers(smtp: smtplib.SMTP) -> bool | None:
+    """Whether a kept session still answers NOOP with 250 (True), answers otherwise or was
+    closed (False), or gave no answer within `PROBE_SECONDS` (None)."""
+    sock = smtp.sock
     try:
+        if sock is not None:
+            sock.settimeout(min(PROBE_SECONDS, smtp.timeout))
         code, _ = smtp.noop()
+    except smtplib.SMTPServerDisconnected as exc:
+        return None if isinstance(exc.__context__, TimeoutError) else False
+    except TimeoutError:
+        return None
     except (smtplib.SMTPException, OSError):
         return False
+    if sock is not None:
+        sock.settimeout(smtp.timeout)
     return code == 250
 
 

@@ -10,6 +10,7 @@ racing for one delivery exactly one writes. Finished deliveries move to `deliver
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
@@ -20,7 +21,7 @@ from typing import Any
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
 
 from services.notify.domain import Delivery, LogKey, log_key
 from services.notify.endpoint_store import INDEXES as PARTNER_INDEXES
@@ -31,6 +32,8 @@ from shared.outbox import OUTBOX_INDEXES
 from shared.storage import Coalesced, Document, Indexes, ensure_indexes
 
 LIVE = "deliveries"
+log = logging.getLogger(__name__)
+
 HISTORY = "delivery_history"
 # Set on a delivery inserted into live until its next save: its insert was followed by a check
 # of history that may have failed or been cut short (see `load`).
@@ -224,8 +227,12 @@ class NotifyStore:
         cursor = self.live.find({"check_at": {"$lt": now}}).sort("check_at", 1).limit(limit)
         found: list[Delivery | Unreadable] = []
         async for doc in cursor:
-            if await self._stepped_back(doc) is not None:
-                continue  # finished already: what was left in live is gone
+            try:
+                if await self._stepped_back(doc) is not None:
+                    continue  # finished already: what was left in live is gone
+            except PyMongoError:  # this one is looked at again next round; the others go on
+                log.warning("could not check a delivery left unchecked", exc_info=True)
+                continue
             try:
                 found.append(delivery_of(doc, archived=False))
             except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
+from services.notify import channels
 from services.notify.channels import SmtpChannel
 from services.notify.messages import Message, SendError
 from services.notify.settings import NotifySettings
@@ -326,3 +328,39 @@ async def test_expired_sessions_are_closed_and_none_is_kept_once_the_channel_is_
     channel.close()
     await channel.send(MESSAGE)  # still sent once the service is stopping, but not kept
     assert (len(guarded.messages), channel.opened, channel.sessions) == (3, 3, [])
+
+
+class SilentMailbox(CountingMailbox):
+    """Answers NOOP only after `delay` seconds while `silent` (a path that went quiet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.silent = False
+        self.delay = 1.0
+
+    async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: str) -> str:
+        if self.silent:
+            await asyncio.sleep(self.delay)
+        return "250 OK"
+
+
+async def test_a_kept_session_silent_at_its_probe_drops_every_kept_one_and_a_new_one_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One probe waits at most PROBE_SECONDS; a silent answer means the path is dead, so the
+    other kept sessions are not probed one by one (each would wait as long)."""
+    monkeypatch.setattr(channels, "PROBE_SECONDS", 0.2)
+    box = SilentMailbox()
+    controller = _server(box, auth_require_tls=False)
+    channel = SmtpChannel(_signed_in(box.port))
+    try:
+        await asyncio.gather(*(channel.send(MESSAGE) for _ in range(3)))
+        assert (channel.opened, len(channel.sessions)) == (3, 3)
+        box.silent = True
+        began = time.monotonic()
+        await channel.send(MESSAGE)
+        assert time.monotonic() - began < 0.2 + 0.9  # one probe, not three
+        assert (len(box.messages), channel.opened, len(channel.sessions)) == (4, 4, 1)
+    finally:
+        channel.close()
+        controller.stop()

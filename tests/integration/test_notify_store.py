@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import NetworkTimeout
 
 from services.notify import handlers, operators
 from services.notify.domain import (
@@ -245,7 +246,7 @@ class FailingOnce:
     async def find_one(self, *args: object, **kwargs: object) -> object:
         if not self.failed:
             self.failed = True
-            raise TimeoutError("the history read did not answer")
+            raise NetworkTimeout("the history read did not answer")
         return await self.collection.find_one(*args, **kwargs)  # type: ignore[attr-defined]
 
 
@@ -263,7 +264,7 @@ async def test_an_insert_whose_history_check_failed_never_hides_the_finished_del
     await store.history.insert_one(document(replace(done, version=2)))
     real = store.history
     store.history = FailingOnce(real)  # type: ignore[assignment]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(NetworkTimeout):
         await take(store, fresh, now, tries=1)
     store.history = real
     assert await store.live.count_documents({"_id": fresh.id, "unchecked": True}) == 1
@@ -549,3 +550,26 @@ async def test_idle_the_sweep_is_one_indexed_query_and_it_finishes_what_a_crash_
         ("delete", LIVE),
     ]
     assert await store.live.count_documents({"_id": done.id}) == 0
+
+
+async def test_the_sweep_goes_on_when_an_unchecked_copy_cannot_be_checked(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """A failed history read about one unchecked copy skips that one for this round; the
+    sweep still takes up the others (each is taken up on its own)."""
+    store = await _store(mongo, isolation)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i, name in enumerate(("e8:applicant:sms", "e9:applicant:sms")):  # e8 due first
+        moment = now + timedelta(seconds=i)
+        kind, _ = await take(store, _fresh(name, moment), moment)
+        assert kind == "send"  # both inserted, still unchecked (no outcome saved)
+    real = store.history
+    store.history = FailingOnce(real)  # type: ignore[assignment]
+    later = now + 10 * LEASE
+    swept = await store.stuck(later, limit=10)
+    assert [d.id for d in swept if isinstance(d, Delivery)] == ["e9:applicant:sms"]
+    store.history = real
+    assert {d.id for d in await store.stuck(later, limit=10) if isinstance(d, Delivery)} == {
+        "e8:applicant:sms",
+        "e9:applicant:sms",
+    }
