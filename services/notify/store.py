@@ -31,9 +31,9 @@ from shared.contracts import load
 from shared.outbox import OUTBOX_INDEXES
 from shared.storage import Coalesced, Document, Indexes, ensure_indexes
 
-LIVE = "deliveries"
 log = logging.getLogger(__name__)
 
+LIVE = "deliveries"
 HISTORY = "delivery_history"
 # Set on a delivery inserted into live until its next save: its insert was followed by a check
 # of history that may have failed or been cut short (see `load`).
