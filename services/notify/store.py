@@ -217,7 +217,10 @@ class NotifyStore:
     async def resends(self, root: Delivery) -> list[Delivery]:
         """Every resend of the delivery `root`, among its dossier's (the log's index)."""
         query = {"dossier_code": root.dossier_code, "resend_of": root.id}
-        found = [delivery_of(doc, archived=False) async for doc in self.live.find(query)]
+        live = [doc async for doc in self.live.find(query)]
+        found = [
+            delivery_of(doc, archived=False) for doc in live if not await self._stepped_back(doc)
+        ]
         found += [delivery_of(doc, archived=True) async for doc in self.history.find(query)]
         return found
 
@@ -252,13 +255,17 @@ class NotifyStore:
     async def log(
         self, dossier_code: str, *, after: LogKey | None, limit: int
     ) -> tuple[list[Delivery], list[Delivery]]:
-        """A page (`limit` + 1, oldest first) of a dossier's deliveries in flight and finished."""
+        """A page (`limit` + 1, oldest first) of a dossier's deliveries in flight and finished
+        (a live copy left unchecked costs a read of history by key)."""
         query: Document = {"dossier_code": dossier_code}
         if after is not None:
             query["log_key"] = {"$gt": after}
 
         async def page(collection: AsyncCollection[Document], archived: bool) -> list[Delivery]:
             cursor = collection.find(query).sort("log_key", 1).limit(limit + 1)
-            return [delivery_of(doc, archived=archived) async for doc in cursor]
+            docs = [doc async for doc in cursor]
+            if not archived:  # an unchecked copy that should have stepped back is not shown
+                docs = [doc for doc in docs if not await self._stepped_back(doc)]
+            return [delivery_of(doc, archived=archived) for doc in docs]
 
         return await page(self.live, False), await page(self.history, True)

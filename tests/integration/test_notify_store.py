@@ -250,7 +250,7 @@ class FailingOnce:
         return await self.collection.find_one(*args, **kwargs)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("found_by", ["a redelivery", "the sweep"])
+@pytest.mark.parametrize("found_by", ["a redelivery", "the sweep", "the delivery log"])
 async def test_an_insert_whose_history_check_failed_never_hides_the_finished_delivery(
     mongo: AsyncMongoClient[Document], isolation: Isolation, found_by: str
 ) -> None:
@@ -272,8 +272,11 @@ async def test_an_insert_whose_history_check_failed_never_hides_the_finished_del
     if found_by == "a redelivery":
         kind, delivery = await take(store, fresh, later, tries=1)
         assert (kind, delivery.archived, delivery.provider_message_id) == ("finished", True, "p")
-    else:
+    elif found_by == "the sweep":
         assert await store.stuck(later, limit=10) == []
+    else:  # an operator's view: the left copy is not shown beside the finished one
+        in_flight, finished = await store.log(fresh.dossier_code, after=None, limit=10)
+        assert in_flight == [] and [d.id for d in finished] == [fresh.id]
     assert await store.live.count_documents({"_id": fresh.id}) == 0
     kept = await store.history.find_one({"_id": fresh.id})
     assert kept is not None and (kept["status"], kept["version"]) == ("sent", 2)
