@@ -156,20 +156,17 @@ class NotifyStore:
         if previous.version and not previous.archived:
             result = await self.live.replace_one({"_id": new.id, "version": previous.version}, doc)
             return saved if result.matched_count == 1 else None
+        unchecked = {**doc, UNCHECKED: True}  # the next save replaces it
         try:  # a new delivery, or a finished one reopened from history
-            await self.live.insert_one({**doc, UNCHECKED: True})  # the next save replaces it
+            await self.live.insert_one(unchecked)
         except DuplicateKeyError:
             return None
         # The delivery may be finished already: a redelivered event's (inserted without a read,
         # `previous` is version 0), or another handler took the same step from the same read,
         # sent, and moved its outcome to history (deleting its live copy) before this insert. A
-        # history entry newer than what we read says so (history is written before the live
-        # copy is deleted, so it is there by now). Step back, so nothing is sent twice.
-        newer = {"_id": new.id, "version": {"$gt": previous.version}}
-        if await self.history.find_one(newer, {"_id": 1}) is not None:
-            await self.live.delete_one({"_id": new.id, "version": saved.version})
-            return None
-        return saved
+        # history entry as new as this insert says so (history is written before the live copy
+        # is deleted, so it is there by now). Step back, so nothing is sent twice.
+        return None if await self._stepped_back(unchecked) is not None else saved
 
     async def archive(self, delivery: Delivery) -> None:
         """Move a finished delivery to history (idempotent; never over a later version). The

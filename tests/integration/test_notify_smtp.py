@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
 import time
@@ -56,6 +57,18 @@ def _server(box: Mailbox, **options: Any) -> Controller:
     )
     controller.start()
     return controller
+
+
+@contextlib.contextmanager
+def _channel_to(box: Mailbox, **options: Any) -> Iterator[SmtpChannel]:
+    """A kept-sessions channel to a new AUTH server for `box`, both stopped on exit."""
+    controller = _server(box, auth_require_tls=False)
+    channel = SmtpChannel(_signed_in(box.port), **options)
+    try:
+        yield channel
+    finally:
+        channel.close()
+        controller.stop()
 
 
 @pytest.fixture
@@ -264,18 +277,12 @@ class HangingUpMailbox(CountingMailbox):
 
 async def test_a_421_before_the_message_is_taken_sends_it_at_once_through_a_new_session() -> None:
     box = ClosingMailbox()
-    controller = _server(box, auth_require_tls=False)
-    settings = _signed_in(box.port)
-    channel = SmtpChannel(settings)
-    try:
+    with _channel_to(box) as channel:
         await channel.send(MESSAGE)
         box.closing = True
         await channel.send(MESSAGE)
         assert (len(box.messages), box.sessions, channel.opened) == (2, 2, 2)
         assert len(channel.sessions) == 1
-    finally:
-        channel.close()
-        controller.stop()
 
 
 async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_second_send() -> None:
@@ -283,10 +290,7 @@ async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_secon
     once would be a second e-mail nobody records. It is a transient failure instead (its retry
     carries the same Message-ID), and the session is not kept."""
     box = HangingUpMailbox()
-    controller = _server(box, auth_require_tls=False)
-    settings = _signed_in(box.port)
-    channel = SmtpChannel(settings)
-    try:
+    with _channel_to(box) as channel:
         await channel.send(MESSAGE)
         box.hanging = True
         with pytest.raises(SendError) as err:
@@ -296,9 +300,6 @@ async def test_a_connection_lost_after_the_message_is_a_failed_try_never_a_secon
         with pytest.raises(SendError):
             await channel.send(MESSAGE)  # through a new session
         assert (len(box.messages), channel.opened, channel.sessions) == (3, 2, [])
-    finally:
-        channel.close()
-        controller.stop()
 
 
 async def test_sends_at_once_use_sessions_of_their_own_and_at_most_kept_are_kept(
@@ -351,9 +352,7 @@ async def test_a_kept_session_silent_at_its_probe_drops_every_kept_one_and_a_new
     other kept sessions are not probed one by one (each would wait as long)."""
     monkeypatch.setattr(channels, "PROBE_SECONDS", 0.2)
     box = SilentMailbox()
-    controller = _server(box, auth_require_tls=False)
-    channel = SmtpChannel(_signed_in(box.port))
-    try:
+    with _channel_to(box) as channel:
         await asyncio.gather(*(channel.send(MESSAGE) for _ in range(3)))
         assert (channel.opened, len(channel.sessions)) == (3, 3)
         box.silent = True
@@ -361,6 +360,3 @@ async def test_a_kept_session_silent_at_its_probe_drops_every_kept_one_and_a_new
         await channel.send(MESSAGE)
         assert time.monotonic() - began < 0.2 + 0.9  # one probe, not three
         assert (len(box.messages), channel.opened, len(channel.sessions)) == (4, 4, 1)
-    finally:
-        channel.close()
-        controller.stop()
