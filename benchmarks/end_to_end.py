@@ -191,7 +191,7 @@ class Bench:
             finally:
                 self.services.stop_all()
                 controller.stop()
-                mailbox.messages.clear()
+                mailbox.clear()
 
     async def _run(self, targets: list[int]) -> None:
         assert self.services
