@@ -14,8 +14,10 @@ long interval with one query on the `created_at` index (another replica's crash)
 
 `inline_fields`/`inline_set` + `settle` are a cheaper scheme for collections whose updates
 are isolated (MongoDB, nx-27017): the write marks its own events pending, so a step costs the
-write and one clearing update instead of pointer insert, write and pointer delete; under load,
-the clears of many documents go together in one bulk update (`Clears`).
+write and one clearing update instead of pointer insert, write and pointer delete. The clear is
+off the step's path: it waits `CLEAR_LINGER` for others and goes with them in one bulk update
+(`Clears`), after the step has answered. A clear that fails, or that a stop cuts short, leaves
+the mark to the relay, which publishes the events again (consumers deduplicate by event id).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pymongo.errors import BulkWriteError
 from shared.clock import utcnow
 from shared.contracts import Event, load
 from shared.metrics import OUTBOX_PENDING
-from shared.storage import Coalesced, Document, Indexes
+from shared.storage import Document, Indexes
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +121,94 @@ def inline_set(
     }
 
 
+CLEAR_LINGER = 0.1
+"""Seconds a mark clear waits for others to go with it in one write."""
+CLEARS_AT_ONCE = 500  # clears per bulk update
+CLEAR_LIMIT = 30.0  # seconds a clearing write may take (the driver sets no timeout)
+STOP_DRAIN_SECONDS = 2.0  # how long a stopping relay waits for the clears asked for
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
 class Clears:
-    """The mark clears of one collection's documents, sent together (`Coalesced`: one
-    unordered bulk `update` carries every clear asked for while the one before was under way).
+    """The mark clears of one collection's documents, sent together off the steps' path: a
+    clear asked for waits `linger` seconds for others, then all go in one unordered bulk
+    `update` (500 at most). Under load a step's clear costs a share of one round trip, and no
+    step waits for it.
 
     A clear unsets the mark if it holds exactly the published ids (one update); if it holds
     more (a later write marked others meanwhile), only those ids are pulled, and the relay
-    clears the rest once published."""
+    clears the rest once published. A clear that fails is logged and left to the relay."""
 
-    def __init__(self, source: AsyncCollection[Document]) -> None:
+    def __init__(self, source: AsyncCollection[Document], *, linger: float = CLEAR_LINGER) -> None:
         self.source = source
-        self.clear = Coalesced(self._write)
-        """Clear the mark of `(doc_id, ids)` (returns once written, or raises why not)."""
+        self.linger = linger
+        self.waiting: list[tuple[Any, list[str]]] = []
+        self.gathering: asyncio.Future[None] | None = None
+        """Resolved once the clears waiting now are written (or their write failed)."""
+        self.writing: asyncio.Future[None] | None = None  # the batch being written, likewise
+        self.in_flight: list[tuple[Any, list[str]]] = []  # its clears
+        self.sender: asyncio.Task[None] | None = None
+
+    def later(self, doc_id: Any, ids: list[str]) -> asyncio.Future[None]:
+        """Clear the mark of `doc_id` soon; the returned future resolves once that is done
+        (or failed: the relay sees to it then), and never raises."""
+        loop = asyncio.get_running_loop()
+        if self.gathering is None:
+            self.gathering = loop.create_future()
+        self.waiting.append((doc_id, ids))
+        if self.sender is None or self.sender.done():
+            self.sender = loop.create_task(self._send_all(), name=f"clears-{self.source.name}")
+        return self.gathering
+
+    def clearing(self, doc_id: Any) -> set[str]:
+        """The ids of `doc_id`'s mark whose clear is asked for and not yet written."""
+        held = (ids for d, ids in self.waiting + self.in_flight if d == doc_id)
+        return {i for ids in held for i in ids}
+
+    def superseded(self, doc_id: Any, ids: set[str]) -> None:
+        """`doc_id` was written again without `ids` in its mark: their clears still waiting
+        are dropped (one being written goes on, and finds nothing to clear)."""
+        self.waiting = [(d, i) for d, i in self.waiting if d != doc_id or not set(i) <= ids]
+
+    async def drain(self) -> None:
+        """Return once every clear asked for so far is written (or failed)."""
+        last = self.gathering or self.writing  # batches are written one after the other
+        if last is not None:
+            await asyncio.shield(last)
+
+    async def _send_all(self) -> None:
+        try:
+            while self.waiting:
+                await asyncio.sleep(self.linger)
+                batch, done = self.waiting, self.gathering
+                self.waiting, self.gathering, self.writing = [], None, done
+                self.in_flight = batch
+                if not batch:
+                    _resolve(done)  # every clear waiting was superseded
+                    continue
+                try:
+                    for at in range(0, len(batch), CLEARS_AT_ONCE):
+                        async with asyncio.timeout(CLEAR_LIMIT):
+                            await self._write(batch[at : at + CLEARS_AT_ONCE])
+                except Exception:
+                    log.warning(
+                        "clearing %d outbox mark(s) in %s failed; the relay will publish and "
+                        "clear them",
+                        len(batch),
+                        self.source.name,
+                        exc_info=True,
+                    )
+                finally:
+                    _resolve(done)
+                    self.writing, self.in_flight = None, []
+        finally:  # cancelled (the loop stops): nobody is left waiting, the relay sees to them
+            _resolve(self.gathering)
+            self.gathering = None
+            self.waiting = []
 
     async def _write(self, batch: list[tuple[Any, list[str]]]) -> None:
         unset = {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}}
@@ -181,8 +259,11 @@ class Outbox:
         service: str,
         sources: Iterable[AsyncCollection[Document]],
         inline: Iterable[AsyncCollection[Document]] = (),
+        linger: float = CLEAR_LINGER,
     ) -> None:
         self.pending = db[PENDING]
+        self.linger = linger
+        """Seconds a mark clear waits for others (`Clears`)."""
         self.sources = {c.name: c for c in sources}
         self.inline = list(inline)
         """Collections whose documents mark their own unpublished events (`inline_fields`)."""
@@ -286,35 +367,73 @@ class Outbox:
     async def settle(
         self, source: AsyncCollection[Document], doc_id: Any, events: Iterable[Event]
     ) -> list[Event]:
-        """Publish `events` that `source`'s document `doc_id` marked inline, then clear their
-        mark (`Clears`: with the clears of other documents asked for meanwhile)."""
+        """Publish `events` that `source`'s document `doc_id` marked inline, then have their
+        mark cleared (`Clears`: soon, with the clears of other documents; `drain` waits).
+        Returns those published."""
         published: list[Event] = []
+        await self._settle(source, doc_id, events, published)
+        return published
+
+    async def _settle(
+        self,
+        source: AsyncCollection[Document],
+        doc_id: Any,
+        events: Iterable[Event],
+        published: list[Event],
+    ) -> asyncio.Future[None]:
+        """`settle`, returning the future of the clear (see `Clears.later`)."""
         try:
             await self._publish_each(events, published)
         finally:
             clears = self._clears.get(source.name)
             if clears is None:
-                clears = self._clears[source.name] = Clears(source)
-            await clears.clear((doc_id, [e.id for e in published]))
-        return published
+                clears = self._clears[source.name] = Clears(source, linger=self.linger)
+            cleared = clears.later(doc_id, [e.id for e in published])
+        return cleared
+
+    def clearing(self, source: AsyncCollection[Document], doc_id: Any) -> set[str]:
+        """The ids in `doc_id`'s mark that this process published and has not cleared yet: a
+        write of the document that carries its loaded mark forward leaves these out (else a
+        clear that lands between the load and the write would be undone, and the relay would
+        publish them again)."""
+        clears = self._clears.get(source.name)
+        return clears.clearing(doc_id) if clears is not None else set()
+
+    def superseded(self, source: AsyncCollection[Document], doc_id: Any, ids: set[str]) -> None:
+        """`doc_id` was written without `ids` (`clearing`) in its mark: no clear needed."""
+        clears = self._clears.get(source.name)
+        if clears is not None and ids:
+            clears.superseded(doc_id, ids)
+
+    async def drain(self) -> None:
+        """Return once every mark clear asked for so far is written (or failed)."""
+        for clears in list(self._clears.values()):
+            await clears.drain()
 
     async def _relay_inline(self, now: datetime, cutoff: datetime, older_than: timedelta) -> int:
         count = 0
         for source in self.inline:
             cursor = source.find({INLINE_SINCE: {"$lte": _millis(now)}}).sort(INLINE_SINCE, 1)
             read = published = 0
-            async for doc in cursor.limit(RELAY_BATCH):
-                read += 1
-                since = datetime.fromtimestamp(doc[INLINE_SINCE] / 1000, UTC)
-                if since >= cutoff:
-                    due = since + older_than
-                    self.next_due = min(self.next_due or due, due)
-                    break
-                ids = set(doc.get(INLINE_PENDING, []))
-                stored = [load(e) for e in doc.get("outbox", []) if e.get("id") in ids]
-                for event in await self.settle(source, doc["_id"], stored):
-                    OUTBOX_PENDING.labels(self.service, event.type).inc()
-                    published += 1
+            cleared: set[asyncio.Future[None]] = set()
+            try:
+                async for doc in cursor.limit(RELAY_BATCH):
+                    read += 1
+                    since = datetime.fromtimestamp(doc[INLINE_SINCE] / 1000, UTC)
+                    if since >= cutoff:
+                        due = since + older_than
+                        self.next_due = min(self.next_due or due, due)
+                        break
+                    ids = set(doc.get(INLINE_PENDING, []))
+                    stored = [load(e) for e in doc.get("outbox", []) if e.get("id") in ids]
+                    sent: list[Event] = []
+                    cleared.add(await self._settle(source, doc["_id"], stored, sent))
+                    for event in sent:
+                        OUTBOX_PENDING.labels(self.service, event.type).inc()
+                        published += 1
+            finally:
+                # The next round must not read these marks again: their clears are awaited.
+                await asyncio.gather(*cleared)
             count += published
             self.backlog = self.backlog or (read == RELAY_BATCH and published > 0)
         return count
@@ -365,6 +484,15 @@ class Outbox:
         (`grace` after it was written), else every `interval` seconds. A failed round is tried
         again after `retry` seconds, doubling up to `interval`."""
         backoff = retry
+        try:
+            await self._relay_forever(interval, retry, grace, backoff)
+        finally:  # stopping: the clears asked for land before the database client closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), STOP_DRAIN_SECONDS)
+
+    async def _relay_forever(
+        self, interval: float, retry: float, grace: timedelta, backoff: float
+    ) -> None:
         while True:
             self.wake.clear()
             try:

@@ -222,13 +222,18 @@ class TaskStore:
         # to `$set` as a string and a sub-document given to `$push` as a JSON string.
         doc = to_doc(after)
         loaded: Document = {"outbox": list(before.emitted)}
-        if before.unpublished:  # still marked: the mark stays until they are published
-            loaded |= {INLINE_PENDING: list(before.unpublished)}
+        # Still marked: the mark stays until they are published, except those this process
+        # published and has not cleared yet (the clear goes after the step that published).
+        clearing = self.outbox.clearing(self.tasks, before.id)
+        unpublished = [i for i in before.unpublished if i not in clearing]
+        if unpublished:
+            loaded |= {INLINE_PENDING: unpublished}
             loaded |= {INLINE_SINCE: before.unpublished_since or 0}
         doc |= loaded | inline_set(loaded, events)
         result = await self.tasks.replace_one({"_id": before.id, "version": before.version}, doc)
         if result.matched_count != 1:
             return False
+        self.outbox.superseded(self.tasks, before.id, clearing & set(before.unpublished))
         self._count(before, after)
         return True
 

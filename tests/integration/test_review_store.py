@@ -14,6 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from services.review import handlers, mover, steps
+from services.review.domain import Task
 from services.review.roster import Officer
 from services.review.store import TaskStore, to_doc
 from services.review.upgrade import upgrade
@@ -25,7 +26,7 @@ from shared.outbox import INLINE_PENDING, INLINE_SINCE
 from shared.storage import Document
 from tests.amqp import observe
 from tests.conftest import Isolation
-from tests.factories import review_task
+from tests.factories import review_task, submitted_event
 
 pytestmark = pytest.mark.integration
 
@@ -283,6 +284,22 @@ async def test_a_queue_pages_by_due_time_stable_under_ties_and_a_chiefs_page_is_
     assert [len(p) for p in pages] == [3, 3, 2]
 
 
+async def _chief_approves(store: TaskStore) -> Task:
+    """The chief approves task t1, as the action route does."""
+    return await handlers.act(
+        "t1",
+        "approve",
+        None,
+        officer=CHIEF,
+        tasks=store,
+        workflows=WORKFLOWS,
+        calendar=CALENDAR,
+        clock=lambda: datetime.now(UTC),
+        publish=store.publish,
+        source="urn:test",
+    )
+
+
 async def test_an_officer_action_costs_three_round_trips_and_one_publish(
     isolation: Isolation,
 ) -> None:
@@ -300,18 +317,9 @@ async def test_an_officer_action_costs_three_round_trips_and_one_publish(
         await store.create(task, [])
         async with observe(isolation.amqp_url):
             with commands.record() as sent:
-                done = await handlers.act(
-                    "t1",
-                    "approve",
-                    None,
-                    officer=CHIEF,
-                    tasks=store,
-                    workflows=WORKFLOWS,
-                    calendar=CALENDAR,
-                    clock=lambda: datetime.now(UTC),
-                    publish=store.publish,
-                    source="urn:test",
-                )
+                done = await _chief_approves(store)
+                answered = list(sent)
+                await store.outbox.drain()
         raw = await store.tasks.find_one({"_id": "t1"})
     await broker.close()
     assert raw is not None and INLINE_PENDING not in raw and INLINE_SINCE not in raw
@@ -319,9 +327,47 @@ async def test_an_officer_action_costs_three_round_trips_and_one_publish(
     assert sent == [
         ("find", "tasks"),  # load the open task by key
         ("update", "tasks"),  # the step, guarded by the version, its event marked unpublished
-        ("update", "tasks"),  # published: clear the mark
+        ("update", "tasks"),  # published: clear the mark (with others asked for meanwhile)
     ]
+    assert answered == sent[:2]  # the officer has the answer before the clear is written
     assert [e.type for e in published] == ["dossier.approved"]
+
+
+async def test_a_step_that_follows_before_the_last_clear_leaves_its_ids_out_and_no_clear_goes(
+    isolation: Isolation,
+) -> None:
+    """An officer's next click often comes before the last step's clear is written (it waits
+    to go with others). The step's write leaves the published ids out of the mark it carries
+    forward, so the waiting clear has nothing left to do and is dropped: a clear that landed
+    between the load and the write is not undone, and the relay publishes nothing twice."""
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    async with counted(isolation) as (client, commands):
+        store = await _store(client, isolation, publish)
+        task = review_task(state="checking", created_at=datetime.now(UTC))
+        created = submitted_event()
+        stored, _ = await store.create(task, [created])
+        await store.publish([created])  # published; its clear waits
+        assert store.outbox.clearing(store.tasks, "t1") == {created.id}
+        with commands.record() as sent:
+            done = await _chief_approves(store)
+        stepped = [e.id for e in published[1:]]  # the action's events
+        marked = await store.tasks.find_one({"_id": "t1"})
+        assert marked is not None and marked[INLINE_PENDING] == stepped  # created left out
+        assert store.outbox.clearing(store.tasks, "t1") == set(stepped)  # its clear dropped
+        with commands.record() as cleared:
+            await store.outbox.drain()
+        raw = await store.tasks.find_one({"_id": "t1"})
+        assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
+    assert stored.unpublished == (created.id,)  # the action loaded the mark still there
+    assert done.state == "decided"
+    assert raw is not None and INLINE_PENDING not in raw and INLINE_SINCE not in raw
+    assert sent == [("find", "tasks"), ("update", "tasks")]  # load, the step
+    assert cleared == [("update", "tasks")]  # one clear, exactly the step's events
+    assert [e.type for e in published][:2] == ["dossier.submitted", "dossier.approved"]
 
 
 async def test_a_database_of_the_old_shape_is_upgraded_once_at_start(

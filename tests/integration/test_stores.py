@@ -21,7 +21,7 @@ from shared.contracts import (
     Event,
 )
 from shared.messaging import Broker
-from shared.outbox import RELAY_BATCH, Outbox, inline_fields, inline_set, outbox_fields
+from shared.outbox import RELAY_BATCH, Clears, Outbox, inline_fields, inline_set, outbox_fields
 from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
@@ -197,6 +197,8 @@ async def test_the_outbox_relay_publishes_what_an_inline_write_left_marked(
         await things.insert_one({"_id": "a", **inline_fields([first])})
         before = _commands_of(service)
         assert await outbox.settle(things, "a", [first]) == [first]
+        assert _commands_of(service) == before  # the clear is off the step's path
+        await outbox.drain()
         assert _commands_of(service) == before + 1  # one update clears the only mark
         doc = await things.find_one({"_id": "a"})
         assert doc is not None and "outbox_pending" not in doc and "outbox_pending_since" not in doc
@@ -249,6 +251,7 @@ async def test_clears_asked_for_at_once_go_in_one_write_and_a_mark_holding_more_
             outbox.settle(things, "twice", [y]),
         )
         assert settled == [[e] for e in events] + [[x], [y]]
+        await outbox.drain()
         # All 22 clears are asked for before the first write goes: one bulk update (the two
         # of "twice" as one); then one read finds d5's mark holding more, and one update pulls
         # its published id.
@@ -261,6 +264,77 @@ async def test_clears_asked_for_at_once_go_in_one_write_and_a_mark_holding_more_
     finally:
         await client.drop_database(isolation.database("clears"))
         await client.close()
+
+
+async def test_a_clear_that_fails_is_logged_and_its_mark_left_to_the_relay(
+    isolation: Isolation, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The clear runs after the step answered: its failure reaches no caller. The mark stays,
+    so the relay publishes the event again (consumers deduplicate by id) and clears it."""
+    _, client, things, published, outbox = _inline_outbox(isolation, "clearfails")
+    try:
+        event = submitted_event()
+        await things.insert_one({"_id": "a", **inline_fields([event])})
+        write = Clears._write
+        failures = [RuntimeError("the database went away")]
+
+        async def failing_once(self: Clears, batch: list[tuple[Any, list[str]]]) -> None:
+            if failures:
+                raise failures.pop()
+            await write(self, batch)
+
+        monkeypatch.setattr(Clears, "_write", failing_once)
+        assert await outbox.settle(things, "a", [event]) == [event]  # no error for the step
+        await outbox.drain()
+        assert "clearing 1 outbox mark(s) in things failed" in caplog.text
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and doc["outbox_pending"] == [event.id]  # left to the relay
+        assert await outbox.relay_once(older_than=timedelta(0)) == 1
+        assert [e.id for e in published] == [event.id, event.id]
+        doc = await things.find_one({"_id": "a"})
+        assert doc is not None and "outbox_pending" not in doc  # the relay awaited its clear
+        assert await outbox.relay_once(older_than=timedelta(0)) == 0
+    finally:
+        await client.drop_database(isolation.database("clearfails"))
+        await client.close()
+
+
+async def test_a_stopping_relay_writes_the_clears_asked_for_before_it_ends(
+    isolation: Isolation,
+) -> None:
+    """A service stops by cancelling its relay, then closes its database client: the clears
+    still waiting are written first, so the next start publishes nothing twice."""
+    service, client, things, published, _ = _inline_outbox(isolation, "clearstop")
+    outbox = Outbox(
+        things.database,
+        published_to(published),
+        service=service,
+        sources=[],
+        inline=[things],
+        linger=0.5,
+    )
+    try:
+        events = [submitted_event() for _ in range(3)]
+        for i, event in enumerate(events):
+            await things.insert_one({"_id": f"d{i}", **inline_fields([event])})
+        relay = asyncio.create_task(outbox.run(60))
+        await asyncio.sleep(0.2)  # its first round: the marks are too young
+        for i, event in enumerate(events):
+            assert await outbox.settle(things, f"d{i}", [event]) == [event]
+        assert await things.count_documents({"outbox_pending": {"$exists": True}}) == 3
+        relay.cancel()  # long before the clears' half-second linger is over
+        await asyncio.gather(relay, return_exceptions=True)
+        assert await things.count_documents({"outbox_pending": {"$exists": True}}) == 0
+    finally:
+        await client.drop_database(isolation.database("clearstop"))
+        await client.close()
+
+
+def published_to(published: list[Event]) -> Callable[[Event], Any]:
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    return publish
 
 
 async def test_the_outbox_relay_drains_a_backlog_larger_than_a_batch_at_once(
