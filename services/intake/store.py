@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -41,7 +41,7 @@ from shared.outbox import (
     inline_indexes,
     outbox_fields,
 )
-from shared.storage import Document, Indexes, ensure_indexes
+from shared.storage import Coalesced, Document, Indexes, ensure_indexes
 
 log = logging.getLogger(__name__)
 COUNTER_DAYS = timedelta(days=3)  # a day's counter outlives the day in every time zone
@@ -163,11 +163,20 @@ def step_key(event_id: str) -> str:
     )
 
 
+class _AlreadyRecorded(Exception):
+    """add_step's outcome: the step was recorded before (a redelivery)."""
+
+
+class _NoSuchDossier(Exception):
+    """add_step's outcome: no dossier has that code."""
+
+
 class DossierStore:
     """Dossiers keyed by their code; each document carries its steps and the events it emitted."""
 
     def __init__(self, db: AsyncDatabase[Document], publish: Publish) -> None:
         self.dossiers = db["dossiers"]
+        self._steps = Coalesced(self._add_steps)  # review's steps, written together (add_step)
         self.counters = db["counters"]
         # `statuses`: pointers written before the upgrade name it; its documents keep their events.
         # A new dossier marks its events unpublished in its own insert (the inline scheme); a
@@ -272,18 +281,45 @@ class DossierStore:
 
     async def add_step(self, code: str, step: Step, *, unit_id: str | None = None) -> bool | None:
         """Record that the dossier reached `step` (once per event id), and the unit that
-        receives it if the step names one (its assignment): True if recorded now, False if it
-        was already, None if there is no such dossier."""
-        key = f"steps.{step_key(step.event_id)}"
-        changes: Document = {key: _step_field(step), "updated_at": utcnow()}
-        if unit_id is not None:
-            changes.update(unit_id=unit_id, unit_since=unit_since(step.at))
-        result = await self.dossiers.update_one(
-            {"_id": code, key: {"$exists": False}}, {"$set": changes, "$inc": {"version": 1}}
-        )
-        if result.matched_count:
-            return True
-        return await self._known(code)
+        receives it if the step names one (its assignment): True if recorded (now; or, in a
+        batch, possibly before: a redelivery), False if it was already (known alone), None if
+        there is no such dossier.
+
+        The steps asked for while one write is under way go together (`Coalesced`): one
+        unordered bulk update, and one read by key of those that did not match, instead of a
+        keyed write each (review's events for different dossiers arrive at once under load)."""
+        try:
+            await self._steps((code, step, unit_id))
+        except _AlreadyRecorded:
+            return False
+        except _NoSuchDossier:
+            return None
+        return True
+
+    async def _add_steps(
+        self, steps: list[tuple[str, Step, str | None]]
+    ) -> list[BaseException | None]:
+        def update(code: str, step: Step, unit_id: str | None) -> tuple[Document, Document]:
+            key = f"steps.{step_key(step.event_id)}"
+            changes: Document = {key: _step_field(step), "updated_at": utcnow()}
+            if unit_id is not None:
+                changes.update(unit_id=unit_id, unit_since=unit_since(step.at))
+            return {"_id": code, key: {"$exists": False}}, {"$set": changes, "$inc": {"version": 1}}
+
+        if len(steps) == 1:
+            alone = await self.dossiers.update_one(*update(*steps[0]))
+            if alone.matched_count:
+                return [None]
+            known = await self._known(steps[0][0])
+            return [_AlreadyRecorded() if known is False else _NoSuchDossier()]
+        ops = [UpdateOne(*update(*step)) for step in steps]
+        result = await self.dossiers.bulk_write(ops, ordered=False)
+        if result.matched_count == len(steps):
+            return [None] * len(steps)
+        # Some did not match: a redelivered step (recorded before), or no such dossier.
+        codes = list(dict.fromkeys(code for code, _, _ in steps))
+        found = {d["_id"] async for d in self.dossiers.find({"_id": {"$in": codes}}, {"_id": 1})}
+        return [None if code in found else _NoSuchDossier() for code, _, _ in steps]
 
     async def set_unit(self, code: str, unit_id: str, at: datetime) -> bool | None:
         """Record the unit that holds the dossier's task since `at` (a claim, release or

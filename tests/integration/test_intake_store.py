@@ -90,6 +90,42 @@ async def test_a_series_counted_from_scratch_skips_the_codes_already_taken(
     assert dossier.code == "G01.99-261128-0003"
 
 
+async def test_steps_arriving_at_once_go_in_one_write_and_an_unknown_dossier_is_told(
+    counted: tuple[Intake, Commands],
+) -> None:
+    """Review's events for many dossiers arrive at once under load: the steps asked for while
+    a write is under way go in one unordered bulk update. A batch in which some did not match
+    costs one read by key more, which tells an unknown dossier (None) from a redelivered step
+    (recorded before: True, which only a step written alone tells apart, as False)."""
+    intake, commands = counted
+    assert isinstance(intake.dossiers, DossierStore)
+    store = intake.dossiers
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    codes = []
+    for _ in range(6):
+        dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
+        codes.append(dossier.code)
+    await store.outbox.drain()
+    assert await store.add_step(codes[0], Step("e0", "assigned", t0)) is True
+    commands.take()
+    first = asyncio.create_task(store.add_step(codes[1], Step("e1", "assigned", t0)))
+    steps = store._steps
+    while steps.sender is None or steps.sender.done() or steps.queued:  # noqa: ASYNC110
+        await asyncio.sleep(0)  # until its write is under way: the next ones go together
+    together = await asyncio.gather(
+        *(store.add_step(code, Step(f"e{i}", "assigned", t0)) for i, code in enumerate(codes)),
+        store.add_step("G01.99-261128-9999", Step("e9", "assigned", t0)),
+    )
+    assert await first is True
+    assert together == [True] * 6 + [None]  # e0 and e1 again: redeliveries, recorded before
+    sent = [(name, collection) for name, collection, _ in commands.take()]
+    assert sent == [("update", "dossiers"), ("update", "dossiers"), ("find", "dossiers")]
+    for i, code in enumerate(codes):
+        found = await store.get(code, with_outbox=False)
+        assert found is not None and found.status == "assigned"
+        assert [h["status"] for h in found.history] == ["submitted", "assigned"], i
+
+
 async def test_status_follows_events_whatever_their_arrival_order(
     mongo: AsyncMongoClient[Document], isolation: Isolation
 ) -> None:
