@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -128,16 +129,20 @@ CLEAR_LIMIT = 30.0  # seconds a clearing write may take (the driver sets no time
 STOP_DRAIN_SECONDS = 2.0  # how long a stopping relay waits for the clears asked for
 
 
-def _resolve(future: asyncio.Future[None] | None) -> None:
+class ClearsFailed(Exception):
+    """A relay round's mark clears failed: the round fails, and the relay backs off."""
+
+
+def _resolve(future: asyncio.Future[bool] | None, written: bool) -> None:
     if future is not None and not future.done():
-        future.set_result(None)
+        future.set_result(written)
 
 
 class Clears:
     """The mark clears of one collection's documents, sent together off the steps' path: a
-    clear asked for waits `linger` seconds for others, then all go in one unordered bulk
-    `update` (500 at most). Under load a step's clear costs a share of one round trip, and no
-    step waits for it.
+    clear asked for waits `linger` seconds for others, then all go in unordered bulk
+    `update`s (500 at most each). Under load a step's clear costs a share of one round trip,
+    and no step waits for it.
 
     A clear unsets the mark if it holds exactly the published ids (one update); if it holds
     more (a later write marked others meanwhile), only those ids are pulled, and the relay
@@ -147,27 +152,29 @@ class Clears:
         self.source = source
         self.linger = linger
         self.waiting: list[tuple[Any, list[str]]] = []
-        self.gathering: asyncio.Future[None] | None = None
-        """Resolved once the clears waiting now are written (or their write failed)."""
-        self.writing: asyncio.Future[None] | None = None  # the batch being written, likewise
-        self.in_flight: list[tuple[Any, list[str]]] = []  # its clears
+        self.gathering: asyncio.Future[bool] | None = None
+        """Resolved once the clears waiting now are written (True) or failed (False)."""
+        self.writing: asyncio.Future[bool] | None = None  # the batch being written, likewise
         self.sender: asyncio.Task[None] | None = None
+        self.published: OrderedDict[Any, set[str]] = OrderedDict()
+        """Document → the ids of its mark this process published (the latest `MARKED_KEPT`
+        documents), whether or not their clear is written yet."""
 
-    def later(self, doc_id: Any, ids: list[str]) -> asyncio.Future[None]:
-        """Clear the mark of `doc_id` soon; the returned future resolves once that is done
-        (or failed: the relay sees to it then), and never raises."""
+    def later(self, doc_id: Any, ids: list[str]) -> asyncio.Future[bool]:
+        """Clear the mark of `doc_id` soon; the returned future tells once that is written
+        (True) or failed (False: the relay sees to it), and never raises."""
         loop = asyncio.get_running_loop()
+        if ids:
+            self.published.setdefault(doc_id, set()).update(ids)
+            self.published.move_to_end(doc_id)
+            while len(self.published) > MARKED_KEPT:
+                self.published.popitem(last=False)
         if self.gathering is None:
             self.gathering = loop.create_future()
         self.waiting.append((doc_id, ids))
         if self.sender is None or self.sender.done():
             self.sender = loop.create_task(self._send_all(), name=f"clears-{self.source.name}")
         return self.gathering
-
-    def clearing(self, doc_id: Any) -> set[str]:
-        """The ids of `doc_id`'s mark whose clear is asked for and not yet written."""
-        held = (ids for d, ids in self.waiting + self.in_flight if d == doc_id)
-        return {i for ids in held for i in ids}
 
     def superseded(self, doc_id: Any, ids: set[str]) -> None:
         """`doc_id` was written again without `ids` in its mark: their clears still waiting
@@ -186,29 +193,33 @@ class Clears:
                 await asyncio.sleep(self.linger)
                 batch, done = self.waiting, self.gathering
                 self.waiting, self.gathering, self.writing = [], None, done
-                self.in_flight = batch
-                if not batch:
-                    _resolve(done)  # every clear waiting was superseded
-                    continue
+                written = True
                 try:
                     for at in range(0, len(batch), CLEARS_AT_ONCE):
-                        async with asyncio.timeout(CLEAR_LIMIT):
-                            await self._write(batch[at : at + CLEARS_AT_ONCE])
-                except Exception:
-                    log.warning(
-                        "clearing %d outbox mark(s) in %s failed; the relay will publish and "
-                        "clear them",
-                        len(batch),
-                        self.source.name,
-                        exc_info=True,
-                    )
+                        chunk = batch[at : at + CLEARS_AT_ONCE]
+                        written = await self._write_chunk(chunk) and written  # each is tried
                 finally:
-                    _resolve(done)
-                    self.writing, self.in_flight = None, []
+                    _resolve(done, written)
+                    self.writing = None
         finally:  # cancelled (the loop stops): nobody is left waiting, the relay sees to them
-            _resolve(self.gathering)
+            _resolve(self.gathering, False)
             self.gathering = None
             self.waiting = []
+
+    async def _write_chunk(self, chunk: list[tuple[Any, list[str]]]) -> bool:
+        """Write one chunk of clears; False (logged) if that failed."""
+        try:
+            async with asyncio.timeout(CLEAR_LIMIT):
+                await self._write(chunk)
+        except Exception:
+            log.warning(
+                "clearing %d outbox mark(s) in %s failed; the relay will publish and clear them",
+                len(chunk),
+                self.source.name,
+                exc_info=True,
+            )
+            return False
+        return True
 
     async def _write(self, batch: list[tuple[Any, list[str]]]) -> None:
         unset = {"$unset": {INLINE_PENDING: "", INLINE_SINCE: ""}}
@@ -380,7 +391,7 @@ class Outbox:
         doc_id: Any,
         events: Iterable[Event],
         published: list[Event],
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[bool]:
         """`settle`, returning the future of the clear (see `Clears.later`)."""
         try:
             await self._publish_each(events, published)
@@ -391,16 +402,16 @@ class Outbox:
             cleared = clears.later(doc_id, [e.id for e in published])
         return cleared
 
-    def clearing(self, source: AsyncCollection[Document], doc_id: Any) -> set[str]:
-        """The ids in `doc_id`'s mark that this process published and has not cleared yet: a
-        write of the document that carries its loaded mark forward leaves these out (else a
-        clear that lands between the load and the write would be undone, and the relay would
+    def published(self, source: AsyncCollection[Document], doc_id: Any) -> set[str]:
+        """The ids in `doc_id`'s mark that this process published (its clear written or not):
+        a write of the document that carries its loaded mark forward leaves these out (else a
+        clear that landed between the load and the write would be undone, and the relay would
         publish them again)."""
         clears = self._clears.get(source.name)
-        return clears.clearing(doc_id) if clears is not None else set()
+        return set(clears.published.get(doc_id, ())) if clears is not None else set()
 
     def superseded(self, source: AsyncCollection[Document], doc_id: Any, ids: set[str]) -> None:
-        """`doc_id` was written without `ids` (`clearing`) in its mark: no clear needed."""
+        """`doc_id` was written without `ids` (`published`) in its mark: no clear needed."""
         clears = self._clears.get(source.name)
         if clears is not None and ids:
             clears.superseded(doc_id, ids)
@@ -415,7 +426,7 @@ class Outbox:
         for source in self.inline:
             cursor = source.find({INLINE_SINCE: {"$lte": _millis(now)}}).sort(INLINE_SINCE, 1)
             read = published = 0
-            cleared: set[asyncio.Future[None]] = set()
+            cleared: set[asyncio.Future[bool]] = set()
             try:
                 async for doc in cursor.limit(RELAY_BATCH):
                     read += 1
@@ -433,7 +444,9 @@ class Outbox:
                         published += 1
             finally:
                 # The next round must not read these marks again: their clears are awaited.
-                await asyncio.gather(*cleared)
+                written = await asyncio.gather(*(asyncio.shield(f) for f in cleared))
+            if not all(written):  # a round that republishes would loop: back off instead
+                raise ClearsFailed(f"clearing the marks of {source.name} failed")
             count += published
             self.backlog = self.backlog or (read == RELAY_BATCH and published > 0)
         return count

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.faults import FaultPoints
 from shared.messaging import Broker, Consumer, Handler
-from shared.outbox import Outbox
+from shared.outbox import STOP_DRAIN_SECONDS, Outbox
 from shared.settings import ServiceSettings
 from shared.storage import Document, mongo_client, ping
 
@@ -28,6 +28,7 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     faults: FaultPoints
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    outboxes: list[Outbox] = field(default_factory=list)
 
     @property
     def db(self) -> AsyncDatabase[Document]:
@@ -43,6 +44,7 @@ class Runtime:
     def relay(self, outbox: Outbox) -> None:
         """Keep publishing what `outbox` left unpublished, until shutdown."""
         interval = self.settings.shared.outbox_interval_seconds
+        self.outboxes.append(outbox)
         self.background(outbox.run(interval), "outbox-relay")
 
     async def consume(self, queue: str, bindings: list[str], handle: Handler) -> Consumer:
@@ -89,4 +91,9 @@ async def runtime(settings: ServiceSettings) -> AsyncIterator[Runtime]:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         await broker.close()
+        # Consumers settled steps until the broker closed: their mark clears land first (any
+        # left over are the relay's at the next start).
+        for outbox in rt.outboxes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(outbox.drain(), STOP_DRAIN_SECONDS)
         await rt.mongo.close()

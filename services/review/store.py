@@ -223,9 +223,9 @@ class TaskStore:
         doc = to_doc(after)
         loaded: Document = {"outbox": list(before.emitted)}
         # Still marked: the mark stays until they are published, except those this process
-        # published and has not cleared yet (the clear goes after the step that published).
-        clearing = self.outbox.clearing(self.tasks, before.id)
-        unpublished = [i for i in before.unpublished if i not in clearing]
+        # published (their clear goes after the step that published them, or went already).
+        published = self.outbox.published(self.tasks, before.id)
+        unpublished = [i for i in before.unpublished if i not in published]
         if unpublished:
             loaded |= {INLINE_PENDING: unpublished}
             loaded |= {INLINE_SINCE: before.unpublished_since or 0}
@@ -233,7 +233,7 @@ class TaskStore:
         result = await self.tasks.replace_one({"_id": before.id, "version": before.version}, doc)
         if result.matched_count != 1:
             return False
-        self.outbox.superseded(self.tasks, before.id, clearing & set(before.unpublished))
+        self.outbox.superseded(self.tasks, before.id, published & set(before.unpublished))
         self._count(before, after)
         return True
 

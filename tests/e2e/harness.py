@@ -48,7 +48,7 @@ class Mailbox:
             parsed = message_from_bytes(content, policy=policy.default)
             assert isinstance(parsed, EmailMessage)
             self._parsed.append(parsed)
-        return self._parsed
+        return list(self._parsed)  # a copy: `clear` is how to forget them
 
     def clear(self) -> None:
         """Forget the messages received so far."""

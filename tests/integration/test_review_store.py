@@ -350,14 +350,16 @@ async def test_a_step_that_follows_before_the_last_clear_leaves_its_ids_out_and_
         task = review_task(state="checking", created_at=datetime.now(UTC))
         created = submitted_event()
         stored, _ = await store.create(task, [created])
+        store.outbox.linger = 2.0  # its clear waits longer than the action takes, however slow
         await store.publish([created])  # published; its clear waits
-        assert store.outbox.clearing(store.tasks, "t1") == {created.id}
+        assert store.outbox.published(store.tasks, "t1") == {created.id}
         with commands.record() as sent:
             done = await _chief_approves(store)
         stepped = [e.id for e in published[1:]]  # the action's events
         marked = await store.tasks.find_one({"_id": "t1"})
         assert marked is not None and marked[INLINE_PENDING] == stepped  # created left out
-        assert store.outbox.clearing(store.tasks, "t1") == set(stepped)  # its clear dropped
+        clears = store.outbox._clears["tasks"]
+        assert [ids for _, ids in clears.waiting] == [stepped]  # the created one's was dropped
         with commands.record() as cleared:
             await store.outbox.drain()
         raw = await store.tasks.find_one({"_id": "t1"})
@@ -368,6 +370,34 @@ async def test_a_step_that_follows_before_the_last_clear_leaves_its_ids_out_and_
     assert sent == [("find", "tasks"), ("update", "tasks")]  # load, the step
     assert cleared == [("update", "tasks")]  # one clear, exactly the step's events
     assert [e.type for e in published][:2] == ["dossier.submitted", "dossier.approved"]
+
+
+async def test_a_clear_that_lands_between_a_steps_load_and_its_write_is_not_undone(
+    mongo: AsyncMongoClient[Document], isolation: Isolation
+) -> None:
+    """The step loaded the task while its mark still held a published event; the clear
+    landed before the step's write (a slow decision). The write must not mark it again, or
+    the relay would publish it a second time."""
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    store = await _store(mongo, isolation, publish)
+    created = submitted_event()
+    await store.create(review_task(state="checking", created_at=datetime.now(UTC)), [created])
+    await store.publish([created])
+    before = await store.load("t1")
+    assert before is not None and before.unpublished == (created.id,)
+    await store.outbox.drain()  # the clear lands
+    decided = steps.take_action(
+        before, ONE, CHIEF, "approve", None, now=datetime.now(UTC), calendar=CALENDAR, source="s"
+    )
+    assert await store.save(before, replace(decided, events=[]))
+    raw = await store.tasks.find_one({"_id": "t1"})
+    assert raw is not None and INLINE_PENDING not in raw and INLINE_SINCE not in raw
+    assert await store.outbox.relay_once(older_than=timedelta(0)) == 0
+    assert published == [created]
 
 
 async def test_a_database_of_the_old_shape_is_upgraded_once_at_start(

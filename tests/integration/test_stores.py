@@ -21,7 +21,15 @@ from shared.contracts import (
     Event,
 )
 from shared.messaging import Broker
-from shared.outbox import RELAY_BATCH, Clears, Outbox, inline_fields, inline_set, outbox_fields
+from shared.outbox import (
+    RELAY_BATCH,
+    Clears,
+    ClearsFailed,
+    Outbox,
+    inline_fields,
+    inline_set,
+    outbox_fields,
+)
 from shared.storage import Document, mongo_client
 from tests.amqp import observe
 from tests.conftest import Isolation
@@ -296,6 +304,28 @@ async def test_a_clear_that_fails_is_logged_and_its_mark_left_to_the_relay(
         assert await outbox.relay_once(older_than=timedelta(0)) == 0
     finally:
         await client.drop_database(isolation.database("clearfails"))
+        await client.close()
+
+
+async def test_a_relay_round_whose_clears_fail_fails_so_that_the_relay_backs_off(
+    isolation: Isolation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads served, writes refused: a round that published but could not clear would read
+    the same marks again at once (a backlog) and publish them again and again."""
+    _, client, things, published, outbox = _inline_outbox(isolation, "clearsdown")
+    try:
+        event = submitted_event()
+        await things.insert_one({"_id": "a", **inline_fields([event])})
+
+        async def refused(self: Clears, batch: list[tuple[Any, list[str]]]) -> None:
+            raise RuntimeError("not writable")
+
+        monkeypatch.setattr(Clears, "_write", refused)
+        with pytest.raises(ClearsFailed):
+            await outbox.relay_once(older_than=timedelta(0))
+        assert [e.id for e in published] == [event.id]  # published once, then the round failed
+    finally:
+        await client.drop_database(isolation.database("clearsdown"))
         await client.close()
 
 
