@@ -188,21 +188,27 @@ class Clears:
             await asyncio.shield(last)
 
     async def _send_all(self) -> None:
+        finished = False
         try:
             while self.waiting:
                 await asyncio.sleep(self.linger)
                 batch, done = self.waiting, self.gathering
                 self.waiting, self.gathering, self.writing = [], None, done
-                written = True
+                chunks = [
+                    batch[at : at + CLEARS_AT_ONCE] for at in range(0, len(batch), CLEARS_AT_ONCE)
+                ]
+                written = False  # unless every chunk is (each is tried)
                 try:
-                    for at in range(0, len(batch), CLEARS_AT_ONCE):
-                        chunk = batch[at : at + CLEARS_AT_ONCE]
-                        written = await self._write_chunk(chunk) and written  # each is tried
+                    written = all([await self._write_chunk(chunk) for chunk in chunks])
                 finally:
                     _resolve(done, written)
                     self.writing = None
-        finally:  # cancelled (the loop stops): nobody is left waiting, the relay sees to them
-            _resolve(self.gathering, False)
+            finished = True
+        finally:
+            # Ended with nothing waiting: a batch asked for and then superseded while another
+            # was written has nothing left to write. Cancelled (the loop stops): nobody is left
+            # waiting, the relay sees to the rest.
+            _resolve(self.gathering, finished)
             self.gathering = None
             self.waiting = []
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 from services.intake.domain import Access, Dossier, code_series, dossier_code
 from services.intake.idempotency import KeyRecord
@@ -313,13 +313,27 @@ class DossierStore:
             known = await self._known(steps[0][0])
             return [_AlreadyRecorded() if known is False else _NoSuchDossier()]
         ops = [UpdateOne(*update(*step)) for step in steps]
-        result = await self.dossiers.bulk_write(ops, ordered=False)
-        if result.matched_count == len(steps):
-            return [None] * len(steps)
+        outcomes: list[BaseException | None] = [None] * len(steps)
+        try:
+            matched = (await self.dossiers.bulk_write(ops, ordered=False)).matched_count
+        except BulkWriteError as exc:  # the others are written: only those refused fail
+            if exc.details.get("writeConcernErrors"):
+                raise
+            for error in exc.details.get("writeErrors", []):
+                outcomes[error["index"]] = WriteError(
+                    error.get("errmsg", "refused"), error.get("code"), error
+                )
+            matched = int(exc.details.get("nMatched", 0))
+        written = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if matched == len(written):
+            return outcomes
         # Some did not match: a redelivered step (recorded before), or no such dossier.
-        codes = list(dict.fromkeys(code for code, _, _ in steps))
+        codes = list(dict.fromkeys(steps[i][0] for i in written))
         found = {d["_id"] async for d in self.dossiers.find({"_id": {"$in": codes}}, {"_id": 1})}
-        return [None if code in found else _NoSuchDossier() for code, _, _ in steps]
+        for i in written:
+            if steps[i][0] not in found:
+                outcomes[i] = _NoSuchDossier()
+        return outcomes
 
     async def set_unit(self, code: str, unit_id: str, at: datetime) -> bool | None:
         """Record the unit that holds the dossier's task since `at` (a claim, release or

@@ -16,6 +16,7 @@ from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import WriteError
 
 from services.intake import handlers
 from services.intake.attachments import CHUNK_BYTES, AttachmentStore
@@ -109,9 +110,7 @@ async def test_steps_arriving_at_once_go_in_one_write_and_an_unknown_dossier_is_
     assert await store.add_step(codes[0], Step("e0", "assigned", t0)) is True
     commands.take()
     first = asyncio.create_task(store.add_step(codes[1], Step("e1", "assigned", t0)))
-    steps = store._steps
-    while steps.sender is None or steps.sender.done() or steps.queued:  # noqa: ASYNC110
-        await asyncio.sleep(0)  # until its write is under way: the next ones go together
+    await _write_under_way(store)
     together = await asyncio.gather(
         *(store.add_step(code, Step(f"e{i}", "assigned", t0)) for i, code in enumerate(codes)),
         store.add_step("G01.99-261128-9999", Step("e9", "assigned", t0)),
@@ -124,6 +123,43 @@ async def test_steps_arriving_at_once_go_in_one_write_and_an_unknown_dossier_is_
         found = await store.get(code, with_outbox=False)
         assert found is not None and found.status == "assigned"
         assert [h["status"] for h in found.history] == ["submitted", "assigned"], i
+
+
+async def _write_under_way(store: DossierStore) -> None:
+    """Return once a step's write is under way: the steps asked for next go together."""
+    steps = store._steps
+    async with asyncio.timeout(5):
+        while steps.sender is None or steps.sender.done() or steps.queued:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+
+
+async def test_a_step_the_database_refuses_fails_alone_in_its_batch(
+    counted: tuple[Intake, Commands],
+) -> None:
+    """One refused update of an unordered bulk write (here a dossier whose version is not a
+    number) fails its own caller; the others of its batch are written and told so, and are not
+    retried as failures."""
+    intake, _ = counted
+    assert isinstance(intake.dossiers, DossierStore)
+    store = intake.dossiers
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    codes = []
+    for _ in range(3):
+        dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
+        codes.append(dossier.code)
+    await store.dossiers.update_one({"_id": codes[1]}, {"$set": {"version": "x"}})
+    first = asyncio.create_task(store.add_step(codes[0], Step("e0", "assigned", t0)))
+    await _write_under_way(store)
+    together = await asyncio.gather(
+        *(store.add_step(code, Step(f"f{i}", "assigned", t0)) for i, code in enumerate(codes)),
+        return_exceptions=True,
+    )
+    assert await first is True
+    assert together[0] is True and together[2] is True
+    assert isinstance(together[1], WriteError)  # its own failure, retried by the consumer
+    for code in (codes[0], codes[2]):
+        found = await store.get(code, with_outbox=False)
+        assert found is not None and found.status == "assigned"
 
 
 async def test_status_follows_events_whatever_their_arrival_order(

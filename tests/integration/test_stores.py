@@ -329,6 +329,25 @@ async def test_a_relay_round_whose_clears_fail_fails_so_that_the_relay_backs_off
         await client.close()
 
 
+async def test_clears_all_superseded_count_as_written(isolation: Isolation) -> None:
+    """A clear dropped because the document was written again without those ids has nothing
+    left to do: whoever waits for it (a relay round) is told it is done, not failed."""
+    _, client, things, _, _ = _inline_outbox(isolation, "superseded")
+    try:
+        clears = Clears(things, linger=0.05)
+        alone = clears.later("a", ["e1"])
+        clears.superseded("a", {"e1"})
+        assert await alone is True
+        writing = clears.later("b", ["e2"])  # b's clear is written while c's waits
+        await asyncio.sleep(0.06)
+        dropped = clears.later("c", ["e3"])
+        clears.superseded("c", {"e3"})
+        assert await writing is True and await dropped is True
+    finally:
+        await client.drop_database(isolation.database("superseded"))
+        await client.close()
+
+
 async def test_a_stopping_relay_writes_the_clears_asked_for_before_it_ends(
     isolation: Isolation,
 ) -> None:
