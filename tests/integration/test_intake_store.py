@@ -99,13 +99,7 @@ async def test_steps_arriving_at_once_go_in_one_write_and_an_unknown_dossier_is_
     costs one read by key more, which tells an unknown dossier (None) from a redelivered step
     (recorded before: True, which only a step written alone tells apart, as False)."""
     intake, commands = counted
-    assert isinstance(intake.dossiers, DossierStore)
-    store = intake.dossiers
-    t0 = datetime.now(UTC).replace(microsecond=0)
-    codes = []
-    for _ in range(6):
-        dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
-        codes.append(dossier.code)
+    store, t0, codes = await _new_dossiers(intake, 6)
     await store.outbox.drain()
     assert await store.add_step(codes[0], Step("e0", "assigned", t0)) is True
     commands.take()
@@ -125,6 +119,17 @@ async def test_steps_arriving_at_once_go_in_one_write_and_an_unknown_dossier_is_
         assert [h["status"] for h in found.history] == ["submitted", "assigned"], i
 
 
+async def _new_dossiers(intake: Intake, n: int) -> tuple[DossierStore, datetime, list[str]]:
+    """`n` dossiers submitted now: their store, the moment, their codes."""
+    assert isinstance(intake.dossiers, DossierStore)
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    codes = []
+    for _ in range(n):
+        dossier, _ = await intake.dossiers.add_new("G01.99", date(2026, 11, 28), _builder(t0))
+        codes.append(dossier.code)
+    return intake.dossiers, t0, codes
+
+
 async def _write_under_way(store: DossierStore) -> None:
     """Return once a step's write is under way: the steps asked for next go together."""
     steps = store._steps
@@ -140,13 +145,7 @@ async def test_a_step_the_database_refuses_fails_alone_in_its_batch(
     number) fails its own caller; the others of its batch are written and told so, and are not
     retried as failures."""
     intake, _ = counted
-    assert isinstance(intake.dossiers, DossierStore)
-    store = intake.dossiers
-    t0 = datetime.now(UTC).replace(microsecond=0)
-    codes = []
-    for _ in range(3):
-        dossier, _ = await store.add_new("G01.99", date(2026, 11, 28), _builder(t0))
-        codes.append(dossier.code)
+    store, t0, codes = await _new_dossiers(intake, 3)
     await store.dossiers.update_one({"_id": codes[1]}, {"$set": {"version": "x"}})
     first = asyncio.create_task(store.add_step(codes[0], Step("e0", "assigned", t0)))
     await _write_under_way(store)
