@@ -6,6 +6,12 @@ holding it is written (or fails with the write's error, so the message is retrie
 unwritten). A batch is written when it reaches `size` records or its first record has waited
 `wait` seconds, whichever comes first; one write is in flight at a time. A write that stored
 some of its documents raises `PartialWrite` naming the others: only their handlers fail.
+
+A write is bounded by `limit` seconds (the driver sets no timeout once connected): one that
+waits forever for the database's reply (a chaos run caught one after a database restart, its
+message held unacknowledged for good) fails its batch, whose messages are retried; a record
+written twice is the same record (its `_id` is the event's). If the batcher itself is
+cancelled, every handler still waiting is cancelled with it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
 Written = Callable[[list[dict[str, Any]]], None]
+WRITE_LIMIT = 30.0  # seconds a batch's write may take
 
 
 class PartialWrite(Exception):
@@ -32,9 +39,16 @@ class PartialWrite(Exception):
 
 class Batcher:
     def __init__(
-        self, write: Write, *, size: int, wait: float, written: Written | None = None
+        self,
+        write: Write,
+        *,
+        size: int,
+        wait: float,
+        written: Written | None = None,
+        limit: float = WRITE_LIMIT,
     ) -> None:
         self.write = write
+        self.limit = limit
         self.written = written  # told of each batch once it is written (some of it, at least)
         self.size = size
         self.wait = wait
@@ -63,7 +77,8 @@ class Batcher:
                 self._full.set()
             docs = [doc for doc, _ in batch]
             try:
-                await self.write(docs)
+                async with asyncio.timeout(self.limit):
+                    await self.write(docs)
             except PartialWrite as exc:
                 log.warning("%d of a batch of %d records failed", len(exc.failed), len(batch))
                 self.batches += 1
@@ -79,6 +94,11 @@ class Batcher:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+            except BaseException:  # cancelled: nobody is left waiting for a write not coming
+                for _, future in batch + self._items:
+                    future.cancel()
+                self._items = []
+                raise
             else:
                 self.batches += 1
                 self._tell(docs)
